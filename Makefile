@@ -1,0 +1,28 @@
+# The README's two commands:  `make run`  (serve on the offline model)  and  `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TSTAMP := $(VENV)/.installed-test
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(TSTAMP): $(STAMP) pyproject.toml scripts/install-test-deps
+	$(PY) -m pip install --quiet -e '.[test]'
+	scripts/install-test-deps
+	touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/rtproxy serve --config config.toml
+
+test: $(TSTAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

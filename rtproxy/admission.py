@@ -1,0 +1,198 @@
+"""Who may open which realtime session: a pure function of the handshake request.
+
+``admit(request, keys, config)`` returns an :class:`Admission` or a :class:`Rejection`; it does
+no I/O, so both listeners call it the same way and tests feed it plain values.
+
+Credentials are read in this order: ``Authorization: Bearer <key>``, ``api-key: <key>``, the
+subprotocol ``openai-insecure-api-key.<key>``. A client that authenticates through subprotocols
+(a browser: it cannot set headers, nor read the HTTP status of a refused upgrade) is a *browser
+client*: its refusals are delivered as an accepted socket, one ``error`` event and a close with
+code ``4000 + status`` (4401, 4403, 4404, 4429, 4502). When subprotocols were offered, exactly
+one is echoed, ``realtime`` if offered, and never a token that carries a key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from urllib.parse import parse_qsl
+
+import attrs
+
+from .config import Config, ModelConfig
+from .keys import KeyStore, VirtualKey
+
+Dialect = Literal["ga", "beta"]
+
+#: The paths that open a realtime session, on both listeners.
+REALTIME_PATHS = frozenset({"/v1/realtime", "/realtime", "/openai/realtime"})
+KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
+ECHO_SUBPROTOCOL = "realtime"
+#: Model names are echoed into URLs and records: keep them to a safe alphabet and length.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+#: Query parameters that rtproxy consumes itself instead of forwarding upstream.
+_CONSUMED_QUERY = frozenset({"model", "deployment", "api-version", "api-key", "authorization"})
+#: Attribution headers set by the app (see DESIGN.md §Spend log).
+END_USER_HEADER = "x-rtproxy-end-user"
+TAGS_HEADER = "x-rtproxy-tags"
+_MAX_ATTRIBUTION_CHARS = 256
+
+
+@attrs.frozen
+class HandshakeRequest:
+    """What a client sent to open a session, independent of the listener it came through."""
+
+    path: str
+    query_string: str
+    #: Header names lower-cased, in the order received.
+    headers: tuple[tuple[str, str], ...]
+    client_ip: str = ""
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+    @property
+    def query(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.query_string, keep_blank_values=True)
+
+    @property
+    def subprotocols(self) -> list[str]:
+        offered: list[str] = []
+        for k, v in self.headers:
+            if k == "sec-websocket-protocol":
+                offered.extend(p.strip() for p in v.split(",") if p.strip())
+        return offered
+
+    @property
+    def user_agent(self) -> str:
+        return (self.header("user-agent") or "")[:256]
+
+
+@attrs.frozen
+class Admission:
+    key: VirtualKey
+    model: ModelConfig
+    dialect: Dialect
+    browser: bool
+    #: The subprotocol to echo in the 101 response (None when none was offered).
+    subprotocol: str | None
+    #: Query parameters to pass upstream besides the model (``intent``, ``call_id``, ...).
+    forward_query: tuple[tuple[str, str], ...] = ()
+    end_user: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Rejection:
+    status: int
+    #: OpenAI-style error code, e.g. ``invalid_api_key``.
+    code: str
+    message: str
+    browser: bool
+    subprotocol: str | None = None
+
+    @property
+    def close_code(self) -> int:
+        """The WebSocket close code for browser clients: 4000 + the HTTP status."""
+        return 4000 + self.status
+
+    @property
+    def error_type(self) -> str:
+        return {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}.get(
+            self.status, "invalid_request_error" if self.status < 500 else "server_error"
+        )
+
+
+def select_subprotocol(offered: list[str]) -> str | None:
+    """Echo ``realtime`` when offered, else nothing; a key-carrying token is never chosen."""
+    return ECHO_SUBPROTOCOL if ECHO_SUBPROTOCOL in offered else None
+
+
+def _credential(request: HandshakeRequest, offered: list[str]) -> tuple[str | None, bool]:
+    """(the presented key, whether it came from a subprotocol)."""
+    auth = request.header("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip(), False
+    api_key = request.header("api-key")
+    if api_key and api_key.strip():
+        return api_key.strip(), False
+    for p in offered:
+        if p.startswith(KEY_SUBPROTOCOL_PREFIX) and len(p) > len(KEY_SUBPROTOCOL_PREFIX):
+            return p[len(KEY_SUBPROTOCOL_PREFIX):], True
+    return None, False
+
+
+def _dialect(request: HandshakeRequest, offered: list[str]) -> Dialect:
+    beta_header = request.header("openai-beta") or ""
+    if BETA_SUBPROTOCOL in offered or "realtime=v1" in beta_header.replace(" ", ""):
+        return "beta"
+    return "ga"
+
+
+def _clean_attribution(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = "".join(ch for ch in value if ch.isprintable()).strip()[:_MAX_ATTRIBUTION_CHARS]
+    return value or None
+
+
+def admit(request: HandshakeRequest, keys: KeyStore, config: Config) -> Admission | Rejection:
+    """Decide whether this handshake may open a session, and how."""
+    offered = request.subprotocols
+    echo = select_subprotocol(offered)
+    token, from_subprotocol = _credential(request, offered)
+    has_auth_header = bool(request.header("authorization") or request.header("api-key"))
+    browser = from_subprotocol or (bool(offered) and not has_auth_header)
+
+    def reject(status: int, code: str, message: str) -> Rejection:
+        return Rejection(status, code, message, browser=browser, subprotocol=echo)
+
+    path = request.path.rstrip("/") or "/"
+    if path not in REALTIME_PATHS:
+        return reject(404, "not_found", f"no realtime endpoint at {path[:100]!r}; use /v1/realtime?model=...")
+
+    query = request.query
+    params = dict(query)
+    if path == "/openai/realtime":
+        model_name = params.get("deployment") or params.get("model")
+    else:
+        model_name = params.get("model")
+
+    if token is None:
+        return reject(
+            401, "missing_api_key",
+            "no API key: send 'Authorization: Bearer <key>' or the subprotocol 'openai-insecure-api-key.<key>'",
+        )
+    key = keys.lookup(token)
+    if key is None:
+        return reject(401, "invalid_api_key", "the API key is not valid for this gateway")
+
+    if not model_name:
+        return reject(400, "missing_model", "name a model: /v1/realtime?model=<model>")
+    if not _MODEL_NAME.match(model_name):
+        return reject(400, "invalid_model", "the model name has characters that are not allowed")
+    model = config.model(model_name)
+    if model is None:
+        return reject(404, "model_not_found", f"model {model_name!r} is not served by this gateway")
+    if not key.allows_model(model.name):
+        return reject(403, "model_not_allowed", f"this key may not use model {model.name!r}")
+
+    forward = tuple((k, v) for k, v in query if k.lower() not in _CONSUMED_QUERY)
+    tags_raw = _clean_attribution(request.header(TAGS_HEADER))
+    tags = tuple(t.strip() for t in tags_raw.split(",") if t.strip())[:32] if tags_raw else ()
+    return Admission(
+        key=key,
+        model=model,
+        dialect=_dialect(request, offered),
+        browser=browser,
+        subprotocol=echo,
+        forward_query=forward,
+        end_user=_clean_attribution(request.header(END_USER_HEADER)),
+        tags=tags,
+    )

@@ -1,0 +1,241 @@
+"""``rtproxy`` command line: serve, logs, hash-key, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .config import Config, is_loopback_host, load_config, parse_config
+from .errors import ConfigError
+from .keys import hash_key
+from .spendlog import iter_records
+
+log = logging.getLogger("rtproxy")
+
+
+def _load(path: str, overrides: dict[str, Any]) -> Config:
+    if not overrides:
+        return load_config(path)
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(p), "", f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(p), "", f"not valid TOML: {exc}") from None
+    data.setdefault("server", {}).update(overrides)
+    return parse_config(data, source=str(p), base_dir=p.resolve().parent)
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def hypercorn_config(cfg: Config) -> Any:
+    from hypercorn.config import Config as HypercornConfig
+
+    hc = HypercornConfig()
+    hc.bind = [_bind(cfg.server.host, cfg.server.port)]
+    hc.websocket_max_message_size = cfg.server.max_message_bytes
+    hc.graceful_timeout = cfg.server.shutdown_grace_s
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    return hc
+
+
+async def serve_main(cfg: Config, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the whole server in this trio run until SIGINT/SIGTERM."""
+    from hypercorn.trio import serve
+
+    from .app import create_app
+    from .gateway import Gateway
+
+    gateway = Gateway(cfg)
+    app = create_app(gateway=gateway)
+    hc = hypercorn_config(cfg)
+
+    async def shutdown_trigger() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("received %s: closing sessions", signal.Signals(signum).name)
+                break
+        # Close sessions (1001, records written) before hypercorn stops serving.
+        await gateway.drain()
+
+    async with trio.open_nursery() as nursery:
+        async def announce() -> None:
+            await gateway.started.wait()
+            _print_banner(cfg, gateway)
+            task_status.started(gateway)
+
+        nursery.start_soon(announce)
+        await serve(app, hc, shutdown_trigger=shutdown_trigger)
+        nursery.cancel_scope.cancel()
+
+
+def _print_banner(cfg: Config, gateway: Any) -> None:
+    host = cfg.server.host
+    shown = f"[{host}]" if ":" in host else host
+    lines = [
+        f"rtproxy on http://{shown}:{cfg.server.port}/  (playground)",
+        f"  realtime: ws://{shown}:{gateway.realtime_port}/v1/realtime" if gateway.realtime_port else "",
+        f"  also:     ws://{shown}:{cfg.server.port}/v1/realtime",
+        f"  models:   {', '.join(m.name for m in cfg.models) or '(none)'}",
+        f"  spend log: {gateway.spend.path}",
+    ]
+    for gk in gateway.keys.generated:
+        # Printed to the terminal (not the log) so the developer can paste it into the playground.
+        lines.append(f"  key {gk.name!r}: {gk.value}   (kept in {gk.path}, mode 0600)")
+        lines.append(f"  open: http://{shown}:{cfg.server.port}/#key={gk.value}")
+    print("\n".join(line for line in lines if line), flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.realtime_port is not None:
+        overrides["realtime_port"] = args.realtime_port
+    try:
+        cfg = _load(args.config, overrides)
+    except ConfigError as exc:
+        print(f"rtproxy: {exc}", file=sys.stderr)
+        return 2
+    if not is_loopback_host(cfg.server.host):
+        log.warning("serving on %s: reachable from other machines", cfg.server.host)
+    try:
+        trio.run(serve_main, cfg)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"rtproxy: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _fmt_row(r: dict[str, Any]) -> str:
+    usage = r.get("usage") or {}
+    cost = r.get("cost_usd")
+    cost_s = f"${cost:.6f}" if isinstance(cost, (int, float)) else "   n/a"
+    ident = r.get("response_id") if r.get("record") == "response" else f"({r.get('responses', 0)} responses)"
+    return (f"{str(r.get('start_time', ''))[:23]:23}  {r.get('record', '?'):8}  {str(r.get('session_id', ''))[:28]:28}  "
+            f"{str(r.get('key_name', ''))[:14]:14}  {str(r.get('model', ''))[:20]:20}  {str(r.get('status', '')):10}  "
+            f"in {usage.get('input_tokens', 0):>6}  out {usage.get('output_tokens', 0):>6}  {cost_s:>11}  {ident or ''}")
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"rtproxy: {exc}", file=sys.stderr)
+        return 2
+    path = cfg.resolve_path(cfg.spend_log.path)
+
+    def wanted(r: dict[str, Any]) -> bool:
+        return ((args.session is None or r.get("session_id") == args.session)
+                and (args.key is None or r.get("key_name") == args.key))
+
+    def emit(r: dict[str, Any]) -> None:
+        print(json.dumps(r, ensure_ascii=False) if args.json else _fmt_row(r), flush=True)
+
+    if not args.json:
+        print(f"{'time':23}  {'record':8}  {'session':28}  {'key':14}  {'model':20}  {'status':10}  "
+              f"{'tokens':>9}  {'':>10}  {'cost':>11}  response", flush=True)
+    offset = 0
+    for offset, record in iter_records(path):
+        if wanted(record):
+            emit(record)
+    if not args.follow:
+        return 0
+    try:
+        while True:
+            time.sleep(0.5)
+            if path.exists() and path.stat().st_size < offset:
+                offset = 0  # the log was rotated or truncated
+            for offset, record in iter_records(path, start=offset):
+                if wanted(record):
+                    emit(record)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_hash_key(args: argparse.Namespace) -> int:
+    key = args.key
+    if key in (None, "-"):
+        key = sys.stdin.readline().strip() if not sys.stdin.isatty() else getpass.getpass("key: ")
+    if not key:
+        print("rtproxy: no key given", file=sys.stderr)
+        return 2
+    print(hash_key(key))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .offline.server import serve_offline_model
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve_offline_model, args.host, args.port, None, args.stream_delay_ms / 1000)
+            print(f"offline realtime model on ws://{args.host}:{port}/v1/realtime", flush=True)
+
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtproxy", description="Gateway for realtime voice + text LLM sessions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    default_config = os.environ.get("RTPROXY_CONFIG", "config.toml")
+
+    p = sub.add_parser("serve", help="run the gateway (hypercorn, trio worker)")
+    p.add_argument("--config", default=default_config)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--realtime-port", type=int, dest="realtime_port")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("logs", help="print the spend log as a table (or JSON)")
+    p.add_argument("--config", default=default_config)
+    p.add_argument("--follow", "-f", action="store_true")
+    p.add_argument("--session")
+    p.add_argument("--key")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("hash-key", help="print the sha256 to put in key_sha256 (reads stdin when KEY is '-')")
+    p.add_argument("key", nargs="?")
+    p.set_defaults(func=cmd_hash_key)
+
+    p = sub.add_parser("simulate", help="run only the offline realtime model")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8002)
+    p.add_argument("--stream-delay-ms", type=float, default=5.0, dest="stream_delay_ms")
+    p.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("RTPROXY_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+"""The spend collector: a session's frames in, spend records out. No I/O, no trio.
+
+One :class:`Collector` per session. :meth:`Collector.feed` takes each frame the relay hands it
+(with its direction) and returns the records it completes: a ``"response"`` record at every
+``response.done``. :meth:`Collector.finish` returns the ``"session"`` record. The record shapes
+are DESIGN.md §Spend log.
+
+Parsing is lazy: a frame is first classified by :func:`~rtproxy.frames.peek_type`; audio frames
+(``input_audio_buffer.append``, ``response.output_audio.delta``, ``response.audio.delta``) are
+counted and never parsed, and only the event types the records need are ``json.loads``-ed.
+
+Nothing here raises on odd input: a malformed or unexpected event is counted and skipped, and a
+``response.done`` always yields exactly one response record, with whatever could be read from it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import attrs
+
+from .frames import AUDIO_TYPES, COLLECTED_TYPES, peek_type
+from .pricing import Price, price_usage
+
+Direction = Literal["client", "server"]
+Record = dict[str, Any]
+
+#: Messages kept for one response's record; older ones are dropped (and counted) beyond this.
+MAX_PENDING_MESSAGES = 500
+#: Longest text kept per message / output field; longer text is cut and marked.
+MAX_TEXT_CHARS = 64 * 1024
+#: Responses that may be in flight at once (response.created without response.done yet).
+MAX_OPEN_RESPONSES = 64
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_record_id() -> str:
+    return "rec_" + uuid.uuid4().hex
+
+
+@attrs.frozen
+class SessionMeta:
+    """What a session's records say about who and where; fixed when the session opens."""
+
+    session_id: str
+    key_name: str
+    key_hash: str
+    model: str
+    provider: str
+    upstream_model: str
+    api_base: str
+    store_prompts: bool
+    price: Price | None
+    end_user: str | None = None
+    tags: tuple[str, ...] = ()
+    client_ip: str = ""
+    user_agent: str = ""
+    dialect: str = "ga"
+    parent_key: str | None = None
+
+
+@attrs.frozen
+class SessionEnd:
+    """How a session ended: who closed it, with which code, and whether it failed."""
+
+    by: Literal["client", "upstream", "proxy"]
+    code: int | None
+    reason: str = ""
+    failed: bool = False
+    error: dict[str, Any] | None = None
+
+
+def _d(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _s(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "…[truncated]"
+
+
+def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
+    for k, v in usage.items():
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, int):
+            total[k] = total.get(k, 0) + v
+        elif isinstance(v, dict):
+            sub = total.get(k)
+            if not isinstance(sub, dict):
+                sub = total[k] = {}
+            _add_usage(sub, v)
+
+
+def _error_of(value: Any) -> dict[str, Any] | None:
+    err = _d(value)
+    if not err:
+        return None
+    return {"type": _s(err.get("type")), "code": _s(err.get("code")), "message": _s(err.get("message"))}
+
+
+@attrs.define
+class _SessionConfig:
+    """The session as configured, from session.update (client) and session.created/updated."""
+
+    instructions: str | None = None
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    modalities: list[Any] | None = None
+    voice: str | None = None
+    turn_detection: Any = None
+    transcription: Any = None
+
+    def apply(self, session: dict[str, Any]) -> None:
+        if "instructions" in session:
+            self.instructions = _s(session["instructions"])
+        if "tools" in session:
+            tools = session["tools"]
+            self.tools = tools if isinstance(tools, list) else None
+        if "tool_choice" in session:
+            self.tool_choice = session["tool_choice"]
+        for key in ("output_modalities", "modalities"):
+            if key in session and isinstance(session[key], list):
+                self.modalities = session[key]
+        if "voice" in session:  # beta
+            self.voice = _s(session["voice"])
+        if "turn_detection" in session:  # beta
+            self.turn_detection = session["turn_detection"]
+        if "input_audio_transcription" in session:  # beta
+            self.transcription = session["input_audio_transcription"]
+        audio = _d(session.get("audio"))  # GA
+        audio_in, audio_out = _d(audio.get("input")), _d(audio.get("output"))
+        if "voice" in audio_out:
+            self.voice = _s(audio_out["voice"])
+        if "turn_detection" in audio_in:
+            self.turn_detection = audio_in["turn_detection"]
+        if "transcription" in audio_in:
+            self.transcription = audio_in["transcription"]
+
+    def as_request(self, model: str, overrides: dict[str, Any] | None) -> dict[str, Any]:
+        request = {
+            "model": model,
+            "instructions": self.instructions,
+            "tools": self.tools or [],
+            "tool_choice": self.tool_choice,
+            "modalities": self.modalities,
+            "voice": self.voice,
+            "turn_detection": self.turn_detection,
+            "input_audio_transcription": self.transcription,
+        }
+        if overrides:
+            request["response_overrides"] = overrides
+        return request
+
+
+class Collector:
+    """Frames of one session in, spend records out."""
+
+    def __init__(self, meta: SessionMeta, *, now: Callable[[], datetime] = utc_now,
+                 new_id: Callable[[], str] = new_record_id) -> None:
+        self.meta = meta
+        self._now = now
+        self._new_id = new_id
+        self.started_at = now()
+        self.upstream_session_id: str | None = None
+        self.config = _SessionConfig()
+        self._instructions_sent: str | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._response_overrides: dict[str, Any] | None = None
+        self._open_responses: dict[str, datetime] = {}
+        self.responses = 0
+        self.usage: dict[str, Any] = {}
+        self.cost_usd: float | None = 0.0 if meta.price is not None else None
+        self.last_error: dict[str, Any] | None = None
+        #: Frames seen but not parsed, by kind; malformed frames; messages dropped over the cap.
+        self.audio_frames = 0
+        self.malformed = 0
+        self.dropped_messages = 0
+        self._client = {
+            "session.update": self._on_session_update,
+            "conversation.item.create": self._on_item_create,
+            "response.create": self._on_response_create,
+        }
+        self._server = {
+            "session.created": self._on_session_created,
+            "session.updated": self._on_session_updated,
+            "transcription_session.updated": self._on_session_updated,
+            "conversation.item.input_audio_transcription.completed": self._on_transcript,
+            "response.created": self._on_response_created,
+            "response.done": self._on_response_done,
+            "error": self._on_error,
+        }
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def feed(self, direction: Direction, payload: bytes) -> list[Record]:
+        """Take one text frame; return the records it completes (usually none)."""
+        peeked = peek_type(payload)
+        if peeked is not None:
+            if peeked in AUDIO_TYPES:
+                self.audio_frames += 1
+                return []
+            if peeked not in COLLECTED_TYPES:
+                return []
+        try:
+            event = json.loads(payload)
+        except (ValueError, RecursionError):
+            self.malformed += 1
+            return []
+        if not isinstance(event, dict):
+            self.malformed += 1
+            return []
+        etype = event.get("type")
+        handlers = self._client if direction == "client" else self._server
+        handler = handlers.get(etype) if isinstance(etype, str) else None
+        if handler is None:
+            return []
+        return handler(event) or []
+
+    def _on_session_update(self, event: dict[str, Any]) -> None:
+        self._apply_session(_d(event.get("session")))
+
+    def _on_session_created(self, event: dict[str, Any]) -> None:
+        session = _d(event.get("session"))
+        sid = _s(session.get("id"))
+        if sid:
+            self.upstream_session_id = sid
+        self._apply_session(session)
+
+    def _on_session_updated(self, event: dict[str, Any]) -> None:
+        self._apply_session(_d(event.get("session")))
+
+    def _apply_session(self, session: dict[str, Any]) -> None:
+        self.config.apply(session)
+        instructions = self.config.instructions
+        if instructions and instructions != self._instructions_sent:
+            # one system message per change: replace an earlier one not yet recorded
+            self._pending = [m for m in self._pending if m.get("role") != "system"]
+            self._pending.insert(0, {"role": "system", "content": _clip(instructions)})
+            self._instructions_sent = instructions
+
+    def _push(self, message: dict[str, Any]) -> None:
+        if len(self._pending) >= MAX_PENDING_MESSAGES:
+            self._pending.pop(0)
+            self.dropped_messages += 1
+        self._pending.append(message)
+
+    def _on_item_create(self, event: dict[str, Any]) -> None:
+        item = _d(event.get("item"))
+        itype = item.get("type")
+        if itype == "function_call_output":
+            output = item.get("output")
+            self._push({
+                "role": "tool",
+                "tool_call_id": _s(item.get("call_id")),
+                "content": _clip(output if isinstance(output, str) else json.dumps(output)),
+            })
+            return
+        if itype not in ("message", None):
+            return
+        role = _s(item.get("role")) or "user"
+        content = item.get("content")
+        for part in content if isinstance(content, list) else []:
+            part = _d(part)
+            ptype = part.get("type")
+            if ptype in ("input_text", "text", "output_text"):
+                text = _s(part.get("text"))
+                if text is None:
+                    continue
+                message: dict[str, Any] = {"role": role, "content": _clip(text)}
+                if role == "user":
+                    message["source"] = "text"
+                self._push(message)
+            elif ptype == "input_audio" and _s(part.get("transcript")):
+                self._push({"role": role, "content": _clip(part["transcript"]), "source": "transcript"})
+
+    def _on_transcript(self, event: dict[str, Any]) -> None:
+        transcript = _s(event.get("transcript"))
+        if transcript is None:
+            return
+        self._push({
+            "role": "user",
+            "content": _clip(transcript),
+            "source": "transcript",
+            "item_id": _s(event.get("item_id")),
+        })
+
+    def _on_response_create(self, event: dict[str, Any]) -> None:
+        overrides = event.get("response")
+        self._response_overrides = overrides if isinstance(overrides, dict) and overrides else None
+
+    def _on_response_created(self, event: dict[str, Any]) -> None:
+        rid = _s(_d(event.get("response")).get("id"))
+        if rid and len(self._open_responses) < MAX_OPEN_RESPONSES:
+            self._open_responses[rid] = self._now()
+
+    def _on_error(self, event: dict[str, Any]) -> None:
+        self.last_error = _error_of(event.get("error"))
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _base(self, kind: str) -> Record:
+        m = self.meta
+        return {
+            "record": kind,
+            "id": self._new_id(),
+            "session_id": m.session_id,
+            "upstream_session_id": self.upstream_session_id,
+            "call_type": "realtime",
+            "key_name": m.key_name,
+            "key_hash": m.key_hash,
+            "model": m.model,
+            "provider": m.provider,
+            "upstream_model": m.upstream_model,
+            "api_base": m.api_base,
+            "end_user": m.end_user,
+            "tags": list(m.tags),
+        }
+
+    def _on_response_done(self, event: dict[str, Any]) -> list[Record]:
+        resp = _d(event.get("response"))
+        rid = _s(resp.get("id"))
+        end = self._now()
+        start = self._open_responses.pop(rid, None) if rid else None
+        if start is None:
+            start = end
+        usage = _d(resp.get("usage"))
+        cost, breakdown = price_usage(usage, self.meta.price)
+        status = _s(resp.get("status")) or "completed"
+        details = _d(resp.get("status_details"))
+
+        texts: list[str] = []
+        transcripts: list[str] = []
+        tool_calls: list[dict[str, Any]] = []
+        output = resp.get("output")
+        for item in output if isinstance(output, list) else []:
+            item = _d(item)
+            if item.get("type") == "function_call":
+                args = item.get("arguments")
+                tool_calls.append({
+                    "id": _s(item.get("call_id")),
+                    "type": "function",
+                    "function": {
+                        "name": _s(item.get("name")),
+                        "arguments": args if isinstance(args, str) else json.dumps(args),
+                    },
+                })
+            elif item.get("type") == "message":
+                content = item.get("content")
+                for part in content if isinstance(content, list) else []:
+                    part = _d(part)
+                    if part.get("type") in ("output_text", "text") and _s(part.get("text")):
+                        texts.append(part["text"])
+                    if part.get("type") in ("output_audio", "audio") and _s(part.get("transcript")):
+                        transcripts.append(part["transcript"])
+
+        self.responses += 1
+        _add_usage(self.usage, usage)
+        if self.cost_usd is not None and cost is not None:
+            self.cost_usd = round(self.cost_usd + cost, 10)
+
+        record = self._base("response")
+        record.update({
+            "response_id": rid,
+            "status": status,
+            "start_time": iso(start),
+            "end_time": iso(end),
+            "duration_ms": int((end - start).total_seconds() * 1000),
+            "usage": usage,
+            "cost_usd": cost,
+            "cost_breakdown": breakdown,
+            "messages": None,
+            "proxy_server_request": None,
+            "response": None,
+            "error": _error_of(details.get("error")),
+        })
+        if self.meta.store_prompts:
+            record["messages"] = self._pending
+            record["proxy_server_request"] = self.config.as_request(self.meta.model, self._response_overrides)
+            record["response"] = {
+                "id": rid,
+                "output_text": _clip("".join(texts)) if texts else None,
+                "output_transcript": _clip("".join(transcripts)) if transcripts else None,
+                "tool_calls": tool_calls,
+                "status_details": details or None,
+                "results": [event],
+            }
+        self._pending = []
+        self._response_overrides = None
+        return [record]
+
+    def finish(self, end: SessionEnd) -> Record:
+        """The session record; call once, when the session is over."""
+        now = self._now()
+        record = self._base("session")
+        error = end.error or (self.last_error if end.failed else None)
+        record.update({
+            "start_time": iso(self.started_at),
+            "end_time": iso(now),
+            "duration_ms": int((now - self.started_at).total_seconds() * 1000),
+            "responses": self.responses,
+            "responses_in_flight": len(self._open_responses),
+            "usage": self.usage,
+            "cost_usd": self.cost_usd,
+            "close": {"by": end.by, "code": end.code, "reason": end.reason},
+            "status": "failure" if end.failed else "success",
+            "error": error,
+            "last_error_event": self.last_error,
+            "client": {"ip": self.meta.client_ip, "user_agent": self.meta.user_agent},
+            "dialect": self.meta.dialect,
+            "tools": self.config.tools if self.meta.store_prompts else None,
+        })
+        if self.meta.parent_key:
+            record["parent_key"] = self.meta.parent_key
+        return record

@@ -1,0 +1,273 @@
+"""The configuration file: TOML in, frozen attrs values out.
+
+``load_config(path)`` reads the file with :mod:`tomllib`, structures it with a strict cattrs
+converter (unknown keys are errors), resolves ``"env:NAME"`` secrets from the environment and
+checks the cross-references (duplicate names, unknown providers, keys allowed models that do not
+exist). Every problem raises :class:`~rtproxy.errors.ConfigError` naming the file, the key path
+and what is wrong, e.g. ``config.toml: keys[1].models: model 'gpt-x' is not configured``.
+
+Limits carry their unit in their name (``_bytes``, ``_s``, ``_ms``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+
+from .errors import ConfigError
+
+MIB = 1024 * 1024
+
+Provider = Literal["openai", "azure", "local"]
+Role = Literal["user", "admin"]
+
+#: The value of ``[[keys]].key`` that asks rtproxy to generate a key on first run.
+AUTO_KEY = "auto"
+
+
+@attrs.frozen
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: The realtime listener's port; 0 picks a free port (tests), -1 turns the listener off.
+    realtime_port: int = 8001
+    #: Largest WebSocket message accepted on either leg; bigger ones close the session with 1009.
+    max_message_bytes: int = 16 * MIB
+    #: A client must finish its WebSocket handshake within this time.
+    handshake_timeout_s: float = 10.0
+    #: TCP + TLS + WebSocket handshake with the upstream must finish within this time.
+    upstream_connect_timeout_s: float = 10.0
+    #: How long to wait for the peer's close frame after sending ours.
+    close_timeout_s: float = 2.0
+    #: On shutdown, open sessions are closed (1001) and their records written within this time.
+    shutdown_grace_s: float = 5.0
+    #: Where rtproxy keeps generated state (the auto key), relative to the config file.
+    state_dir: str = ".rtproxy"
+
+
+@attrs.frozen
+class SpendLogConfig:
+    #: JSON-lines file, relative to the config file; its directory is created.
+    path: str = "spend.jsonl"
+    #: Write messages, session config and responses into records (per-key overridable).
+    store_prompts: bool = True
+
+
+@attrs.frozen
+class LocalModelConfig:
+    """The built-in offline model (``provider = "local"``)."""
+
+    #: Loopback port of the offline model's WebSocket server; 0 picks a free port.
+    port: int = 0
+    #: Pause between streamed response chunks, so responses take time like a real model's.
+    stream_delay_ms: float = 5.0
+
+
+@attrs.frozen
+class PriceConfig:
+    """USD per one million tokens; overrides the built-in price table for one model."""
+
+    input_text: float
+    input_audio: float
+    output_text: float
+    output_audio: float
+    cached_text: float | None = None
+    cached_audio: float | None = None
+
+
+@attrs.frozen
+class ModelConfig:
+    #: The name clients ask for (``?model=`` or Azure's ``deployment=``).
+    name: str
+    provider: Provider
+    #: The provider's model name (OpenAI) or deployment (Azure); defaults to ``name``.
+    upstream_model: str | None = None
+    #: ``wss://api.openai.com/v1`` for openai; ``https://<resource>.openai.azure.com`` for azure.
+    api_base: str | None = None
+    #: The provider secret, usually ``"env:OPENAI_API_KEY"``; never sent to clients.
+    api_key: str | None = attrs.field(default=None, repr=False)
+    api_version: str | None = None
+    price: PriceConfig | None = None
+
+    @property
+    def target_model(self) -> str:
+        return self.upstream_model or self.name
+
+
+@attrs.frozen
+class KeyConfig:
+    name: str
+    #: The plain key (``"env:NAME"`` recommended, ``"auto"`` to generate one locally).
+    key: str | None = attrs.field(default=None, repr=False)
+    #: Hex sha256 of the key, as printed by ``rtproxy hash-key``.
+    key_sha256: str | None = None
+    #: Model names this key may use; ``["*"]`` means all.
+    models: tuple[str, ...] = ("*",)
+    role: Role = "user"
+    max_budget_usd: float | None = None
+    max_sessions: int | None = None
+    store_prompts: bool | None = None
+
+
+@attrs.frozen
+class Config:
+    server: ServerConfig = ServerConfig()
+    spend_log: SpendLogConfig = SpendLogConfig()
+    local: LocalModelConfig = LocalModelConfig()
+    models: tuple[ModelConfig, ...] = ()
+    keys: tuple[KeyConfig, ...] = ()
+    #: The directory relative paths are resolved against (the config file's directory).
+    base_dir: Path = attrs.field(default=Path("."), eq=False)
+    source: str = attrs.field(default="<config>", eq=False)
+
+    def resolve_path(self, p: str) -> Path:
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    def model(self, name: str) -> ModelConfig | None:
+        for m in self.models:
+            if m.name == name:
+                return m
+        return None
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+_ENV_PREFIX = "env:"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _resolve_secret(value: str | None, file: str, path: str, environ: dict[str, str]) -> str | None:
+    if value is None or not value.startswith(_ENV_PREFIX):
+        return value
+    name = value[len(_ENV_PREFIX):]
+    if not name:
+        raise ConfigError(file, path, "'env:' needs a variable name, e.g. \"env:OPENAI_API_KEY\"")
+    if name not in environ or not environ[name]:
+        raise ConfigError(file, path, f"environment variable {name} is not set")
+    return environ[name]
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _format_cattrs_error(exc: Exception) -> tuple[str, str]:
+    """Turn a cattrs error into (key path, problem), the first one only."""
+    messages = cattrs.transform_error(exc, path="$")
+    first = messages[0] if messages else str(exc)
+    problem, _, where = first.rpartition(" @ ")
+    if not problem:
+        problem, where = first, "$"
+    path = where.removeprefix("$").lstrip(".")
+    # cattrs reports extra keys as "extra fields found (x)"; name them as keys.
+    problem = problem.replace("extra fields found", "unknown key(s)")
+    return path, problem
+
+
+def parse_config(
+    data: dict[str, Any],
+    *,
+    source: str = "<config>",
+    base_dir: Path = Path("."),
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Structure and check a parsed TOML document. Raises ConfigError."""
+    env = dict(os.environ) if environ is None else environ
+    try:
+        cfg = _converter.structure({**data}, Config)
+    except Exception as exc:  # cattrs raises ClassValidationError / ForbiddenExtraKeysError
+        path, problem = _format_cattrs_error(exc)
+        raise ConfigError(source, path, problem) from None
+    cfg = attrs.evolve(cfg, base_dir=base_dir, source=source)
+    return _check(cfg, env)
+
+
+def _check(cfg: Config, env: dict[str, str]) -> Config:
+    file = cfg.source
+    s = cfg.server
+    for name in ("port", "realtime_port"):
+        port = getattr(s, name)
+        if not (-1 <= port <= 65535) or (name == "port" and port < 0):
+            raise ConfigError(file, f"server.{name}", f"{port} is not a valid port")
+    if s.max_message_bytes < 1024:
+        raise ConfigError(file, "server.max_message_bytes", "must be at least 1024 bytes")
+    for name in ("handshake_timeout_s", "upstream_connect_timeout_s", "close_timeout_s", "shutdown_grace_s"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(file, f"server.{name}", "must be a positive number of seconds")
+
+    models: list[ModelConfig] = []
+    seen: set[str] = set()
+    for i, m in enumerate(cfg.models):
+        where = f"models[{i}]"
+        if not m.name or m.name in seen:
+            problem = "is empty" if not m.name else f"duplicate model name {m.name!r}"
+            raise ConfigError(file, f"{where}.name", problem)
+        seen.add(m.name)
+        if m.provider == "azure" and not m.api_base:
+            raise ConfigError(file, f"{where}.api_base", "azure models need api_base (https://<resource>.openai.azure.com)")
+        if m.provider == "azure" and not m.api_version:
+            raise ConfigError(file, f"{where}.api_version", "azure models need api_version")
+        api_key = _resolve_secret(m.api_key, file, f"{where}.api_key", env)
+        if m.provider in ("openai", "azure") and not api_key:
+            raise ConfigError(file, f"{where}.api_key", f"{m.provider} models need an api_key (e.g. \"env:OPENAI_API_KEY\")")
+        models.append(attrs.evolve(m, api_key=api_key))
+
+    keys: list[KeyConfig] = []
+    key_names: set[str] = set()
+    loopback = is_loopback_host(s.host)
+    for i, k in enumerate(cfg.keys):
+        where = f"keys[{i}]"
+        if not k.name or k.name in key_names:
+            raise ConfigError(file, f"{where}.name", "is empty" if not k.name else f"duplicate key name {k.name!r}")
+        key_names.add(k.name)
+        if (k.key is None) == (k.key_sha256 is None):
+            raise ConfigError(file, where, "give exactly one of key or key_sha256")
+        if k.key_sha256 is not None and not _HEX64.match(k.key_sha256):
+            raise ConfigError(file, f"{where}.key_sha256", "must be 64 lowercase hex digits (see `rtproxy hash-key`)")
+        plain = k.key
+        if plain is not None and not plain.startswith(_ENV_PREFIX) and plain != AUTO_KEY and not loopback:
+            # A key written in the file is as good as public; only loopback servers may use one.
+            raise ConfigError(
+                file, f"{where}.key",
+                f"a literal key is refused on the non-loopback bind {s.host}; use \"env:NAME\" or key_sha256",
+            )
+        if plain == AUTO_KEY and not loopback:
+            raise ConfigError(file, f"{where}.key", f"\"auto\" keys are for loopback binds only, not {s.host}")
+        resolved = _resolve_secret(plain, file, f"{where}.key", env)
+        if resolved is not None and resolved != AUTO_KEY and len(resolved) < 16:
+            raise ConfigError(file, f"{where}.key", "is too short: use at least 16 random characters")
+        for j, model in enumerate(k.models):
+            if model != "*" and model not in seen:
+                raise ConfigError(file, f"{where}.models[{j}]", f"model {model!r} is not configured in [[models]]")
+        if k.max_budget_usd is not None and k.max_budget_usd < 0:
+            raise ConfigError(file, f"{where}.max_budget_usd", "must not be negative")
+        if k.max_sessions is not None and k.max_sessions < 1:
+            raise ConfigError(file, f"{where}.max_sessions", "must be at least 1")
+        keys.append(attrs.evolve(k, key=resolved))
+    return attrs.evolve(cfg, models=tuple(models), keys=tuple(keys))
+
+
+def load_config(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Config:
+    """Read, structure and check a config file. Raises ConfigError."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(p), "", f"cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(p), "", f"not valid TOML: {exc}") from None
+    return parse_config(data, source=str(p), base_dir=p.resolve().parent, environ=environ)

@@ -1,0 +1,158 @@
+"""The gateway: what one server process shares between its sessions.
+
+A :class:`Gateway` owns the configuration, the key store, the spend-log writer, the budgets and
+the set of open sessions, and runs the background services (the realtime listener and the
+offline model) in a nursery of its own. Both the Quart app and ``rtproxy serve`` create one;
+tests create one directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from .admission import Admission, Rejection
+from .budgets import Budgets
+from .config import Config, ModelConfig
+from .keys import KeyStore, VirtualKey
+from .pricing import Price, price_for
+from .providers import UpstreamTarget, build_target
+from .session import ClientHandshake, Session, run_session
+from .spendlog import SpendLogWriter
+from .upstream import dial_upstream
+from .wsleg import WebSocketLeg
+
+log = logging.getLogger("rtproxy")
+
+DialFn = Callable[..., Awaitable[WebSocketLeg]]
+
+
+class Gateway:
+    def __init__(self, config: Config, *, dial: DialFn = dial_upstream,
+                 upstream_ssl_context: ssl.SSLContext | None = None) -> None:
+        self.config = config
+        self.keys = KeyStore.from_config(config)
+        self._dial = dial
+        self._upstream_ssl = upstream_ssl_context
+        #: The offline model's secret: only this process can open sessions on it.
+        self.local_secret = secrets.token_urlsafe(24)
+        self.local_url: str | None = None
+        self.realtime_port: int | None = None
+        self.spend = SpendLogWriter(config.resolve_path(config.spend_log.path))
+        self.budgets = Budgets(self.spend.path)
+        self.budgets.refresh()
+        self.sessions: set[Session] = set()
+        self._no_sessions = trio.Event()
+        self._no_sessions.set()
+        self._services: trio.CancelScope | None = None
+        self._shutting_down = False
+        self._warned_unpriced: set[str] = set()
+        self.started = trio.Event()
+
+    # -- services ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the offline model (if any model uses it) and the realtime listener until shutdown."""
+        from .listener import serve_realtime_listener
+        from .offline.server import serve_offline_model
+
+        cfg = self.config
+        with trio.CancelScope() as scope:
+            self._services = scope
+            async with trio.open_nursery() as nursery:
+                if any(m.provider == "local" for m in cfg.models):
+                    port = await nursery.start(serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
+                                               cfg.local.stream_delay_ms / 1000.0)
+                    self.local_url = f"ws://127.0.0.1:{port}"
+                if cfg.server.realtime_port >= 0:
+                    self.realtime_port = await nursery.start(
+                        serve_realtime_listener, self, cfg.server.host, cfg.server.realtime_port)
+                self.started.set()
+                task_status.started()
+
+    async def shutdown(self) -> None:
+        """Close every open session (error event + 1001, records written), then stop services."""
+        await self.drain()
+        if self._services is not None:
+            self._services.cancel()
+
+    async def drain(self, message: str = "the gateway is shutting down") -> None:
+        self._shutting_down = True
+        for session in list(self.sessions):
+            session.stop(1001, "server_shutdown", message)
+        with trio.move_on_after(self.config.server.shutdown_grace_s):
+            await self._no_sessions.wait()
+        if self.sessions:
+            log.warning("%d session(s) did not finish within the shutdown grace period", len(self.sessions))
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def run_session(self, hs: ClientHandshake) -> None:
+        await run_session(self, hs)
+
+    def check_admission(self, admission: Admission) -> Admission | Rejection:
+        if self._shutting_down:
+            return Rejection(503, "shutting_down", "the gateway is shutting down", admission.browser,
+                             admission.subprotocol)
+        refusal = self.budgets.refusal(admission.key)
+        if refusal is not None:
+            code, message = refusal
+            return Rejection(429, code, message, admission.browser, admission.subprotocol)
+        return admission
+
+    def session_opened(self, session: Session) -> None:
+        self.sessions.add(session)
+        self.budgets.opened(session.admission.key)
+        if self._no_sessions.is_set():
+            self._no_sessions = trio.Event()
+
+    def session_closed(self, session: Session) -> None:
+        self.sessions.discard(session)
+        self.budgets.closed(session.admission.key)
+        if not self.sessions:
+            self._no_sessions.set()
+
+    def target_for(self, admission: Admission) -> UpstreamTarget:
+        return build_target(admission.model, admission, local_url=self.local_url, local_secret=self.local_secret)
+
+    async def dial(self, target: UpstreamTarget) -> WebSocketLeg:
+        s = self.config.server
+        return await self._dial(target, max_message_bytes=s.max_message_bytes,
+                                connect_timeout_s=s.upstream_connect_timeout_s,
+                                close_timeout_s=s.close_timeout_s, ssl_context=self._upstream_ssl)
+
+    # -- spend ---------------------------------------------------------------------------------
+
+    def store_prompts_for(self, key: VirtualKey) -> bool:
+        return self.config.spend_log.store_prompts if key.store_prompts is None else key.store_prompts
+
+    def price_of(self, model: ModelConfig) -> Price | None:
+        price = price_for(model)
+        if price is None and model.name not in self._warned_unpriced:
+            self._warned_unpriced.add(model.name)
+            log.warning("model %r (%s) has no price: its records get cost_usd null; add [models.price]",
+                        model.name, model.target_model)
+        return price
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        self.spend.write(record)
+        if record.get("record") == "response":
+            self.budgets.charge(record)
+
+    def over_budget(self, key: VirtualKey) -> bool:
+        return self.budgets.over_budget(key)
+
+    def health(self) -> dict[str, Any]:
+        spend_ok = self.spend.healthy
+        return {
+            "status": "ok" if spend_ok else "degraded",
+            "sessions": len(self.sessions),
+            "realtime_port": self.realtime_port,
+            "spend_log": {"ok": spend_ok, "written": self.spend.written, "failures": self.spend.failures,
+                          "error": self.spend.last_error},
+        }

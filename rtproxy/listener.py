@@ -1,0 +1,154 @@
+"""The realtime listener: raw trio TCP + the ``websockets`` sans-IO server protocol.
+
+This is the fast data path (DESIGN.md §Shape): no ASGI, no framework, one task per direction.
+Each connection reads its HTTP upgrade request within ``handshake_timeout_s``; invalid requests
+get websockets' own 4xx answer; valid ones become a :class:`ListenerHandshake` for the session
+core. With several worker processes, each binds the port with ``SO_REUSEPORT``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import errno
+import http
+import logging
+import socket
+from functools import partial
+from typing import TYPE_CHECKING
+
+import trio
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+
+from .admission import HandshakeRequest, select_subprotocol
+from .wsleg import RECEIVE_CHUNK_BYTES, WebSocketLeg
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+log = logging.getLogger("rtproxy.listener")
+
+#: Pending connections the kernel queues for the realtime port.
+LISTEN_BACKLOG = 1024
+
+
+def _select(protocol: ServerProtocol, offered: object) -> str | None:
+    return select_subprotocol(list(offered))  # type: ignore[call-overload]
+
+
+async def _send_pending(stream: trio.abc.Stream, proto: ServerProtocol) -> None:
+    data = proto.data_to_send()
+    payload = b"".join(d for d in data if d)
+    if payload:
+        await stream.send_all(payload)
+
+
+class ListenerHandshake:
+    def __init__(self, stream: trio.abc.Stream, proto: ServerProtocol, response: Response,
+                 request: HandshakeRequest, close_timeout_s: float) -> None:
+        self._stream = stream
+        self._proto = proto
+        self._response = response
+        self.request = request
+        self._close_timeout_s = close_timeout_s
+
+    @classmethod
+    async def read(cls, stream: trio.abc.Stream, gateway: Gateway, client_ip: str) -> ListenerHandshake | None:
+        cfg = gateway.config.server
+        proto = ServerProtocol(max_size=cfg.max_message_bytes, select_subprotocol=_select)
+        request: Request | None = None
+        with trio.move_on_after(cfg.handshake_timeout_s):
+            while request is None:
+                data = await stream.receive_some(RECEIVE_CHUNK_BYTES)
+                if not data:
+                    return None
+                proto.receive_data(data)
+                for event in proto.events_received():
+                    if isinstance(event, Request):
+                        request = event
+                        break
+                if request is None and proto.writes:  # websockets answered a bad request (431, 414)
+                    await _send_pending(stream, proto)
+                    return None
+        if request is None:
+            return None
+        response = proto.accept(request)
+        if response.status_code != 101:
+            proto.send_response(response)
+            await _send_pending(stream, proto)
+            return None
+        path, _, query = request.path.partition("?")
+        headers = tuple((k.lower(), v) for k, v in request.headers.raw_items())
+        return cls(stream, proto, response, HandshakeRequest(path, query, headers, client_ip), cfg.close_timeout_s)
+
+    async def reject(self, status: int, body: bytes) -> None:
+        st = http.HTTPStatus(status)
+        headers = Headers([
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+        ])
+        self._proto.send_response(Response(st.value, st.phrase, headers, body))
+        try:
+            await _send_pending(self._stream, self._proto)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def accept(self, subprotocol: str | None) -> WebSocketLeg:
+        assert self._proto.subprotocol == subprotocol, "the listener and admission chose different subprotocols"
+        self._proto.send_response(self._response)
+        leg = WebSocketLeg(self._stream, self._proto, close_timeout_s=self._close_timeout_s)
+        await leg.send(())  # flushes the 101
+        return leg
+
+
+async def _handle_connection(gateway: Gateway, stream: trio.SocketStream) -> None:
+    try:
+        peer = stream.socket.getpeername()
+        client_ip = peer[0] if isinstance(peer, tuple) else ""
+    except OSError:
+        client_ip = ""
+    try:
+        hs = await ListenerHandshake.read(stream, gateway, client_ip)
+        if hs is not None:
+            await gateway.run_session(hs)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    except Exception:
+        # A bug in one session must not take the listener down with it.
+        log.exception("realtime connection from %s failed", client_ip)
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            await stream.aclose()
+
+
+async def open_listeners(host: str, port: int, *, reuse_port: bool = False) -> list[trio.SocketListener]:
+    if not reuse_port:
+        return await trio.open_tcp_listeners(port, host=host, backlog=LISTEN_BACKLOG)
+    infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    listeners = []
+    for family, type_, proto, _, addr in infos[:1]:
+        sock = trio.socket.socket(family, type_, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        await sock.bind(addr)
+        sock.listen(LISTEN_BACKLOG)
+        listeners.append(trio.SocketListener(sock))
+    return listeners
+
+
+async def serve_realtime_listener(gateway: Gateway, host: str, port: int, *, reuse_port: bool = False,
+                                  task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    try:
+        listeners = await open_listeners(host, port, reuse_port=reuse_port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(exc.errno, f"realtime port {host}:{port} is already in use "
+                                     "(set [server].realtime_port, or -1 to turn the listener off)") from None
+        raise
+    bound = listeners[0].socket.getsockname()[1]
+    log.info("realtime listener on ws://%s:%d/v1/realtime", host, bound)
+    task_status.started(bound)
+    await trio.serve_listeners(partial(_handle_connection, gateway), listeners)

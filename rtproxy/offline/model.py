@@ -1,0 +1,690 @@
+"""The offline realtime model: client events in, server events out. No I/O.
+
+It speaks the OpenAI Realtime protocol faithfully enough that the official SDK's event models
+validate everything it sends (GA names by default, beta names for beta sessions):
+
+- ``session.created`` on connect, ``session.update`` → ``session.updated`` (or ``error``);
+- ``conversation.item.create`` → ``conversation.item.added`` + ``.done`` (beta: ``.created``);
+- ``input_audio_buffer.append`` into an energy VAD (``speech_started``/``speech_stopped``,
+  ``committed``, the user item, an input transcription when enabled, an automatic response),
+  or manual ``input_audio_buffer.commit`` / ``.clear`` when turn detection is off;
+- ``response.create`` → a response streamed in chunks (:meth:`OfflineModel.next_chunk`): text,
+  or PCM16 24 kHz audio with its transcript, derived deterministically from the input; a
+  ``function_call`` when a defined tool is named in the user's text;
+- ``response.cancel`` (and barge-in) → ``response.done`` with status ``cancelled``;
+- ``response.done`` with deterministic usage (text/audio/cached token details);
+- ``error`` for anything invalid, with the offending client ``event_id``.
+
+The server (:mod:`rtproxy.offline.server`) calls :meth:`receive` per client frame and, while
+:attr:`responding`, :meth:`next_chunk` at its streaming pace.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import math
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .audio import BYTES_PER_MS, SpeechStarted, Vad, VadSettings, synthesize_word
+
+Event = dict[str, Any]
+
+DEFAULT_INSTRUCTIONS = "You are the rtproxy offline model, a deterministic stand-in for a realtime model."
+#: Audio chunk streamed per ``response.output_audio.delta`` at most.
+AUDIO_CHUNK_MS = 100
+#: Uncommitted input audio kept at most (manual turn detection); older audio is dropped.
+MAX_INPUT_BUFFER_BYTES = 15 * 1024 * 1024
+#: Conversation items kept; the oldest are forgotten beyond this.
+MAX_ITEMS = 1000
+#: Minimum audio a manual commit needs (the real API's rule).
+MIN_COMMIT_MS = 100
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_GA_TO_BETA = {
+    "response.output_text.delta": "response.text.delta",
+    "response.output_text.done": "response.text.done",
+    "response.output_audio.delta": "response.audio.delta",
+    "response.output_audio.done": "response.audio.done",
+    "response.output_audio_transcript.delta": "response.audio_transcript.delta",
+    "response.output_audio_transcript.done": "response.audio_transcript.done",
+    "conversation.item.added": "conversation.item.created",
+}
+_DEFAULT_TURN_DETECTION = {
+    "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
+    "create_response": True, "interrupt_response": True,
+}
+
+
+class ClientError(Exception):
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+def text_tokens(text: str) -> int:
+    return math.ceil(len(text) / 4) if text else 0
+
+
+def audio_in_tokens(ms: int) -> int:
+    return math.ceil(ms / 100)  # 10 tokens per second of input audio
+
+
+def audio_out_tokens(ms: int) -> int:
+    return math.ceil(ms / 50)  # 20 tokens per second of output audio
+
+
+class _Response:
+    """A response being streamed: a generator of event batches plus what it has produced."""
+
+    def __init__(self, rid: str, modalities: list[str]) -> None:
+        self.id = rid
+        self.modalities = modalities
+        self.steps: Iterator[list[Event]] = iter(())
+        self.output: list[Event] = []  # finished output items
+        self.open_item: Event | None = None  # the item being streamed
+        self.text_out = ""
+        self.audio_out_ms = 0
+        self.input_text_tokens = 0
+        self.input_audio_tokens = 0
+        self.cached_text = 0
+        self.cached_audio = 0
+        self.output_index = 0
+
+
+class OfflineModel:
+    def __init__(self, *, model: str = "gpt-realtime", dialect: str = "ga") -> None:
+        self.model = model
+        self.beta = dialect == "beta"
+        self.session_id = "sess_" + secrets.token_hex(8)
+        self.conversation_id = "conv_" + secrets.token_hex(8)
+        self._counter = 0
+        self.instructions = DEFAULT_INSTRUCTIONS
+        self.modalities: list[str] = ["text", "audio"] if self.beta else ["audio"]
+        self.voice = "alloy" if self.beta else "marin"
+        self.turn_detection: dict[str, Any] | None = dict(_DEFAULT_TURN_DETECTION)
+        self.transcription: dict[str, Any] | None = None
+        self.tools: list[dict[str, Any]] = []
+        self.tool_choice: Any = "auto"
+        self.items: list[Event] = []
+        self._item_ms: dict[str, int] = {}  # audio length of input audio items
+        self._input = bytearray()  # manual-mode input buffer
+        self._input_start_ms = 0
+        self._appended_ms = 0
+        self._vad = Vad(self._vad_settings())
+        self._vad_item: str | None = None
+        self._response: _Response | None = None
+        self._prev_input = (0, 0)  # (text, audio) input tokens of the previous response
+        self.created_at = int(time.time())
+
+    # -- ids and small helpers -----------------------------------------------------------------
+
+    def _id(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}_{self.session_id[5:13]}{self._counter:05d}"
+
+    def _ev(self, etype: str, **fields: Any) -> Event:
+        if self.beta:
+            etype = _GA_TO_BETA.get(etype, etype)
+        return {"type": etype, "event_id": self._id("event"), **fields}
+
+    def _error(self, err: ClientError, client_event_id: Any) -> Event:
+        return self._ev("error", error={
+            "type": "invalid_request_error", "code": err.code, "message": err.message, "param": err.param,
+            "event_id": client_event_id if isinstance(client_event_id, str) else None,
+        })
+
+    def _vad_settings(self) -> VadSettings:
+        td = self.turn_detection or {}
+        return VadSettings(
+            threshold=float(td.get("threshold", 0.5) or 0.5),
+            prefix_padding_ms=int(td.get("prefix_padding_ms", 300) or 0),
+            silence_duration_ms=int(td.get("silence_duration_ms", 500) or 500),
+        )
+
+    @property
+    def responding(self) -> bool:
+        return self._response is not None
+
+    # -- the session object --------------------------------------------------------------------
+
+    def session_object(self) -> dict[str, Any]:
+        if self.beta:
+            return {
+                "id": self.session_id, "object": "realtime.session", "model": self.model,
+                "modalities": list(self.modalities), "instructions": self.instructions, "voice": self.voice,
+                "input_audio_format": "pcm16", "output_audio_format": "pcm16",
+                "input_audio_transcription": self.transcription, "turn_detection": self.turn_detection,
+                "tools": self.tools, "tool_choice": self.tool_choice, "temperature": 0.8,
+                "max_response_output_tokens": "inf", "expires_at": self.created_at + 3600,
+            }
+        return {
+            "type": "realtime", "object": "realtime.session", "id": self.session_id, "model": self.model,
+            "output_modalities": list(self.modalities), "instructions": self.instructions,
+            "audio": {
+                "input": {"format": {"type": "audio/pcm", "rate": 24000}, "transcription": self.transcription,
+                          "noise_reduction": None, "turn_detection": self.turn_detection},
+                "output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": self.voice, "speed": 1.0},
+            },
+            "tools": self.tools, "tool_choice": self.tool_choice, "max_output_tokens": "inf",
+            "tracing": None, "truncation": "auto", "prompt": None, "expires_at": self.created_at + 3600,
+        }
+
+    def start(self) -> list[Event]:
+        events = [self._ev("session.created", session=self.session_object())]
+        if self.beta:
+            events.append(self._ev("conversation.created",
+                                   conversation={"id": self.conversation_id, "object": "realtime.conversation"}))
+        return events
+
+    # -- client events -------------------------------------------------------------------------
+
+    def receive(self, raw: str | bytes) -> list[Event]:
+        """Handle one client frame; return the server events it causes right away."""
+        try:
+            event = json.loads(raw)
+        except (ValueError, RecursionError):
+            return [self._error(ClientError("invalid_json", "The event is not valid JSON."), None)]
+        if not isinstance(event, dict):
+            return [self._error(ClientError("invalid_event", "An event must be a JSON object."), None)]
+        etype = event.get("type")
+        handler = self._handlers().get(etype) if isinstance(etype, str) else None
+        if handler is None:
+            shown = etype if isinstance(etype, str) else None
+            return [self._error(ClientError("invalid_value", f"Invalid value: {str(shown)[:80]!r}. "
+                                            "That is not a supported client event type.", "type"),
+                                event.get("event_id"))]
+        try:
+            return handler(event)
+        except ClientError as err:
+            return [self._error(err, event.get("event_id"))]
+
+    def _handlers(self) -> dict[str, Any]:
+        return {
+            "session.update": self._session_update,
+            "input_audio_buffer.append": self._append,
+            "input_audio_buffer.commit": self._commit,
+            "input_audio_buffer.clear": self._clear,
+            "conversation.item.create": self._item_create,
+            "conversation.item.delete": self._item_delete,
+            "conversation.item.retrieve": self._item_retrieve,
+            "conversation.item.truncate": self._item_truncate,
+            "response.create": self._response_create,
+            "response.cancel": self._response_cancel,
+            "output_audio_buffer.clear": lambda e: [self._ev("output_audio_buffer.cleared",
+                                                             response_id=self._response.id if self._response else "")],
+        }
+
+    def _session_update(self, event: Event) -> list[Event]:
+        s = event.get("session")
+        if not isinstance(s, dict):
+            raise ClientError("invalid_value", "session must be an object", "session")
+        if not self.beta and s.get("type") not in ("realtime",):
+            raise ClientError("missing_required_parameter",
+                              "Missing required parameter: 'session.type' (must be 'realtime').", "session.type")
+        update: dict[str, Any] = {}
+        if "instructions" in s:
+            if not isinstance(s["instructions"], str):
+                raise ClientError("invalid_type", "instructions must be a string", "session.instructions")
+            update["instructions"] = s["instructions"]
+        mod_key = "modalities" if self.beta else "output_modalities"
+        if mod_key in s:
+            mods = s[mod_key]
+            allowed = ({"text"}, {"text", "audio"}) if self.beta else ({"text"}, {"audio"})
+            if not isinstance(mods, list) or set(mods) not in allowed or len(mods) != len(set(mods)):
+                raise ClientError("invalid_value", f"{mod_key} must be one of {[sorted(a) for a in allowed]}",
+                                  f"session.{mod_key}")
+            update["modalities"] = list(mods)
+        if self.beta:
+            audio_in = {k: s[k] for k in ("turn_detection",) if k in s}
+            if "input_audio_transcription" in s:
+                audio_in["transcription"] = s["input_audio_transcription"]
+            voice = s.get("voice")
+        else:
+            audio = s.get("audio")
+            if audio is not None and not isinstance(audio, dict):
+                raise ClientError("invalid_type", "audio must be an object", "session.audio")
+            audio = audio or {}
+            audio_in = audio.get("input") or {}
+            voice = (audio.get("output") or {}).get("voice")
+            if not isinstance(audio_in, dict):
+                raise ClientError("invalid_type", "audio.input must be an object", "session.audio.input")
+        if "turn_detection" in audio_in:
+            td = audio_in["turn_detection"]
+            if td is not None and (not isinstance(td, dict) or td.get("type") not in ("server_vad", "semantic_vad")):
+                raise ClientError("invalid_value", "turn_detection must be null or {type: server_vad|semantic_vad}",
+                                  "session.audio.input.turn_detection")
+            if isinstance(td, dict):
+                for k in ("threshold", "prefix_padding_ms", "silence_duration_ms"):
+                    if k in td and td[k] is not None and not isinstance(td[k], (int, float)):
+                        raise ClientError("invalid_type", f"turn_detection.{k} must be a number",
+                                          f"session.audio.input.turn_detection.{k}")
+                td = {**_DEFAULT_TURN_DETECTION, **td}
+            update["turn_detection"] = td
+        if "transcription" in audio_in:
+            tr = audio_in["transcription"]
+            if tr is not None and not isinstance(tr, dict):
+                raise ClientError("invalid_type", "transcription must be null or an object",
+                                  "session.audio.input.transcription")
+            update["transcription"] = tr
+        if voice is not None:
+            if not isinstance(voice, str):
+                raise ClientError("invalid_type", "voice must be a string", "session.voice")
+            update["voice"] = voice
+        if "tools" in s:
+            update["tools"] = self._check_tools(s["tools"], "session.tools")
+        if "tool_choice" in s:
+            update["tool_choice"] = s["tool_choice"]
+        # all checked: apply at once
+        for k, v in update.items():
+            setattr(self, k, v)
+        if "turn_detection" in update:
+            self._vad = Vad(self._vad_settings())
+            self._vad_item = None
+        return [self._ev("session.updated", session=self.session_object())]
+
+    @staticmethod
+    def _check_tools(tools: Any, param: str) -> list[dict[str, Any]]:
+        if not isinstance(tools, list):
+            raise ClientError("invalid_type", "tools must be an array", param)
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+                raise ClientError("invalid_value", "each tool must be {type: 'function', name, parameters}",
+                                  f"{param}[{i}]")
+            name = tool.get("name")
+            if not isinstance(name, str) or not _TOOL_NAME.match(name):
+                raise ClientError("invalid_value", "a tool name must match ^[A-Za-z0-9_-]{1,64}$", f"{param}[{i}].name")
+            if "parameters" in tool and not isinstance(tool["parameters"], dict):
+                raise ClientError("invalid_type", "tool parameters must be a JSON schema object",
+                                  f"{param}[{i}].parameters")
+        return [dict(t, type="function") for t in tools]
+
+    def _append(self, event: Event) -> list[Event]:
+        audio = event.get("audio")
+        if not isinstance(audio, str):
+            raise ClientError("invalid_type", "audio must be a base64 string", "audio")
+        try:
+            pcm = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise ClientError("invalid_value", "audio is not valid base64", "audio") from None
+        self._appended_ms += len(pcm) // BYTES_PER_MS
+        if self.turn_detection is None:
+            self._input += pcm
+            if len(self._input) > MAX_INPUT_BUFFER_BYTES:
+                del self._input[: len(self._input) - MAX_INPUT_BUFFER_BYTES]
+            return []
+        out: list[Event] = []
+        for vad_event in self._vad.feed(pcm):
+            if isinstance(vad_event, SpeechStarted):
+                self._vad_item = self._id("item")
+                out.append(self._ev("input_audio_buffer.speech_started", item_id=self._vad_item,
+                                    audio_start_ms=vad_event.audio_start_ms))
+                if self._response is not None and (self.turn_detection or {}).get("interrupt_response", True):
+                    out.extend(self._cancel("turn_detected"))
+            else:
+                item_id = self._vad_item or self._id("item")
+                self._vad_item = None
+                out.append(self._ev("input_audio_buffer.speech_stopped", item_id=item_id,
+                                    audio_end_ms=vad_event.audio_end_ms))
+                out.extend(self._commit_audio(vad_event.pcm, item_id))
+                if (self.turn_detection or {}).get("create_response", True) and self._response is None:
+                    out.extend(self._start_response({}))
+        return out
+
+    def _commit(self, event: Event) -> list[Event]:
+        ms = len(self._input) // BYTES_PER_MS
+        if ms < MIN_COMMIT_MS:
+            raise ClientError("input_audio_buffer_commit_empty",
+                              f"Error committing input audio buffer: buffer too small. Expected at least "
+                              f"{MIN_COMMIT_MS}ms of audio, but buffer only has {ms:.2f}ms of audio.")
+        pcm = bytes(self._input)
+        self._input.clear()
+        return self._commit_audio(pcm, self._id("item"))
+
+    def _clear(self, event: Event) -> list[Event]:
+        self._input.clear()
+        self._vad = Vad(self._vad_settings())
+        self._vad_item = None
+        return [self._ev("input_audio_buffer.cleared")]
+
+    def _commit_audio(self, pcm: bytes, item_id: str) -> list[Event]:
+        previous = self.items[-1]["id"] if self.items else None
+        ms = len(pcm) // BYTES_PER_MS
+        item = {"id": item_id, "object": "realtime.item", "type": "message", "role": "user", "status": "completed",
+                "content": [{"type": "input_audio", "transcript": None}]}
+        self._item_ms[item_id] = ms
+        out = [self._ev("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)]
+        out.extend(self._add_item(item, previous))
+        transcript = f"(spoken, {ms / 1000:.1f} seconds)"
+        item["content"][0]["transcript"] = transcript
+        if self.transcription is not None:
+            out.append(self._ev("conversation.item.input_audio_transcription.completed", item_id=item_id,
+                                content_index=0, transcript=transcript,
+                                usage={"type": "duration", "seconds": round(ms / 1000, 3)}))
+        return out
+
+    def _add_item(self, item: Event, previous: str | None) -> list[Event]:
+        self.items.append(item)
+        if len(self.items) > MAX_ITEMS:
+            del self.items[0]
+        if self.beta:
+            return [self._ev("conversation.item.added", previous_item_id=previous, item=item)]
+        return [self._ev("conversation.item.added", previous_item_id=previous, item=item),
+                self._ev("conversation.item.done", previous_item_id=previous, item=item)]
+
+    def _item_create(self, event: Event) -> list[Event]:
+        item = event.get("item")
+        if not isinstance(item, dict):
+            raise ClientError("invalid_value", "item must be an object", "item")
+        itype = item.get("type")
+        if itype == "message":
+            role = item.get("role")
+            if role not in ("user", "system", "assistant"):
+                raise ClientError("invalid_value", "message role must be user, system or assistant", "item.role")
+            content = item.get("content")
+            if not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
+                raise ClientError("invalid_value", "message content must be an array of parts", "item.content")
+        elif itype == "function_call_output":
+            if not isinstance(item.get("call_id"), str) or not isinstance(item.get("output"), str):
+                raise ClientError("invalid_value", "function_call_output needs call_id and output strings", "item")
+        elif itype == "function_call":
+            if not isinstance(item.get("name"), str) or not isinstance(item.get("call_id"), str):
+                raise ClientError("invalid_value", "function_call needs name and call_id", "item")
+        else:
+            raise ClientError("invalid_value", f"unsupported item type {str(itype)[:40]!r}", "item.type")
+        stored = copy.deepcopy(item)
+        stored.setdefault("id", self._id("item"))
+        stored["object"] = "realtime.item"
+        stored.setdefault("status", "completed")
+        previous = self.items[-1]["id"] if self.items else None
+        return self._add_item(stored, previous)
+
+    def _find(self, item_id: Any) -> Event:
+        for item in self.items:
+            if item["id"] == item_id:
+                return item
+        raise ClientError("item_not_found", f"Item with item_id {str(item_id)[:64]!r} not found.", "item_id")
+
+    def _item_delete(self, event: Event) -> list[Event]:
+        item = self._find(event.get("item_id"))
+        self.items.remove(item)
+        return [self._ev("conversation.item.deleted", item_id=item["id"])]
+
+    def _item_retrieve(self, event: Event) -> list[Event]:
+        return [self._ev("conversation.item.retrieved", item=self._find(event.get("item_id")))]
+
+    def _item_truncate(self, event: Event) -> list[Event]:
+        item = self._find(event.get("item_id"))
+        end_ms = event.get("audio_end_ms")
+        if not isinstance(end_ms, int) or end_ms < 0:
+            raise ClientError("invalid_value", "audio_end_ms must be a non-negative integer", "audio_end_ms")
+        content_index = event.get("content_index", 0)
+        return [self._ev("conversation.item.truncated", item_id=item["id"],
+                         content_index=content_index if isinstance(content_index, int) else 0, audio_end_ms=end_ms)]
+
+    # -- responses -----------------------------------------------------------------------------
+
+    def _response_create(self, event: Event) -> list[Event]:
+        if self._response is not None:
+            raise ClientError("conversation_already_has_active_response",
+                              f"Conversation already has an active response in progress: {self._response.id}.")
+        params = event.get("response") or {}
+        if not isinstance(params, dict):
+            raise ClientError("invalid_type", "response must be an object", "response")
+        if "tools" in params:
+            params = dict(params, tools=self._check_tools(params["tools"], "response.tools"))
+        return self._start_response(params)
+
+    def _response_cancel(self, event: Event) -> list[Event]:
+        if self._response is None:
+            raise ClientError("response_cancel_not_active", "Cancellation failed: no active response found")
+        return self._cancel("client_cancelled")
+
+    def _response_object(self, r: _Response, status: str, usage: dict[str, Any] | None,
+                         details: dict[str, Any] | None = None) -> dict[str, Any]:
+        obj: dict[str, Any] = {
+            "object": "realtime.response", "id": r.id, "conversation_id": self.conversation_id, "status": status,
+            "status_details": details, "output": copy.deepcopy(r.output), "usage": usage, "metadata": None,
+        }
+        if self.beta:
+            obj.update({"modalities": r.modalities, "voice": self.voice, "output_audio_format": "pcm16",
+                        "temperature": 0.8, "max_output_tokens": "inf"})
+        else:
+            obj.update({"output_modalities": r.modalities, "max_output_tokens": "inf",
+                        "audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}, "voice": self.voice}}})
+        return obj
+
+    def _start_response(self, params: dict[str, Any]) -> list[Event]:
+        mod_key = "modalities" if self.beta else "output_modalities"
+        modalities = params.get(mod_key) if isinstance(params.get(mod_key), list) else self.modalities
+        r = _Response(self._id("resp"), list(modalities))
+        tools = params.get("tools", self.tools)
+        tool_choice = params.get("tool_choice", self.tool_choice)
+        instructions = params.get("instructions") if isinstance(params.get("instructions"), str) else self.instructions
+        # usage: the whole context is input; what the previous response saw is the cached prefix
+        text_in = text_tokens(instructions) + sum(text_tokens(t) for t in self._item_texts())
+        audio_in = sum(audio_in_tokens(ms) for ms in self._item_ms.values())
+        prev_text, prev_audio = self._prev_input
+        r.input_text_tokens, r.input_audio_tokens = text_in, audio_in
+        cached = (min(prev_text, text_in) + min(prev_audio, audio_in)) // 64 * 64
+        r.cached_text = min(cached, prev_text, text_in)
+        r.cached_audio = min(cached - r.cached_text, audio_in)
+        self._prev_input = (text_in, audio_in)
+        self._response = r
+        r.steps = self._plan(r, tools, tool_choice)
+        return [self._ev("response.created", response=self._response_object(r, "in_progress", None))]
+
+    def _item_texts(self) -> Iterator[str]:
+        for item in self.items:
+            if item.get("type") == "function_call_output":
+                yield item.get("output", "")
+            elif item.get("type") == "function_call":
+                yield item.get("arguments", "")
+            for part in item.get("content") or []:
+                for k in ("text", "transcript"):
+                    v = part.get(k) if isinstance(part, dict) else None
+                    if isinstance(v, str) and not (k == "transcript" and part.get("type") == "input_audio"):
+                        yield v
+
+    def _last_input(self) -> tuple[str, Event | None]:
+        """The text the reply answers and the item it came from."""
+        for item in reversed(self.items):
+            if item.get("type") == "function_call_output":
+                return "", item
+            if item.get("type") == "message" and item.get("role") == "user":
+                texts = []
+                for part in item.get("content") or []:
+                    if isinstance(part, dict):
+                        if isinstance(part.get("text"), str):
+                            texts.append(part["text"])
+                        elif isinstance(part.get("transcript"), str):
+                            texts.append(part["transcript"])
+                return " ".join(texts).strip(), item
+        return "", None
+
+    def _choose_tool(self, text: str, tools: list[dict[str, Any]], tool_choice: Any) -> dict[str, Any] | None:
+        if not tools or tool_choice == "none":
+            return None
+        if isinstance(tool_choice, dict) and tool_choice.get("name"):
+            return next((t for t in tools if t["name"] == tool_choice["name"]), None)
+        low = text.lower()
+        for tool in tools:
+            name = tool["name"].lower()
+            if name in low or name.replace("_", " ") in low:
+                return tool
+        return tools[0] if tool_choice == "required" else None
+
+    @staticmethod
+    def _arguments(text: str, tool: dict[str, Any]) -> str:
+        """Fill the tool's parameters from the text: names for strings, numbers for numbers."""
+        props = (tool.get("parameters") or {}).get("properties") or {}
+        words = re.findall(r"[A-Za-z][\w'-]*", text)
+        names = [w for i, w in enumerate(words) if w[0].isupper() and i > 0 and "_" not in w]
+        numbers = re.findall(r"-?\d+(?:\.\d+)?", text)
+        args: dict[str, Any] = {}
+        for key, schema in props.items():
+            kind = schema.get("type") if isinstance(schema, dict) else None
+            if isinstance(schema, dict) and isinstance(schema.get("enum"), list) and schema["enum"]:
+                args[key] = schema["enum"][0]
+            elif kind in ("number", "integer"):
+                value = float(numbers.pop(0)) if numbers else 1
+                args[key] = int(value) if kind == "integer" else value
+            elif kind == "boolean":
+                args[key] = True
+            elif kind == "string" or kind is None:
+                args[key] = names.pop() if names else "example"
+        return json.dumps(args)
+
+    def _reply_text(self, text: str, item: Event | None) -> str:
+        if item is None:
+            return "Hello! I am the rtproxy offline model."
+        if item.get("type") == "function_call_output":
+            call = next((i for i in self.items if i.get("type") == "function_call"
+                         and i.get("call_id") == item.get("call_id")), None)
+            name = call.get("name") if call else "the tool"
+            return f"{name} returned {item.get('output', '')}"
+        return f"You said: {text}" if text else "I heard you."
+
+    def _plan(self, r: _Response, tools: list[dict[str, Any]], tool_choice: Any) -> Iterator[list[Event]]:
+        text, item = self._last_input()
+        tool = None
+        if item is not None and item.get("type") == "message":
+            tool = self._choose_tool(text, tools, tool_choice)
+        if tool is not None:
+            yield from self._plan_function_call(r, tool, self._arguments(text, tool))
+        else:
+            yield from self._plan_message(r, self._reply_text(text, item))
+        yield self._finish(r, "completed", None)
+
+    def _plan_function_call(self, r: _Response, tool: dict[str, Any], arguments: str) -> Iterator[list[Event]]:
+        item_id, call_id = self._id("item"), self._id("call")
+        item = {"id": item_id, "object": "realtime.item", "type": "function_call", "status": "in_progress",
+                "name": tool["name"], "call_id": call_id, "arguments": ""}
+        r.open_item = item
+        previous = self.items[-1]["id"] if self.items else None
+        first = [self._ev("response.output_item.added", response_id=r.id, output_index=r.output_index,
+                          item=copy.deepcopy(item))]
+        first.append(self._ev("conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item)))
+        yield first
+        step = max(1, len(arguments) // 3)
+        for i in range(0, len(arguments), step):
+            piece = arguments[i:i + step]
+            item["arguments"] += piece
+            r.text_out += piece
+            yield [self._ev("response.function_call_arguments.delta", response_id=r.id, item_id=item_id,
+                            output_index=r.output_index, call_id=call_id, delta=piece)]
+        item["status"] = "completed"
+        done = [self._ev("response.function_call_arguments.done", response_id=r.id, item_id=item_id,
+                         output_index=r.output_index, call_id=call_id, name=tool["name"], arguments=arguments)]
+        done.extend(self._close_item(r, item, previous))
+        yield done
+
+    def _close_item(self, r: _Response, item: Event, previous: str | None) -> list[Event]:
+        r.output.append(copy.deepcopy(item))
+        r.open_item = None
+        self.items.append(item)
+        events = [self._ev("response.output_item.done", response_id=r.id, output_index=r.output_index,
+                           item=copy.deepcopy(item))]
+        if not self.beta:
+            events.append(self._ev("conversation.item.done", previous_item_id=previous, item=copy.deepcopy(item)))
+        r.output_index += 1
+        return events
+
+    def _plan_message(self, r: _Response, reply: str) -> Iterator[list[Event]]:
+        audio = "audio" in r.modalities
+        item_id = self._id("item")
+        part_type = "audio" if audio else "text"
+        content_type = ("audio" if self.beta else "output_audio") if audio else ("text" if self.beta else "output_text")
+        item: Event = {"id": item_id, "object": "realtime.item", "type": "message", "role": "assistant",
+                       "status": "in_progress", "content": []}
+        r.open_item = item
+        previous = self.items[-1]["id"] if self.items else None
+        ids = {"response_id": r.id, "item_id": item_id, "output_index": r.output_index, "content_index": 0}
+        yield [self._ev("response.output_item.added", response_id=r.id, output_index=r.output_index,
+                        item=copy.deepcopy(item)),
+               self._ev("conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item))]
+        empty_part = {"type": part_type, "transcript": ""} if audio else {"type": part_type, "text": ""}
+        item["content"] = [{"type": content_type, "transcript": ""} if audio else {"type": content_type, "text": ""}]
+        yield [self._ev("response.content_part.added", part=empty_part, **ids)]
+        words = reply.split(" ")
+        for i, word in enumerate(words):
+            delta = word if i == 0 else " " + word
+            r.text_out += delta
+            if audio:
+                item["content"][0]["transcript"] += delta
+                pcm = synthesize_word(word)
+                batch = [self._ev("response.output_audio_transcript.delta", delta=delta, **ids)]
+                chunk = AUDIO_CHUNK_MS * BYTES_PER_MS
+                for off in range(0, len(pcm), chunk):
+                    batch.append(self._ev("response.output_audio.delta",
+                                          delta=base64.b64encode(pcm[off:off + chunk]).decode(), **ids))
+                r.audio_out_ms += len(pcm) // BYTES_PER_MS
+                yield batch
+            else:
+                item["content"][0]["text"] += delta
+                yield [self._ev("response.output_text.delta", delta=delta, **ids)]
+        item["status"] = "completed"
+        if audio:
+            transcript = item["content"][0]["transcript"]
+            done = [self._ev("response.output_audio.done", **ids),
+                    self._ev("response.output_audio_transcript.done", transcript=transcript, **ids),
+                    self._ev("response.content_part.done", part={"type": "audio", "transcript": transcript}, **ids)]
+        else:
+            text = item["content"][0]["text"]
+            done = [self._ev("response.output_text.done", text=text, **ids),
+                    self._ev("response.content_part.done", part={"type": "text", "text": text}, **ids)]
+        done.extend(self._close_item(r, item, previous))
+        yield done
+
+    def _usage(self, r: _Response) -> dict[str, Any]:
+        out_audio = audio_out_tokens(r.audio_out_ms) if r.audio_out_ms else 0
+        out_text = text_tokens(r.text_out)
+        in_total = r.input_text_tokens + r.input_audio_tokens
+        cached = r.cached_text + r.cached_audio
+        usage: dict[str, Any] = {
+            "total_tokens": in_total + out_text + out_audio, "input_tokens": in_total,
+            "output_tokens": out_text + out_audio,
+            "input_token_details": {"text_tokens": r.input_text_tokens, "audio_tokens": r.input_audio_tokens,
+                                    "cached_tokens": cached},
+            "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
+        }
+        if not self.beta:
+            usage["input_token_details"].update({
+                "image_tokens": 0,
+                "cached_tokens_details": {"text_tokens": r.cached_text, "audio_tokens": r.cached_audio,
+                                          "image_tokens": 0}})
+        return usage
+
+    def _finish(self, r: _Response, status: str, details: dict[str, Any] | None) -> list[Event]:
+        self._response = None
+        return [self._ev("response.done", response=self._response_object(r, status, self._usage(r), details))]
+
+    def _cancel(self, reason: str) -> list[Event]:
+        r = self._response
+        assert r is not None
+        events: list[Event] = []
+        if r.open_item is not None:
+            item = r.open_item
+            item["status"] = "incomplete"
+            previous = self.items[-1]["id"] if self.items else None
+            events.extend(self._close_item(r, item, previous))
+        events.extend(self._finish(r, "cancelled", {"type": "cancelled", "reason": reason}))
+        return events
+
+    def next_chunk(self) -> list[Event]:
+        """The next batch of the active response's events ([] when none is active)."""
+        r = self._response
+        if r is None:
+            return []
+        try:
+            return next(r.steps)
+        except StopIteration:
+            self._response = None
+            return []

@@ -1,0 +1,111 @@
+"""The offline model's WebSocket server (trio-websocket), a thin loop around :class:`OfflineModel`.
+
+Reached over a real loopback WebSocket like any provider, so the proxy path is the same as for
+OpenAI. When started with a secret it accepts only ``Authorization: Bearer <secret>`` (the
+gateway's per-process secret); ``rtproxy simulate`` runs it standalone without one.
+
+Two tasks per connection: one reads client events and answers them at once; the other streams
+the active response, one chunk every ``stream_delay_s``, so responses take time (and can be
+cancelled or interrupted) like a real model's.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from urllib.parse import parse_qs, urlsplit
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+
+from .model import OfflineModel
+
+log = logging.getLogger("rtproxy.offline")
+
+#: The offline model accepts messages up to this size (like the real API's 15 MiB audio events).
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Messages trio-websocket queues per connection before the reader waits.
+MESSAGE_QUEUE_SIZE = 64
+
+
+async def _handle(request: WebSocketRequest, secret: str | None, stream_delay_s: float) -> None:
+    path = urlsplit(request.path)
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+    if path.path.rstrip("/") not in ("/v1/realtime", "/realtime"):
+        await request.reject(404, body=b'{"error":{"message":"not found"}}')
+        return
+    if secret is not None:
+        auth = headers.get("authorization", "")
+        if not hmac.compare_digest(auth.encode(), f"Bearer {secret}".encode()):
+            await request.reject(401, body=b'{"error":{"message":"invalid credentials"}}')
+            return
+    query = parse_qs(path.query)
+    model_name = (query.get("model") or ["gpt-realtime"])[0]
+    beta = "realtime=v1" in headers.get("openai-beta", "").replace(" ", "")
+    offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    ws = await request.accept(subprotocol="realtime" if "realtime" in offered else None)
+    model = OfflineModel(model=model_name, dialect="beta" if beta else "ga")
+    await serve_session(ws, model, stream_delay_s)
+
+
+async def serve_session(ws: WebSocketConnection, model: OfflineModel, stream_delay_s: float) -> None:
+    wake = trio.Event()
+
+    async def send(events: list[dict[str, object]]) -> None:
+        for event in events:
+            await ws.send_message(json.dumps(event))
+
+    async def reader() -> None:
+        nonlocal wake
+        while True:
+            message = await ws.get_message()
+            await send(model.receive(message))
+            if model.responding:
+                wake.set()
+
+    async def streamer() -> None:
+        nonlocal wake
+        while True:
+            await wake.wait()
+            wake = trio.Event()
+            while model.responding:
+                await send(model.next_chunk())
+                await trio.sleep(stream_delay_s)
+
+    async def until_closed(task, nursery: trio.Nursery) -> None:
+        try:
+            await task()
+        except ConnectionClosed:
+            pass
+        nursery.cancel_scope.cancel()
+
+    try:
+        await send(model.start())
+    except ConnectionClosed:
+        return
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(until_closed, streamer, nursery)
+        nursery.start_soon(until_closed, reader, nursery)
+
+
+async def serve_offline_model(host: str, port: int, secret: str | None, stream_delay_s: float, *,
+                              task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve until cancelled; reports the bound port through ``task_status``."""
+
+    async def handler(request: WebSocketRequest) -> None:
+        try:
+            await _handle(request, secret, stream_delay_s)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("offline model session failed")
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(
+            lambda task_status: serve_websocket(handler, host, port, ssl_context=None,
+                                                max_message_size=MAX_MESSAGE_BYTES,
+                                                message_queue_size=MESSAGE_QUEUE_SIZE, task_status=task_status))
+        bound = server.port
+        log.info("offline model on ws://%s:%d/v1/realtime", host, bound)
+        task_status.started(bound)

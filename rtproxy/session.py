@@ -1,0 +1,327 @@
+"""The session core: one realtime session from handshake to its last record.
+
+Both listeners hand a :class:`ClientHandshake` to :func:`run_session`; nothing below knows which
+listener it came from. A session is one nursery with three tasks:
+
+- the client→upstream pump and the upstream→client pump: one task per direction, each reading
+  its source leg itself and writing the whole batch it got to the other leg (no queue hop);
+- the collector, fed through a bounded channel with only the frames it needs (chosen by the
+  type peek: never audio).
+
+When either side closes, the pumps stop, both legs are closed under a shield (the other side
+gets the mapped close code: upstream 1005/1006/1015 become 1011 for the client, a vanished
+client becomes 1001 for the upstream), the collector drains, and the session record is written.
+A session cancelled from outside (server shutdown, budget cut-off) ends the same way.
+
+Collector channel overflow policy: the channel holds :data:`COLLECT_QUEUE_EVENTS` events. The
+collector only does CPU work on the few non-audio events, so it is never behind in practice; if it
+ever is, the pump *waits* (backpressure on this one session) rather than drop a billing event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from .admission import Admission, HandshakeRequest, Rejection, admit
+from .collector import Collector, SessionEnd, SessionMeta
+from .errors import UpstreamError, UpstreamRejected
+from .frames import is_collected
+from .wsleg import LegClosed, Message, clip_reason, sendable_code
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+log = logging.getLogger("rtproxy.session")
+
+#: Events buffered between the pumps and the collector (see the overflow policy above).
+COLLECT_QUEUE_EVENTS = 256
+
+
+class ClientLeg(Protocol):
+    async def receive(self) -> list[Message]: ...
+    async def send(self, messages: list[Message]) -> None: ...
+    async def send_text(self, text: str) -> None: ...
+    async def close(self, code: int, reason: str = "") -> None: ...
+
+
+class ClientHandshake(Protocol):
+    """A client's pending WebSocket handshake, as either listener presents it."""
+
+    request: HandshakeRequest
+
+    async def reject(self, status: int, body: bytes) -> None:
+        """Refuse with an HTTP response (``body`` is JSON)."""
+
+    async def accept(self, subprotocol: str | None) -> ClientLeg:
+        """Complete the handshake with 101, echoing ``subprotocol``."""
+
+
+def new_session_id() -> str:
+    return "sess_rtp_" + secrets.token_hex(10)
+
+
+def error_event(code: str, message: str, error_type: str = "invalid_request_error") -> str:
+    return json.dumps({
+        "type": "error",
+        "event_id": "event_rtp_" + secrets.token_hex(8),
+        "error": {"type": error_type, "code": code, "message": message, "param": None, "event_id": None},
+    })
+
+
+def error_body(code: str, message: str, error_type: str) -> bytes:
+    return json.dumps({"error": {"type": error_type, "code": code, "message": message}}).encode()
+
+
+async def deliver_rejection(hs: ClientHandshake, rejection: Rejection) -> None:
+    """HTTP status for header clients; accept + error event + 4xxx close for browsers."""
+    if not rejection.browser:
+        await hs.reject(rejection.status, error_body(rejection.code, rejection.message, rejection.error_type))
+        return
+    leg = await hs.accept(rejection.subprotocol)
+    try:
+        await leg.send_text(error_event(rejection.code, rejection.message, rejection.error_type))
+    except LegClosed:
+        pass
+    await leg.close(rejection.close_code, rejection.message)
+
+
+def upstream_rejection(exc: UpstreamError, browser: bool, subprotocol: str | None) -> Rejection:
+    """Map an upstream failure to what the client is told. The upstream's body is not passed on:
+    provider error pages can echo parts of the provider key."""
+    if isinstance(exc, UpstreamRejected):
+        if exc.status == 429:
+            return Rejection(429, "upstream_rate_limited", "the upstream provider is rate limiting; retry later",
+                             browser, subprotocol)
+        if exc.status in (401, 403):
+            return Rejection(502, "upstream_auth_failed",
+                             f"the upstream provider refused the gateway's credentials (HTTP {exc.status})",
+                             browser, subprotocol)
+        if exc.status == 404:
+            return Rejection(502, "upstream_model_not_found",
+                             "the upstream provider does not know the configured model (HTTP 404)", browser, subprotocol)
+        return Rejection(502, "upstream_refused", f"the upstream provider refused the session (HTTP {exc.status})",
+                         browser, subprotocol)
+    return Rejection(502, "upstream_unreachable", f"the upstream provider is unreachable: {exc}", browser, subprotocol)
+
+
+async def run_session(gateway: Gateway, hs: ClientHandshake) -> None:
+    """Admit, connect and relay one session; returns when it is over and recorded."""
+    decision = admit(hs.request, gateway.keys, gateway.config)
+    if isinstance(decision, Admission):
+        decision = gateway.check_admission(decision)
+    if isinstance(decision, Rejection):
+        log.info("refused %s %s: %s (%d)", hs.request.client_ip, hs.request.path[:80], decision.code, decision.status)
+        await deliver_rejection(hs, decision)
+        return
+    session = Session(gateway, decision, hs.request)
+    gateway.session_opened(session)
+    try:
+        await session.run(hs)
+    finally:
+        gateway.session_closed(session)
+
+
+class Session:
+    def __init__(self, gateway: Gateway, admission: Admission, request: HandshakeRequest) -> None:
+        self.gateway = gateway
+        self.admission = admission
+        self.id = new_session_id()
+        self.request = request
+        self.target = gateway.target_for(admission)
+        self.end: SessionEnd | None = None
+        #: The scope :meth:`stop` cancels: the dial's, then the pumps'.
+        self._scope: trio.CancelScope | None = None
+        self._stop_reason: tuple[int, str, str] | None = None
+        meta = SessionMeta(
+            session_id=self.id,
+            key_name=admission.key.name,
+            key_hash=admission.key.hash_prefix,
+            model=admission.model.name,
+            provider=admission.model.provider,
+            upstream_model=admission.model.target_model,
+            api_base=self.target.api_base,
+            store_prompts=gateway.store_prompts_for(admission.key),
+            price=gateway.price_of(admission.model),
+            end_user=admission.end_user,
+            tags=admission.tags,
+            client_ip=request.client_ip,
+            user_agent=request.user_agent,
+            dialect=admission.dialect,
+        )
+        self.collector = Collector(meta)
+
+    def stop(self, code: int, error_code: str, message: str) -> None:
+        """End the session from outside: the client gets an error event and ``code``."""
+        if self._stop_reason is None:
+            self._stop_reason = (code, error_code, message)
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _stoppable_scope(self) -> trio.CancelScope:
+        """A new scope that :meth:`stop` cancels (already cancelled if stop came first)."""
+        scope = self._scope = trio.CancelScope()
+        if self._stop_reason is not None:
+            scope.cancel()
+        return scope
+
+    def _ended(self, end: SessionEnd) -> None:
+        if self.end is None:
+            self.end = end
+
+    async def run(self, hs: ClientHandshake) -> None:
+        gw = self.gateway
+        adm = self.admission
+        upstream = None
+        try:
+            with self._stoppable_scope():
+                upstream = await gw.dial(self.target)
+        except UpstreamError as exc:
+            rejection = upstream_rejection(exc, adm.browser, adm.subprotocol)
+            log.warning("session %s: %s", self.id, exc)
+            self._ended(SessionEnd("upstream", getattr(exc, "status", None), rejection.message, failed=True,
+                                   error={"type": rejection.error_type, "code": rejection.code,
+                                          "message": rejection.message}))
+            with trio.CancelScope(shield=True):
+                await deliver_rejection(hs, rejection)
+                gw.write_record(self.collector.finish(self.end))  # type: ignore[arg-type]
+            return
+        if upstream is None:
+            # stopped while connecting (shutdown): nothing was accepted yet
+            self._ended(SessionEnd("proxy", None, "the gateway is shutting down"))
+            with trio.CancelScope(shield=True):
+                await hs.reject(503, error_body("shutting_down", "the gateway is shutting down", "server_error"))
+                gw.write_record(self.collector.finish(self.end))  # type: ignore[arg-type]
+            return
+
+        client = await hs.accept(adm.subprotocol)
+        log.info("session %s opened: key=%s model=%s provider=%s dialect=%s", self.id, adm.key.name,
+                 adm.model.name, adm.model.provider, adm.dialect)
+        send_ch, recv_ch = trio.open_memory_channel[tuple[str, bytes]](COLLECT_QUEUE_EVENTS)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._collect, recv_ch)
+                async with send_ch:
+                    try:
+                        with self._stoppable_scope():
+                            async with trio.open_nursery() as pumps:
+                                pumps.start_soon(self._pump, client, upstream, "client", send_ch, pumps.cancel_scope)
+                                pumps.start_soon(self._pump, upstream, client, "upstream", send_ch, pumps.cancel_scope)
+                    finally:
+                        with trio.CancelScope(shield=True):
+                            await self._close_legs(client, upstream)
+        except Exception:
+            log.exception("session %s failed", self.id)
+            raise
+        finally:
+            log.info("session %s closed by %s (%s)", self.id, self.end.by if self.end else "?",
+                     self.end.code if self.end else "?")
+
+    async def _pump(self, src: ClientLeg, dst: ClientLeg, side: str,
+                    collect: trio.MemorySendChannel[tuple[str, bytes]], scope: trio.CancelScope) -> None:
+        direction = "client" if side == "client" else "server"
+        other = "upstream" if side == "client" else "client"
+        send_nowait = collect.send_nowait
+        try:
+            while True:
+                try:
+                    messages = await src.receive()
+                except LegClosed as exc:
+                    self._ended(SessionEnd(side, exc.code, exc.reason))  # type: ignore[arg-type]
+                    if not exc.by_peer:
+                        self._failed_leg = (side, exc)
+                    return
+                for is_text, payload in messages:
+                    if is_text and is_collected(payload):
+                        try:
+                            send_nowait((direction, payload))
+                        except trio.WouldBlock:
+                            await collect.send((direction, payload))
+                try:
+                    await dst.send(messages)
+                except LegClosed as exc:
+                    self._ended(SessionEnd(other, exc.code, exc.reason))  # type: ignore[arg-type]
+                    return
+        finally:
+            scope.cancel()
+
+    _failed_leg: tuple[str, LegClosed] | None = None
+
+    async def _close_legs(self, client: ClientLeg, upstream: ClientLeg) -> None:
+        """Close both legs with the codes the end calls for, concurrently and bounded."""
+        end = self.end
+        client_events: list[str] = []
+        if self._stop_reason is not None and end is None:
+            code, error_code, message = self._stop_reason
+            end = SessionEnd("proxy", code, message, failed=False)
+            client_events.append(error_event(error_code, message, "server_error" if code == 1001 else
+                                             "invalid_request_error"))
+            client_code, client_reason, up_code, up_reason = code, message, 1001, "client session ended by proxy"
+        elif end is None:
+            # cancelled from outside without a reason (e.g. the server's handler nursery)
+            end = SessionEnd("proxy", 1001, "server shutting down")
+            client_events.append(error_event("server_shutdown", "the gateway is shutting down", "server_error"))
+            client_code, client_reason, up_code, up_reason = 1001, "server shutting down", 1001, "proxy shutting down"
+        elif end.by == "client":
+            code = end.code or 1005
+            failed_here = self._failed_leg is not None and self._failed_leg[0] == "client"
+            up_code = 1001 if code in (1005, 1006) or failed_here else sendable_code(code, 1001)
+            up_reason = "client went away" if up_code == 1001 else end.reason
+            client_code, client_reason = sendable_code(code, 1000), end.reason
+        else:  # upstream ended
+            code = end.code or 1005
+            if self._failed_leg is not None and self._failed_leg[0] == "upstream":
+                client_code, client_reason = 1011, f"upstream sent an invalid message ({end.reason})"
+                end = SessionEnd("upstream", code, end.reason, failed=True,
+                                 error={"type": "server_error", "code": "upstream_protocol_error", "message": client_reason})
+            elif code == 1006:
+                client_code, client_reason = 1011, "upstream connection lost"
+                client_events.append(error_event("upstream_disconnected", "the upstream connection was lost",
+                                                 "server_error"))
+                end = SessionEnd("upstream", code, "connection lost", failed=True,
+                                 error={"type": "server_error", "code": "upstream_disconnected",
+                                        "message": "the upstream connection was lost"})
+            else:
+                client_code, client_reason = sendable_code(code, 1011), end.reason
+            up_code, up_reason = 1000, ""
+        self.end = end
+
+        async def close_client() -> None:
+            for text in client_events:
+                try:
+                    await client.send_text(text)
+                except LegClosed:
+                    break
+            await client.close(client_code, clip_reason(client_reason))
+
+        timeout = self.gateway.config.server.close_timeout_s + 1
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as n:
+                n.start_soon(close_client)
+                n.start_soon(upstream.close, up_code, clip_reason(up_reason))
+
+    async def _collect(self, events: trio.MemoryReceiveChannel[tuple[str, bytes]]) -> None:
+        """Feed the collector; write records as they complete; the session record at the end.
+
+        Shielded: it must see every event and write the last record even when the session is
+        being cancelled (client disconnect on the main port, shutdown).
+        """
+        gw = self.gateway
+        collector = self.collector
+        with trio.CancelScope(shield=True):
+            async with events:
+                async for direction, payload in events:
+                    for record in collector.feed(direction, payload):  # type: ignore[arg-type]
+                        gw.write_record(record)
+                        if gw.over_budget(self.admission.key) and self._stop_reason is None:
+                            self.stop(4429, "budget_exceeded",
+                                      f"key {self.admission.key.name!r} has used its budget")
+            end = self.end or SessionEnd("proxy", None, "")
+            gw.write_record(collector.finish(end))
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "key_name": self.admission.key.name, "model": self.admission.model.name}

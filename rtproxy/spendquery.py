@@ -1,0 +1,115 @@
+"""Filtering and paging spend records: what ``GET /spend/logs`` and ``rtproxy logs`` read.
+
+Paging is by byte offset in the log file, which only grows:
+
+- newest first (the default): up to ``limit`` matching records before ``cursor`` (the end of the
+  file when absent); ``next_cursor`` pages further back, ``None`` at the start of the file;
+- follow: ``after=<offset>`` returns the records appended since, oldest first, and
+  ``end_offset`` to pass as the next ``after``.
+
+Each request scans the part of the file it pages over; that is linear in the log's size, fine for
+logs of a few hundred MB, and needs no index or database.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .spendlog import iter_records
+
+#: Most records one request may ask for.
+MAX_LIMIT = 1000
+
+
+@attrs.frozen
+class SpendFilter:
+    session_id: str | None = None
+    key_name: str | None = None
+    model: str | None = None
+    record: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def matches(self, r: dict[str, Any]) -> bool:
+        if self.session_id is not None and r.get("session_id") != self.session_id:
+            return False
+        if self.key_name is not None and r.get("key_name") != self.key_name:
+            return False
+        if self.model is not None and r.get("model") != self.model:
+            return False
+        if self.record is not None and r.get("record") != self.record:
+            return False
+        if self.status is not None and r.get("status") != self.status:
+            return False
+        if self.since is not None or self.until is not None:
+            t = parse_time(r.get("start_time"))
+            if t is None:
+                return False
+            if self.since is not None and t < self.since:
+                return False
+            if self.until is not None and t >= self.until:
+                return False
+        return True
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        from datetime import timezone
+
+        t = t.replace(tzinfo=timezone.utc)
+    return t
+
+
+@attrs.frozen
+class Page:
+    records: list[dict[str, Any]]
+    next_cursor: int | None
+    end_offset: int
+
+
+def newest_first(path: Path, flt: SpendFilter, *, limit: int, cursor: int | None = None) -> Page:
+    limit = max(1, min(limit, MAX_LIMIT))
+    window: deque[tuple[int, int, dict[str, Any]]] = deque(maxlen=limit)
+    start = 0
+    end = 0
+    skipped_before = False
+    for offset, record in iter_records(path):
+        line_start, end = start, offset
+        start = offset
+        if cursor is not None and offset > cursor:
+            break
+        if flt.matches(record):
+            if len(window) == limit:
+                skipped_before = True
+            window.append((line_start, offset, record))
+    records = [r for _, _, r in reversed(window)]
+    next_cursor = window[0][0] if window and skipped_before else None
+    if window and not skipped_before:
+        # Were there matches before the oldest returned? Only if the window was full.
+        next_cursor = None
+    return Page(records, next_cursor, end)
+
+
+def appended_since(path: Path, flt: SpendFilter, *, after: int, limit: int) -> Page:
+    limit = max(1, min(limit, MAX_LIMIT))
+    out: list[dict[str, Any]] = []
+    end = after
+    for offset, record in iter_records(path, start=after):
+        end = offset
+        if flt.matches(record):
+            out.append(record)
+            if len(out) >= limit:
+                break
+    return Page(out, None, end)

@@ -1,0 +1,101 @@
+"""Dialing the upstream provider: TCP (+TLS for ``wss://``), then the WebSocket handshake.
+
+:func:`dial_upstream` is the one seam between a session and the network on the upstream side:
+tests point a model at the offline model or at a scripted fake upstream on loopback.
+Frames that arrive in the same read as the 101 response (``session.created`` often does) are
+kept and returned first by the leg.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import trio
+from websockets.client import ClientProtocol
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from .errors import UpstreamRejected, UpstreamUnreachable
+from .providers import UpstreamTarget
+from .wsleg import RECEIVE_CHUNK_BYTES, WebSocketLeg
+
+#: The upstream's handshake response (headers + any error body) may be at most this big.
+MAX_HANDSHAKE_RESPONSE_BYTES = 256 * 1024
+
+
+def default_ssl_context(cafile: str | None = None) -> ssl.SSLContext:
+    """Certificate-verifying client context (system CAs, or a private bundle)."""
+    return ssl.create_default_context(cafile=cafile)
+
+
+async def dial_upstream(
+    target: UpstreamTarget,
+    *,
+    max_message_bytes: int,
+    connect_timeout_s: float,
+    close_timeout_s: float,
+    ssl_context: ssl.SSLContext | None = None,
+) -> WebSocketLeg:
+    """Open the upstream WebSocket. Raises UpstreamUnreachable or UpstreamRejected."""
+    try:
+        uri = parse_uri(target.url)
+    except Exception as exc:
+        raise UpstreamUnreachable(f"invalid upstream URL: {exc}") from None
+    stream: trio.abc.Stream | None = None
+    try:
+        with trio.fail_after(connect_timeout_s):
+            tcp = await trio.open_tcp_stream(uri.host, uri.port)
+            stream = tcp
+            if uri.secure:
+                tls = trio.SSLStream(
+                    tcp, ssl_context or default_ssl_context(), server_hostname=uri.host, https_compatible=True
+                )
+                stream = tls
+                await tls.do_handshake()
+            proto = ClientProtocol(uri, max_size=max_message_bytes)
+            request = proto.connect()
+            for name, value in target.headers:
+                request.headers[name] = value
+            proto.send_request(request)
+            await stream.send_all(b"".join(proto.data_to_send()))
+            received = 0
+            while True:
+                data = await stream.receive_some(RECEIVE_CHUNK_BYTES)
+                received += len(data)
+                if data:
+                    proto.receive_data(data)
+                else:
+                    proto.receive_eof()
+                events = proto.events_received()
+                if events:
+                    break
+                if not data:
+                    raise UpstreamUnreachable("upstream closed the connection during the handshake")
+                if received > MAX_HANDSHAKE_RESPONSE_BYTES:
+                    raise UpstreamUnreachable("upstream handshake response is too large")
+    except trio.TooSlowError:
+        await _aclose_quietly(stream)
+        raise UpstreamUnreachable(f"upstream did not answer within {connect_timeout_s:g} s") from None
+    except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+        await _aclose_quietly(stream)
+        detail = getattr(exc, "strerror", None) or type(exc).__name__
+        raise UpstreamUnreachable(f"cannot connect to upstream {uri.host}:{uri.port}: {detail}") from None
+    except UpstreamUnreachable:
+        await _aclose_quietly(stream)
+        raise
+    response = events[0]
+    if proto.handshake_exc is not None or not isinstance(response, Response) or response.status_code != 101:
+        await _aclose_quietly(stream)
+        if isinstance(response, Response) and response.status_code != 101:
+            raise UpstreamRejected(response.status_code, response.body or b"")
+        raise UpstreamUnreachable(f"upstream handshake failed: {proto.handshake_exc}")
+    return WebSocketLeg(stream, proto, close_timeout_s=close_timeout_s, pending=events[1:])
+
+
+async def _aclose_quietly(stream: trio.abc.Stream | None) -> None:
+    if stream is not None:
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            try:
+                await stream.aclose()
+            except (trio.BrokenResourceError, OSError):
+                pass

@@ -1,0 +1,245 @@
+"""One WebSocket connection: a ``websockets`` sans-IO protocol driven over a trio stream.
+
+Both legs of a realtime-listener session are :class:`WebSocketLeg`\\ s (the client side with a
+``ServerProtocol``, the upstream side with a ``ClientProtocol``). There is no reader task and no
+message queue: the pump task that calls :meth:`WebSocketLeg.receive` reads the socket itself, and
+every complete message decoded from one socket read comes back as one batch, which the other
+leg sends with one ``send_all`` (write batching for bursty output, at no cost otherwise).
+
+A message is a ``(is_text, payload)`` tuple: text stays the same UTF-8 bytes, binary stays
+binary, nothing is decoded or re-serialised. Fragmented messages are reassembled.
+
+Sending takes a lock and fetches the protocol's pending bytes *while holding it*, so frames
+queued by two tasks (data from the pump, pongs or close echoes from the reader) keep their order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import trio
+from websockets.exceptions import PayloadTooBig, ProtocolError
+from websockets.frames import Opcode
+from websockets.protocol import CLOSED, OPEN, Protocol
+
+#: Bytes asked of the socket per read. Large enough that a burst of audio frames is one read.
+RECEIVE_CHUNK_BYTES = 65536
+#: WebSocket close reasons are limited to 123 bytes of UTF-8.
+MAX_CLOSE_REASON_BYTES = 123
+
+Message = tuple[bool, bytes]
+
+_TEXT = Opcode.TEXT
+_BINARY = Opcode.BINARY
+_CONT = Opcode.CONT
+_NOT_SENDABLE = frozenset({1004, 1005, 1006, 1015})
+
+
+class LegClosed(Exception):
+    """The connection is closed (or failed); ``code``/``reason`` say how.
+
+    ``by_peer`` is True when the other end closed or vanished, False when this side failed the
+    connection because of what the peer sent (protocol error 1002, too big 1009, bad UTF-8 1007).
+    """
+
+    def __init__(self, code: int, reason: str = "", *, by_peer: bool = True) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+        self.by_peer = by_peer
+
+
+def clip_reason(reason: str) -> str:
+    data = reason.encode("utf-8")
+    if len(data) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    return data[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore")
+
+
+def sendable_code(code: int, fallback: int = 1011) -> int:
+    """Codes 1005/1006/1015 describe a closure and must never be sent; pick ``fallback`` then."""
+    if code in _NOT_SENDABLE or not (1000 <= code <= 4999) or 1016 <= code <= 2999:
+        return fallback
+    return code
+
+
+class WebSocketLeg:
+    """A WebSocket connection in OPEN state, driven by the task that calls it."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        protocol: Protocol,
+        *,
+        close_timeout_s: float = 2.0,
+        pending: Iterable[object] = (),
+    ) -> None:
+        self._stream = stream
+        self._proto = protocol
+        self._lock = trio.Lock()
+        self._close_timeout_s = close_timeout_s
+        self._fragments: list[bytes] | None = None
+        self._fragment_text = False
+        self._closed: LegClosed | None = None
+        self._transport_closed = False
+        # Frames that arrived with the handshake (e.g. session.created behind the 101).
+        self._pending: list[Message] = self._messages(pending)
+
+    @property
+    def protocol(self) -> Protocol:
+        return self._proto
+
+    @property
+    def closed(self) -> LegClosed | None:
+        return self._closed
+
+    def _messages(self, events: Iterable[object]) -> list[Message]:
+        out: list[Message] = []
+        for ev in events:
+            op = ev.opcode  # type: ignore[attr-defined]
+            if op is _TEXT or op is _BINARY:
+                if ev.fin:  # type: ignore[attr-defined]
+                    out.append((op is _TEXT, ev.data))  # type: ignore[attr-defined]
+                else:
+                    self._fragment_text = op is _TEXT
+                    self._fragments = [ev.data]  # type: ignore[attr-defined]
+            elif op is _CONT and self._fragments is not None:
+                self._fragments.append(ev.data)  # type: ignore[attr-defined]
+                if ev.fin:  # type: ignore[attr-defined]
+                    out.append((self._fragment_text, b"".join(self._fragments)))
+                    self._fragments = None
+            # PING/PONG/CLOSE: the protocol answered them already (pong/close echo queued).
+        return out
+
+    def _closure(self) -> LegClosed | None:
+        proto = self._proto
+        rcvd = proto.close_rcvd
+        if rcvd is not None:
+            return LegClosed(rcvd.code, rcvd.reason, by_peer=True)
+        exc = proto.parser_exc
+        if exc is not None:
+            sent = proto.close_sent
+            if isinstance(exc, EOFError):
+                return LegClosed(1006, "connection lost", by_peer=True)
+            if isinstance(exc, PayloadTooBig):
+                return LegClosed(1009, "message too big", by_peer=False)
+            if isinstance(exc, UnicodeDecodeError):
+                return LegClosed(1007, "invalid UTF-8", by_peer=False)
+            if isinstance(exc, ProtocolError):
+                return LegClosed(1002, "protocol error", by_peer=False)
+            return LegClosed(sent.code if sent else 1011, "connection failed", by_peer=False)
+        if proto.state is CLOSED:
+            return LegClosed(1006, "connection lost", by_peer=True)
+        return None
+
+    async def receive(self) -> list[Message]:
+        """The next batch of complete messages. Raises LegClosed once the connection is done."""
+        if self._pending:
+            out, self._pending = self._pending, []
+            return out
+        if self._closed is not None:
+            raise self._closed
+        proto = self._proto
+        stream = self._stream
+        while True:
+            try:
+                data = await stream.receive_some(RECEIVE_CHUNK_BYTES)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if data:
+                proto.receive_data(data)
+            else:
+                proto.receive_eof()
+            out = self._messages(proto.events_received())
+            if proto.writes:
+                try:
+                    await self._flush()
+                except LegClosed:
+                    pass
+            closure = self._closure()
+            if closure is not None:
+                self._closed = closure
+                if out:
+                    return out
+                raise closure
+            if out:
+                return out
+
+    async def send(self, messages: Iterable[Message]) -> None:
+        """Frame every message and write them all with one ``send_all``."""
+        proto = self._proto
+        if proto.state is not OPEN:
+            raise self._closed or LegClosed(1006, "connection closed")
+        for is_text, payload in messages:
+            if is_text:
+                proto.send_text(payload)
+            else:
+                proto.send_binary(payload)
+        await self._flush()
+
+    async def send_text(self, text: str) -> None:
+        await self.send(((True, text.encode("utf-8")),))
+
+    async def _flush(self) -> None:
+        lock = self._lock
+        try:
+            lock.acquire_nowait()  # the common, uncontended case costs no checkpoint
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            writes = self._proto.data_to_send()
+            if not writes:
+                return
+            eof = not writes[-1]  # a trailing b"" means: half-close the connection
+            if eof:
+                writes.pop()
+            try:
+                if writes:
+                    await self._stream.send_all(writes[0] if len(writes) == 1 else b"".join(writes))
+                if eof and isinstance(self._stream, trio.abc.HalfCloseableStream):
+                    await self._stream.send_eof()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                if self._closed is None:
+                    self._closed = LegClosed(1006, "connection lost", by_peer=True)
+                raise self._closed from None
+        finally:
+            lock.release()
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Close the WebSocket (if still open), wait briefly for the peer's close, drop TCP.
+
+        Call it with no other task using this leg, under a shield when cleaning up.
+        """
+        proto = self._proto
+        try:
+            if proto.state is OPEN:
+                proto.send_close(sendable_code(code), clip_reason(reason))
+                await self._flush()
+                with trio.move_on_after(self._close_timeout_s):
+                    while proto.state is not CLOSED and not proto.eof_sent:
+                        try:
+                            data = await self._stream.receive_some(RECEIVE_CHUNK_BYTES)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            break
+                        if data:
+                            proto.receive_data(data)
+                        else:
+                            proto.receive_eof()
+                        proto.events_received()
+                        await self._flush()
+                        if not data:
+                            break
+            elif proto.writes:
+                await self._flush()
+        except LegClosed:
+            pass
+        finally:
+            if self._closed is None:
+                self._closed = LegClosed(code, reason, by_peer=False)
+            await self.aclose_transport()
+
+    async def aclose_transport(self) -> None:
+        if not self._transport_closed:
+            self._transport_closed = True
+            with trio.move_on_after(self._close_timeout_s):
+                await self._stream.aclose()

@@ -1,0 +1,79 @@
+"""Test-side WebSocket client helpers (trio-websocket: independent of the code under test)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+from trio_websocket import WebSocketConnection, open_websocket_url
+
+from .conftest import RunningServer, make_config, start_server
+from .fakes import FakeUpstream
+
+PROVIDER_KEY = "sk-provider-secret-abcdef123456"
+
+
+@asynccontextmanager
+async def ws_connect(url: str, *, headers: dict[str, str] | None = None,
+                     subprotocols: list[str] | None = None) -> AsyncIterator[WebSocketConnection]:
+    extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    async with open_websocket_url(url, extra_headers=extra, subprotocols=subprotocols,
+                                  max_message_size=64 * 2**20, message_queue_size=256) as ws:
+        yield ws
+
+
+async def events_until(ws: WebSocketConnection, etype: str, *, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+    """Read events up to and including the first of type ``etype``."""
+    events: list[dict[str, Any]] = []
+    with trio.fail_after(timeout_s):
+        while True:
+            message = await ws.get_message()
+            event = json.loads(message)
+            events.append(event)
+            if event.get("type") == etype:
+                return events
+
+
+async def send_event(ws: WebSocketConnection, event: dict[str, Any]) -> None:
+    await ws.send_message(json.dumps(event))
+
+
+def user_text(text: str) -> dict[str, Any]:
+    return {"type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}
+
+
+async def text_turn(ws: WebSocketConnection, text: str = "Hello there") -> list[dict[str, Any]]:
+    await events_until(ws, "session.created")
+    await send_event(ws, {"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
+    await events_until(ws, "session.updated")
+    await send_event(ws, user_text(text))
+    await send_event(ws, {"type": "response.create"})
+    return await events_until(ws, "response.done")
+
+
+def auth_headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def server_with_fake(nursery: trio.Nursery, tmp_path: Path, fake: FakeUpstream,
+                           server: dict[str, Any] | None = None, **kwargs: Any) -> RunningServer:
+    from .conftest import ADMIN_KEY, USER_KEY
+
+    cfg = make_config(
+        tmp_path,
+        server=server,
+        models=[{"name": "gpt-realtime", "provider": "local"},
+                {"name": "fake", "provider": "openai", "api_base": fake.url + "/v1", "api_key": PROVIDER_KEY,
+                 "upstream_model": "gpt-realtime"},
+                {"name": "fake-azure", "provider": "azure", "api_base": fake.url.replace("ws://", "http://"),
+                 "api_key": PROVIDER_KEY, "api_version": "2025-04-01-preview", "upstream_model": "my-deployment"}],
+        keys=[{"name": "user", "key": USER_KEY, "models": ["gpt-realtime", "fake", "fake-azure"]},
+              {"name": "admin", "key": ADMIN_KEY, "role": "admin"}],
+        **kwargs,
+    )
+    return await start_server(nursery, cfg)
