@@ -139,6 +139,17 @@ class Config:
 
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _structure_str_tuple(value: Any, _: Any) -> tuple[str, ...]:
+    # cattrs would happily turn "gpt-realtime" into a tuple of characters.
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of strings, e.g. [\"gpt-realtime\"]")
+    return tuple(value)
+
+
+_converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_str_tuple)
+_LITERAL_ERROR = re.compile(r"unknown error \((.*) not in literal typing\.Literal\[(.*)\]\)")
 _ENV_PREFIX = "env:"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -173,6 +184,10 @@ def _format_cattrs_error(exc: Exception) -> tuple[str, str]:
     path = where.removeprefix("$").lstrip(".")
     # cattrs reports extra keys as "extra fields found (x)"; name them as keys.
     problem = problem.replace("extra fields found", "unknown key(s)")
+    literal = _LITERAL_ERROR.match(problem)
+    if literal:
+        problem = f"must be one of {literal.group(2)}, not {literal.group(1)!r}"
+    problem = problem.replace("unknown error (", "invalid value (").replace("expected tuple", "expected a list")
     return path, problem
 
 
