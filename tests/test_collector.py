@@ -1,0 +1,204 @@
+"""The sans-IO collector and pricing: events in, records out, costs computed by hand."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+import rtproxy.collector as collector_module
+from rtproxy.collector import Collector, SessionEnd, SessionMeta
+from rtproxy.config import ModelConfig, PriceConfig
+from rtproxy.pricing import PRICES, price_for, price_usage
+
+PRICE = PRICES["gpt-realtime"]
+
+
+def meta(store_prompts: bool = True, price: Any = PRICE) -> SessionMeta:
+    return SessionMeta(session_id="sess_1", key_name="alice", key_hash="abc123", model="gpt-realtime",
+                       provider="openai", upstream_model="gpt-realtime", api_base="wss://x/v1/realtime",
+                       store_prompts=store_prompts, price=price, end_user="u1", tags=("t",), client_ip="127.0.0.1",
+                       user_agent="ua")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        self.t += timedelta(milliseconds=250)
+        return self.t
+
+
+def feed(c: Collector, direction: str, event: dict[str, Any]) -> list[dict[str, Any]]:
+    return c.feed(direction, json.dumps(event).encode())  # type: ignore[arg-type]
+
+
+USAGE = {
+    "total_tokens": 1700, "input_tokens": 1200, "output_tokens": 500,
+    "input_token_details": {"text_tokens": 1000, "audio_tokens": 200, "cached_tokens": 640,
+                            "cached_tokens_details": {"text_tokens": 600, "audio_tokens": 40}},
+    "output_token_details": {"text_tokens": 100, "audio_tokens": 400},
+}
+
+
+def test_price_usage_by_hand() -> None:
+    cost, breakdown = price_usage(USAGE, PRICE)
+    # gpt-realtime per 1M: text in 4, audio in 32, cached text 0.4, cached audio 0.4, text out 16, audio out 64
+    expected = {
+        "input_text": 400 * 4e-6,       # 1000 text - 600 cached
+        "input_audio": 160 * 32e-6,     # 200 audio - 40 cached
+        "cached_text": 600 * 0.4e-6,
+        "cached_audio": 40 * 0.4e-6,
+        "output_text": 100 * 16e-6,
+        "output_audio": 400 * 64e-6,
+    }
+    assert breakdown == pytest.approx(expected)
+    assert cost == pytest.approx(0.0016 + 0.00512 + 0.00024 + 0.000016 + 0.0016 + 0.0256)
+
+
+def test_beta_usage_without_cached_details_counts_cache_as_text_first() -> None:
+    usage = {"input_token_details": {"text_tokens": 100, "audio_tokens": 50, "cached_tokens": 120},
+             "output_token_details": {"text_tokens": 0, "audio_tokens": 0}}
+    _, breakdown = price_usage(usage, PRICE)
+    assert breakdown is not None
+    assert breakdown["cached_text"] == pytest.approx(100 * 0.4e-6)
+    assert breakdown["cached_audio"] == pytest.approx(20 * 0.4e-6)
+    assert breakdown["input_audio"] == pytest.approx(30 * 32e-6)
+
+
+def test_price_lookup_override_azure_and_unknown() -> None:
+    assert price_for(ModelConfig("x", "openai", "gpt-realtime-2025-08-28")) == PRICE
+    assert price_for(ModelConfig("x", "azure", "gpt-4o-mini-realtime-preview")) == PRICES["azure/gpt-4o-mini-realtime-preview"]
+    assert price_for(ModelConfig("x", "openai", "my-custom-model")) is None
+    override = ModelConfig("x", "openai", "my-custom-model", price=PriceConfig(1, 2, 3, 4))
+    p = price_for(override)
+    assert p is not None and (p.input_text, p.input_audio, p.output_text, p.output_audio, p.cached_text) == (1, 2, 3, 4, 1)
+    assert price_usage(USAGE, None) == (None, None)
+
+
+def test_a_text_turn_yields_a_full_response_record() -> None:
+    c = Collector(meta(), now=Clock(), new_id=iter(f"rec_{i}" for i in range(100)).__next__)
+    tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
+    assert feed(c, "server", {"type": "session.created", "session": {"id": "sess_up", "instructions": "Default."}}) == []
+    feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "instructions": "Be terse.",
+                                                             "tools": tools, "tool_choice": "auto",
+                                                             "output_modalities": ["text"]}})
+    feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+                                                                    "content": [{"type": "input_text", "text": "Hi"}]}})
+    feed(c, "client", {"type": "response.create"})
+    feed(c, "server", {"type": "response.created", "response": {"id": "resp_1"}})
+    output = [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hello!"}]},
+              {"type": "function_call", "name": "get_weather", "call_id": "call_1", "arguments": '{"city":"Paris"}'}]
+    done = {"type": "response.done", "response": {"id": "resp_1", "status": "completed", "output": output,
+                                                  "usage": USAGE}}
+    (record,) = feed(c, "server", done)
+    assert record["record"] == "response" and record["id"] == "rec_0"
+    assert (record["session_id"], record["upstream_session_id"], record["response_id"]) == ("sess_1", "sess_up", "resp_1")
+    assert (record["key_name"], record["key_hash"], record["end_user"], record["tags"]) == ("alice", "abc123", "u1", ["t"])
+    assert record["status"] == "completed" and record["call_type"] == "realtime"
+    assert record["start_time"] == "2026-01-01T00:00:00.500Z" and record["duration_ms"] == 250
+    assert record["usage"] == USAGE and record["cost_usd"] == pytest.approx(price_usage(USAGE, PRICE)[0])
+    assert record["messages"] == [{"role": "system", "content": "Be terse."},
+                                  {"role": "user", "content": "Hi", "source": "text"}]
+    assert record["proxy_server_request"]["tools"] == tools
+    assert record["proxy_server_request"]["instructions"] == "Be terse."
+    assert record["response"]["output_text"] == "Hello!"
+    assert record["response"]["tool_calls"] == [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]
+    assert record["response"]["results"] == [done]
+    assert record["error"] is None
+
+    # the tool's answer and a second response: messages hold only what came since
+    feed(c, "client", {"type": "conversation.item.create",
+                       "item": {"type": "function_call_output", "call_id": "call_1", "output": '{"temp":18}'}})
+    (second,) = feed(c, "server", {"type": "response.done", "response": {"id": "resp_2", "usage": USAGE}})
+    assert second["messages"] == [{"role": "tool", "tool_call_id": "call_1", "content": '{"temp":18}'}]
+
+    session = c.finish(SessionEnd("client", 1000, "bye"))
+    assert session["record"] == "session" and session["responses"] == 2
+    assert session["usage"]["input_tokens"] == 2400
+    assert session["usage"]["input_token_details"]["cached_tokens_details"]["audio_tokens"] == 80
+    assert session["cost_usd"] == pytest.approx(2 * price_usage(USAGE, PRICE)[0])
+    assert session["close"] == {"by": "client", "code": 1000, "reason": "bye"}
+    assert session["status"] == "success" and session["tools"] == tools
+    assert session["client"] == {"ip": "127.0.0.1", "user_agent": "ua"}
+
+
+def test_voice_transcripts_and_beta_names_are_captured() -> None:
+    c = Collector(meta())
+    feed(c, "client", {"type": "session.update", "session": {"modalities": ["audio", "text"], "voice": "alloy"}})
+    feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed", "item_id": "item_1",
+                       "content_index": 0, "transcript": "What time is it?"})
+    (record,) = feed(c, "server", {"type": "response.done", "response": {"id": "r", "status": "cancelled",
+        "status_details": {"type": "cancelled", "reason": "turn_detected"},
+        "output": [{"type": "message", "content": [{"type": "audio", "transcript": "It is"}]}]}})
+    assert record["messages"] == [{"role": "user", "content": "What time is it?", "source": "transcript",
+                                   "item_id": "item_1"}]
+    assert record["response"]["output_transcript"] == "It is" and record["status"] == "cancelled"
+    assert record["proxy_server_request"]["voice"] == "alloy"
+
+
+def test_store_prompts_off_keeps_usage_cost_and_status_only() -> None:
+    c = Collector(meta(store_prompts=False))
+    feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+                                                                    "content": [{"type": "input_text", "text": "secret"}]}})
+    (record,) = feed(c, "server", {"type": "response.done", "response": {"id": "r", "status": "completed",
+                                                                         "usage": USAGE}})
+    assert record["messages"] is None and record["proxy_server_request"] is None and record["response"] is None
+    assert record["usage"] == USAGE and record["cost_usd"] > 0 and record["status"] == "completed"
+    assert "secret" not in json.dumps(record)
+    assert c.finish(SessionEnd("client", 1000))["tools"] is None
+
+
+def test_audio_frames_are_never_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[bytes] = []
+    real_loads = json.loads
+
+    def counting_loads(data: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(data)
+        return real_loads(data, *args, **kwargs)
+
+    monkeypatch.setattr(collector_module.json, "loads", counting_loads)
+    c = Collector(meta())
+    # not even valid JSON after the type: if it were parsed, it would count as malformed
+    assert c.feed("client", b'{"type":"input_audio_buffer.append","audio":"AAAA' + b"A" * 10_000) == []
+    assert c.feed("server", b'{"type":"response.output_audio.delta","delta":"AAAA') == []
+    assert c.feed("server", b'{"type":"response.audio.delta","delta":"AAAA') == []
+    assert c.feed("server", b'{"type":"response.output_text.delta","delta":"x"}') == []
+    assert parsed == [] and c.audio_frames == 3 and c.malformed == 0
+    feed(c, "server", {"type": "response.done", "response": {}})
+    assert len(parsed) == 1
+
+
+def test_unpriced_model_costs_null_not_zero() -> None:
+    c = Collector(meta(price=None))
+    (record,) = feed(c, "server", {"type": "response.done", "response": {"id": "r", "usage": USAGE}})
+    assert record["cost_usd"] is None and record["cost_breakdown"] is None
+    assert c.finish(SessionEnd("client", 1000))["cost_usd"] is None
+
+
+def test_failed_response_and_error_events_are_recorded() -> None:
+    c = Collector(meta())
+    feed(c, "server", {"type": "error", "error": {"type": "invalid_request_error", "code": "bad", "message": "m"}})
+    (record,) = feed(c, "server", {"type": "response.done", "response": {"id": "r", "status": "failed",
+        "status_details": {"type": "failed", "error": {"type": "server_error", "code": "x", "message": "boom"}}}})
+    assert record["status"] == "failed"
+    assert record["error"] == {"type": "server_error", "code": "x", "message": "boom"}
+    session = c.finish(SessionEnd("upstream", 1011, "gone", failed=True))
+    assert session["status"] == "failure" and session["error"]["code"] == "bad"
+
+
+@pytest.mark.parametrize("odd", [
+    b'{"type":"response.done","response":5}',
+    b'{"type":"response.done","response":{"output":[1,null,{"type":"function_call","arguments":{"a":1}}],'
+    b'"usage":{"input_token_details":"x","output_tokens":-3}}}',
+    b'{"type":"response.done"}',
+])
+def test_odd_response_done_still_yields_exactly_one_record(odd: bytes) -> None:
+    c = Collector(meta())
+    (record,) = c.feed("server", odd)
+    assert record["record"] == "response"
+    json.dumps(record)  # serialisable

@@ -1,0 +1,192 @@
+"""Real server processes: both ways of launching, SIGTERM, kill -9, several writers, the logs CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from trio_websocket import ConnectionClosed
+
+from rtproxy.spendlog import SpendLogWriter
+
+from .conftest import ADMIN_KEY, USER_KEY
+from .helpers import auth_headers, events_until, send_event, text_turn, user_text, ws_connect
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(tmp_path: Path, port: int, rt_port: int, stream_delay_ms: float = 1.0) -> Path:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        [server]
+        host = "127.0.0.1"
+        port = {port}
+        realtime_port = {rt_port}
+        shutdown_grace_s = 5.0
+        [spend_log]
+        path = "spend.jsonl"
+        [local]
+        stream_delay_ms = {stream_delay_ms}
+        [[models]]
+        name = "gpt-realtime"
+        provider = "local"
+        [[keys]]
+        name = "user"
+        key = "env:TEST_USER_KEY"
+        [[keys]]
+        name = "admin"
+        key_sha256 = "{__import__('hashlib').sha256(ADMIN_KEY.encode()).hexdigest()}"
+        role = "admin"
+    """))
+    return cfg
+
+
+@asynccontextmanager
+async def server_process(argv: list[str], tmp_path: Path, port: int,
+                         extra_env: dict[str, str] | None = None) -> AsyncIterator[trio.Process]:
+    env = {**os.environ, "TEST_USER_KEY": USER_KEY, **(extra_env or {})}
+    log = open(tmp_path / "server.log", "wb")
+    proc = await trio.lowlevel.open_process(argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with trio.fail_after(20):
+            async with httpx.AsyncClient() as http:
+                while True:
+                    try:
+                        if (await http.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    assert proc.poll() is None, (tmp_path / "server.log").read_text()
+                    await trio.sleep(0.05)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        await proc.wait()
+        log.close()
+
+
+def records(tmp_path: Path) -> list[dict[str, object]]:
+    lines = (tmp_path / "spend.jsonl").read_bytes().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.mark.parametrize("launcher", ["rtproxy", "hypercorn"])
+async def test_both_launchers_serve_everything_and_sigterm_closes_sessions_with_1001(
+        tmp_path: Path, launcher: str) -> None:
+    port, rt_port = free_port(), free_port()
+    cfg = write_config(tmp_path, port, rt_port)
+    if launcher == "rtproxy":
+        argv = [str(BIN / "rtproxy"), "serve", "--config", str(cfg)]
+    else:
+        argv = [str(BIN / "hypercorn"), "-k", "trio", "--bind", f"127.0.0.1:{port}", "rtproxy.app:create_app()"]
+    async with server_process(argv, tmp_path, port, {"RTPROXY_CONFIG": str(cfg)}) as proc:
+        async with ws_connect(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime",
+                              headers=auth_headers(USER_KEY)) as main_ws:
+            await text_turn(main_ws)
+        async with ws_connect(f"ws://127.0.0.1:{rt_port}/v1/realtime?model=gpt-realtime",
+                              headers=auth_headers(ADMIN_KEY)) as ws:
+            await text_turn(ws)
+            proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed, trio.fail_after(10):
+                while True:
+                    event = json.loads(await ws.get_message())
+                    if event["type"] == "error":
+                        assert event["error"]["code"] == "server_shutdown"
+            assert closed.value.reason.code == 1001
+        with trio.fail_after(15):
+            assert await proc.wait() == 0
+    sessions = [r for r in records(tmp_path) if r["record"] == "session"]
+    assert len(sessions) == 2
+    assert sessions[-1]["close"] == {"by": "proxy", "code": 1001, "reason": "the gateway is shutting down"}
+    log = (tmp_path / "server.log").read_text()
+    for secret in (USER_KEY, ADMIN_KEY):
+        assert secret not in log
+
+
+async def test_kill_9_mid_session_leaves_only_whole_lines(tmp_path: Path) -> None:
+    port, rt_port = free_port(), free_port()
+    cfg = write_config(tmp_path, port, rt_port, stream_delay_ms=20.0)
+    async with server_process([str(BIN / "rtproxy"), "serve", "--config", str(cfg)], tmp_path, port) as proc:
+        async with ws_connect(f"ws://127.0.0.1:{rt_port}/v1/realtime?model=gpt-realtime",
+                              headers=auth_headers(USER_KEY)) as ws:
+            for _ in range(3):
+                await send_event(ws, user_text("hello"))
+                await send_event(ws, {"type": "response.create"})
+                await events_until(ws, "response.done")
+            await send_event(ws, user_text("a long one " * 50))
+            await send_event(ws, {"type": "response.create"})
+            await events_until(ws, "response.output_audio.delta")
+            proc.kill()  # SIGKILL, mid-response
+            await proc.wait()
+    raw = (tmp_path / "spend.jsonl").read_bytes()
+    assert raw.endswith(b"\n")
+    recs = records(tmp_path)  # every line parses
+    assert [r["record"] for r in recs] == ["response"] * 3
+
+
+def _writer(path: str, worker: int, n: int) -> None:
+    w = SpendLogWriter(Path(path))
+    for i in range(n):
+        assert w.write({"record": "response", "worker": worker, "i": i, "pad": "x" * (3000 + worker * 517)})
+
+
+def test_several_processes_appending_never_tear_or_interleave_lines(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / "logs" / "spend.jsonl"  # the directory is created by the writer
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(path), w, 1500)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    parsed = [json.loads(line) for line in lines[:-1]]
+    assert len(parsed) == 6000
+    for w in range(4):
+        assert sorted(r["i"] for r in parsed if r["worker"] == w) == list(range(1500))
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_logs_cli_prints_a_table_filters_and_json(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, 1, 2)
+    w = SpendLogWriter(tmp_path / "spend.jsonl")
+    w.write({"record": "response", "session_id": "sess_a", "key_name": "user", "model": "gpt-realtime",
+             "status": "completed", "start_time": "2026-01-01T00:00:00.000Z", "response_id": "resp_1",
+             "usage": {"input_tokens": 12, "output_tokens": 34}, "cost_usd": 0.00123})
+    w.write({"record": "session", "session_id": "sess_b", "key_name": "admin", "model": "gpt-realtime",
+             "status": "success", "start_time": "2026-01-01T00:01:00.000Z", "responses": 0, "usage": {},
+             "cost_usd": 0.0})
+    env = {**os.environ, "TEST_USER_KEY": USER_KEY}
+    out = subprocess.run([str(BIN / "rtproxy"), "logs", "--config", str(cfg)], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    assert "sess_a" in out and "sess_b" in out and "$0.001230" in out and "resp_1" in out
+    out = subprocess.run([str(BIN / "rtproxy"), "logs", "--config", str(cfg), "--key", "admin", "--json"],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    assert [json.loads(line)["session_id"] for line in out.splitlines()] == ["sess_b"]
+
+
+def test_hash_key_cli() -> None:
+    out = subprocess.run([str(BIN / "rtproxy"), "hash-key", "-"], input="secret-key\n", capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == __import__("hashlib").sha256(b"secret-key").hexdigest()
