@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 import tomllib
@@ -42,11 +44,22 @@ def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def hypercorn_config(cfg: Config) -> Any:
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket that several worker processes can each bind (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def hypercorn_config(cfg: Config, *, main_socket: socket.socket | None = None) -> Any:
     from hypercorn.config import Config as HypercornConfig
 
     hc = HypercornConfig()
-    hc.bind = [_bind(cfg.server.host, cfg.server.port)]
+    hc.bind = [f"fd://{main_socket.fileno()}" if main_socket else _bind(cfg.server.host, cfg.server.port)]
     hc.websocket_max_message_size = cfg.server.max_message_bytes
     hc.graceful_timeout = cfg.server.shutdown_grace_s
     hc.accesslog = None
@@ -54,16 +67,22 @@ def hypercorn_config(cfg: Config) -> Any:
     return hc
 
 
-async def serve_main(cfg: Config, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-    """Run the whole server in this trio run until SIGINT/SIGTERM."""
+async def serve_main(cfg: Config, *, worker: int | None = None,
+                     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the whole server in this trio run until SIGINT/SIGTERM.
+
+    ``worker`` is set in ``--workers N`` processes: both ports are then bound with SO_REUSEPORT
+    so the kernel spreads connections over the workers.
+    """
     from hypercorn.trio import serve
 
     from .app import create_app
     from .gateway import Gateway
 
-    gateway = Gateway(cfg)
+    gateway = Gateway(cfg, reuse_port=worker is not None)
     app = create_app(gateway=gateway)
-    hc = hypercorn_config(cfg)
+    main_socket = _reuse_port_socket(cfg.server.host, cfg.server.port) if worker is not None else None
+    hc = hypercorn_config(cfg, main_socket=main_socket)
 
     async def shutdown_trigger() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -76,7 +95,8 @@ async def serve_main(cfg: Config, *, task_status: trio.TaskStatus[Any] = trio.TA
     async with trio.open_nursery() as nursery:
         async def announce() -> None:
             await gateway.started.wait()
-            _print_banner(cfg, gateway)
+            if not worker:  # worker None (single process) or 0
+                _print_banner(cfg, gateway)
             task_status.started(gateway)
 
         nursery.start_soon(announce)
@@ -116,6 +136,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if not is_loopback_host(cfg.server.host):
         log.warning("serving on %s: reachable from other machines", cfg.server.host)
+    if args.workers > 1:
+        return _run_workers(args.config, overrides, args.workers)
     try:
         trio.run(serve_main, cfg)
     except KeyboardInterrupt:
@@ -124,6 +146,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"rtproxy: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _worker_entry(config_path: str, overrides: dict[str, Any], worker: int) -> None:
+    logging.basicConfig(level=os.environ.get("RTPROXY_LOG_LEVEL", "INFO"),
+                        format=f"%(asctime)s %(levelname)s [w{worker}] %(name)s: %(message)s")
+    try:
+        trio.run(functools.partial(serve_main, _load(config_path, overrides), worker=worker))
+    except KeyboardInterrupt:
+        pass
+
+
+def _run_workers(config_path: str, overrides: dict[str, Any], n: int) -> int:
+    """Run ``n`` worker processes sharing both ports; SIGINT/SIGTERM are passed on to them."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker_entry, args=(config_path, overrides, i), name=f"rtproxy-worker-{i}")
+             for i in range(n)]
+    for p in procs:
+        p.start()
+
+    def forward(signum: int, _frame: Any) -> None:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+    return max((p.exitcode or 0) for p in procs)
 
 
 def _fmt_row(r: dict[str, Any]) -> str:
@@ -208,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--realtime-port", type=int, dest="realtime_port")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing both ports (SO_REUSEPORT)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("logs", help="print the spend log as a table (or JSON)")

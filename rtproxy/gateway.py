@@ -8,6 +8,7 @@ tests create one directly.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import ssl
@@ -34,8 +35,10 @@ DialFn = Callable[..., Awaitable[WebSocketLeg]]
 
 class Gateway:
     def __init__(self, config: Config, *, dial: DialFn = dial_upstream,
-                 upstream_ssl_context: ssl.SSLContext | None = None) -> None:
+                 upstream_ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False) -> None:
         self.config = config
+        #: Bind the realtime port with SO_REUSEPORT (``--workers N``).
+        self.reuse_port = reuse_port
         self.keys = KeyStore.from_config(config)
         self._dial = dial
         self._upstream_ssl = upstream_ssl_context
@@ -70,8 +73,9 @@ class Gateway:
                                                cfg.local.stream_delay_ms / 1000.0)
                     self.local_url = f"ws://127.0.0.1:{port}"
                 if cfg.server.realtime_port >= 0:
-                    self.realtime_port = await nursery.start(
-                        serve_realtime_listener, self, cfg.server.host, cfg.server.realtime_port)
+                    self.realtime_port = await nursery.start(functools.partial(
+                        serve_realtime_listener, self, cfg.server.host, cfg.server.realtime_port,
+                        reuse_port=self.reuse_port))
                 self.started.set()
                 task_status.started()
 

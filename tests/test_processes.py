@@ -190,3 +190,39 @@ def test_hash_key_cli() -> None:
     out = subprocess.run([str(BIN / "rtproxy"), "hash-key", "-"], input="secret-key\n", capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == __import__("hashlib").sha256(b"secret-key").hexdigest()
+
+
+async def test_two_workers_share_both_ports_and_stop_together(tmp_path: Path) -> None:
+    port, rt_port = free_port(), free_port()
+    cfg = write_config(tmp_path, port, rt_port)
+    async with server_process([str(BIN / "rtproxy"), "serve", "--config", str(cfg), "--workers", "2"],
+                              tmp_path, port) as proc:
+        for i in range(6):
+            url_port = rt_port if i % 2 else port
+            async with ws_connect(f"ws://127.0.0.1:{url_port}/v1/realtime?model=gpt-realtime",
+                                  headers=auth_headers(USER_KEY)) as ws:
+                await text_turn(ws)
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(15):
+            assert await proc.wait() == 0
+    log = (tmp_path / "server.log").read_text()
+    assert "[w0]" in log and "[w1]" in log
+    recs = records(tmp_path)
+    assert [r["record"] for r in recs].count("session") == 6
+
+
+async def test_simulate_serves_the_offline_model_standalone(tmp_path: Path) -> None:
+    port = free_port()
+    proc = await trio.lowlevel.open_process([str(BIN / "rtproxy"), "simulate", "--port", str(port)],
+                                            stdout=subprocess.PIPE)
+    try:
+        with trio.fail_after(10):
+            line = await proc.stdout.receive_some(200)
+        assert f"ws://127.0.0.1:{port}/v1/realtime".encode() in line
+        async with ws_connect(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime") as ws:
+            events = await text_turn(ws, "standalone")
+        assert "".join(e.get("delta", "") for e in events if e["type"] == "response.output_text.delta") == \
+            "You said: standalone"
+    finally:
+        proc.kill()
+        await proc.wait()

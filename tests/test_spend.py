@@ -261,3 +261,18 @@ async def test_models_and_endpoints_routes(server: RunningServer) -> None:
         assert "models" not in anonymous
         page = await http.get("/health")
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+async def test_unpriced_model_gets_null_cost_and_one_warning(nursery: trio.Nursery, tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    cfg = make_config(tmp_path, models=[{"name": "custom", "provider": "local", "upstream_model": "my-own-model"}],
+                      keys=[{"name": "user", "key": USER_KEY}])
+    srv = await start_server(nursery, cfg)
+    for _ in range(2):
+        async with ws_connect(srv.ws_url("realtime", query="model=custom"), headers=auth_headers(USER_KEY)) as ws:
+            await text_turn(ws)
+    responses = await wait_records(srv, "response", 2)
+    sessions = await wait_records(srv, "session", 2)
+    assert [r["cost_usd"] for r in responses + sessions] == [None] * 4
+    warnings = [r for r in caplog.records if "has no price" in r.getMessage()]
+    assert len(warnings) == 1 and "custom" in warnings[0].getMessage()
