@@ -1,5 +1,6 @@
 # The README's two commands:  `make run`  (serve on the offline model)  and  `make test`.
 PYTHON ?= python3
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from quart import Response, jsonify, request
+from quart import Response, jsonify, request, send_from_directory
 from quart_trio import QuartTrio
 
 from .admission import REALTIME_PATHS
@@ -87,7 +87,9 @@ def build_quart(gateway: Gateway) -> QuartTrio:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("Cache-Control", "no-store")
+        # Pages and their modules revalidate (an upgrade is seen at once); API answers are not kept.
+        static = request.path in ("/", "/logs") or request.path.startswith(("/js/", "/css/"))
+        response.headers["Cache-Control"] = "no-cache" if static else "no-store"
         return response
 
     def require_key() -> VirtualKey | Response:
@@ -97,6 +99,22 @@ def build_quart(gateway: Gateway) -> QuartTrio:
             return _json_error(401, "invalid_api_key" if has else "missing_api_key",
                                "send a valid key as 'Authorization: Bearer <key>'", "authentication_error")
         return key
+
+    @quart.get("/")
+    async def playground_page() -> Any:
+        return await send_from_directory(WEB_DIR, "index.html")
+
+    @quart.get("/logs")
+    async def logs_page() -> Any:
+        return await send_from_directory(WEB_DIR, "logs.html")
+
+    @quart.get("/js/<path:path>")
+    async def web_js(path: str) -> Any:
+        return await send_from_directory(WEB_DIR / "js", path)  # safe_join: no way out of web/js
+
+    @quart.get("/css/<path:path>")
+    async def web_css(path: str) -> Any:
+        return await send_from_directory(WEB_DIR / "css", path)
 
     @quart.get("/health")
     async def health() -> Any:

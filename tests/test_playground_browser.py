@@ -1,0 +1,147 @@
+"""The playground in real headless Chromium against a real server on the offline model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402  (after the env guard)
+
+from .browser import LiveServer, launch_browser, live_server, speech_wav  # noqa: E402
+from .conftest import USER_KEY  # noqa: E402
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    yield from live_server(tmp_path_factory.mktemp("browser-server"))
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    wav = speech_wav(tmp_path_factory.mktemp("audio") / "speech.wav")
+    with sync_playwright() as p:
+        b = launch_browser(p, wav)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server: LiveServer) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+    assert errors == []
+
+
+def open_playground(page: Page, server: LiveServer, key: str = USER_KEY) -> None:
+    page.goto(f"{server.url}/#key={key}")
+    expect(page.locator("#key")).to_have_value(key)
+    assert "key=" not in page.url  # the fragment is moved to sessionStorage, out of the address bar
+
+
+def connect(page: Page) -> None:
+    page.click("#connect")
+    expect(page.locator("#status")).to_have_attribute("data-state", "ok")
+    expect(page.locator("#status")).to_contain_text("Connected (realtime)")
+
+
+def test_web_modules_pass_node_tests() -> None:
+    result = subprocess.run(["node", "--test", str(WEB / "tests")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "# fail 0" in result.stdout
+
+
+def test_connects_with_subprotocol_auth_and_streams_a_typed_reply(page: Page, server: LiveServer) -> None:
+    open_playground(page, server)
+    expect(page.locator("#model option")).to_have_count(1)
+    page.select_option("#modalities", "text")
+    connect(page)
+    page.fill("#text-input", "Hello from the browser")
+    page.click("#send")
+    assistant = page.locator('.entry[data-role="assistant"] .text')
+    expect(assistant).to_have_text("You said: Hello from the browser")
+    expect(page.locator('.entry[data-role="user"] .text')).to_have_text("Hello from the browser")
+    expect(page.locator("#usage-table tbody tr")).to_have_count(1)
+    # the page prices usage with the server's price table: its cost is the spend record's
+    expect(page.locator("#usage-table tbody tr")).to_have_attribute("data-status", "completed")
+    (record,) = httpx.get(f"{server.url}/spend/logs", params={"record": "response", "limit": 1},
+                          headers={"Authorization": f"Bearer {USER_KEY}"}).json()["data"]
+    expect(page.locator("#session-cost")).to_have_text(f"${record['cost_usd']:.6f}")
+    expect(page.locator('.log-entry[data-type="response.output_text.delta"] .log-count')).to_be_visible()
+
+
+@pytest.mark.parametrize("listener_index", [0, 1])
+def test_both_listeners_work_from_the_page(page: Page, server: LiveServer, listener_index: int) -> None:
+    open_playground(page, server)
+    expect(page.locator("#listener option")).to_have_count(2)
+    page.select_option("#listener", index=listener_index)
+    page.select_option("#modalities", "text")
+    connect(page)
+    page.fill("#text-input", "ping")
+    page.click("#send")
+    expect(page.locator('.entry[data-role="assistant"] .text')).to_have_text("You said: ping")
+
+
+def test_voice_turn_with_the_fake_microphone(page: Page, server: LiveServer) -> None:
+    open_playground(page, server)
+    page.select_option("#modalities", "audio")
+    page.select_option("#turn", "server_vad")
+    connect(page)
+    page.click("#mic")
+    log = page.locator("#event-log")
+    expect(log.locator('[data-type="input_audio_buffer.speech_started"]').first).to_be_attached(timeout=20_000)
+    expect(log.locator('[data-type="input_audio_buffer.speech_stopped"]').first).to_be_attached(timeout=20_000)
+    voice = page.locator('.entry[data-kind="voice"] .text').first
+    expect(voice).to_contain_text("(spoken, ", timeout=20_000)
+    reply = page.locator('.entry[data-role="assistant"] .text').first
+    expect(reply).to_contain_text("You said: (spoken", timeout=20_000)
+    expect(log.locator('[data-type="response.output_audio.delta"]').first).to_be_attached()
+    level = page.locator("#level").evaluate("el => parseFloat(el.style.width)")
+    assert level >= 0
+    page.click("#mic")  # stop
+
+
+def test_tool_call_card_and_typed_result_continue_the_conversation(page: Page, server: LiveServer) -> None:
+    open_playground(page, server)
+    page.select_option("#modalities", "text")
+    connect(page)
+    page.fill("#text-input", "What's the weather in Paris? use get_weather")
+    page.click("#send")
+    card = page.locator(".tool-card")
+    expect(card.locator(".tool-name")).to_have_text("get_weather")
+    expect(card.locator(".tool-call-id")).to_have_text(lambda_call_id := card.locator(".tool-call-id").inner_text())
+    assert lambda_call_id.startswith("call_")
+    expect(card.locator(".tool-args")).to_have_text('{\n  "city": "Paris"\n}')
+    card.locator(".tool-result").fill('{"temp_c": 18}')
+    card.locator(".tool-send").click()
+    expect(page.locator('.entry[data-role="assistant"] .text').last).to_have_text('get_weather returned {"temp_c": 18}')
+    expect(card.locator(".tool-output")).to_have_text('→ {"temp_c": 18}')
+
+
+def test_invalid_tools_json_is_caught_before_sending(page: Page, server: LiveServer) -> None:
+    open_playground(page, server)
+    page.fill("#tools", '[{"name": "has space"}]')
+    expect(page.locator("#tools-error")).to_contain_text("tools[0].name")
+    page.click("#connect")
+    expect(page.locator("#status")).to_have_text("Fix the tools JSON first.")
+
+
+def test_wrong_key_shows_the_servers_reason(page: Page, server: LiveServer) -> None:
+    open_playground(page, server, key="not-a-valid-key-0000")
+    expect(page.locator("#status")).to_contain_text("not valid")
+    page.click("#connect")
+    expect(page.locator("#status")).to_have_attribute("data-state", "error")
+    expect(page.locator("#status")).to_contain_text("Refused (4401): the API key is not valid for this gateway")

@@ -1,0 +1,461 @@
+// The playground page: the thin DOM layer. Logic lives in DOM-free modules (session-state.js,
+// session-config.js, audio.js, frames.js); this file wires them to the socket, the microphone,
+// the player and the page.
+
+import { CHUNK_MS, base64ToPcm16, pcm16ToBase64, samplesToMs } from "./audio.js";
+import { decodeFrame } from "./frames.js";
+import { buildSessionUpdate, parseTools, sessionUrl, subprotocols } from "./session-config.js";
+import { SessionState, normalizeType } from "./session-state.js";
+import { authHeaders, el, loadKey, saveKey } from "./common.js";
+
+const $ = (id) => document.getElementById(id);
+const EXAMPLE_TOOLS = [
+  {
+    type: "function",
+    name: "get_weather",
+    description: "Current weather for a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  },
+];
+/** How many event-log lines the panel shows (the state keeps more). */
+const LOG_LINES_SHOWN = 200;
+
+let ws = null;
+let state = new SessionState();
+let prices = {}; // model → price per 1M tokens
+let listeners = [];
+let mic = null; // {ctx, stream, node}
+let player = null; // {ctx, node}
+let pttDown = false;
+const received = new Map(); // assistant item id → samples received
+const interrupted = new Set();
+let interruptSeq = 0;
+const pendingInterrupts = new Map();
+let renderQueued = false;
+let lastRendered = -1;
+const entryNodes = new Map();
+
+function setStatus(text, kind = "info") {
+  $("status").textContent = text;
+  $("status").dataset.state = kind;
+}
+
+function settings() {
+  const parsed = parseTools($("tools").value);
+  return {
+    parsed,
+    values: {
+      instructions: $("instructions").value,
+      voice: $("voice").value,
+      modalities: $("modalities").value,
+      turn: $("turn").value,
+      threshold: $("vad-threshold").value,
+      silenceMs: $("vad-silence").value,
+      transcription: $("transcription").checked,
+      tools: parsed.tools || [],
+    },
+  };
+}
+
+function validateTools() {
+  const { parsed } = settings();
+  $("tools-error").hidden = !parsed.error;
+  $("tools-error").textContent = parsed.error || "";
+  return !parsed.error;
+}
+
+// -- talking to the server ----------------------------------------------------------------------
+
+function send(event) {
+  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+  ws.send(JSON.stringify(event));
+  if (event.type !== "input_audio_buffer.append") state.apply(event, "client");
+  else state.apply({ type: event.type, audio: event.audio }, "client");
+  scheduleRender();
+  return true;
+}
+
+function applySettings() {
+  if (!validateTools()) return false;
+  const { values } = settings();
+  document.body.dataset.turn = values.turn;
+  return send(buildSessionUpdate(values, $("dialect").value));
+}
+
+async function fetchJSON(path) {
+  const res = await fetch(path, { headers: authHeaders($("key").value.trim()) });
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+  return res.json();
+}
+
+async function loadServerInfo() {
+  try {
+    const ep = await fetchJSON("/v1/realtime/endpoints");
+    listeners = ep.listeners || [];
+    fillSelect($("listener"), listeners.map((l) => [l.url, `${l.name} — ${l.url.split("/v1/")[0]}`]));
+    fillSelect($("path"), (ep.paths || ["/v1/realtime"]).map((p) => [p, p]), "/v1/realtime");
+    prices = Object.fromEntries((ep.models || []).map((m) => [m.id, m.price_per_million_tokens]));
+  } catch (e) {
+    setStatus(`Cannot reach the gateway: ${e.message}`, "error");
+  }
+  if (!$("key").value.trim()) {
+    setStatus("Enter a key (make run prints one), then Connect.", "idle");
+    return;
+  }
+  try {
+    const models = await fetchJSON("/v1/models");
+    fillSelect($("model"), models.data.map((m) => [m.id, m.id]));
+    setStatus("Ready: pick a model and Connect.", "idle");
+  } catch (e) {
+    fillSelect($("model"), []);
+    setStatus(e.message.includes("401") ? "That key is not valid for this gateway." : e.message, "error");
+  }
+}
+
+function fillSelect(select, options, preferred) {
+  const previous = select.value;
+  select.replaceChildren(...options.map(([value, label]) => el("option", { value }, label)));
+  const keep = options.find(([v]) => v === previous) || options.find(([v]) => v === preferred);
+  if (keep) select.value = keep[0];
+}
+
+function connect() {
+  const key = $("key").value.trim();
+  if (!key) return setStatus("Enter a key first.", "error");
+  if (!validateTools()) return setStatus("Fix the tools JSON first.", "error");
+  const model = $("model").value || "gpt-realtime";
+  const listenerUrl = $("listener").value || `ws://${location.host}/v1/realtime`;
+  const url = sessionUrl(listenerUrl, $("path").value || "/v1/realtime", model);
+  state = new SessionState({ price: prices[model] || null });
+  entryNodes.clear();
+  $("transcript").replaceChildren();
+  received.clear();
+  interrupted.clear();
+  ensurePlayer();
+  setStatus(`Connecting to ${url} …`, "busy");
+  let opened = false;
+  const socket = new WebSocket(url, subprotocols(key, $("dialect").value));
+  ws = socket;
+  socket.binaryType = "blob"; // both Blob and ArrayBuffer frames are decoded (frames.js)
+  socket.onopen = () => {
+    opened = true;
+    setStatus(`Connected (${socket.protocol || "no subprotocol"}) to ${model}.`, "ok");
+    setConnected(true);
+    applySettings();
+  };
+  socket.onmessage = async (msg) => {
+    const { event, error } = await decodeFrame(msg.data);
+    if (error) {
+      state.apply({ type: "rtproxy.bad_frame", error }, "server");
+      return scheduleRender();
+    }
+    onEvent(event);
+  };
+  socket.onclose = (e) => {
+    if (ws === socket) ws = null;
+    setConnected(false);
+    const why = state.lastError ? state.lastError.message : e.reason;
+    if (!opened) setStatus(`Could not connect (${e.code}). ${why || "The gateway refused or is unreachable."}`, "error");
+    else if (e.code >= 4000 || (state.lastError && e.code !== 1000)) setStatus(`Refused (${e.code}): ${why}`, "error");
+    else setStatus(`Disconnected (${e.code}${e.reason ? `: ${e.reason}` : ""}).`, e.code === 1000 ? "idle" : "error");
+    scheduleRender();
+  };
+}
+
+function disconnect() {
+  if (ws) ws.close(1000, "user closed the playground session");
+}
+
+function setConnected(on) {
+  $("connect").disabled = on;
+  $("disconnect").disabled = !on;
+  $("apply").disabled = !on;
+  $("text-input").disabled = !on;
+  $("send").disabled = !on;
+  $("mic").disabled = !on;
+  $("ptt").disabled = !on || $("turn").value !== "push_to_talk";
+}
+
+// -- events -------------------------------------------------------------------------------------
+
+function onEvent(event) {
+  state.apply(event, "server");
+  const type = normalizeType(event.type);
+  if (type === "response.output_audio.delta") playDelta(event);
+  else if (type === "input_audio_buffer.speech_started") interrupt({ cancel: false });
+  else if (type === "error") setStatus(`Server error: ${event.error && event.error.message}`, "error");
+  scheduleRender();
+}
+
+// -- audio out ----------------------------------------------------------------------------------
+
+function ensurePlayer() {
+  if (player) {
+    player.ctx.resume();
+    return;
+  }
+  let ctx;
+  try {
+    ctx = new AudioContext({ sampleRate: 24000 }); // a 24 kHz context plays the API's audio without resampling
+  } catch {
+    ctx = new AudioContext();
+  }
+  player = { ctx, node: null, ready: null };
+  player.ready = ctx.audioWorklet.addModule("/js/worklets/player.js").then(() => {
+    player.node = new AudioWorkletNode(ctx, "rtp-player");
+    player.node.connect(ctx.destination);
+    player.node.port.onmessage = (e) => {
+      const msg = e.data;
+      if (msg.type === "interrupted" && pendingInterrupts.has(msg.requestId)) {
+        pendingInterrupts.get(msg.requestId)(msg);
+        pendingInterrupts.delete(msg.requestId);
+      }
+    };
+  });
+}
+
+async function playDelta(event) {
+  if (!player || interrupted.has(event.item_id)) return;
+  await player.ready;
+  const pcm = base64ToPcm16(event.delta);
+  received.set(event.item_id, (received.get(event.item_id) || 0) + pcm.length);
+  player.node.port.postMessage({ type: "write", itemId: event.item_id, pcm: pcm.buffer }, [pcm.buffer]);
+}
+
+/**
+ * Stop playback at once; tell the server what was actually heard. With server VAD the server
+ * cancels its own response on speech (interrupt_response), so only push-to-talk cancels here.
+ */
+async function interrupt({ cancel }) {
+  if (!player || !player.node) return;
+  const requestId = ++interruptSeq;
+  const reply = await new Promise((resolve) => {
+    pendingInterrupts.set(requestId, resolve);
+    player.node.port.postMessage({ type: "interrupt", requestId });
+  });
+  const itemId = reply.itemId;
+  if (cancel && state.responding) send({ type: "response.cancel" });
+  if (!itemId || interrupted.has(itemId) || !received.has(itemId)) return;
+  const got = received.get(itemId);
+  if (reply.playedSamples >= got) return; // everything was heard
+  interrupted.add(itemId);
+  send({
+    type: "conversation.item.truncate",
+    item_id: itemId,
+    content_index: 0,
+    audio_end_ms: Math.min(samplesToMs(reply.playedSamples), samplesToMs(got)),
+  });
+}
+
+// -- audio in -----------------------------------------------------------------------------------
+
+async function startMic() {
+  if (mic) return stopMic();
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+    let ctx = new AudioContext({ sampleRate: 24000 });
+    let source;
+    try {
+      source = ctx.createMediaStreamSource(stream);
+    } catch {
+      // Firefox cannot connect a mic to a context at another rate: capture at the device's
+      // rate and let the worklet resample to 24 kHz.
+      await ctx.close();
+      ctx = new AudioContext();
+      source = ctx.createMediaStreamSource(stream);
+    }
+    await ctx.audioWorklet.addModule("/js/worklets/capture.js");
+    const node = new AudioWorkletNode(ctx, "rtp-capture");
+    const sink = ctx.createGain();
+    sink.gain.value = 0; // keeps the capture node pulled without playing the mic back
+    source.connect(node).connect(sink).connect(ctx.destination);
+    node.port.onmessage = (e) => onMicChunk(e.data);
+    mic = { ctx, stream, node };
+    $("mic").textContent = "Stop microphone";
+    document.body.dataset.mic = "on";
+  } catch (e) {
+    setStatus(`Microphone unavailable: ${e.message}`, "error");
+  }
+}
+
+function stopMic() {
+  if (!mic) return;
+  mic.stream.getTracks().forEach((t) => t.stop());
+  mic.ctx.close();
+  mic = null;
+  $("mic").textContent = "Start microphone";
+  $("level").style.width = "0%";
+  document.body.dataset.mic = "off";
+}
+
+function onMicChunk(msg) {
+  $("level").style.width = `${Math.min(100, Math.round(msg.level * 300))}%`;
+  const streaming = $("turn").value === "server_vad" || pttDown;
+  if (streaming) send({ type: "input_audio_buffer.append", audio: pcm16ToBase64(new Int16Array(msg.pcm)) });
+}
+
+function pttStart() {
+  if (!ws) return;
+  pttDown = true;
+  $("ptt").classList.add("active");
+  interrupt({ cancel: true });
+}
+
+function pttEnd() {
+  if (!pttDown) return;
+  pttDown = false;
+  $("ptt").classList.remove("active");
+  send({ type: "input_audio_buffer.commit" });
+  send({ type: "response.create" });
+}
+
+// -- text and tools -----------------------------------------------------------------------------
+
+function sendText(e) {
+  e.preventDefault();
+  const text = $("text-input").value.trim();
+  if (!text) return;
+  interrupt({ cancel: true });
+  send({ type: "conversation.item.create", item: { type: "message", role: "user", content: [{ type: "input_text", text }] } });
+  send({ type: "response.create" });
+  $("text-input").value = "";
+}
+
+function sendToolResult(callId, output) {
+  send({ type: "conversation.item.create", item: { type: "function_call_output", call_id: callId, output } });
+  send({ type: "response.create" });
+}
+
+// -- rendering ----------------------------------------------------------------------------------
+
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    if (state.version !== lastRendered) render();
+  });
+}
+
+function prettyArgs(args) {
+  try {
+    return JSON.stringify(JSON.parse(args), null, 2);
+  } catch {
+    return args || "";
+  }
+}
+
+function entryNode(entry) {
+  let node = entryNodes.get(entry.id);
+  if (node) return node;
+  if (entry.kind === "tool_call") {
+    const result = el("textarea", { className: "tool-result", rows: 2, placeholder: "result (JSON or text)" });
+    const button = el("button", { type: "button", className: "tool-send" }, "Send result");
+    button.addEventListener("click", () => {
+      if (!result.value.trim()) return;
+      sendToolResult(entry.callId, result.value.trim());
+      button.disabled = true;
+    });
+    node = el("li", { className: "entry tool-card" },
+      el("div", { className: "tool-head" }, "Tool call ", el("code", { className: "tool-name" }), " ",
+        el("small", { className: "tool-call-id" })),
+      el("pre", { className: "tool-args" }),
+      el("div", { className: "tool-answer" }, result, button),
+      el("pre", { className: "tool-output", hidden: true }));
+  } else {
+    node = el("li", { className: "entry" }, el("span", { className: "who" }), el("span", { className: "text" }));
+  }
+  node.dataset.role = entry.role;
+  node.dataset.kind = entry.kind;
+  entryNodes.set(entry.id, node);
+  $("transcript").append(node);
+  return node;
+}
+
+function renderEntry(entry) {
+  const node = entryNode(entry);
+  node.dataset.status = entry.status;
+  if (entry.kind === "tool_call") {
+    node.querySelector(".tool-name").textContent = entry.name || "…";
+    node.querySelector(".tool-call-id").textContent = entry.callId || "";
+    node.querySelector(".tool-args").textContent = prettyArgs(entry.arguments);
+    const out = node.querySelector(".tool-output");
+    if (entry.output !== undefined) {
+      out.hidden = false;
+      out.textContent = `→ ${entry.output}`;
+      node.querySelector(".tool-answer").hidden = true;
+    }
+    return;
+  }
+  const who = { user: entry.kind === "voice" ? "You (voice)" : "You", assistant: "Assistant", system: "System" };
+  node.querySelector(".who").textContent = who[entry.role] || entry.role;
+  node.querySelector(".text").textContent = entry.text || (entry.kind === "voice" ? "…" : "");
+}
+
+function money(v) {
+  return v === null || v === undefined ? "n/a" : `$${v.toFixed(6)}`;
+}
+
+function render() {
+  lastRendered = state.version;
+  for (const entry of state.entries) renderEntry(entry);
+  const t = $("transcript");
+  t.scrollTop = t.scrollHeight;
+
+  const rows = state.responses.map((r, i) => {
+    const s = r.split || {};
+    return el("tr", { dataset: { status: r.status } },
+      el("td", {}, String(i + 1)), el("td", {}, r.status),
+      el("td", {}, String(s.input_text ?? "")), el("td", {}, String(s.input_audio ?? "")),
+      el("td", {}, String((s.cached_text ?? 0) + (s.cached_audio ?? 0))),
+      el("td", {}, String(s.output_text ?? "")), el("td", {}, String(s.output_audio ?? "")),
+      el("td", {}, money(r.cost)));
+  });
+  $("usage-table").tBodies[0].replaceChildren(...rows);
+  $("session-cost").textContent = state.price ? money(state.totalCost) : "n/a (no price for this model)";
+  $("session-tokens").textContent = String(state.totalTokens);
+
+  const filter = $("log-filter").value.trim().toLowerCase();
+  const lines = state.log.filter((l) => !filter || l.type.toLowerCase().includes(filter)).slice(-LOG_LINES_SHOWN);
+  $("event-log").replaceChildren(...lines.map((l) => {
+    const details = el("details", { className: "log-entry", dataset: { direction: l.direction, type: l.type } },
+      el("summary", {}, el("span", { className: "log-dir" }, l.direction === "client" ? "↑" : "↓"), " ",
+        el("span", { className: "log-type" }, l.type),
+        l.count > 1 ? el("span", { className: "log-count" }, ` ×${l.count}`) : ""),
+      el("pre", {}, JSON.stringify(l.event, null, 2)));
+    return el("li", {}, details);
+  }));
+}
+
+// -- start-up -----------------------------------------------------------------------------------
+
+function init() {
+  const key = loadKey();
+  if (key) $("key").value = key;
+  $("tools").value = JSON.stringify(EXAMPLE_TOOLS, null, 2);
+  document.body.dataset.turn = $("turn").value;
+  $("key").addEventListener("change", () => {
+    saveKey($("key").value.trim());
+    loadServerInfo();
+  });
+  $("connect").addEventListener("click", connect);
+  $("disconnect").addEventListener("click", disconnect);
+  $("apply").addEventListener("click", applySettings);
+  $("tools").addEventListener("input", validateTools);
+  $("turn").addEventListener("change", () => {
+    document.body.dataset.turn = $("turn").value;
+    $("ptt").disabled = !ws || $("turn").value !== "push_to_talk";
+  });
+  $("text-form").addEventListener("submit", sendText);
+  $("mic").addEventListener("click", startMic);
+  $("ptt").addEventListener("pointerdown", pttStart);
+  $("ptt").addEventListener("pointerup", pttEnd);
+  $("ptt").addEventListener("pointerleave", pttEnd);
+  $("log-filter").addEventListener("input", () => render());
+  loadServerInfo();
+}
+
+window.rtproxyPlayground = { state: () => state, chunkMs: CHUNK_MS };
+init();

@@ -1,0 +1,264 @@
+// Realtime events → what the playground shows: the transcript, tool-call cards, per-response
+// usage and cost, and a collapsed event log. No DOM: the page renders `state` after each event,
+// and `node --test` drives it with plain events. GA and beta event names are both understood.
+
+const BETA_TO_GA = {
+  "response.text.delta": "response.output_text.delta",
+  "response.text.done": "response.output_text.done",
+  "response.audio.delta": "response.output_audio.delta",
+  "response.audio.done": "response.output_audio.done",
+  "response.audio_transcript.delta": "response.output_audio_transcript.delta",
+  "response.audio_transcript.done": "response.output_audio_transcript.done",
+  "conversation.item.created": "conversation.item.added",
+};
+
+/** Event types whose repeats are collapsed into one log line with a count. */
+export const MAX_LOG_ENTRIES = 500;
+/** Audio payloads kept in the log are cut to this many characters. */
+const LOG_PAYLOAD_CHARS = 120;
+
+export function normalizeType(type) {
+  return BETA_TO_GA[type] || type;
+}
+
+const int = (v) => (Number.isInteger(v) && v > 0 ? v : 0);
+
+/** The six billable token counts of a usage object (cached tokens are part of input). */
+export function tokenSplit(usage) {
+  const inp = (usage && usage.input_token_details) || {};
+  const out = (usage && usage.output_token_details) || {};
+  const textIn = int(inp.text_tokens);
+  const audioIn = int(inp.audio_tokens);
+  const cached = int(inp.cached_tokens);
+  let cachedText;
+  let cachedAudio;
+  if (inp.cached_tokens_details && typeof inp.cached_tokens_details === "object") {
+    cachedText = int(inp.cached_tokens_details.text_tokens);
+    cachedAudio = int(inp.cached_tokens_details.audio_tokens);
+  } else {
+    cachedText = Math.min(cached, textIn);
+    cachedAudio = Math.min(cached - cachedText, audioIn);
+  }
+  cachedText = Math.min(cachedText, textIn);
+  cachedAudio = Math.min(cachedAudio, audioIn);
+  return {
+    input_text: textIn - cachedText,
+    input_audio: audioIn - cachedAudio,
+    cached_text: cachedText,
+    cached_audio: cachedAudio,
+    output_text: int(out.text_tokens),
+    output_audio: int(out.audio_tokens),
+  };
+}
+
+/** USD cost of a usage object at `price` (USD per 1M tokens per modality), or null. */
+export function costOf(usage, price) {
+  if (!price) return null;
+  const split = tokenSplit(usage);
+  let total = 0;
+  for (const [name, count] of Object.entries(split)) total += (count * (price[name] || 0)) / 1e6;
+  return total;
+}
+
+/** A copy of an event safe to keep in the log: long audio payloads shortened. */
+function loggable(event) {
+  const copy = { ...event };
+  for (const key of ["audio", "delta"]) {
+    if (typeof copy[key] === "string" && copy[key].length > LOG_PAYLOAD_CHARS) {
+      copy[key] = `${copy[key].slice(0, LOG_PAYLOAD_CHARS)}… (${copy[key].length} chars)`;
+    }
+  }
+  return copy;
+}
+
+function partsText(content) {
+  const texts = [];
+  for (const part of Array.isArray(content) ? content : []) {
+    if (!part || typeof part !== "object") continue;
+    if (typeof part.text === "string") texts.push(part.text);
+    else if (typeof part.transcript === "string") texts.push(part.transcript);
+  }
+  return texts.join(" ");
+}
+
+export class SessionState {
+  constructor({ price = null } = {}) {
+    this.price = price;
+    this.entries = []; // transcript, in order
+    this.byItem = new Map(); // item id → entry
+    this.toolCalls = new Map(); // call id → tool-call entry
+    this.responses = []; // {id, status, usage, split, cost}
+    this.totalCost = 0;
+    this.totalTokens = 0;
+    this.responding = false;
+    this.activeResponseId = null;
+    this.log = [];
+    this.lastError = null;
+    this.session = null;
+    this.version = 0; // bumped on every change, for cheap re-render checks
+  }
+
+  /** Apply one event; `direction` is "server" (received) or "client" (sent). */
+  apply(event, direction = "server") {
+    this._log(event, direction);
+    this.version++;
+    if (direction !== "server") return;
+    const type = normalizeType(event.type);
+    const handler = this[`on:${type}`];
+    if (handler) handler.call(this, event);
+  }
+
+  _log(event, direction) {
+    const last = this.log[this.log.length - 1];
+    if (last && last.type === event.type && last.direction === direction) {
+      last.count++;
+      last.event = loggable(event);
+      return;
+    }
+    this.log.push({ type: event.type, direction, count: 1, event: loggable(event), at: Date.now() });
+    if (this.log.length > MAX_LOG_ENTRIES) this.log.splice(0, this.log.length - MAX_LOG_ENTRIES);
+  }
+
+  _entry(itemId, init) {
+    let entry = this.byItem.get(itemId);
+    if (!entry) {
+      entry = { id: itemId, text: "", status: "in_progress", ...init };
+      this.byItem.set(itemId, entry);
+      this.entries.push(entry);
+    }
+    return entry;
+  }
+
+  _addItem(item) {
+    if (!item || typeof item !== "object" || !item.id) return;
+    if (item.type === "function_call_output") {
+      const call = this.toolCalls.get(item.call_id);
+      if (call) {
+        call.output = item.output;
+        call.status = "answered";
+      }
+      return;
+    }
+    if (item.type === "function_call") {
+      this._toolCall(item);
+      return;
+    }
+    if (item.type !== "message") return;
+    const content = Array.isArray(item.content) ? item.content : [];
+    const voice = content.some((p) => p && p.type === "input_audio");
+    const kind = item.role === "user" ? (voice ? "voice" : "text") : item.role;
+    const entry = this._entry(item.id, { role: item.role, kind });
+    const text = partsText(content);
+    if (text && !entry.text) entry.text = text;
+    if (item.status && item.status !== "in_progress") entry.status = item.status;
+  }
+
+  _toolCall(item) {
+    const entry = this._entry(item.id, { role: "assistant", kind: "tool_call" });
+    entry.name = item.name || entry.name;
+    entry.callId = item.call_id || entry.callId;
+    if (typeof item.arguments === "string" && item.arguments.length >= (entry.arguments || "").length) {
+      entry.arguments = item.arguments;
+    }
+    entry.arguments = entry.arguments || "";
+    if (item.status && item.status !== "in_progress") entry.status = item.status;
+    if (entry.callId) this.toolCalls.set(entry.callId, entry);
+    return entry;
+  }
+
+  ["on:session.created"](e) {
+    this.session = e.session || null;
+  }
+
+  ["on:session.updated"](e) {
+    this.session = e.session || null;
+  }
+
+  ["on:conversation.item.added"](e) {
+    this._addItem(e.item);
+  }
+
+  ["on:conversation.item.done"](e) {
+    this._addItem(e.item);
+  }
+
+  ["on:conversation.item.input_audio_transcription.delta"](e) {
+    const entry = this._entry(e.item_id, { role: "user", kind: "voice" });
+    entry.text += e.delta || "";
+  }
+
+  ["on:conversation.item.input_audio_transcription.completed"](e) {
+    const entry = this._entry(e.item_id, { role: "user", kind: "voice" });
+    entry.text = e.transcript || "";
+    entry.status = "completed";
+  }
+
+  ["on:response.created"](e) {
+    this.responding = true;
+    this.activeResponseId = (e.response && e.response.id) || null;
+  }
+
+  ["on:response.output_item.added"](e) {
+    const item = e.item || {};
+    if (item.type === "function_call") this._toolCall(item);
+    else if (item.type === "message") this._entry(item.id, { role: "assistant", kind: "assistant", responseId: e.response_id });
+  }
+
+  ["on:response.output_text.delta"](e) {
+    this._entry(e.item_id, { role: "assistant", kind: "assistant" }).text += e.delta || "";
+  }
+
+  ["on:response.output_text.done"](e) {
+    this._entry(e.item_id, { role: "assistant", kind: "assistant" }).text = e.text || "";
+  }
+
+  ["on:response.output_audio_transcript.delta"](e) {
+    const entry = this._entry(e.item_id, { role: "assistant", kind: "assistant" });
+    entry.text += e.delta || "";
+    entry.audio = true;
+  }
+
+  ["on:response.output_audio_transcript.done"](e) {
+    this._entry(e.item_id, { role: "assistant", kind: "assistant" }).text = e.transcript || "";
+  }
+
+  ["on:response.function_call_arguments.delta"](e) {
+    const entry = this._toolCall({ id: e.item_id, call_id: e.call_id });
+    entry.arguments += e.delta || "";
+  }
+
+  ["on:response.function_call_arguments.done"](e) {
+    this._toolCall({ id: e.item_id, call_id: e.call_id, name: e.name, arguments: e.arguments });
+  }
+
+  ["on:response.output_item.done"](e) {
+    const item = e.item || {};
+    if (item.type === "function_call") this._toolCall(item);
+    else if (item.id && this.byItem.has(item.id)) this.byItem.get(item.id).status = item.status || "completed";
+  }
+
+  ["on:response.done"](e) {
+    const r = e.response || {};
+    this.responding = false;
+    this.activeResponseId = null;
+    for (const item of Array.isArray(r.output) ? r.output : []) {
+      if (item && item.type === "function_call") this._toolCall({ ...item, status: item.status || "completed" });
+      else if (item && item.id && this.byItem.has(item.id) && item.status) this.byItem.get(item.id).status = item.status;
+    }
+    const usage = r.usage || null;
+    const cost = usage ? costOf(usage, this.price) : null;
+    this.responses.push({ id: r.id || null, status: r.status || "completed", usage, split: usage ? tokenSplit(usage) : null, cost });
+    if (cost !== null) this.totalCost += cost;
+    if (usage && Number.isInteger(usage.total_tokens)) this.totalTokens += usage.total_tokens;
+  }
+
+  ["on:error"](e) {
+    const err = e.error || {};
+    this.lastError = { code: err.code || null, message: err.message || "error" };
+  }
+
+  /** Tool calls still waiting for a result, oldest first. */
+  pendingToolCalls() {
+    return [...this.toolCalls.values()].filter((c) => c.status === "completed" && c.output === undefined);
+  }
+}

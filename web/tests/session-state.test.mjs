@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { SessionState, costOf, tokenSplit } from "../js/session-state.js";
+
+const PRICE = { input_text: 4, input_audio: 32, cached_text: 0.4, cached_audio: 0.4, output_text: 16, output_audio: 64 };
+const USAGE = {
+  total_tokens: 1700, input_tokens: 1200, output_tokens: 500,
+  input_token_details: { text_tokens: 1000, audio_tokens: 200, cached_tokens: 640,
+    cached_tokens_details: { text_tokens: 600, audio_tokens: 40 } },
+  output_token_details: { text_tokens: 100, audio_tokens: 400 },
+};
+
+test("usage split and cost match the server's pricing", () => {
+  assert.deepEqual(tokenSplit(USAGE), { input_text: 400, input_audio: 160, cached_text: 600, cached_audio: 40, output_text: 100, output_audio: 400 });
+  assert.ok(Math.abs(costOf(USAGE, PRICE) - 0.034176) < 1e-9);
+  assert.equal(costOf(USAGE, null), null);
+});
+
+function textTurn(s, names = "ga") {
+  const beta = names === "beta";
+  s.apply({ type: beta ? "conversation.item.created" : "conversation.item.added",
+    item: { id: "u1", type: "message", role: "user", content: [{ type: "input_text", text: "Hi" }] } });
+  s.apply({ type: "response.created", response: { id: "r1" } });
+  s.apply({ type: "response.output_item.added", response_id: "r1", item: { id: "a1", type: "message", role: "assistant" } });
+  if (!beta) s.apply({ type: "conversation.item.added", item: { id: "a1", type: "message", role: "assistant", content: [] } });
+  for (const d of ["Hel", "lo"]) s.apply({ type: beta ? "response.text.delta" : "response.output_text.delta", item_id: "a1", delta: d });
+  s.apply({ type: "response.done", response: { id: "r1", status: "completed", usage: USAGE, output: [] } });
+}
+
+test("a text turn: typed text, streamed reply, usage and running cost", () => {
+  for (const names of ["ga", "beta"]) {
+    const s = new SessionState({ price: PRICE });
+    textTurn(s, names);
+    assert.deepEqual(s.entries.map((e) => [e.role, e.kind, e.text]), [["user", "text", "Hi"], ["assistant", "assistant", "Hello"]]);
+    assert.equal(s.responses.length, 1);
+    assert.equal(s.responding, false);
+    assert.ok(Math.abs(s.totalCost - 0.034176) < 1e-9);
+    assert.equal(s.totalTokens, 1700);
+  }
+});
+
+test("voice transcript fills the user's voice entry; audio transcript the assistant's", () => {
+  const s = new SessionState();
+  s.apply({ type: "conversation.item.added", item: { id: "v1", type: "message", role: "user", content: [{ type: "input_audio", transcript: null }] } });
+  s.apply({ type: "conversation.item.input_audio_transcription.completed", item_id: "v1", transcript: "What time is it?" });
+  s.apply({ type: "response.audio_transcript.delta", item_id: "a2", delta: "Noon" });
+  assert.deepEqual(s.entries.map((e) => [e.kind, e.text]), [["voice", "What time is it?"], ["assistant", "Noon"]]);
+  assert.equal(s.entries[1].audio, true);
+});
+
+test("tool calls become cards and pick up their output", () => {
+  const s = new SessionState();
+  s.apply({ type: "response.output_item.added", item: { id: "f1", type: "function_call", call_id: "c1", name: "get_weather", arguments: "" } });
+  s.apply({ type: "response.function_call_arguments.delta", item_id: "f1", call_id: "c1", delta: '{"city":' });
+  s.apply({ type: "response.function_call_arguments.delta", item_id: "f1", call_id: "c1", delta: '"Paris"}' });
+  s.apply({ type: "response.done", response: { output: [{ id: "f1", type: "function_call", call_id: "c1", name: "get_weather", arguments: '{"city":"Paris"}', status: "completed" }] } });
+  const card = s.entries[0];
+  assert.equal(card.kind, "tool_call");
+  assert.equal(card.arguments, '{"city":"Paris"}');
+  assert.deepEqual(s.pendingToolCalls(), [card]);
+  s.apply({ type: "conversation.item.added", item: { id: "o1", type: "function_call_output", call_id: "c1", output: "18C" } });
+  assert.equal(card.output, "18C");
+  assert.deepEqual(s.pendingToolCalls(), []);
+  assert.equal(s.entries.length, 1);
+});
+
+test("repeated events collapse in the log with a count; audio payloads are shortened", () => {
+  const s = new SessionState();
+  for (let i = 0; i < 5; i++) s.apply({ type: "response.output_audio.delta", item_id: "a", delta: "A".repeat(5000) });
+  s.apply({ type: "input_audio_buffer.append", audio: "B".repeat(5000) }, "client");
+  s.apply({ type: "input_audio_buffer.append", audio: "B".repeat(5000) }, "client");
+  assert.deepEqual(s.log.map((l) => [l.type, l.direction, l.count]), [
+    ["response.output_audio.delta", "server", 5], ["input_audio_buffer.append", "client", 2]]);
+  assert.ok(s.log[0].event.delta.length < 200);
+});
+
+test("errors are kept for the status line; odd events do not throw", () => {
+  const s = new SessionState();
+  s.apply({ type: "error", error: { code: "invalid_api_key", message: "the API key is not valid" } });
+  assert.deepEqual(s.lastError, { code: "invalid_api_key", message: "the API key is not valid" });
+  for (const e of [{ type: "response.done" }, { type: "conversation.item.added" }, { type: "response.output_item.added" },
+    { type: "conversation.item.added", item: { id: "x", type: "message", content: "nope" } }, { type: "unknown.thing" }]) {
+    s.apply(e);
+  }
+});
