@@ -43,6 +43,8 @@ AUDIO_CHUNK_MS = 100
 MAX_INPUT_BUFFER_BYTES = 15 * 1024 * 1024
 #: Conversation items kept; the oldest are forgotten beyond this.
 MAX_ITEMS = 1000
+#: The cached prefix is counted in blocks of this many tokens (small, so short demos show caching).
+CACHE_BLOCK_TOKENS = 16
 #: Minimum audio a manual commit needs (the real API's rule).
 MIN_COMMIT_MS = 100
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -473,7 +475,7 @@ class OfflineModel:
         audio_in = sum(audio_in_tokens(ms) for ms in self._item_ms.values())
         prev_text, prev_audio = self._prev_input
         r.input_text_tokens, r.input_audio_tokens = text_in, audio_in
-        cached = (min(prev_text, text_in) + min(prev_audio, audio_in)) // 64 * 64
+        cached = (min(prev_text, text_in) + min(prev_audio, audio_in)) // CACHE_BLOCK_TOKENS * CACHE_BLOCK_TOKENS
         r.cached_text = min(cached, prev_text, text_in)
         r.cached_audio = min(cached - r.cached_text, audio_in)
         self._prev_input = (text_in, audio_in)

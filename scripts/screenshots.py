@@ -1,0 +1,94 @@
+"""Regenerate docs/playground.png and docs/logs.png: a real server, real Chromium, a real session.
+
+    .venv/bin/python scripts/screenshots.py
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "screenshot-key-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp())
+    port, rt = free_port(), free_port()
+    (tmp / "config.toml").write_text(textwrap.dedent(f"""
+        [server]
+        port = {port}
+        realtime_port = {rt}
+        [spend_log]
+        path = "spend.jsonl"
+        [[models]]
+        name = "gpt-realtime"
+        provider = "local"
+        [[keys]]
+        name = "demo"
+        key = "env:SHOT_KEY"
+        role = "admin"
+    """))
+    wav = tmp / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(tmp / "raw.wav"), "What is the weather like in Paris today?"], check=True)
+    subprocess.run(["sox", str(tmp / "raw.wav"), "-r", "48000", "-c", "1", str(wav), "pad", "0.8", "6"], check=True)
+    server = subprocess.Popen([str(Path(sys.executable).parent / "rtproxy"), "serve", "--config", str(tmp / "config.toml")],
+                              env={**os.environ, "SHOT_KEY": KEY}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                httpx.get(f"{url}/health")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(f"{url}/#key={KEY}")
+            page.click("#connect")
+            expect(page.locator("#status")).to_have_attribute("data-state", "ok")
+            page.click("#mic")
+            expect(page.locator('.entry[data-role="assistant"]').first).to_contain_text("You said", timeout=20000)
+            page.click("#mic")
+            page.fill("#text-input", "What's the weather in Paris? use get_weather")
+            page.click("#send")
+            page.locator(".tool-card .tool-result").fill('{"temp_c": 18, "sky": "clear"}')
+            page.click(".tool-card .tool-send")
+            expect(page.locator('.entry[data-role="assistant"]').last).to_contain_text("returned", timeout=20000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(ROOT / "docs" / "playground.png"))
+            page.click("#disconnect")
+            page.goto(f"{url}/logs")
+            page.locator("#sessions tbody tr").first.click()
+            expect(page.locator("#d-tool-calls .tool-call")).to_have_count(1)
+            page.locator("#d-tool-calls").scroll_into_view_if_needed()
+            page.screenshot(path=str(ROOT / "docs" / "logs.png"))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()

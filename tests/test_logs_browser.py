@@ -1,0 +1,122 @@
+"""The logs viewer in real headless Chromium, after real sessions through the offline model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+from .browser import LiveServer, launch_browser, live_server  # noqa: E402
+from .conftest import ADMIN_KEY, USER_KEY  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    yield from live_server(tmp_path_factory.mktemp("logs-server"))
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    with sync_playwright() as p:
+        b = launch_browser(p, None)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+    assert errors == []
+
+
+def tool_call_session(page: Page, server: LiveServer) -> None:
+    page.goto(f"{server.url}/#key={USER_KEY}")
+    page.select_option("#modalities", "text")
+    page.click("#connect")
+    expect(page.locator("#status")).to_have_attribute("data-state", "ok")
+    page.fill("#text-input", "What's the weather in Paris? use get_weather")
+    page.click("#send")
+    card = page.locator(".tool-card")
+    expect(card.locator(".tool-name")).to_have_text("get_weather")
+    card.locator(".tool-result").fill('{"temp_c": 18}')
+    card.locator(".tool-send").click()
+    expect(page.locator('.entry[data-role="assistant"] .text').last).to_have_text('get_weather returned {"temp_c": 18}')
+    page.click("#disconnect")
+    expect(page.locator("#status")).to_contain_text("Disconnected")
+
+
+def test_logs_show_the_session_responses_and_tools(page: Page, server: LiveServer) -> None:
+    tool_call_session(page, server)
+    page.goto(f"{server.url}/logs")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(1)
+    row = rows.first
+    expect(row).to_have_attribute("data-status", "success")
+    expect(row.locator("td").nth(1)).to_have_text("user")
+    expect(row.locator("td").nth(4)).to_have_text("2")
+    expect(row.locator("td").nth(6)).to_contain_text("$0.000")
+    row.click()
+    responses = page.locator("#d-responses > li")
+    expect(responses).to_have_count(2)
+    session_id = row.get_attribute("data-session")
+    records = httpx.get(f"{server.url}/spend/logs", params={"session_id": session_id, "record": "response"},
+                        headers={"Authorization": f"Bearer {USER_KEY}"}).json()["data"][::-1]
+    for i, record in enumerate(records):  # each row shows the record's tokens and cost
+        expect(responses.nth(i).locator(".usage .cost")).to_have_text(
+            f"{record['usage']['total_tokens']} · ${record['cost_usd']:.6f}")
+    expect(responses.first.locator('.message[data-source="text"]')).to_contain_text("use get_weather")
+    expect(responses.nth(1).locator('.message[data-role="tool"]')).to_contain_text('{"temp_c": 18}')
+    expect(responses.nth(1).locator(".output")).to_contain_text('get_weather returned {"temp_c": 18}')
+    defs = page.locator("#d-tool-defs .tool-def")
+    expect(defs).to_have_count(1)
+    expect(defs.first.locator(".tool-name")).to_have_text("get_weather")
+    expect(defs.first.locator(".tool-schema")).to_contain_text('"city"')
+    calls = page.locator("#d-tool-calls .tool-call")
+    expect(calls).to_have_count(1)
+    expect(calls.first.locator(".tool-call-id")).to_contain_text("call_")
+    expect(calls.first.locator(".tool-args")).to_have_text('{\n  "city": "Paris"\n}')
+    expect(calls.first.locator(".tool-output")).to_contain_text('{"temp_c": 18}')
+
+
+def test_follow_mode_shows_new_sessions_and_admin_sees_all(page: Page, server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{server.url}/logs#key={ADMIN_KEY}")
+    before = page.locator("#sessions tbody tr")
+    expect(before.first).to_be_attached()
+    n = before.count()
+    page.check("#follow")
+    other = browser.new_context().new_page()
+    other.goto(f"{server.url}/#key={ADMIN_KEY}")
+    other.select_option("#modalities", "text")
+    other.click("#connect")
+    expect(other.locator("#status")).to_have_attribute("data-state", "ok")
+    other.fill("#text-input", "hello logs")
+    other.click("#send")
+    expect(other.locator('.entry[data-role="assistant"] .text')).to_have_text("You said: hello logs")
+    # the running session appears as live, then as finished once it closes
+    expect(page.locator('#sessions tbody tr[data-status="live"]')).to_have_count(1)
+    other.click("#disconnect")
+    expect(page.locator("#sessions tbody tr")).to_have_count(n + 1)
+    expect(page.locator('#sessions tbody tr[data-status="live"]')).to_have_count(0)
+    expect(page.locator("#sessions tbody tr").first.locator("td").nth(1)).to_have_text("admin")
+    other.context.close()
+
+
+def test_a_user_key_sees_only_its_own_sessions(page: Page, server: LiveServer) -> None:
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    expect(page.locator("#sessions tbody tr").first).to_be_attached()
+    names = page.locator("#sessions tbody tr td:nth-child(2)").all_inner_texts()
+    assert set(names) == {"user"}
+    page.fill("#f-key", "admin")
+    page.click("#apply-filters")
+    expect(page.locator("#status")).to_contain_text("only its own records")

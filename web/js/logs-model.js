@@ -1,0 +1,113 @@
+// Spend records → what the logs viewer shows. No DOM.
+
+import { extractToolCalls } from "./tool-calls.js";
+
+const time = (r) => r.start_time || r.end_time || "";
+
+/** A sessions-list row from a session record (or, for a live session, its response records). */
+export function sessionRow(session, responses = []) {
+  if (session) {
+    return {
+      id: session.session_id,
+      live: false,
+      time: session.start_time,
+      key: session.key_name,
+      model: session.model,
+      durationMs: session.duration_ms,
+      responses: session.responses,
+      tokens: (session.usage && session.usage.total_tokens) || 0,
+      cost: session.cost_usd,
+      status: session.status,
+      closedBy: session.close ? `${session.close.by} ${session.close.code ?? ""}`.trim() : "",
+    };
+  }
+  const first = responses[0] || {};
+  let tokens = 0;
+  let cost = 0;
+  let priced = true;
+  for (const r of responses) {
+    tokens += (r.usage && r.usage.total_tokens) || 0;
+    if (typeof r.cost_usd === "number") cost += r.cost_usd;
+    else priced = false;
+  }
+  return {
+    id: first.session_id, live: true, time: time(first), key: first.key_name, model: first.model,
+    durationMs: null, responses: responses.length, tokens, cost: priced ? cost : null, status: "live", closedBy: "",
+  };
+}
+
+/**
+ * Keeps the sessions the viewer lists: session records as fetched, plus sessions still running
+ * (response records whose session record has not been written yet), newest first.
+ */
+export class SessionList {
+  constructor() {
+    this.sessions = new Map(); // id → session record
+    this.live = new Map(); // id → [response records]
+  }
+
+  add(records) {
+    for (const r of records) {
+      if (!r || !r.session_id) continue;
+      if (r.record === "session") {
+        this.sessions.set(r.session_id, r);
+        this.live.delete(r.session_id);
+      } else if (r.record === "response" && !this.sessions.has(r.session_id)) {
+        const list = this.live.get(r.session_id) || [];
+        if (!list.some((x) => x.id === r.id)) list.push(r);
+        this.live.set(r.session_id, list);
+      }
+    }
+  }
+
+  rows() {
+    const rows = [...this.sessions.values()].map((s) => sessionRow(s));
+    for (const responses of this.live.values()) rows.push(sessionRow(null, responses));
+    return rows.sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : 0));
+  }
+}
+
+/** Tool definitions across a session's responses: the latest definition of each name wins. */
+export function toolDefinitions(responses, session) {
+  const byName = new Map();
+  const lists = responses.map((r) => (r.proxy_server_request && r.proxy_server_request.tools) || []);
+  if (session && Array.isArray(session.tools)) lists.push(session.tools);
+  for (const list of lists) {
+    for (const t of Array.isArray(list) ? list : []) {
+      if (t && typeof t === "object" && typeof t.name === "string") byName.set(t.name, t);
+    }
+  }
+  return [...byName.values()];
+}
+
+/** Everything the session detail shows, from all of one session's records (any order). */
+export function sessionDetail(records) {
+  const responses = records.filter((r) => r.record === "response").sort((a, b) => (time(a) < time(b) ? -1 : 1));
+  const session = records.find((r) => r.record === "session") || null;
+  const outputs = new Map(); // tool_call_id → output
+  for (const r of responses) {
+    for (const m of Array.isArray(r.messages) ? r.messages : []) {
+      if (m && m.role === "tool" && m.tool_call_id && !outputs.has(m.tool_call_id)) outputs.set(m.tool_call_id, m.content);
+    }
+  }
+  const toolCalls = [];
+  for (const r of responses) {
+    for (const call of extractToolCalls(r.response)) {
+      toolCalls.push({ ...call, responseId: r.response_id, output: call.id && outputs.has(call.id) ? outputs.get(call.id) : null });
+    }
+  }
+  return { session, responses, tools: toolDefinitions(responses, session), toolCalls };
+}
+
+/** "1.2 s", "3 min 4 s" */
+export function formatDuration(ms) {
+  if (ms === null || ms === undefined) return "—";
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+export function formatCost(v) {
+  return typeof v === "number" ? `$${v.toFixed(6)}` : "n/a";
+}

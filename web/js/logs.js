@@ -1,0 +1,201 @@
+// The logs viewer page: the thin DOM layer over logs-model.js and tool-calls.js.
+
+import { authHeaders, el, loadKey, saveKey } from "./common.js";
+import { SessionList, formatCost, formatDuration, sessionDetail } from "./logs-model.js";
+import { prettyArguments } from "./tool-calls.js";
+
+const $ = (id) => document.getElementById(id);
+/** Sessions fetched per page. */
+const PAGE_SIZE = 50;
+/** Follow mode asks for new records this often. */
+const FOLLOW_INTERVAL_MS = 2000;
+/** Text longer than this folds behind a "more" toggle. */
+const FOLD_CHARS = 280;
+
+let list = new SessionList();
+let cursor = null;
+let endOffset = null;
+let followTimer = null;
+let selected = null;
+
+function setStatus(text, kind = "info") {
+  $("status").textContent = text;
+  $("status").dataset.state = kind;
+}
+
+function filterParams() {
+  const p = new URLSearchParams();
+  const add = (name, value) => value && p.set(name, value);
+  add("key_name", $("f-key").value.trim());
+  add("model", $("f-model").value.trim());
+  add("status", $("f-status").value);
+  for (const [name, id] of [["since", "f-since"], ["until", "f-until"]]) {
+    const v = $(id).value;
+    if (v) add(name, new Date(v).toISOString());
+  }
+  return p;
+}
+
+async function api(params) {
+  const res = await fetch(`/spend/logs?${params}`, { headers: authHeaders($("key").value.trim()) });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error((body.error && body.error.message) || `HTTP ${res.status}`);
+  return body;
+}
+
+async function loadSessions(reset = true) {
+  if (reset) {
+    list = new SessionList();
+    cursor = null;
+  }
+  const params = filterParams();
+  params.set("record", "session");
+  params.set("limit", String(PAGE_SIZE));
+  if (!reset && cursor !== null) params.set("cursor", String(cursor));
+  try {
+    const page = await api(params);
+    list.add(page.data);
+    cursor = page.next_cursor;
+    if (reset) endOffset = page.end_offset;
+    $("more").hidden = cursor === null;
+    renderSessions();
+    setStatus(`${list.rows().length} session(s).`, "ok");
+  } catch (e) {
+    setStatus(`Cannot read the spend log: ${e.message}`, "error");
+  }
+}
+
+async function poll() {
+  if (endOffset === null) return;
+  const params = filterParams();
+  params.delete("status"); // live sessions have no status yet; filtered when shown
+  params.set("after", String(endOffset));
+  params.set("limit", "1000");
+  try {
+    const page = await api(params);
+    endOffset = page.end_offset;
+    const wanted = $("f-status").value;
+    list.add(page.data.filter((r) => r.record === "response" || !wanted || r.status === wanted));
+    if (page.data.length) {
+      renderSessions();
+      if (selected && page.data.some((r) => r.session_id === selected)) showSession(selected);
+    }
+  } catch (e) {
+    setStatus(`Follow stopped: ${e.message}`, "error");
+  }
+}
+
+function setFollow(on) {
+  clearInterval(followTimer);
+  followTimer = on ? setInterval(poll, FOLLOW_INTERVAL_MS) : null;
+}
+
+function renderSessions() {
+  const rows = list.rows().map((r) => {
+    const tr = el("tr", { dataset: { session: r.id, status: r.status } },
+      el("td", {}, (r.time || "").replace("T", " ").slice(0, 19)),
+      el("td", {}, r.key || ""), el("td", {}, r.model || ""), el("td", {}, formatDuration(r.durationMs)),
+      el("td", {}, String(r.responses ?? 0)), el("td", {}, String(r.tokens)), el("td", {}, formatCost(r.cost)),
+      el("td", { className: "status" }, r.status || ""));
+    if (r.id === selected) tr.classList.add("selected");
+    tr.addEventListener("click", () => showSession(r.id));
+    return tr;
+  });
+  $("sessions").tBodies[0].replaceChildren(...rows);
+}
+
+function fold(text, className = "") {
+  const s = String(text ?? "");
+  if (s.length <= FOLD_CHARS) return el("span", { className }, s);
+  return el("details", { className: `fold ${className}` }, el("summary", {}, `${s.slice(0, FOLD_CHARS)}…`), el("div", {}, s));
+}
+
+function messageNode(m) {
+  const kind = m.role === "user" ? m.source || "text" : m.role;
+  const label = { text: "typed", transcript: "spoken", system: "instructions", tool: "tool output", assistant: "assistant" }[kind] || kind;
+  return el("li", { className: "message", dataset: { role: m.role, source: m.source || "" } },
+    el("span", { className: "badge" }, label), m.tool_call_id ? el("code", {}, `${m.tool_call_id} `) : "", fold(m.content));
+}
+
+function usageTable(r) {
+  const u = r.usage || {};
+  const i = u.input_token_details || {};
+  const o = u.output_token_details || {};
+  const cd = i.cached_tokens_details || {};
+  const b = r.cost_breakdown || {};
+  const cell = (n, c) => el("td", {}, `${n ?? 0}`, c === undefined ? "" : el("small", {}, ` ${formatCost(c)}`));
+  return el("table", { className: "usage" },
+    el("thead", {}, el("tr", {}, ...["text in", "audio in", "cached text", "cached audio", "text out", "audio out", "total"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, el("tr", {},
+      cell((i.text_tokens ?? 0) - (cd.text_tokens ?? 0), b.input_text), cell((i.audio_tokens ?? 0) - (cd.audio_tokens ?? 0), b.input_audio),
+      cell(cd.text_tokens ?? i.cached_tokens, b.cached_text), cell(cd.audio_tokens ?? 0, b.cached_audio),
+      cell(o.text_tokens, b.output_text), cell(o.audio_tokens, b.output_audio),
+      el("td", { className: "cost" }, `${u.total_tokens ?? 0} · ${formatCost(r.cost_usd)}`))));
+}
+
+function responseNode(r, index) {
+  const resp = r.response || {};
+  const parts = [
+    el("div", { className: "response-head" }, el("strong", {}, `#${index + 1}`), " ",
+      el("span", { className: "status", dataset: { status: r.status } }, r.status), " ",
+      el("code", {}, r.response_id || ""), " ", el("small", {}, `${formatDuration(r.duration_ms)} · ${r.start_time || ""}`)),
+    usageTable(r),
+  ];
+  if (Array.isArray(r.messages) && r.messages.length) parts.push(el("ul", { className: "messages" }, ...r.messages.map(messageNode)));
+  else if (r.messages === null) parts.push(el("p", { className: "muted" }, "Prompts not stored for this key."));
+  const out = resp.output_text || resp.output_transcript;
+  if (out) parts.push(el("div", { className: "output" }, el("span", { className: "badge" }, resp.output_transcript ? "said" : "wrote"), fold(out)));
+  if (r.error) parts.push(el("p", { className: "error" }, `${r.error.code || r.error.type}: ${r.error.message}`));
+  return el("li", { className: "response", dataset: { status: r.status } }, ...parts);
+}
+
+async function showSession(id) {
+  selected = id;
+  renderSessions();
+  let records;
+  try {
+    records = (await api(new URLSearchParams({ session_id: id, limit: "1000" }))).data;
+  } catch (e) {
+    return setStatus(`Cannot load session: ${e.message}`, "error");
+  }
+  const d = sessionDetail(records);
+  $("detail-empty").hidden = true;
+  $("detail").hidden = false;
+  $("d-id").textContent = id;
+  const s = d.session;
+  const facts = s
+    ? [["key", s.key_name], ["model", `${s.model} (${s.provider})`], ["started", s.start_time], ["duration", formatDuration(s.duration_ms)],
+      ["responses", s.responses], ["tokens", (s.usage && s.usage.total_tokens) || 0], ["cost", formatCost(s.cost_usd)],
+      ["status", s.status], ["closed by", `${s.close.by} ${s.close.code ?? ""} ${s.close.reason || ""}`],
+      ["client", `${(s.client && s.client.ip) || ""} ${(s.client && s.client.user_agent) || ""}`]]
+    : [["status", "live — no session record yet"]];
+  if (s && s.error) facts.push(["error", `${s.error.code || s.error.type}: ${s.error.message}`]);
+  $("d-summary").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v ?? ""))]));
+  $("d-responses").replaceChildren(...d.responses.map(responseNode));
+  $("d-tool-defs").replaceChildren(...(d.tools.length ? d.tools.map((t) =>
+    el("li", { className: "tool-def" }, el("code", { className: "tool-name" }, t.name), " ",
+      el("span", {}, t.description || ""), el("pre", { className: "tool-schema" }, JSON.stringify(t.parameters ?? {}, null, 2))))
+    : [el("li", { className: "muted" }, "No tools defined.")]));
+  $("d-tool-calls").replaceChildren(...(d.toolCalls.length ? d.toolCalls.map((c) =>
+    el("li", { className: "tool-call" }, el("code", { className: "tool-name" }, c.name || "?"), " ",
+      el("small", { className: "tool-call-id" }, c.id || ""),
+      el("pre", { className: "tool-args" }, prettyArguments(c.arguments)),
+      c.output !== null ? el("div", { className: "tool-output" }, el("span", { className: "badge" }, "result"), fold(c.output))
+        : el("div", { className: "muted" }, "no result recorded")))
+    : [el("li", { className: "muted" }, "No tool calls.")]));
+}
+
+function init() {
+  const key = loadKey();
+  if (key) $("key").value = key;
+  $("filters").addEventListener("submit", (e) => {
+    e.preventDefault();
+    saveKey($("key").value.trim());
+    loadSessions(true);
+  });
+  $("more").addEventListener("click", () => loadSessions(false));
+  $("follow").addEventListener("change", () => setFollow($("follow").checked));
+  if (key) loadSessions(true);
+}
+
+init();

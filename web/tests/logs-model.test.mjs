@@ -1,0 +1,37 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { SessionList, formatDuration, sessionDetail } from "../js/logs-model.js";
+
+const tools = [{ type: "function", name: "get_weather", description: "d", parameters: { type: "object" } }];
+const r1 = { record: "response", id: "rec1", session_id: "s1", response_id: "r1", start_time: "2026-01-01T00:00:01Z",
+  usage: { total_tokens: 10 }, cost_usd: 0.001, proxy_server_request: { tools },
+  response: { tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }] } };
+const r2 = { record: "response", id: "rec2", session_id: "s1", response_id: "r2", start_time: "2026-01-01T00:00:02Z",
+  usage: { total_tokens: 5 }, cost_usd: 0.002, messages: [{ role: "tool", tool_call_id: "c1", content: '{"t":18}' }],
+  response: { tool_calls: [] } };
+const s1 = { record: "session", session_id: "s1", start_time: "2026-01-01T00:00:00Z", responses: 2, usage: { total_tokens: 15 },
+  cost_usd: 0.003, status: "success", close: { by: "client", code: 1000 }, tools, duration_ms: 3000, key_name: "k", model: "m" };
+
+test("session detail joins tool calls with the outputs that answered them", () => {
+  const d = sessionDetail([s1, r2, r1]);
+  assert.deepEqual(d.responses.map((r) => r.response_id), ["r1", "r2"]);
+  assert.deepEqual(d.tools.map((t) => t.name), ["get_weather"]);
+  assert.deepEqual(d.toolCalls, [{ id: "c1", name: "get_weather", arguments: '{"city":"Paris"}', responseId: "r1", output: '{"t":18}' }]);
+});
+
+test("live sessions show until their session record arrives, newest first", () => {
+  const list = new SessionList();
+  list.add([r1, { ...r1, id: "rec9", session_id: "s2", start_time: "2026-01-01T00:05:00Z" }]);
+  assert.deepEqual(list.rows().map((r) => [r.id, r.status, r.responses]), [["s2", "live", 1], ["s1", "live", 1]]);
+  list.add([s1]);
+  assert.deepEqual(list.rows().map((r) => [r.id, r.status]), [["s2", "live"], ["s1", "success"]]);
+  assert.equal(list.rows()[1].cost, 0.003);
+});
+
+test("durations read well", () => {
+  assert.equal(formatDuration(250), "250 ms");
+  assert.equal(formatDuration(1500), "1.5 s");
+  assert.equal(formatDuration(125000), "2 min 5 s");
+  assert.equal(formatDuration(null), "—");
+});
