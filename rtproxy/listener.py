@@ -16,12 +16,14 @@ import socket
 from functools import partial
 from typing import TYPE_CHECKING
 
+import attrs
 import trio
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from .admission import HandshakeRequest, select_subprotocol
+from .transport import SocketTransport
 from .wsleg import RECEIVE_CHUNK_BYTES, WebSocketLeg
 
 if TYPE_CHECKING:
@@ -37,7 +39,10 @@ def _select(protocol: ServerProtocol, offered: object) -> str | None:
     return select_subprotocol(list(offered))  # type: ignore[call-overload]
 
 
-async def _send_pending(stream: trio.abc.Stream, proto: ServerProtocol) -> None:
+Transport = trio.abc.Stream | SocketTransport
+
+
+async def _send_pending(stream: Transport, proto: ServerProtocol) -> None:
     data = proto.data_to_send()
     payload = b"".join(d for d in data if d)
     if payload:
@@ -45,16 +50,16 @@ async def _send_pending(stream: trio.abc.Stream, proto: ServerProtocol) -> None:
 
 
 class ListenerHandshake:
-    def __init__(self, stream: trio.abc.Stream, proto: ServerProtocol, response: Response,
+    def __init__(self, stream: Transport, proto: ServerProtocol, response: Response,
                  request: HandshakeRequest, close_timeout_s: float) -> None:
         self._stream = stream
         self._proto = proto
-        self._response = response
+        self._response: Response | None = response
         self.request = request
         self._close_timeout_s = close_timeout_s
 
     @classmethod
-    async def read(cls, stream: trio.abc.Stream, gateway: Gateway, client_ip: str) -> ListenerHandshake | None:
+    async def read(cls, stream: Transport, gateway: Gateway, client_ip: str) -> ListenerHandshake | None:
         cfg = gateway.config.server
         proto = ServerProtocol(max_size=cfg.max_message_bytes, select_subprotocol=_select)
         request: Request | None = None
@@ -80,6 +85,8 @@ class ListenerHandshake:
             return None
         path, _, query = request.path.partition("?")
         headers = tuple((k.lower(), v) for k, v in request.headers.raw_items())
+        # websockets' parser generator keeps the Request alive for the whole connection: empty it.
+        request.headers.clear()
         return cls(stream, proto, response, HandshakeRequest(path, query, headers, client_ip), cfg.close_timeout_s)
 
     async def reject(self, status: int, body: bytes) -> None:
@@ -98,7 +105,11 @@ class ListenerHandshake:
 
     async def accept(self, subprotocol: str | None) -> WebSocketLeg:
         assert self._proto.subprotocol == subprotocol, "the listener and admission chose different subprotocols"
+        assert self._response is not None
         self._proto.send_response(self._response)
+        # The headers are not needed once the session is open: free them (≈5 KB per session).
+        self._response = None
+        self.request = attrs.evolve(self.request, headers=())
         leg = WebSocketLeg(self._stream, self._proto, close_timeout_s=self._close_timeout_s)
         await leg.send(())  # flushes the 101
         return leg
@@ -110,8 +121,9 @@ async def _handle_connection(gateway: Gateway, stream: trio.SocketStream) -> Non
         client_ip = peer[0] if isinstance(peer, tuple) else ""
     except OSError:
         client_ip = ""
+    transport = SocketTransport.from_stream(stream)
     try:
-        hs = await ListenerHandshake.read(stream, gateway, client_ip)
+        hs = await ListenerHandshake.read(transport, gateway, client_ip)
         if hs is not None:
             await gateway.run_session(hs)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -120,8 +132,8 @@ async def _handle_connection(gateway: Gateway, stream: trio.SocketStream) -> Non
         # A bug in one session must not take the listener down with it.
         log.exception("realtime connection from %s failed", client_ip)
     finally:
-        with trio.CancelScope(shield=True), trio.move_on_after(1):
-            await stream.aclose()
+        with trio.CancelScope(shield=True):
+            await transport.aclose()
 
 
 async def open_listeners(host: str, port: int, *, reuse_port: bool = False) -> list[trio.SocketListener]:

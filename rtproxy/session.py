@@ -131,7 +131,6 @@ class Session:
         self.gateway = gateway
         self.admission = admission
         self.id = new_session_id()
-        self.request = request
         self.target = gateway.target_for(admission)
         self.end: SessionEnd | None = None
         #: The scope :meth:`stop` cancels: the dial's, then the pumps'.

@@ -17,6 +17,7 @@ from websockets.uri import parse_uri
 
 from .errors import UpstreamRejected, UpstreamUnreachable
 from .providers import UpstreamTarget
+from .transport import SocketTransport
 from .wsleg import RECEIVE_CHUNK_BYTES, WebSocketLeg
 
 #: The upstream's handshake response (headers + any error body) may be at most this big.
@@ -41,12 +42,14 @@ async def dial_upstream(
         uri = parse_uri(target.url)
     except Exception as exc:
         raise UpstreamUnreachable(f"invalid upstream URL: {exc}") from None
-    stream: trio.abc.Stream | None = None
+    stream: trio.abc.Stream | SocketTransport | None = None
     try:
         with trio.fail_after(connect_timeout_s):
             tcp = await trio.open_tcp_stream(uri.host, uri.port)
             stream = tcp
-            if uri.secure:
+            if not uri.secure:
+                stream = SocketTransport.from_stream(tcp)  # the lean path for plain TCP
+            else:
                 tls = trio.SSLStream(
                     tcp, ssl_context or default_ssl_context(), server_hostname=uri.host, https_compatible=True
                 )
@@ -89,10 +92,12 @@ async def dial_upstream(
         if isinstance(response, Response) and response.status_code != 101:
             raise UpstreamRejected(response.status_code, response.body or b"")
         raise UpstreamUnreachable(f"upstream handshake failed: {proto.handshake_exc}")
+    # websockets' parser generator keeps the Response alive for the whole connection: empty it.
+    response.headers.clear()
     return WebSocketLeg(stream, proto, close_timeout_s=close_timeout_s, pending=events[1:])
 
 
-async def _aclose_quietly(stream: trio.abc.Stream | None) -> None:
+async def _aclose_quietly(stream: trio.abc.Stream | SocketTransport | None) -> None:
     if stream is not None:
         with trio.CancelScope(shield=True), trio.move_on_after(1):
             try:

@@ -9,8 +9,13 @@ leg sends with one ``send_all`` (write batching for bursty output, at no cost ot
 A message is a ``(is_text, payload)`` tuple: text stays the same UTF-8 bytes, binary stays
 binary, nothing is decoded or re-serialised. Fragmented messages are reassembled.
 
-Sending takes a lock and fetches the protocol's pending bytes *while holding it*, so frames
-queued by two tasks (data from the pump, pongs or close echoes from the reader) keep their order.
+Data frames are encoded here (:func:`~rtproxy.transport.encode_data_frames`); control frames
+(pongs, close echoes, our close) come from the protocol. Writing takes a lock and fetches the
+protocol's pending bytes *while holding it*, so control frames queued by the reader go out before
+the data behind them and nothing is sent after a close.
+
+The transport is a :class:`~rtproxy.transport.SocketTransport` for plain TCP (the fast path) or
+any trio stream (``trio.SSLStream`` for TLS).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from collections.abc import Iterable
 import trio
 from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.frames import Opcode
-from websockets.protocol import CLOSED, OPEN, Protocol
+from websockets.protocol import CLIENT, CLOSED, OPEN, Protocol
+
+from .transport import SocketTransport, encode_data_frames
 
 #: Bytes asked of the socket per read. Large enough that a burst of audio frames is one read.
 RECEIVE_CHUNK_BYTES = 65536
@@ -68,7 +75,7 @@ class WebSocketLeg:
 
     def __init__(
         self,
-        stream: trio.abc.Stream,
+        stream: trio.abc.Stream | SocketTransport,
         protocol: Protocol,
         *,
         close_timeout_s: float = 2.0,
@@ -82,6 +89,7 @@ class WebSocketLeg:
         self._fragment_text = False
         self._closed: LegClosed | None = None
         self._transport_closed = False
+        self._mask = protocol.side is CLIENT
         # Frames that arrived with the handshake (e.g. session.created behind the 101).
         self._pending: list[Message] = self._messages(pending)
 
@@ -150,60 +158,73 @@ class WebSocketLeg:
                 proto.receive_data(data)
             else:
                 proto.receive_eof()
-            out = self._messages(proto.events_received())
-            if proto.writes:
+            out: list[Message] = []
+            for ev in proto.events_received():
+                op = ev.opcode
+                if ev.fin and (op is _TEXT or op is _BINARY):
+                    out.append((op is _TEXT, ev.data))
+                else:
+                    out.extend(self._messages((ev,)))
+            if proto.writes:  # a pong or a close echo
                 try:
-                    await self._flush()
+                    await self._write(())
                 except LegClosed:
                     pass
-            closure = self._closure()
-            if closure is not None:
-                self._closed = closure
-                if out:
-                    return out
-                raise closure
+            if proto.state is not OPEN or not data:
+                closure = self._closure()
+                if closure is not None:
+                    self._closed = closure
+                    if out:
+                        return out
+                    raise closure
             if out:
                 return out
 
     async def send(self, messages: Iterable[Message]) -> None:
         """Frame every message and write them all with one ``send_all``."""
-        proto = self._proto
-        if proto.state is not OPEN:
+        if self._proto.state is not OPEN:
             raise self._closed or LegClosed(1006, "connection closed")
-        for is_text, payload in messages:
-            if is_text:
-                proto.send_text(payload)
-            else:
-                proto.send_binary(payload)
-        await self._flush()
+        parts: list[bytes] = []
+        encode_data_frames(messages, mask=self._mask, out=parts)
+        await self._write(parts)
 
     async def send_text(self, text: str) -> None:
         await self.send(((True, text.encode("utf-8")),))
 
-    async def _flush(self) -> None:
+    async def _write(self, data_parts: Iterable[bytes]) -> None:
+        """Write pending control frames, then ``data_parts``, under the send lock."""
         lock = self._lock
         try:
             lock.acquire_nowait()  # the common, uncontended case costs no checkpoint
         except trio.WouldBlock:
             await lock.acquire()
         try:
-            writes = self._proto.data_to_send()
-            if not writes:
-                return
-            eof = not writes[-1]  # a trailing b"" means: half-close the connection
+            proto = self._proto
+            parts = proto.data_to_send()
+            eof = bool(parts) and not parts[-1]  # a trailing b"" means: half-close the connection
             if eof:
-                writes.pop()
+                parts.pop()
+            closing = proto.state is not OPEN
+            if not closing:
+                parts.extend(data_parts)
+            # else: the reader saw a close while we waited; no data may follow it (raised below)
             try:
-                if writes:
-                    await self._stream.send_all(writes[0] if len(writes) == 1 else b"".join(writes))
-                if eof and isinstance(self._stream, trio.abc.HalfCloseableStream):
-                    await self._stream.send_eof()
+                if parts:
+                    await self._stream.send_all(parts[0] if len(parts) == 1 else b"".join(parts))
+                send_eof = getattr(self._stream, "send_eof", None)
+                if eof and send_eof is not None:
+                    await send_eof()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 if self._closed is None:
                     self._closed = LegClosed(1006, "connection lost", by_peer=True)
                 raise self._closed from None
+            if closing and data_parts:
+                raise self._closed or LegClosed(1006, "connection closed")
         finally:
             lock.release()
+
+    async def _flush(self) -> None:
+        await self._write(())
 
     async def close(self, code: int, reason: str = "") -> None:
         """Close the WebSocket (if still open), wait briefly for the peer's close, drop TCP.

@@ -1,0 +1,80 @@
+"""A fast fake realtime upstream for the benchmarks (asyncio + websockets + uvloop).
+
+Speaks just enough of the protocol, cheaply, so the proxy is what gets measured:
+- on connect: ``session.created``;
+- ``bench.ping`` → ``bench.pong`` carrying the same ``event_id`` (S1);
+- ``input_audio_buffer.append`` → one ``response.output_audio.delta`` with the same audio and
+  ``event_id`` (S2, S3: the reply is as large as the request);
+- ``response.create`` → ``response.created`` + ``response.done`` with usage, so the proxy's
+  collector writes real spend records during the run.
+
+The event_id sits at a fixed place right after the type, so no JSON is parsed here.
+
+    python bench/fake_upstream.py PORT
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+
+from websockets.asyncio.server import serve
+
+SESSION_CREATED = json.dumps({"type": "session.created", "event_id": "event_0",
+                              "session": {"id": "sess_bench", "type": "realtime", "object": "realtime.session",
+                                          "model": "gpt-realtime", "instructions": "bench", "tools": []}})
+APPEND = '{"type":"input_audio_buffer.append","event_id":"'
+PING = '{"type":"bench.ping","event_id":"'
+DELTA_HEAD = '{"type":"response.output_audio.delta","event_id":"'
+DELTA_MID = '","response_id":"resp_b","item_id":"item_b","output_index":0,"content_index":0,"delta":"'
+USAGE = {"total_tokens": 120, "input_tokens": 100, "output_tokens": 20,
+         "input_token_details": {"text_tokens": 20, "audio_tokens": 80, "cached_tokens": 64,
+                                 "cached_tokens_details": {"text_tokens": 16, "audio_tokens": 48}},
+         "output_token_details": {"text_tokens": 5, "audio_tokens": 15}}
+_ids = itertools.count()
+
+
+def response_pair() -> tuple[str, str]:
+    rid = f"resp_{next(_ids)}"
+    created = json.dumps({"type": "response.created", "event_id": f"e{rid}", "response": {"id": rid, "status": "in_progress"}})
+    done = json.dumps({"type": "response.done", "event_id": f"d{rid}", "response": {
+        "id": rid, "status": "completed", "usage": USAGE,
+        "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_audio", "transcript": "ok"}]}]}})
+    return created, done
+
+
+async def handler(ws) -> None:  # type: ignore[no-untyped-def]
+    await ws.send(SESSION_CREATED)
+    try:
+        async for msg in ws:
+            if isinstance(msg, bytes):
+                await ws.send(msg)
+            elif msg.startswith(APPEND):
+                end = msg.index('"', len(APPEND))
+                event_id = msg[len(APPEND):end]
+                audio_at = msg.index('"audio":"', end) + 9
+                await ws.send(DELTA_HEAD + event_id + DELTA_MID + msg[audio_at:])
+            elif msg.startswith(PING):
+                await ws.send('{"type":"bench.pong"' + msg[len('{"type":"bench.ping"'):])
+            elif '"response.create"' in msg[:40]:
+                for event in response_pair():
+                    await ws.send(event)
+    except Exception:
+        pass
+
+
+async def main(port: int) -> None:
+    async with serve(handler, "127.0.0.1", port, max_size=None, compression=None, ping_interval=None):
+        print(f"fake upstream on ws://127.0.0.1:{port}", flush=True)
+        await asyncio.Future()
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.run(main(int(sys.argv[1])))
+    except ImportError:
+        asyncio.run(main(int(sys.argv[1])))

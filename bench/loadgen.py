@@ -1,0 +1,264 @@
+"""Load generator for the benchmarks (asyncio + websockets + uvloop). One scenario per run:
+
+    python bench/loadgen.py s1|s2|s3|s4|s5 URL [--key K] [--sessions N] [--seconds S] [--rss-pid PID]
+
+prints one JSON object with the scenario's figures. Every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import statistics
+import time
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+#: 40 ms of PCM16 mono at 24 kHz, base64: the size of a typical realtime audio event.
+AUDIO_40MS = base64.b64encode(bytes(range(256)) * 7 + bytes(128)).decode()
+assert len(base64.b64decode(AUDIO_40MS)) == 1920
+LATE_MS = 100.0
+#: Where the event_id sits in the fake upstream's audio delta (fixed layout, so nothing is parsed).
+_DELTA_ID = slice(len('{"type":"response.output_audio.delta","event_id":"'),
+                  len('{"type":"response.output_audio.delta","event_id":"') + 11)
+#: In S2 and S3 a response.create is sent every so often, so the proxy writes spend records.
+S2_RESPONSE_EVERY = 500
+S3_RESPONSE_EVERY_S = 5.0
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(p / 100 * len(values)))], 3)
+
+
+def append(event_id: str) -> str:
+    return '{"type":"input_audio_buffer.append","event_id":"' + event_id + '","audio":"' + AUDIO_40MS + '"}'
+
+
+async def open_ws(url: str, key: str | None):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    ws = await connect(url, additional_headers=headers, max_size=None, compression=None, ping_interval=None,
+                       open_timeout=30, close_timeout=5)
+    first = await ws.recv()
+    assert '"session.created"' in first, first[:200]
+    return ws
+
+
+async def s1(url: str, key: str | None, events: int = 3000) -> dict[str, Any]:
+    """Sequential round trips of small events."""
+    ws = await open_ws(url, key)
+    rtts = []
+    for i in range(events):
+        t0 = time.perf_counter()
+        await ws.send('{"type":"bench.ping","event_id":"p%08d","t":1}' % i)
+        while True:
+            msg = await ws.recv()
+            if msg.startswith('{"type":"bench.pong"'):
+                break
+        rtts.append((time.perf_counter() - t0) * 1000)
+    await ws.close()
+    return {"events": events, "p50_ms": pct(rtts, 50), "p90_ms": pct(rtts, 90), "p99_ms": pct(rtts, 99)}
+
+
+async def s2(url: str, key: str | None, events: int = 20000, in_flight: int = 64,
+             max_seconds: float = 30.0) -> dict[str, Any]:
+    """Pipelined audio-sized events, ``in_flight`` outstanding."""
+    ws = await open_ws(url, key)
+    sent = received = 0
+    size = len(append("b%010d" % 0))
+    sent_at: dict[str, float] = {}
+    rtts: list[float] = []
+    done = asyncio.Event()
+    credit = asyncio.Semaphore(in_flight)
+
+    async def reader() -> None:
+        nonlocal received
+        async for msg in ws:
+            if msg.startswith('{"type":"response.output_audio.delta"'):
+                eid = msg[_DELTA_ID]
+                rtts.append((time.perf_counter() - sent_at.pop(eid, time.perf_counter())) * 1000)
+                received += 1
+                credit.release()
+                if received >= events:
+                    done.set()
+                    return
+
+    t0 = time.perf_counter()
+    task = asyncio.create_task(reader())
+    deadline = t0 + max_seconds
+    while sent < events and time.perf_counter() < deadline:
+        await credit.acquire()
+        eid = "b%010d" % sent
+        sent_at[eid] = time.perf_counter()
+        await ws.send(append(eid))
+        sent += 1
+        if sent % S2_RESPONSE_EVERY == 0:
+            await ws.send('{"type":"response.create"}')
+    try:
+        await asyncio.wait_for(done.wait(), timeout=max(1.0, deadline - time.perf_counter() + 5))
+    except asyncio.TimeoutError:
+        pass
+    elapsed = time.perf_counter() - t0
+    task.cancel()
+    await ws.close()
+    return {"events": received, "seconds": round(elapsed, 3), "events_per_s": round(received / elapsed, 1),
+            "mb_per_s": round(2 * received * size / elapsed / 1e6, 2), "p99_ms": pct(rtts, 99)}
+
+
+async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ramp_s: float = 5.0) -> dict[str, Any]:
+    """``sessions`` voice sessions at real-time rate: one 40 ms append every 40 ms each way."""
+    rtts: list[float] = []
+    late = lost = errors = sent_total = 0
+    start_measure = asyncio.Event()
+
+    async def session(idx: int) -> None:
+        nonlocal late, lost, errors, sent_total
+        try:
+            ws = await open_ws(url, key)
+        except Exception:
+            errors += 1
+            return
+        sent_at: dict[str, float] = {}
+        measuring = False
+
+        async def reader() -> None:
+            nonlocal late
+            async for msg in ws:
+                if msg.startswith('{"type":"response.output_audio.delta"'):
+                    t = sent_at.pop(msg[_DELTA_ID], None)
+                    if t is not None:
+                        rtt = (time.perf_counter() - t) * 1000
+                        rtts.append(rtt)
+                        if rtt > LATE_MS:
+                            late += 1
+
+        task = asyncio.create_task(reader())
+        await start_measure.wait()
+        await asyncio.sleep(0.040 * idx / sessions)  # spread the sessions over one period
+        t0 = time.perf_counter()
+        seq = 0
+        next_response = t0 + S3_RESPONSE_EVERY_S
+        try:
+            while True:
+                now = time.perf_counter()
+                if now - t0 >= seconds:
+                    break
+                eid = "%04d%07d" % (idx, seq)
+                sent_at[eid] = time.perf_counter()
+                await ws.send(append(eid))
+                sent_total += 1
+                seq += 1
+                if now >= next_response:
+                    next_response += S3_RESPONSE_EVERY_S
+                    await ws.send('{"type":"response.create"}')
+                await asyncio.sleep(max(0.0, t0 + seq * 0.040 - time.perf_counter()))
+            await asyncio.sleep(0.5)  # let the last replies arrive
+        except Exception:
+            errors += 1
+        lost += len(sent_at)
+        task.cancel()
+        try:
+            await ws.close()
+        except Exception:
+            pass
+
+    tasks = []
+    for i in range(sessions):
+        tasks.append(asyncio.create_task(session(i)))
+        await asyncio.sleep(ramp_s / sessions)
+    await asyncio.sleep(0.5)
+    start_measure.set()
+    await asyncio.gather(*tasks)
+    total = len(rtts) + lost
+    return {"sessions": sessions, "seconds": seconds, "events": sent_total, "p50_ms": pct(rtts, 50),
+            "p99_ms": pct(rtts, 99), "late_fraction": round((late + lost) / total, 4) if total else None,
+            "lost": lost, "errors": errors}
+
+
+def rss_kib(pid: int) -> int:
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            for line in open(f"/proc/{p}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def children(pid: int) -> list[int]:
+    try:
+        kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    except FileNotFoundError:
+        return []
+    out = [int(k) for k in kids]
+    for k in list(out):
+        out.extend(children(k))
+    return out
+
+
+async def s4(url: str, key: str | None, sessions: int, rss_pid: int) -> dict[str, Any]:
+    """RSS at rest, with ``sessions`` idle sessions open, and after they close."""
+    await asyncio.sleep(1.0)
+    rest = rss_kib(rss_pid)
+    conns = []
+    for _ in range(sessions):
+        conns.append(await open_ws(url, key))
+    await asyncio.sleep(1.0)
+    loaded = rss_kib(rss_pid)
+    await asyncio.gather(*(c.close() for c in conns))
+    await asyncio.sleep(1.5)
+    after = rss_kib(rss_pid)
+    return {"sessions": sessions, "rss_rest_mib": round(rest / 1024, 1), "rss_loaded_mib": round(loaded / 1024, 1),
+            "kib_per_session": round((loaded - rest) / sessions, 1), "rss_kept_after_close_mib": round((after - rest) / 1024, 1)}
+
+
+async def s5(url: str, key: str | None, connects: int = 200) -> dict[str, Any]:
+    """Time from opening the socket to session.created."""
+    times = []
+    for _ in range(connects):
+        t0 = time.perf_counter()
+        ws = await open_ws(url, key)
+        times.append((time.perf_counter() - t0) * 1000)
+        await ws.close()
+    return {"connects": connects, "p50_ms": pct(times, 50), "p99_ms": pct(times, 99),
+            "mean_ms": round(statistics.fmean(times), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5"])
+    ap.add_argument("url")
+    ap.add_argument("--key")
+    ap.add_argument("--sessions", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--events", type=int, default=0)
+    ap.add_argument("--rss-pid", type=int, default=0)
+    a = ap.parse_args()
+    if a.scenario == "s1":
+        coro = s1(a.url, a.key, a.events or 3000)
+    elif a.scenario == "s2":
+        coro = s2(a.url, a.key, a.events or 20000)
+    elif a.scenario == "s3":
+        coro = s3(a.url, a.key, a.sessions, a.seconds)
+    elif a.scenario == "s4":
+        coro = s4(a.url, a.key, a.sessions, a.rss_pid)
+    else:
+        coro = s5(a.url, a.key, a.events or 200)
+    try:
+        import uvloop
+
+        result = uvloop.run(coro)
+    except ImportError:
+        result = asyncio.run(coro)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
