@@ -80,6 +80,54 @@ def encode_data_frames(messages: Iterable[tuple[bool, bytes]], *, mask: bool, ou
             out.append(payload)
 
 
+def decode_data_frames(data: bytes, *, masked: bool, max_size: int | None,
+                       out: list[tuple[bool, bytes]]) -> int:
+    """Decode the whole, unfragmented text/binary frames at the start of ``data`` into ``out``.
+
+    Returns how many bytes were consumed. It stops at the first thing it does not handle (a
+    control frame, a fragment, RSV bits, the wrong masking, a frame over ``max_size``, or a
+    frame not complete in ``data``) and leaves it, and all that follows, to the sans-IO protocol,
+    which then starts at a frame boundary and raises whatever error is due.
+    """
+    i = 0
+    n = len(data)
+    while i + 2 <= n:
+        b1 = data[i]
+        if b1 != 0x81 and b1 != 0x82:  # FIN + text/binary, no RSV bits
+            break
+        b2 = data[i + 1]
+        if bool(b2 & 0x80) is not masked:
+            break
+        length = b2 & 0x7F
+        j = i + 2
+        if length == 126:
+            if j + 2 > n:
+                break
+            length = (data[j] << 8) | data[j + 1]
+            j += 2
+        elif length == 127:
+            if j + 8 > n:
+                break
+            length = int.from_bytes(data[j:j + 8], "big")
+            j += 8
+        if max_size is not None and length > max_size:
+            break
+        if masked:
+            if j + 4 > n:
+                break
+            key = data[j:j + 4]
+            j += 4
+            if j + length > n:
+                break
+            out.append((b1 == 0x81, apply_mask(data[j:j + length], key)))
+        else:
+            if j + length > n:
+                break
+            out.append((b1 == 0x81, data[j:j + length]))
+        i = j + length
+    return i
+
+
 class SocketTransport:
     """A connected TCP socket with the subset of ``trio.abc.HalfCloseableStream`` a leg uses."""
 

@@ -27,7 +27,7 @@ from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.frames import Opcode
 from websockets.protocol import CLIENT, CLOSED, OPEN, Protocol
 
-from .transport import SocketTransport, encode_data_frames
+from .transport import SocketTransport, decode_data_frames, encode_data_frames
 
 #: Bytes asked of the socket per read. Large enough that a burst of audio frames is one read.
 RECEIVE_CHUNK_BYTES = 65536
@@ -90,6 +90,10 @@ class WebSocketLeg:
         self._closed: LegClosed | None = None
         self._transport_closed = False
         self._mask = protocol.side is CLIENT
+        self._masked_in = not self._mask  # a server receives masked frames
+        # The fast decode path must see that the protocol holds no unparsed input (it then sits
+        # at a frame boundary); without that view every byte goes through the protocol.
+        self._fast = isinstance(getattr(getattr(protocol, "reader", None), "buffer", None), bytearray)
         # Frames that arrived with the handshake (e.g. session.created behind the 101).
         self._pending: list[Message] = self._messages(pending)
 
@@ -154,11 +158,16 @@ class WebSocketLeg:
                 data = await stream.receive_some(RECEIVE_CHUNK_BYTES)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
-            if data:
-                proto.receive_data(data)
-            else:
-                proto.receive_eof()
             out: list[Message] = []
+            if not data:
+                proto.receive_eof()
+            elif self._fast and not proto.reader.buffer and proto.current_size is None and proto.state is OPEN:
+                # at a frame boundary: decode plain data frames here, the rest goes to the protocol
+                used = decode_data_frames(data, masked=self._masked_in, max_size=proto.max_message_size, out=out)
+                if used < len(data):
+                    proto.receive_data(data[used:])
+            else:
+                proto.receive_data(data)
             for ev in proto.events_received():
                 op = ev.opcode
                 if ev.fin and (op is _TEXT or op is _BINARY):

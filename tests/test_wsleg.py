@@ -1,0 +1,147 @@
+"""The WebSocket leg over in-memory streams: the fast decode path agrees with the protocol."""
+
+from __future__ import annotations
+
+import os
+
+import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from websockets.frames import Close, Frame, Opcode
+from websockets.protocol import CLIENT, SERVER, Protocol
+
+from rtproxy.transport import decode_data_frames, encode_data_frames
+from rtproxy.wsleg import LegClosed, WebSocketLeg
+
+MAX = 4096
+
+
+def frame_bytes(frame: Frame, *, mask: bool) -> bytes:
+    return frame.serialize(mask=mask)
+
+
+def expected(frames: list[Frame]) -> tuple[list[tuple[bool, bytes]], int | None]:
+    """What a correct receiver yields: messages up to the first error, and the close code."""
+    out: list[tuple[bool, bytes]] = []
+    frag: list[bytes] | None = None
+    frag_text = False
+    size = 0
+    for f in frames:
+        if f.opcode in (Opcode.TEXT, Opcode.BINARY):
+            # the size limit is checked while reading the header, before the fragmentation rule
+            if len(f.data) > MAX - (size if frag is not None else 0):
+                return out, 1009
+            if frag is not None:
+                return out, 1002
+            size = len(f.data)
+            if f.fin:
+                out.append((f.opcode is Opcode.TEXT, f.data))
+            else:
+                frag, frag_text = [f.data], f.opcode is Opcode.TEXT
+        elif f.opcode is Opcode.CONT:
+            if frag is None:
+                return out, 1002
+            size += len(f.data)
+            if size > MAX:
+                return out, 1009
+            frag.append(f.data)
+            if f.fin:
+                out.append((frag_text, b"".join(frag)))
+                frag = None
+        elif f.opcode is Opcode.CLOSE:
+            return out, 1000
+    return out, None
+
+
+data_frame = st.builds(
+    lambda text, data, fin: Frame(Opcode.TEXT if text else Opcode.BINARY, data, fin=fin),
+    st.booleans(), st.binary(max_size=300) | st.binary(min_size=5000, max_size=5000), st.booleans())
+cont_frame = st.builds(lambda data, fin: Frame(Opcode.CONT, data, fin=fin), st.binary(max_size=200), st.booleans())
+ping_frame = st.builds(lambda data: Frame(Opcode.PING, data), st.binary(max_size=20))
+stream_of_frames = st.lists(st.one_of(data_frame, data_frame, cont_frame, ping_frame), max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(frames=stream_of_frames, cuts=st.lists(st.integers(min_value=1, max_value=600), max_size=30),
+       masked=st.booleans())
+def test_fast_path_and_protocol_agree_on_any_frame_stream(frames: list[Frame], cuts: list[int], masked: bool) -> None:
+    # masked=True: a server leg receiving client frames; False: a client leg receiving server frames
+    wire = b"".join(frame_bytes(f, mask=masked) for f in frames) + frame_bytes(
+        Frame(Opcode.CLOSE, Close(1000, "bye").serialize()), mask=masked)
+    want, want_code = expected(frames + [Frame(Opcode.CLOSE, b"")])
+    got: list[tuple[bool, bytes]] = []
+
+    async def main() -> int:
+        ours, theirs = trio.testing.memory_stream_pair()
+        proto = Protocol(SERVER if masked else CLIENT, max_size=MAX)
+        leg = WebSocketLeg(ours, proto, close_timeout_s=0.1)
+
+        async def feed() -> None:
+            at = 0
+            for cut in cuts + [len(wire)]:
+                if at >= len(wire):
+                    break
+                await theirs.send_all(wire[at:at + cut])
+                at += cut
+            await theirs.send_eof() if hasattr(theirs, "send_eof") else None
+
+        async def drain_echoes() -> None:
+            while await theirs.receive_some(65536):
+                pass
+
+        async with trio.open_nursery() as n:
+            n.start_soon(feed)
+            n.start_soon(drain_echoes)
+            while True:
+                try:
+                    got.extend((t, bytes(p)) for t, p in await leg.receive())
+                except LegClosed as exc:
+                    n.cancel_scope.cancel()
+                    return exc.code
+        raise AssertionError("unreachable")
+
+    code = trio.run(main)
+    assert got == want
+    assert code == want_code
+
+
+def test_decode_stops_at_control_frames_and_partial_frames() -> None:
+    a = frame_bytes(Frame(Opcode.TEXT, b"hello"), mask=True)
+    ping = frame_bytes(Frame(Opcode.PING, b"p"), mask=True)
+    out: list[tuple[bool, bytes]] = []
+    assert decode_data_frames(a + a + ping + a, masked=True, max_size=None, out=out) == 2 * len(a)
+    assert out == [(True, b"hello"), (True, b"hello")]
+    out.clear()
+    assert decode_data_frames(a[:-1], masked=True, max_size=None, out=out) == 0 and out == []
+    assert decode_data_frames(a, masked=False, max_size=None, out=out) == 0  # wrong masking: not ours
+    assert decode_data_frames(a, masked=True, max_size=3, out=out) == 0  # too big: the protocol says 1009
+
+
+def test_encoded_frames_parse_as_the_protocol_expects() -> None:
+    messages = [(True, b"x" * n) for n in (0, 1, 125, 126, 65535, 65536, 70000)] + [(False, os.urandom(300))]
+    for mask, side in ((True, SERVER), (False, CLIENT)):
+        parts: list[bytes] = []
+        encode_data_frames(messages, mask=mask, out=parts)
+        proto = Protocol(side, max_size=None)
+        proto.receive_data(b"".join(parts))
+        frames = proto.events_received()
+        assert [(f.opcode is Opcode.TEXT, f.data) for f in frames] == messages
+        assert proto.parser_exc is None
+
+
+async def test_a_pong_is_sent_before_data_queued_behind_it() -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    leg = WebSocketLeg(ours, Protocol(SERVER, max_size=MAX), close_timeout_s=0.1)  # past the handshake
+    await theirs.send_all(frame_bytes(Frame(Opcode.PING, b"hi"), mask=True)
+                          + frame_bytes(Frame(Opcode.TEXT, b"data"), mask=True))
+    with trio.fail_after(5):
+        assert await leg.receive() == [(True, b"data")]
+        await leg.send([(True, b"reply")])
+        received = b""
+        while len(received) < 4 + 7:  # pong (2 + 2) + text (2 + 5)
+            received += await theirs.receive_some(65536)
+    client = Protocol(CLIENT, max_size=None)
+    client.receive_data(received)
+    frames = client.events_received()
+    assert [(f.opcode, f.data) for f in frames] == [(Opcode.PONG, b"hi"), (Opcode.TEXT, b"reply")]
