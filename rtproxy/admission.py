@@ -4,7 +4,8 @@
 no I/O, so both listeners call it the same way and tests feed it plain values.
 
 Credentials are read in this order: ``Authorization: Bearer <key>``, ``api-key: <key>``, the
-subprotocol ``openai-insecure-api-key.<key>``. A client that authenticates through subprotocols
+subprotocol ``openai-insecure-api-key.<key>``; each may be a virtual key or an ephemeral ``ek_``
+token (:mod:`rtproxy.tokens`), which opens only its own model and only before it expires. A client that authenticates through subprotocols
 (a browser: it cannot set headers, nor read the HTTP status of a refused upgrade) is a *browser
 client*: its refusals are delivered as an accepted socket, one ``error`` event and a close with
 code ``4000 + status`` (4401, 4403, 4404, 4429, 4502). When subprotocols were offered, exactly
@@ -14,13 +15,14 @@ one is echoed, ``realtime`` if offered, and never a token that carries a key.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 import attrs
 
 from .config import Config, ModelConfig
 from .keys import KeyStore, VirtualKey
+from .tokens import TOKEN_PREFIX, TokenError, TokenSigner
 
 Dialect = Literal["ga", "beta"]
 
@@ -84,6 +86,10 @@ class Admission:
     forward_query: tuple[tuple[str, str], ...] = ()
     end_user: str | None = None
     tags: tuple[str, ...] = ()
+    #: Opened with an ephemeral token (billed to ``key``, its parent).
+    ephemeral: bool = False
+    #: A session config carried by the token, sent upstream as ``session.update`` on open.
+    initial_session: dict[str, Any] | None = None
 
 
 @attrs.frozen
@@ -142,8 +148,9 @@ def _clean_attribution(value: str | None) -> str | None:
     return value or None
 
 
-def admit(request: HandshakeRequest, keys: KeyStore, config: Config) -> Admission | Rejection:
-    """Decide whether this handshake may open a session, and how."""
+def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: TokenSigner | None = None,
+          now: float = 0.0) -> Admission | Rejection:
+    """Decide whether this handshake may open a session, and how. ``now`` is Unix time (tokens)."""
     offered = request.subprotocols
     echo = select_subprotocol(offered)
     token, from_subprotocol = _credential(request, offered)
@@ -152,6 +159,13 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config) -> Admissio
 
     def reject(status: int, code: str, message: str) -> Rejection:
         return Rejection(status, code, message, browser=browser, subprotocol=echo)
+
+    origin = request.header("origin")
+    allowed = config.server.allowed_origins
+    if allowed and origin is not None and origin not in allowed:
+        # A page on another site must not open sessions with a visitor's credentials: refuse
+        # before the upgrade (the page cannot read why, and need not).
+        return Rejection(403, "origin_not_allowed", "this Origin may not open realtime sessions", browser=False)
 
     path = request.path.rstrip("/") or "/"
     if path not in REALTIME_PATHS:
@@ -169,7 +183,20 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config) -> Admissio
             401, "missing_api_key",
             "no API key: send 'Authorization: Bearer <key>' or the subprotocol 'openai-insecure-api-key.<key>'",
         )
-    key = keys.lookup(token)
+    claims = None
+    if token.startswith(TOKEN_PREFIX) and tokens is not None:
+        try:
+            claims = tokens.verify(token, now=now)
+        except TokenError as exc:
+            return reject(401, "invalid_ephemeral_token", str(exc))
+        key = keys.by_name(claims.key_name)
+        if key is None:
+            return reject(401, "invalid_ephemeral_token", "the key that minted this token no longer exists")
+        if model_name and model_name != claims.model:
+            return reject(403, "model_not_allowed", f"this ephemeral token opens model {claims.model!r} only")
+        model_name = claims.model
+    else:
+        key = keys.lookup(token)
     if key is None:
         return reject(401, "invalid_api_key", "the API key is not valid for this gateway")
 
@@ -186,6 +213,9 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config) -> Admissio
     forward = tuple((k, v) for k, v in query if k.lower() not in _CONSUMED_QUERY)
     tags_raw = _clean_attribution(request.header(TAGS_HEADER))
     tags = tuple(t.strip() for t in tags_raw.split(",") if t.strip())[:32] if tags_raw else ()
+    end_user = _clean_attribution(request.header(END_USER_HEADER))
+    if claims is not None and claims.end_user:
+        end_user = claims.end_user  # minted for this end user: the browser cannot override it
     return Admission(
         key=key,
         model=model,
@@ -193,6 +223,8 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config) -> Admissio
         browser=browser,
         subprotocol=echo,
         forward_query=forward,
-        end_user=_clean_attribution(request.header(END_USER_HEADER)),
+        end_user=end_user,
         tags=tags,
+        ephemeral=claims is not None,
+        initial_session=claims.session if claims is not None else None,
     )

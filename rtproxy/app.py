@@ -13,19 +13,23 @@ when it stops, open sessions are closed with 1001 and their records written.
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import trio
 from quart import Response, jsonify, request, send_from_directory
 from quart_trio import QuartTrio
 
-from .admission import REALTIME_PATHS
+from .admission import END_USER_HEADER, REALTIME_PATHS
 from .asgi_leg import AsgiHandshake
 from .config import Config, load_config
 from .gateway import Gateway
 from .keys import VirtualKey
 from .spendquery import SpendFilter, appended_since, newest_first, parse_time
+from .tokens import MAX_TTL_S, TokenClaims, TokenError
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DEFAULT_CONFIG = "config.toml"
@@ -54,9 +58,15 @@ class RtproxyApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "websocket" and scope.get("path", "").rstrip("/") in REALTIME_PATHS:
-            hs = AsgiHandshake(scope, receive, send)
+            server = self.gateway.config.server
+            hs = AsgiHandshake(scope, receive, send, send_timeout_s=server.client_send_timeout_s,
+                               spawn=self.gateway.spawn)
             if await hs.start():
-                await self.gateway.run_session(hs)
+                try:
+                    await self.gateway.run_session(hs)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await hs.finish(server.close_timeout_s)
             return
         await self.quart(scope, receive, send)
 
@@ -159,6 +169,78 @@ def build_quart(gateway: Gateway) -> QuartTrio:
                                        "price_per_million_tokens": price.to_json() if price else None})
             out["models"] = models_out
         return jsonify(out)
+
+    async def mint(shape: str) -> Any:
+        key = require_key()
+        if isinstance(key, Response):
+            return key
+        try:
+            body = await request.get_json(force=True, silent=False)
+        except Exception:
+            body = None
+        if body is None and not (await request.get_data()):
+            body = {}
+        if not isinstance(body, dict):
+            return _json_error(400, "invalid_json", "the body must be a JSON object")
+        if shape == "ga":
+            session = body.get("session") or {}
+            expires = body.get("expires_after") or {}
+        else:
+            session = {k: v for k, v in body.items() if k != "client_secret"}
+            expires = (body.get("client_secret") or {}).get("expires_after") or {}
+        if not isinstance(session, dict) or not isinstance(expires, dict):
+            return _json_error(400, "invalid_request", "session and expires_after must be objects")
+        ttl = expires.get("seconds", gateway.config.server.token_ttl_s)
+        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not 10 <= ttl <= MAX_TTL_S:
+            return _json_error(400, "invalid_expires_after", f"expires_after.seconds must be 10 to {MAX_TTL_S}")
+        if expires.get("anchor", "created_at") != "created_at":
+            return _json_error(400, "invalid_expires_after", "expires_after.anchor must be 'created_at'")
+        model_name = session.get("model")
+        if not isinstance(model_name, str) or not model_name:
+            return _json_error(400, "missing_model", "name the model: session.model")
+        model = gateway.config.model(model_name)
+        if model is None:
+            return _json_error(404, "model_not_found", f"model {model_name[:100]!r} is not served by this gateway")
+        if not key.allows_model(model.name):
+            return _json_error(403, "model_not_allowed", f"this key may not use model {model.name!r}",
+                               "permission_error")
+        refusal = gateway.budgets.refusal(key)
+        if refusal is not None:
+            return _json_error(429, refusal[0], refusal[1], "rate_limit_error")
+        now = int(time.time())
+        expires_at = now + int(ttl)
+        config = {k: v for k, v in session.items() if k not in ("model", "type")}
+        end_user = request.headers.get(END_USER_HEADER)
+        try:
+            token = gateway.tokens.mint(TokenClaims(
+                key_name=key.name, model=model.name, expires_at=expires_at, issued_at=now,
+                dialect=shape, end_user=end_user[:256] if end_user else None, session=config or None))
+        except TokenError as exc:
+            return _json_error(413, "session_too_large", str(exc))
+        described = {"id": "sess_rtp_" + secrets.token_hex(10), "object": "realtime.session", "model": model.name,
+                     "expires_at": expires_at, **config}
+        if shape == "ga":
+            response = jsonify({"value": token, "expires_at": expires_at, "session": {"type": "realtime", **described}})
+        else:
+            response = jsonify({**described, "client_secret": {"value": token, "expires_at": expires_at}})
+        return response
+
+    @quart.post("/v1/realtime/client_secrets")
+    async def client_secrets() -> Any:
+        return await mint("ga")
+
+    @quart.post("/v1/realtime/sessions")
+    async def beta_sessions() -> Any:
+        return await mint("beta")
+
+    @quart.get("/admin/sessions")
+    async def admin_sessions() -> Any:
+        key = require_key()
+        if isinstance(key, Response):
+            return key
+        if not key.is_admin:
+            return _json_error(403, "admin_only", "this route needs an admin key", "permission_error")
+        return jsonify({"object": "list", "data": [s.summary() for s in gateway.sessions]})
 
     @quart.get("/spend/logs")
     async def spend_logs() -> Any:

@@ -8,6 +8,7 @@ import getpass
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -61,6 +62,9 @@ def hypercorn_config(cfg: Config, *, main_socket: socket.socket | None = None) -
     hc = HypercornConfig()
     hc.bind = [f"fd://{main_socket.fileno()}" if main_socket else _bind(cfg.server.host, cfg.server.port)]
     hc.websocket_max_message_size = cfg.server.max_message_bytes
+    if cfg.server.tls_certfile and cfg.server.tls_keyfile:
+        hc.certfile = str(cfg.resolve_path(cfg.server.tls_certfile))
+        hc.keyfile = str(cfg.resolve_path(cfg.server.tls_keyfile))
     hc.graceful_timeout = cfg.server.shutdown_grace_s
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
@@ -107,17 +111,18 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
 def _print_banner(cfg: Config, gateway: Any) -> None:
     host = cfg.server.host
     shown = f"[{host}]" if ":" in host else host
+    http, ws = ("https", "wss") if gateway.tls else ("http", "ws")
     lines = [
-        f"rtproxy on http://{shown}:{cfg.server.port}/  (playground)",
-        f"  realtime: ws://{shown}:{gateway.realtime_port}/v1/realtime" if gateway.realtime_port else "",
-        f"  also:     ws://{shown}:{cfg.server.port}/v1/realtime",
+        f"rtproxy on {http}://{shown}:{cfg.server.port}/  (playground)",
+        f"  realtime: {ws}://{shown}:{gateway.realtime_port}/v1/realtime" if gateway.realtime_port else "",
+        f"  also:     {ws}://{shown}:{cfg.server.port}/v1/realtime",
         f"  models:   {', '.join(m.name for m in cfg.models) or '(none)'}",
         f"  spend log: {gateway.spend.path}",
     ]
     for gk in gateway.keys.generated:
         # Printed to the terminal (not the log) so the developer can paste it into the playground.
         lines.append(f"  key {gk.name!r}: {gk.value}   (kept in {gk.path}, mode 0600)")
-        lines.append(f"  open: http://{shown}:{cfg.server.port}/#key={gk.value}")
+        lines.append(f"  open: {http}://{shown}:{cfg.server.port}/#key={gk.value}")
     print("\n".join(line for line in lines if line), flush=True)
 
 
@@ -162,6 +167,11 @@ def _run_workers(config_path: str, overrides: dict[str, Any], n: int) -> int:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
+    # Workers must accept each other's ephemeral tokens: without a configured token_secret they
+    # share one generated here (it never leaves these processes).
+    from .gateway import WORKER_TOKEN_SECRET_ENV
+
+    os.environ.setdefault(WORKER_TOKEN_SECRET_ENV, secrets.token_urlsafe(32))
     procs = [ctx.Process(target=_worker_entry, args=(config_path, overrides, i), name=f"rtproxy-worker-{i}")
              for i in range(n)]
     for p in procs:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .frames import AUDIO_TYPES, COLLECTED_TYPES, peek_type
+from .frames import AUDIO_TYPES, COLLECTED_TYPES, KNOWN_TYPES, peek_type
 from .pricing import Price, price_usage
 
 Direction = Literal["client", "server"]
@@ -35,6 +35,8 @@ MAX_PENDING_MESSAGES = 500
 MAX_TEXT_CHARS = 64 * 1024
 #: Responses that may be in flight at once (response.created without response.done yet).
 MAX_OPEN_RESPONSES = 64
+#: Distinct unknown event types counted by name; the rest are counted under "(other)".
+MAX_UNKNOWN_TYPE_NAMES = 32
 
 
 def utc_now() -> datetime:
@@ -67,7 +69,8 @@ class SessionMeta:
     client_ip: str = ""
     user_agent: str = ""
     dialect: str = "ga"
-    parent_key: str | None = None
+    #: "key" or "ephemeral_token" (an ephemeral token is billed to its parent key, ``key_name``).
+    credential: str = "key"
 
 
 @attrs.frozen
@@ -190,6 +193,8 @@ class Collector:
         self.audio_frames = 0
         self.malformed = 0
         self.dropped_messages = 0
+        #: Event types the protocol does not define, by name (forwarded all the same).
+        self.unknown_types: dict[str, int] = {}
         self._client = {
             "session.update": self._on_session_update,
             "conversation.item.create": self._on_item_create,
@@ -215,6 +220,8 @@ class Collector:
                 self.audio_frames += 1
                 return []
             if peeked not in COLLECTED_TYPES:
+                if peeked not in KNOWN_TYPES:
+                    self._count_unknown(peeked.decode("utf-8", "replace"))
                 return []
         try:
             event = json.loads(payload)
@@ -225,11 +232,22 @@ class Collector:
             self.malformed += 1
             return []
         etype = event.get("type")
+        if not isinstance(etype, str):
+            self.malformed += 1
+            return []
+        if etype.encode() not in KNOWN_TYPES:
+            self._count_unknown(etype)
+            return []
         handlers = self._client if direction == "client" else self._server
-        handler = handlers.get(etype) if isinstance(etype, str) else None
+        handler = handlers.get(etype)
         if handler is None:
             return []
         return handler(event) or []
+
+    def _count_unknown(self, etype: str) -> None:
+        name = etype[:80] if etype in self.unknown_types or len(self.unknown_types) < MAX_UNKNOWN_TYPE_NAMES \
+            else "(other)"
+        self.unknown_types[name] = self.unknown_types.get(name, 0) + 1
 
     def _on_session_update(self, event: dict[str, Any]) -> None:
         self._apply_session(_d(event.get("session")))
@@ -422,8 +440,9 @@ class Collector:
             "last_error_event": self.last_error,
             "client": {"ip": self.meta.client_ip, "user_agent": self.meta.user_agent},
             "dialect": self.meta.dialect,
+            "credential": self.meta.credential,
             "tools": self.config.tools if self.meta.store_prompts else None,
+            "unknown_event_types": self.unknown_types,
+            "malformed_frames": self.malformed,
         })
-        if self.meta.parent_key:
-            record["parent_key"] = self.meta.parent_key
         return record

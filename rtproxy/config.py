@@ -50,6 +50,30 @@ class ServerConfig:
     shutdown_grace_s: float = 5.0
     #: Where rtproxy keeps generated state (the auto key), relative to the config file.
     state_dir: str = ".rtproxy"
+    #: Serve both listeners over TLS with this certificate chain and key (PEM files).
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    #: CA bundle that verifies ``wss://`` upstreams (a private provider); the system's by default.
+    upstream_ca_file: str | None = None
+    #: Signs ephemeral ``ek_`` tokens (``"env:NAME"``; at least 16 characters). Without it each
+    #: process generates its own: tokens then die with the process and, under ``--workers``, the
+    #: workers of one ``rtproxy serve`` share one generated secret.
+    token_secret: str | None = attrs.field(default=None, repr=False)
+    #: Lifetime of an ephemeral token when the request does not ask for one (max 7200 s).
+    token_ttl_s: float = 60.0
+    #: A session is closed (error event + 1008) after this long; 0 means no limit.
+    max_session_duration_s: float = 3600.0
+    #: A session with no frame either way for this long is closed (error event + 1008); 0: never.
+    idle_timeout_s: float = 300.0
+    #: Sessions open at once in this process; more are refused with 503 (4503 for browsers).
+    max_concurrent_sessions: int = 10000
+    #: A client that does not take its data for this long is closed with 1008: the proxy never
+    #: buffers more for it than the kernel's socket buffers.
+    client_send_timeout_s: float = 10.0
+    #: Browser ``Origin``s allowed to open sessions; empty allows any (check it at your edge then).
+    allowed_origins: tuple[str, ...] = ()
+    #: Refuse keys written as ``key`` (plain, env or auto): only ``key_sha256`` may be used.
+    require_key_sha256: bool = False
 
 
 @attrs.frozen
@@ -113,6 +137,8 @@ class KeyConfig:
     role: Role = "user"
     max_budget_usd: float | None = None
     max_sessions: int | None = None
+    #: New sessions this key may open per minute (ephemeral tokens count against their key).
+    max_sessions_per_minute: int | None = None
     store_prompts: bool | None = None
 
 
@@ -218,9 +244,31 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
             raise ConfigError(file, f"server.{name}", f"{port} is not a valid port")
     if s.max_message_bytes < 1024:
         raise ConfigError(file, "server.max_message_bytes", "must be at least 1024 bytes")
-    for name in ("handshake_timeout_s", "upstream_connect_timeout_s", "close_timeout_s", "shutdown_grace_s"):
+    for name in ("handshake_timeout_s", "upstream_connect_timeout_s", "close_timeout_s", "shutdown_grace_s",
+                 "client_send_timeout_s", "token_ttl_s"):
         if getattr(s, name) <= 0:
             raise ConfigError(file, f"server.{name}", "must be a positive number of seconds")
+    for name in ("max_session_duration_s", "idle_timeout_s"):
+        if getattr(s, name) < 0:
+            raise ConfigError(file, f"server.{name}", "must be 0 (no limit) or a positive number of seconds")
+    if s.token_ttl_s > 7200:
+        raise ConfigError(file, "server.token_ttl_s", "must be at most 7200 seconds (2 hours)")
+    if s.max_concurrent_sessions < 1:
+        raise ConfigError(file, "server.max_concurrent_sessions", "must be at least 1")
+    if (s.tls_certfile is None) != (s.tls_keyfile is None):
+        raise ConfigError(file, "server.tls_certfile", "give both tls_certfile and tls_keyfile, or neither")
+    for name in ("tls_certfile", "tls_keyfile", "upstream_ca_file"):
+        value = getattr(s, name)
+        if value is not None and not cfg.resolve_path(value).is_file():
+            raise ConfigError(file, f"server.{name}", f"file {value!r} does not exist")
+    token_secret = _resolve_secret(s.token_secret, file, "server.token_secret", env)
+    if token_secret is not None and len(token_secret) < 16:
+        raise ConfigError(file, "server.token_secret", "is too short: use at least 16 random characters")
+    for i, origin in enumerate(s.allowed_origins):
+        if origin != "null" and not re.match(r"^https?://[^/\s]+$", origin):
+            raise ConfigError(file, f"server.allowed_origins[{i}]",
+                              f"{origin!r} is not an origin like \"https://app.example.com\" (no path)")
+    s = attrs.evolve(s, token_secret=token_secret)
 
     models: list[ModelConfig] = []
     seen: set[str] = set()
@@ -249,6 +297,10 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
         key_names.add(k.name)
         if (k.key is None) == (k.key_sha256 is None):
             raise ConfigError(file, where, "give exactly one of key or key_sha256")
+        if s.require_key_sha256 and k.key is not None:
+            raise ConfigError(file, f"{where}.key", "server.require_key_sha256 is set: give key_sha256 instead")
+        if k.max_sessions_per_minute is not None and k.max_sessions_per_minute < 1:
+            raise ConfigError(file, f"{where}.max_sessions_per_minute", "must be at least 1")
         if k.key_sha256 is not None and not _HEX64.match(k.key_sha256):
             raise ConfigError(file, f"{where}.key_sha256", "must be 64 lowercase hex digits (see `rtproxy hash-key`)")
         plain = k.key
@@ -271,7 +323,7 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
         if k.max_sessions is not None and k.max_sessions < 1:
             raise ConfigError(file, f"{where}.max_sessions", "must be at least 1")
         keys.append(attrs.evolve(k, key=resolved))
-    return attrs.evolve(cfg, models=tuple(models), keys=tuple(keys))
+    return attrs.evolve(cfg, server=s, models=tuple(models), keys=tuple(keys))
 
 
 def load_config(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Config:

@@ -60,7 +60,36 @@ def peek_type(data: bytes) -> bytes | None:
     return bytes(data[j + 1:end])  # frames may be bytearrays (unmasked client data)
 
 
+#: Every client and server event type of the GA and beta protocols (protocol/openai-realtime.md).
+KNOWN_TYPES = frozenset(t.encode() for t in """
+    session.update input_audio_buffer.append input_audio_buffer.commit input_audio_buffer.clear
+    conversation.item.create conversation.item.truncate conversation.item.delete conversation.item.retrieve
+    response.create response.cancel output_audio_buffer.clear transcription_session.update
+    error session.created session.updated transcription_session.created transcription_session.updated
+    conversation.created conversation.item.added conversation.item.done conversation.item.created
+    conversation.item.retrieved conversation.item.truncated conversation.item.deleted
+    conversation.item.input_audio_transcription.delta conversation.item.input_audio_transcription.completed
+    conversation.item.input_audio_transcription.failed conversation.item.input_audio_transcription.segment
+    input_audio_buffer.committed input_audio_buffer.cleared input_audio_buffer.speech_started
+    input_audio_buffer.speech_stopped input_audio_buffer.timeout_triggered input_audio_buffer.dtmf_event_received
+    output_audio_buffer.started output_audio_buffer.stopped output_audio_buffer.cleared
+    response.created response.done response.output_item.added response.output_item.done
+    response.content_part.added response.content_part.done response.output_text.delta response.output_text.done
+    response.text.delta response.text.done response.output_audio.delta response.output_audio.done
+    response.audio.delta response.audio.done response.output_audio_transcript.delta
+    response.output_audio_transcript.done response.audio_transcript.delta response.audio_transcript.done
+    response.function_call_arguments.delta response.function_call_arguments.done
+    response.mcp_call_arguments.delta response.mcp_call_arguments.done response.mcp_call.in_progress
+    response.mcp_call.completed response.mcp_call.failed mcp_list_tools.in_progress mcp_list_tools.completed
+    mcp_list_tools.failed rate_limits.updated
+""".split())
+assert AUDIO_TYPES <= KNOWN_TYPES and COLLECTED_TYPES <= KNOWN_TYPES
+
+#: Known types the collector never needs: forwarded and nothing else (audio among them).
+FORWARD_ONLY_TYPES = KNOWN_TYPES - COLLECTED_TYPES
+
+
 def is_collected(data: bytes) -> bool:
-    """Whether the collector needs this text frame: a needed type, or a type we could not peek."""
-    t = peek_type(data)
-    return t is None or t in COLLECTED_TYPES
+    """Whether the collector gets this text frame: a type it needs, a type unknown to the
+    protocol (it counts those), or one the peek could not find (it parses those)."""
+    return peek_type(data) not in FORWARD_ONLY_TYPES

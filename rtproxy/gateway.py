@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import secrets
 import ssl
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,12 +28,18 @@ from .pricing import Price, price_for
 from .providers import UpstreamTarget, build_target
 from .session import ClientHandshake, Session, run_session
 from .spendlog import SpendLogWriter
-from .upstream import dial_upstream
+from .tokens import TokenSigner
+from .upstream import default_ssl_context, dial_upstream
 from .wsleg import WebSocketLeg
 
 log = logging.getLogger("rtproxy")
 
 DialFn = Callable[..., Awaitable[WebSocketLeg]]
+
+#: Set by ``rtproxy serve --workers N`` so its workers share one generated token secret.
+WORKER_TOKEN_SECRET_ENV = "RTPROXY_WORKER_TOKEN_SECRET"
+#: The window of ``max_sessions_per_minute``.
+RATE_WINDOW_S = 60.0
 
 
 class Gateway:
@@ -41,7 +50,12 @@ class Gateway:
         self.reuse_port = reuse_port
         self.keys = KeyStore.from_config(config)
         self._dial = dial
-        self._upstream_ssl = upstream_ssl_context
+        ca_file = config.server.upstream_ca_file
+        self._upstream_ssl = upstream_ssl_context or default_ssl_context(
+            str(config.resolve_path(ca_file)) if ca_file else None)
+        secret = config.server.token_secret or os.environ.get(WORKER_TOKEN_SECRET_ENV)
+        self.tokens = TokenSigner(secret.encode()) if secret else TokenSigner.generate()
+        self._recent_sessions: dict[str, deque[float]] = {}
         #: The offline model's secret: only this process can open sessions on it.
         self.local_secret = secrets.token_urlsafe(24)
         self.local_url: str | None = None
@@ -53,6 +67,7 @@ class Gateway:
         self._no_sessions = trio.Event()
         self._no_sessions.set()
         self._services: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
         self._shutting_down = False
         self._warned_unpriced: set[str] = set()
         self.started = trio.Event()
@@ -68,6 +83,7 @@ class Gateway:
         with trio.CancelScope() as scope:
             self._services = scope
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 if any(m.provider == "local" for m in cfg.models):
                     port = await nursery.start(serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
                                                cfg.local.stream_delay_ms / 1000.0)
@@ -75,9 +91,28 @@ class Gateway:
                 if cfg.server.realtime_port >= 0:
                     self.realtime_port = await nursery.start(functools.partial(
                         serve_realtime_listener, self, cfg.server.host, cfg.server.realtime_port,
-                        reuse_port=self.reuse_port))
+                        reuse_port=self.reuse_port, ssl_context=self.server_ssl_context()))
                 self.started.set()
                 task_status.started()
+
+    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run ``fn`` in the gateway's own nursery (main-port client writers; see asgi_leg)."""
+        if self._nursery is None:
+            raise RuntimeError("the gateway is not running")
+        self._nursery.start_soon(fn, *args)
+
+    def server_ssl_context(self) -> ssl.SSLContext | None:
+        """TLS for the realtime listener, from ``[server] tls_certfile`` / ``tls_keyfile``."""
+        s = self.config.server
+        if s.tls_certfile is None or s.tls_keyfile is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(self.config.resolve_path(s.tls_certfile)), str(self.config.resolve_path(s.tls_keyfile)))
+        return ctx
+
+    @property
+    def tls(self) -> bool:
+        return self.config.server.tls_certfile is not None
 
     async def shutdown(self) -> None:
         """Close every open session (error event + 1001, records written), then stop services."""
@@ -100,13 +135,27 @@ class Gateway:
         await run_session(self, hs)
 
     def check_admission(self, admission: Admission) -> Admission | Rejection:
+        """Gateway-wide limits on top of :func:`admit`: shutdown, capacity, rate, budget."""
+        browser, echo = admission.browser, admission.subprotocol
         if self._shutting_down:
-            return Rejection(503, "shutting_down", "the gateway is shutting down", admission.browser,
-                             admission.subprotocol)
+            return Rejection(503, "shutting_down", "the gateway is shutting down", browser, echo)
+        if len(self.sessions) >= self.config.server.max_concurrent_sessions:
+            return Rejection(503, "server_at_capacity", "the gateway is at its session limit; retry later",
+                             browser, echo)
         refusal = self.budgets.refusal(admission.key)
         if refusal is not None:
             code, message = refusal
-            return Rejection(429, code, message, admission.browser, admission.subprotocol)
+            return Rejection(429, code, message, browser, echo)
+        limit = admission.key.max_sessions_per_minute
+        if limit is not None:
+            now = time.monotonic()
+            recent = self._recent_sessions.setdefault(admission.key.name, deque())
+            while recent and now - recent[0] >= RATE_WINDOW_S:
+                recent.popleft()
+            if len(recent) >= limit:
+                return Rejection(429, "rate_limited",
+                                 f"key {admission.key.name!r} may open {limit} session(s) per minute", browser, echo)
+            recent.append(now)
         return admission
 
     def session_opened(self, session: Session) -> None:

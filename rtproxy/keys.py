@@ -37,6 +37,7 @@ class VirtualKey:
     role: str
     max_budget_usd: float | None
     max_sessions: int | None
+    max_sessions_per_minute: int | None
     store_prompts: bool | None
 
     @property
@@ -131,5 +132,6 @@ def _virtual_key(kc: KeyConfig, digest: str) -> VirtualKey:
         role=kc.role,
         max_budget_usd=kc.max_budget_usd,
         max_sessions=kc.max_sessions,
+        max_sessions_per_minute=kc.max_sessions_per_minute,
         store_prompts=kc.store_prompts,
     )

@@ -13,8 +13,9 @@ import errno
 import http
 import logging
 import socket
+import ssl
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -23,8 +24,8 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from .admission import HandshakeRequest, select_subprotocol
-from .transport import SocketTransport
-from .wsleg import RECEIVE_CHUNK_BYTES, WebSocketLeg
+from .transport import SocketTransport, TimedStream
+from .wsleg import RECEIVE_CHUNK_BYTES, WIRE_LOGGER, WebSocketLeg
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -39,7 +40,7 @@ def _select(protocol: ServerProtocol, offered: object) -> str | None:
     return select_subprotocol(list(offered))  # type: ignore[call-overload]
 
 
-Transport = trio.abc.Stream | SocketTransport
+Transport = trio.abc.Stream | SocketTransport | TimedStream
 
 
 async def _send_pending(stream: Transport, proto: ServerProtocol) -> None:
@@ -61,7 +62,7 @@ class ListenerHandshake:
     @classmethod
     async def read(cls, stream: Transport, gateway: Gateway, client_ip: str) -> ListenerHandshake | None:
         cfg = gateway.config.server
-        proto = ServerProtocol(max_size=cfg.max_message_bytes, select_subprotocol=_select)
+        proto = ServerProtocol(max_size=cfg.max_message_bytes, select_subprotocol=_select, logger=WIRE_LOGGER)
         request: Request | None = None
         with trio.move_on_after(cfg.handshake_timeout_s):
             while request is None:
@@ -115,13 +116,19 @@ class ListenerHandshake:
         return leg
 
 
-async def _handle_connection(gateway: Gateway, stream: trio.SocketStream) -> None:
+async def _handle_connection(gateway: Gateway, stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
+    raw = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
     try:
-        peer = stream.socket.getpeername()
+        peer = raw.socket.getpeername()
         client_ip = peer[0] if isinstance(peer, tuple) else ""
     except OSError:
         client_ip = ""
-    transport = SocketTransport.from_stream(stream)
+    send_timeout = gateway.config.server.client_send_timeout_s
+    transport: Transport
+    if isinstance(stream, trio.SSLStream):
+        transport = TimedStream(stream, send_timeout)  # TLS: trio's stream, with the slow-client limit
+    else:
+        transport = SocketTransport.from_stream(stream, send_timeout_s=send_timeout)
     try:
         hs = await ListenerHandshake.read(transport, gateway, client_ip)
         if hs is not None:
@@ -132,8 +139,11 @@ async def _handle_connection(gateway: Gateway, stream: trio.SocketStream) -> Non
         # A bug in one session must not take the listener down with it.
         log.exception("realtime connection from %s failed", client_ip)
     finally:
-        with trio.CancelScope(shield=True):
-            await transport.aclose()
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            try:
+                await transport.aclose()
+            except (trio.BrokenResourceError, OSError):
+                pass
 
 
 async def open_listeners(host: str, port: int, *, reuse_port: bool = False) -> list[trio.SocketListener]:
@@ -152,15 +162,18 @@ async def open_listeners(host: str, port: int, *, reuse_port: bool = False) -> l
 
 
 async def serve_realtime_listener(gateway: Gateway, host: str, port: int, *, reuse_port: bool = False,
+                                  ssl_context: ssl.SSLContext | None = None,
                                   task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     try:
-        listeners = await open_listeners(host, port, reuse_port=reuse_port)
+        listeners: list[Any] = list(await open_listeners(host, port, reuse_port=reuse_port))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise OSError(exc.errno, f"realtime port {host}:{port} is already in use "
                                      "(set [server].realtime_port, or -1 to turn the listener off)") from None
         raise
     bound = listeners[0].socket.getsockname()[1]
-    log.info("realtime listener on ws://%s:%d/v1/realtime", host, bound)
+    if ssl_context is not None:
+        listeners = [trio.SSLListener(listener, ssl_context, https_compatible=True) for listener in listeners]
+    log.info("realtime listener on %s://%s:%d/v1/realtime", "wss" if ssl_context else "ws", host, bound)
     task_status.started(bound)
     await trio.serve_listeners(partial(_handle_connection, gateway), listeners)

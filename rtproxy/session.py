@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -111,7 +113,7 @@ def upstream_rejection(exc: UpstreamError, browser: bool, subprotocol: str | Non
 
 async def run_session(gateway: Gateway, hs: ClientHandshake) -> None:
     """Admit, connect and relay one session; returns when it is over and recorded."""
-    decision = admit(hs.request, gateway.keys, gateway.config)
+    decision = admit(hs.request, gateway.keys, gateway.config, tokens=gateway.tokens, now=time.time())
     if isinstance(decision, Admission):
         decision = gateway.check_admission(decision)
     if isinstance(decision, Rejection):
@@ -151,8 +153,11 @@ class Session:
             client_ip=request.client_ip,
             user_agent=request.user_agent,
             dialect=admission.dialect,
+            credential="ephemeral_token" if admission.ephemeral else "key",
         )
         self.collector = Collector(meta)
+        #: Message batches relayed either way; the idle watch only compares it over time.
+        self.batches = 0
 
     def stop(self, code: int, error_code: str, message: str) -> None:
         """End the session from outside: the client gets an error event and ``code``."""
@@ -198,18 +203,32 @@ class Session:
             return
 
         client = await hs.accept(adm.subprotocol)
-        log.info("session %s opened: key=%s model=%s provider=%s dialect=%s", self.id, adm.key.name,
-                 adm.model.name, adm.model.provider, adm.dialect)
+        log.info("session %s opened: key=%s model=%s provider=%s dialect=%s credential=%s", self.id,
+                 adm.key.name, adm.model.name, adm.model.provider, adm.dialect,
+                 "ephemeral" if adm.ephemeral else "key")
         send_ch, recv_ch = trio.open_memory_channel[tuple[str, bytes]](COLLECT_QUEUE_EVENTS)
+        initial = self._initial_update()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._collect, recv_ch)
                 async with send_ch:
                     try:
-                        with self._stoppable_scope():
+                        with self._stoppable_scope() as scope:
+                            limit = gw.config.server.max_session_duration_s
+                            if limit:
+                                scope.deadline = trio.current_time() + limit
+                            if initial is not None:
+                                # the session config the token was minted with, before any client frame
+                                await upstream.send_text(initial)
+                                await send_ch.send(("client", initial.encode()))
                             async with trio.open_nursery() as pumps:
                                 pumps.start_soon(self._pump, client, upstream, "client", send_ch, pumps.cancel_scope)
                                 pumps.start_soon(self._pump, upstream, client, "upstream", send_ch, pumps.cancel_scope)
+                        if scope.cancelled_caught and self.end is None and self._stop_reason is None:
+                            self._stop_reason = (1008, "session_expired",
+                                                 f"the session reached its maximum duration of {limit:g} s")
+                    except LegClosed as exc:  # the initial session.update could not be sent
+                        self._ended(SessionEnd("upstream", exc.code, exc.reason))
                     finally:
                         with trio.CancelScope(shield=True):
                             await self._close_legs(client, upstream)
@@ -244,7 +263,10 @@ class Session:
                     await dst.send(messages)
                 except LegClosed as exc:
                     self._ended(SessionEnd(other, exc.code, exc.reason))  # type: ignore[arg-type]
+                    if not exc.by_peer:  # we gave up on it (a client too slow to take its data)
+                        self._failed_leg = (other, exc)
                     return
+                self.batches += 1
         finally:
             scope.cancel()
 
@@ -311,16 +333,47 @@ class Session:
         """
         gw = self.gateway
         collector = self.collector
+        idle_limit = gw.config.server.idle_timeout_s
+        # the idle watch wakes a few times per timeout; without a timeout, never
+        check_every = min(max(idle_limit / 4, 0.05), 5.0) if idle_limit else math.inf
+        seen_batches, quiet_since = -1, trio.current_time()
         with trio.CancelScope(shield=True):
             async with events:
-                async for direction, payload in events:
-                    for record in collector.feed(direction, payload):  # type: ignore[arg-type]
-                        gw.write_record(record)
-                        if gw.over_budget(self.admission.key) and self._stop_reason is None:
-                            self.stop(4429, "budget_exceeded",
-                                      f"key {self.admission.key.name!r} has used its budget")
+                while True:
+                    with trio.move_on_after(check_every):
+                        try:
+                            direction, payload = await events.receive()
+                        except trio.EndOfChannel:
+                            break
+                        for record in collector.feed(direction, payload):  # type: ignore[arg-type]
+                            gw.write_record(record)
+                            if gw.over_budget(self.admission.key) and self._stop_reason is None:
+                                self.stop(4429, "budget_exceeded",
+                                          f"key {self.admission.key.name!r} has used its budget")
+                        continue
+                    now = trio.current_time()
+                    if self.batches != seen_batches:
+                        seen_batches, quiet_since = self.batches, now
+                    elif now - quiet_since >= idle_limit and self._stop_reason is None:
+                        self.stop(1008, "idle_timeout", f"no events either way for {idle_limit:g} s")
             end = self.end or SessionEnd("proxy", None, "")
             gw.write_record(collector.finish(end))
 
+    def _initial_update(self) -> str | None:
+        """The ``session.update`` an ephemeral token carries, in the session's dialect."""
+        config = self.admission.initial_session
+        if not config:
+            return None
+        session = {k: v for k, v in config.items() if k not in ("model", "client_secret", "expires_after")}
+        if self.admission.dialect == "ga":
+            session["type"] = "realtime"
+        else:
+            session.pop("type", None)
+        return json.dumps({"type": "session.update", "event_id": "event_rtp_token_config", "session": session})
+
     def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "key_name": self.admission.key.name, "model": self.admission.model.name}
+        """What an operator sees of a live session (no secrets, no content)."""
+        return {"id": self.id, "key_name": self.admission.key.name, "model": self.admission.model.name,
+                "provider": self.admission.model.provider, "credential": self.collector.meta.credential,
+                "started": self.collector.started_at.isoformat(timespec="seconds"),
+                "responses": self.collector.responses, "client_ip": self.collector.meta.client_ip}

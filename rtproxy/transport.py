@@ -17,6 +17,7 @@ unpredictable as a syscall per frame, at a fraction of the cost).
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import struct
@@ -128,22 +129,29 @@ def decode_data_frames(data: bytes, *, masked: bool, max_size: int | None,
     return i
 
 
+class SendTimeout(trio.BrokenResourceError):
+    """The peer took none of our data for ``send_timeout_s``: it is too slow (or gone)."""
+
+
 class SocketTransport:
     """A connected TCP socket with the subset of ``trio.abc.HalfCloseableStream`` a leg uses."""
 
-    __slots__ = ("_sock", "_drained", "_reads", "_closed")
+    __slots__ = ("_sock", "_drained", "_reads", "_closed", "send_timeout_s")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, *, send_timeout_s: float | None = None) -> None:
         sock.setblocking(False)
         self._sock = sock
         self._drained = True
         self._reads = 0
         self._closed = False
+        #: How long a write may wait for the kernel's send buffer to drain (None: forever). Only
+        #: a peer that stops reading makes a write wait, so the fast path never sets a timer.
+        self.send_timeout_s = send_timeout_s
 
     @classmethod
-    def from_stream(cls, stream: trio.SocketStream) -> SocketTransport:
+    def from_stream(cls, stream: trio.SocketStream, *, send_timeout_s: float | None = None) -> SocketTransport:
         """Take over the socket of a trio ``SocketStream`` (which must not be used afterwards)."""
-        return cls(socket.socket(fileno=stream.socket.detach()))
+        return cls(socket.socket(fileno=stream.socket.detach()), send_timeout_s=send_timeout_s)
 
     @property
     def socket(self) -> socket.socket:
@@ -184,8 +192,12 @@ class SocketTransport:
         if sent == len(data):
             return
         view = memoryview(data)
+        deadline = trio.current_time() + self.send_timeout_s if self.send_timeout_s else math.inf
         while sent < len(data):  # the kernel's send buffer is full: wait for room
-            await trio.lowlevel.wait_writable(sock)
+            with trio.move_on_at(deadline) as waiting:
+                await trio.lowlevel.wait_writable(sock)
+            if waiting.cancelled_caught:
+                raise SendTimeout(f"the peer took no data for {self.send_timeout_s:g} s")
             if self._closed:
                 raise trio.ClosedResourceError("the transport was closed")
             try:
@@ -208,3 +220,23 @@ class SocketTransport:
             trio.lowlevel.notify_closing(self._sock)
             self._sock.close()
         await trio.lowlevel.checkpoint()
+
+
+class TimedStream:
+    """A trio stream (TLS) whose writes give up with :class:`SendTimeout` after ``send_timeout_s``."""
+
+    def __init__(self, stream: trio.abc.Stream, send_timeout_s: float) -> None:
+        self.stream = stream
+        self.send_timeout_s = send_timeout_s
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        return await self.stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes) -> None:
+        with trio.move_on_after(self.send_timeout_s) as waiting:
+            await self.stream.send_all(data)
+        if waiting.cancelled_caught:
+            raise SendTimeout(f"the peer took no data for {self.send_timeout_s:g} s")
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()

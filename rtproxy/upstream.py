@@ -18,7 +18,7 @@ from websockets.uri import parse_uri
 from .errors import UpstreamRejected, UpstreamUnreachable
 from .providers import UpstreamTarget
 from .transport import SocketTransport
-from .wsleg import RECEIVE_CHUNK_BYTES, WebSocketLeg
+from .wsleg import RECEIVE_CHUNK_BYTES, WIRE_LOGGER, WebSocketLeg
 
 #: The upstream's handshake response (headers + any error body) may be at most this big.
 MAX_HANDSHAKE_RESPONSE_BYTES = 256 * 1024
@@ -55,7 +55,7 @@ async def dial_upstream(
                 )
                 stream = tls
                 await tls.do_handshake()
-            proto = ClientProtocol(uri, max_size=max_message_bytes)
+            proto = ClientProtocol(uri, max_size=max_message_bytes, logger=WIRE_LOGGER)
             request = proto.connect()
             for name, value in target.headers:
                 request.headers[name] = value

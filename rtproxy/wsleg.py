@@ -20,6 +20,7 @@ any trio stream (``trio.SSLStream`` for TLS).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import trio
@@ -27,7 +28,7 @@ from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.frames import Opcode
 from websockets.protocol import CLIENT, CLOSED, OPEN, Protocol
 
-from .transport import SocketTransport, decode_data_frames, encode_data_frames
+from .transport import SendTimeout, SocketTransport, decode_data_frames, encode_data_frames
 
 #: Bytes asked of the socket per read. Large enough that a burst of audio frames is one read.
 RECEIVE_CHUNK_BYTES = 65536
@@ -40,6 +41,18 @@ _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _CONT = Opcode.CONT
 _NOT_SENDABLE = frozenset({1004, 1005, 1006, 1015})
+
+
+class _NeverDebug(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets logs every handshake header at DEBUG, provider ``Authorization`` included:
+    its protocol objects get this adapter, which reports DEBUG as disabled whatever the config."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+#: The logger handed to every websockets protocol object rtproxy creates.
+WIRE_LOGGER = _NeverDebug(logging.getLogger("rtproxy.wire"), {})
 
 
 class LegClosed(Exception):
@@ -174,6 +187,8 @@ class WebSocketLeg:
                     out.append((op is _TEXT, ev.data))
                 else:
                     out.extend(self._messages((ev,)))
+            if self._masked_in and out:
+                await self._check_utf8(out)
             if proto.writes:  # a pong or a close echo
                 try:
                     await self._write(())
@@ -188,6 +203,22 @@ class WebSocketLeg:
                     raise closure
             if out:
                 return out
+
+    async def _check_utf8(self, messages: list[Message]) -> None:
+        """A client's text must be UTF-8 (RFC 6455 §8.1): fail the connection with 1007 if not.
+        Audio events are ASCII, so the common case costs one ``isascii`` per message."""
+        for is_text, payload in messages:
+            if is_text and not payload.isascii():
+                try:
+                    payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    self._proto.fail(1007, "invalid UTF-8 in a text message")
+                    try:
+                        await self._write(())
+                    except LegClosed:
+                        pass
+                    self._closed = LegClosed(1007, "invalid UTF-8 in a text message", by_peer=False)
+                    raise self._closed from None
 
     async def send(self, messages: Iterable[Message]) -> None:
         """Frame every message and write them all with one ``send_all``."""
@@ -223,6 +254,9 @@ class WebSocketLeg:
                 send_eof = getattr(self._stream, "send_eof", None)
                 if eof and send_eof is not None:
                     await send_eof()
+            except SendTimeout as exc:
+                self._closed = LegClosed(1008, f"too slow to receive: {exc}", by_peer=False)
+                raise self._closed from None
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 if self._closed is None:
                     self._closed = LegClosed(1006, "connection lost", by_peer=True)

@@ -47,8 +47,10 @@ def user_text(text: str) -> dict[str, Any]:
             "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}}
 
 
-async def text_turn(ws: WebSocketConnection, text: str = "Hello there") -> list[dict[str, Any]]:
-    await events_until(ws, "session.created")
+async def text_turn(ws: WebSocketConnection, text: str = "Hello there", *, fresh: bool = True) -> list[dict[str, Any]]:
+    """A text-only turn; ``fresh`` when the session has just opened (its session.created unread)."""
+    if fresh:
+        await events_until(ws, "session.created")
     await send_event(ws, {"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
     await events_until(ws, "session.updated")
     await send_event(ws, user_text(text))

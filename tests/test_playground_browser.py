@@ -144,4 +144,29 @@ def test_wrong_key_shows_the_servers_reason(page: Page, server: LiveServer) -> N
     expect(page.locator("#status")).to_contain_text("not valid")
     page.click("#connect")
     expect(page.locator("#status")).to_have_attribute("data-state", "error")
-    expect(page.locator("#status")).to_contain_text("Refused (4401): the API key is not valid for this gateway")
+    expect(page.locator("#status")).to_contain_text("Refused (401): send a valid key")
+
+
+def test_the_page_sends_an_ephemeral_token_never_the_key(page: Page, server: LiveServer) -> None:
+    open_playground(page, server)
+    sent = page.evaluate("""() => {
+        const original = window.WebSocket;
+        window.__offered = [];
+        window.WebSocket = function (url, protocols) { window.__offered.push(protocols); return new original(url, protocols); };
+        window.WebSocket.prototype = original.prototype;
+        Object.assign(window.WebSocket, { OPEN: 1, CLOSED: 3, CONNECTING: 0, CLOSING: 2 });
+        return true;
+    }""")
+    assert sent
+    page.select_option("#modalities", "text")
+    connect(page)
+    offered = page.evaluate("window.__offered")[0]
+    assert offered[0] == "realtime"
+    token = offered[1].removeprefix("openai-insecure-api-key.")
+    assert token.startswith("ek_") and USER_KEY not in "".join(offered)
+    page.fill("#text-input", "with a token")
+    page.click("#send")
+    expect(page.locator('.entry[data-role="assistant"] .text')).to_have_text("You said: with a token")
+    records = httpx.get(f"{server.url}/spend/logs", params={"record": "response", "limit": 1},
+                        headers={"Authorization": f"Bearer {USER_KEY}"}).json()["data"]
+    assert records[0]["key_name"] == "user"  # billed to the parent key

@@ -22,6 +22,8 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 from .model import OfflineModel
 
 log = logging.getLogger("rtproxy.offline")
+# trio-websocket's DEBUG lines include handshake headers (the gateway's local secret): keep it at INFO.
+logging.getLogger("trio-websocket").setLevel(max(logging.getLogger("trio-websocket").level, logging.INFO))
 
 #: The offline model accepts messages up to this size (like the real API's 15 MiB audio events).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024

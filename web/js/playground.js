@@ -19,6 +19,8 @@ const EXAMPLE_TOOLS = [
 ];
 /** How many event-log lines the panel shows (the state keeps more). */
 const LOG_LINES_SHOWN = 200;
+/** Lifetime of the token minted per connection: it only has to open the socket. */
+const TOKEN_TTL_S = 60;
 
 let ws = null;
 let state = new SessionState();
@@ -119,11 +121,37 @@ function fillSelect(select, options, preferred) {
   if (keep) select.value = keep[0];
 }
 
-function connect() {
+/**
+ * Mint a short-lived ephemeral token for this model: the long-lived key stays in this tab (it is
+ * only sent, same-origin, to mint), and only the token travels in the WebSocket handshake.
+ */
+async function mintToken(key, model) {
+  const res = await fetch("/v1/realtime/client_secrets", {
+    method: "POST",
+    headers: { ...authHeaders(key), "Content-Type": "application/json" },
+    body: JSON.stringify({ expires_after: { anchor: "created_at", seconds: TOKEN_TTL_S }, session: { type: "realtime", model } }),
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const err = new Error((body.error && body.error.message) || `HTTP ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return body.value;
+}
+
+async function connect() {
   const key = $("key").value.trim();
   if (!key) return setStatus("Enter a key first.", "error");
   if (!validateTools()) return setStatus("Fix the tools JSON first.", "error");
   const model = $("model").value || "gpt-realtime";
+  let token;
+  try {
+    setStatus("Minting a session token …", "busy");
+    token = await mintToken(key, model);
+  } catch (e) {
+    return setStatus(`Refused (${e.status || "network"}): ${e.message}`, "error");
+  }
   const listenerUrl = $("listener").value || `ws://${location.host}/v1/realtime`;
   const url = sessionUrl(listenerUrl, $("path").value || "/v1/realtime", model);
   state = new SessionState({ price: prices[model] || null });
@@ -134,7 +162,7 @@ function connect() {
   ensurePlayer();
   setStatus(`Connecting to ${url} …`, "busy");
   let opened = false;
-  const socket = new WebSocket(url, subprotocols(key, $("dialect").value));
+  const socket = new WebSocket(url, subprotocols(token, $("dialect").value));
   ws = socket;
   socket.binaryType = "blob"; // both Blob and ArrayBuffer frames are decoded (frames.js)
   socket.onopen = () => {
