@@ -2,7 +2,8 @@
 
 Speaks just enough of the protocol, cheaply, so the proxy is what gets measured:
 - on connect: ``session.created``;
-- ``bench.ping`` → ``bench.pong`` carrying the same ``event_id`` (S1);
+- ``input_audio_buffer.clear`` → ``input_audio_buffer.cleared`` with the same ``event_id`` (S1: a
+  small event of a known type, which the proxy only forwards);
 - ``input_audio_buffer.append`` → one ``response.output_audio.delta`` with the same audio and
   ``event_id`` (S2, S3: the reply is as large as the request);
 - ``response.create`` → ``response.created`` + ``response.done`` with usage, so the proxy's
@@ -26,7 +27,7 @@ SESSION_CREATED = json.dumps({"type": "session.created", "event_id": "event_0",
                               "session": {"id": "sess_bench", "type": "realtime", "object": "realtime.session",
                                           "model": "gpt-realtime", "instructions": "bench", "tools": []}})
 APPEND = '{"type":"input_audio_buffer.append","event_id":"'
-PING = '{"type":"bench.ping","event_id":"'
+PING = '{"type":"input_audio_buffer.clear","event_id":"'
 DELTA_HEAD = '{"type":"response.output_audio.delta","event_id":"'
 DELTA_MID = '","response_id":"resp_b","item_id":"item_b","output_index":0,"content_index":0,"delta":"'
 USAGE = {"total_tokens": 120, "input_tokens": 100, "output_tokens": 20,
@@ -57,7 +58,7 @@ async def handler(ws) -> None:  # type: ignore[no-untyped-def]
                 audio_at = msg.index('"audio":"', end) + 9
                 await ws.send(DELTA_HEAD + event_id + DELTA_MID + msg[audio_at:])
             elif msg.startswith(PING):
-                await ws.send('{"type":"bench.pong"' + msg[len('{"type":"bench.ping"'):])
+                await ws.send('{"type":"input_audio_buffer.cleared"' + msg[len('{"type":"input_audio_buffer.clear"'):])
             elif '"response.create"' in msg[:40]:
                 for event in response_pair():
                     await ws.send(event)

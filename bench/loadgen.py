@@ -55,10 +55,10 @@ async def s1(url: str, key: str | None, events: int = 3000) -> dict[str, Any]:
     rtts = []
     for i in range(events):
         t0 = time.perf_counter()
-        await ws.send('{"type":"bench.ping","event_id":"p%08d","t":1}' % i)
+        await ws.send('{"type":"input_audio_buffer.clear","event_id":"p%08d"}' % i)
         while True:
             msg = await ws.recv()
-            if msg.startswith('{"type":"bench.pong"'):
+            if msg.startswith('{"type":"input_audio_buffer.cleared"'):
                 break
         rtts.append((time.perf_counter() - t0) * 1000)
     await ws.close()
@@ -117,14 +117,13 @@ async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ra
     start_measure = asyncio.Event()
 
     async def session(idx: int) -> None:
-        nonlocal late, lost, errors, sent_total
+        nonlocal lost, errors, sent_total
         try:
             ws = await open_ws(url, key)
         except Exception:
             errors += 1
             return
         sent_at: dict[str, float] = {}
-        measuring = False
 
         async def reader() -> None:
             nonlocal late

@@ -33,7 +33,7 @@ from .admission import Admission, HandshakeRequest, Rejection, admit
 from .collector import Collector, SessionEnd, SessionMeta
 from .errors import UpstreamError, UpstreamRejected
 from .frames import is_collected
-from .wsleg import LegClosed, Message, clip_reason, sendable_code
+from .wsleg import LegClosed, Message, WebSocketLeg, clip_reason, sendable_code
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -207,6 +207,7 @@ class Session:
                  adm.key.name, adm.model.name, adm.model.provider, adm.dialect,
                  "ephemeral" if adm.ephemeral else "key")
         send_ch, recv_ch = trio.open_memory_channel[tuple[str, bytes]](COLLECT_QUEUE_EVENTS)
+        self._collect_ch = send_ch
         initial = self._initial_update()
         try:
             async with trio.open_nursery() as nursery:
@@ -271,6 +272,7 @@ class Session:
             scope.cancel()
 
     _failed_leg: tuple[str, LegClosed] | None = None
+    _collect_ch: trio.MemorySendChannel[tuple[str, bytes]] | None = None
 
     async def _close_legs(self, client: ClientLeg, upstream: ClientLeg) -> None:
         """Close both legs with the codes the end calls for, concurrently and bounded."""
@@ -319,11 +321,23 @@ class Session:
                     break
             await client.close(client_code, clip_reason(client_reason))
 
+        async def bill_late(messages: list[Message]) -> None:
+            # frames the upstream sent before it saw our close: not forwarded, but recorded
+            for is_text, payload in messages:
+                if is_text and is_collected(payload) and self._collect_ch is not None:
+                    await self._collect_ch.send(("server", payload))
+
+        async def close_upstream() -> None:
+            if isinstance(upstream, WebSocketLeg):
+                await upstream.close(up_code, clip_reason(up_reason), on_messages=bill_late)
+            else:
+                await upstream.close(up_code, clip_reason(up_reason))
+
         timeout = self.gateway.config.server.close_timeout_s + 1
         with trio.move_on_after(timeout):
             async with trio.open_nursery() as n:
                 n.start_soon(close_client)
-                n.start_soon(upstream.close, up_code, clip_reason(up_reason))
+                n.start_soon(close_upstream)
 
     async def _collect(self, events: trio.MemoryReceiveChannel[tuple[str, bytes]]) -> None:
         """Feed the collector; write records as they complete; the session record at the end.

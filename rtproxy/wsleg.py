@@ -21,7 +21,7 @@ any trio stream (``trio.SSLStream`` for TLS).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import trio
 from websockets.exceptions import PayloadTooBig, ProtocolError
@@ -269,9 +269,12 @@ class WebSocketLeg:
     async def _flush(self) -> None:
         await self._write(())
 
-    async def close(self, code: int, reason: str = "") -> None:
+    async def close(self, code: int, reason: str = "",
+                    on_messages: Callable[[list[Message]], Awaitable[None]] | None = None) -> None:
         """Close the WebSocket (if still open), wait briefly for the peer's close, drop TCP.
 
+        Messages that arrive while waiting (sent before the peer saw our close: a provider's last
+        ``response.done``, say) go to ``on_messages``: they are not forwarded, but still billed.
         Call it with no other task using this leg, under a shield when cleaning up.
         """
         proto = self._proto
@@ -289,7 +292,9 @@ class WebSocketLeg:
                             proto.receive_data(data)
                         else:
                             proto.receive_eof()
-                        proto.events_received()
+                        late = self._messages(proto.events_received())
+                        if late and on_messages is not None:
+                            await on_messages(late)
                         await self._flush()
                         if not data:
                             break

@@ -13,7 +13,6 @@ import socket
 import struct
 import subprocess
 import sys
-import textwrap
 import time
 import wave
 from collections.abc import Iterator
@@ -21,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import ADMIN_KEY, USER_KEY
+from .conftest import USER_KEY
+from .helpers import write_server_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BIN = Path(sys.executable).parent
@@ -70,28 +70,9 @@ class LiveServer:
         self.root = root
         self.port = free_port()
         self.realtime_port = free_port()
-        (root / "config.toml").write_text(textwrap.dedent(f"""
-            [server]
-            host = "127.0.0.1"
-            port = {self.port}
-            realtime_port = {self.realtime_port}
-            [spend_log]
-            path = "spend.jsonl"
-            [local]
-            stream_delay_ms = 2.0
-            [[models]]
-            name = "gpt-realtime"
-            provider = "local"
-            [[keys]]
-            name = "user"
-            key = "env:TEST_USER_KEY"
-            [[keys]]
-            name = "admin"
-            key = "env:TEST_ADMIN_KEY"
-            role = "admin"
-        """))
+        write_server_config(root, self.port, self.realtime_port, stream_delay_ms=2.0)
         self.log = open(root / "server.log", "wb")
-        env = {**os.environ, "TEST_USER_KEY": USER_KEY, "TEST_ADMIN_KEY": ADMIN_KEY}
+        env = {**os.environ, "TEST_USER_KEY": USER_KEY}
         self.proc = subprocess.Popen([str(BIN / "rtproxy"), "serve", "--config", str(root / "config.toml")],
                                      cwd=root, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -79,3 +81,43 @@ async def server_with_fake(nursery: trio.Nursery, tmp_path: Path, fake: FakeUpst
         **kwargs,
     )
     return await start_server(nursery, cfg)
+
+
+def write_server_config(directory: Path, port: int, rt_port: int, *, stream_delay_ms: float = 1.0) -> Path:
+    """A config.toml for a real `rtproxy serve` process: the offline model, a user key from
+    $TEST_USER_KEY and an admin key given only as its sha256."""
+    from .conftest import ADMIN_KEY
+
+    cfg = directory / "config.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        [server]
+        host = "127.0.0.1"
+        port = {port}
+        realtime_port = {rt_port}
+        shutdown_grace_s = 5.0
+        [spend_log]
+        path = "spend.jsonl"
+        [local]
+        stream_delay_ms = {stream_delay_ms}
+        [[models]]
+        name = "gpt-realtime"
+        provider = "local"
+        [[keys]]
+        name = "user"
+        key = "env:TEST_USER_KEY"
+        [[keys]]
+        name = "admin"
+        key_sha256 = "{hashlib.sha256(ADMIN_KEY.encode()).hexdigest()}"
+        role = "admin"
+    """))
+    return cfg
+
+
+async def raw_upgrade(port: int, key: str, *, model: str = "gpt-realtime", extra: bytes = b"") -> trio.SocketStream:
+    """A WebSocket upgrade written by hand: for clients that misbehave on purpose."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(
+        f"GET /v1/realtime?model={model} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {key}\r\n".encode() + extra + b"\r\n")
+    return stream

@@ -24,6 +24,7 @@ from .helpers import (
     PROVIDER_KEY,
     auth_headers,
     events_until,
+    raw_upgrade,
     send_event,
     server_with_fake,
     text_turn,
@@ -327,11 +328,7 @@ async def test_a_client_that_stops_reading_is_closed_not_buffered(
 
     fake_upstream.behaviour = flood
     srv = await server_with_fake(nursery, tmp_path, fake_upstream, server={"client_send_timeout_s": 0.5})
-    stream = await trio.open_tcp_stream("127.0.0.1", srv.port(listener))
-    await stream.send_all(
-        b"GET /v1/realtime?model=fake HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        + f"Authorization: Bearer {USER_KEY}\r\n\r\n".encode())
+    stream = await raw_upgrade(srv.port(listener), USER_KEY, model="fake")
     # ...and never read again
     with trio.fail_after(15):
         await fake_upstream.closed.wait()
@@ -370,12 +367,7 @@ async def test_non_json_binary_and_unknown_events_are_forwarded_and_counted(serv
 
 
 async def raw_ws(port: int, key: str = USER_KEY, extra: bytes = b"") -> trio.SocketStream:
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    await stream.send_all(
-        b"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        + f"Authorization: Bearer {key}\r\n".encode() + extra + b"\r\n")
-    return stream
+    return await raw_upgrade(port, key, extra=extra)
 
 
 async def read_until_close(stream: trio.SocketStream) -> bytes:

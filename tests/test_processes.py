@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ from trio_websocket import ConnectionClosed
 from rtproxy.spendlog import SpendLogWriter
 
 from .conftest import ADMIN_KEY, USER_KEY
-from .helpers import auth_headers, events_until, send_event, text_turn, user_text, ws_connect
+from .helpers import auth_headers, events_until, send_event, text_turn, user_text, write_server_config, ws_connect
 
 BIN = Path(sys.executable).parent
 
@@ -33,29 +32,7 @@ def free_port() -> int:
 
 
 def write_config(tmp_path: Path, port: int, rt_port: int, stream_delay_ms: float = 1.0) -> Path:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(textwrap.dedent(f"""
-        [server]
-        host = "127.0.0.1"
-        port = {port}
-        realtime_port = {rt_port}
-        shutdown_grace_s = 5.0
-        [spend_log]
-        path = "spend.jsonl"
-        [local]
-        stream_delay_ms = {stream_delay_ms}
-        [[models]]
-        name = "gpt-realtime"
-        provider = "local"
-        [[keys]]
-        name = "user"
-        key = "env:TEST_USER_KEY"
-        [[keys]]
-        name = "admin"
-        key_sha256 = "{__import__('hashlib').sha256(ADMIN_KEY.encode()).hexdigest()}"
-        role = "admin"
-    """))
-    return cfg
+    return write_server_config(tmp_path, port, rt_port, stream_delay_ms=stream_delay_ms)
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from .helpers import (
     PROVIDER_KEY,
     auth_headers,
     events_until,
+    raw_upgrade,
     send_event,
     server_with_fake,
     text_turn,
@@ -180,11 +181,7 @@ async def test_client_close_closes_upstream_promptly(
 async def test_client_vanishing_closes_upstream_with_1001(
         nursery: trio.Nursery, tmp_path: Path, fake_upstream: FakeUpstream, listener: str) -> None:
     srv = await server_with_fake(nursery, tmp_path, fake_upstream)
-    stream = await trio.open_tcp_stream("127.0.0.1", srv.port(listener))
-    await stream.send_all(
-        b"GET /v1/realtime?model=fake HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        + f"Authorization: Bearer {USER_KEY}\r\n\r\n".encode())
+    stream = await raw_upgrade(srv.port(listener), USER_KEY, model="fake")
     with trio.fail_after(5):
         await fake_upstream.connected.wait()
         data = await stream.receive_some(65536)

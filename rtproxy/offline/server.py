@@ -59,7 +59,6 @@ async def serve_session(ws: WebSocketConnection, model: OfflineModel, stream_del
             await ws.send_message(json.dumps(event))
 
     async def reader() -> None:
-        nonlocal wake
         while True:
             message = await ws.get_message()
             await send(model.receive(message))
