@@ -215,14 +215,13 @@ class Collector:
     def feed(self, direction: Direction, payload: bytes) -> list[Record]:
         """Take one text frame; return the records it completes (usually none)."""
         peeked = peek_type(payload)
-        if peeked is not None:
-            if peeked in AUDIO_TYPES:
-                self.audio_frames += 1
-                return []
-            if peeked not in COLLECTED_TYPES:
-                if peeked not in KNOWN_TYPES:
-                    self._count_unknown(peeked.decode("utf-8", "replace"))
-                return []
+        if peeked in AUDIO_TYPES:
+            self.audio_frames += 1
+            return []
+        if peeked in KNOWN_TYPES and peeked not in COLLECTED_TYPES:
+            return []
+        # a needed type, or one the peek cannot vouch for: the first "type" in the head may be a
+        # nested object's ("function_call", "message"), so only the parsed event decides
         try:
             event = json.loads(payload)
         except (ValueError, RecursionError):

@@ -69,6 +69,18 @@ class LegClosed(Exception):
         self.by_peer = by_peer
 
 
+def _first_invalid_utf8(messages: list[Message]) -> int | None:
+    """Index of the first text message that is not UTF-8. Audio events are ASCII, so the common
+    case costs one ``isascii`` per message."""
+    for i, (is_text, payload) in enumerate(messages):
+        if is_text and not payload.isascii():
+            try:
+                payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return i
+    return None
+
+
 def clip_reason(reason: str) -> str:
     data = reason.encode("utf-8")
     if len(data) <= MAX_CLOSE_REASON_BYTES:
@@ -188,7 +200,19 @@ class WebSocketLeg:
                 else:
                     out.extend(self._messages((ev,)))
             if self._masked_in and out:
-                await self._check_utf8(out)
+                bad = _first_invalid_utf8(out)
+                if bad is not None:
+                    # RFC 6455 §8.1: a client's text must be UTF-8. Deliver what came before it,
+                    # then the connection fails with 1007.
+                    self._proto.fail(1007, "invalid UTF-8 in a text message")
+                    try:
+                        await self._write(())
+                    except LegClosed:
+                        pass
+                    self._closed = LegClosed(1007, "invalid UTF-8 in a text message", by_peer=False)
+                    if bad:
+                        return out[:bad]
+                    raise self._closed
             if proto.writes:  # a pong or a close echo
                 try:
                     await self._write(())
@@ -203,22 +227,6 @@ class WebSocketLeg:
                     raise closure
             if out:
                 return out
-
-    async def _check_utf8(self, messages: list[Message]) -> None:
-        """A client's text must be UTF-8 (RFC 6455 §8.1): fail the connection with 1007 if not.
-        Audio events are ASCII, so the common case costs one ``isascii`` per message."""
-        for is_text, payload in messages:
-            if is_text and not payload.isascii():
-                try:
-                    payload.decode("utf-8")
-                except UnicodeDecodeError:
-                    self._proto.fail(1007, "invalid UTF-8 in a text message")
-                    try:
-                        await self._write(())
-                    except LegClosed:
-                        pass
-                    self._closed = LegClosed(1007, "invalid UTF-8 in a text message", by_peer=False)
-                    raise self._closed from None
 
     async def send(self, messages: Iterable[Message]) -> None:
         """Frame every message and write them all with one ``send_all``."""

@@ -21,8 +21,17 @@ def frame_bytes(frame: Frame, *, mask: bool) -> bytes:
     return frame.serialize(mask=mask)
 
 
-def expected(frames: list[Frame]) -> tuple[list[tuple[bool, bytes]], int | None]:
-    """What a correct receiver yields: messages up to the first error, and the close code."""
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def expected(frames: list[Frame], masked: bool) -> tuple[list[tuple[bool, bytes]], int | None]:
+    """What a correct receiver yields: messages up to the first error, and the close code.
+    A server-side leg (``masked``) also fails a text message that is not UTF-8 with 1007."""
     out: list[tuple[bool, bytes]] = []
     frag: list[bytes] | None = None
     frag_text = False
@@ -36,6 +45,8 @@ def expected(frames: list[Frame]) -> tuple[list[tuple[bool, bytes]], int | None]
                 return out, 1002
             size = len(f.data)
             if f.fin:
+                if masked and f.opcode is Opcode.TEXT and not _utf8(f.data):
+                    return out, 1007
                 out.append((f.opcode is Opcode.TEXT, f.data))
             else:
                 frag, frag_text = [f.data], f.opcode is Opcode.TEXT
@@ -47,7 +58,10 @@ def expected(frames: list[Frame]) -> tuple[list[tuple[bool, bytes]], int | None]
                 return out, 1009
             frag.append(f.data)
             if f.fin:
-                out.append((frag_text, b"".join(frag)))
+                message = b"".join(frag)
+                if masked and frag_text and not _utf8(message):
+                    return out, 1007
+                out.append((frag_text, message))
                 frag = None
         elif f.opcode is Opcode.CLOSE:
             return out, 1000
@@ -69,7 +83,7 @@ def test_fast_path_and_protocol_agree_on_any_frame_stream(frames: list[Frame], c
     # masked=True: a server leg receiving client frames; False: a client leg receiving server frames
     wire = b"".join(frame_bytes(f, mask=masked) for f in frames) + frame_bytes(
         Frame(Opcode.CLOSE, Close(1000, "bye").serialize()), mask=masked)
-    want, want_code = expected(frames + [Frame(Opcode.CLOSE, b"")])
+    want, want_code = expected(frames + [Frame(Opcode.CLOSE, b"")], masked)
     got: list[tuple[bool, bytes]] = []
 
     async def main() -> int:
