@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +231,8 @@ async def test_spend_logs_endpoint_filters_pages_and_scopes_by_key(server: Runni
         assert [r["record"] for r in follow["data"]] == ["response", "session"]
 
 
-async def test_unwritable_spend_log_degrades_health_but_sessions_go_on(nursery: trio.Nursery, tmp_path: Path) -> None:
+async def test_unwritable_spend_log_degrades_health_but_sessions_go_on(nursery: trio.Nursery, tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     cfg = make_config(tmp_path, spend_log={"path": "/dev/full"})  # every write fails with ENOSPC
     srv = await start_server(nursery, cfg)
     async with httpx.AsyncClient(base_url=srv.http) as http:
@@ -244,6 +246,8 @@ async def test_unwritable_spend_log_degrades_health_but_sessions_go_on(nursery: 
         health = (await http.get("/health")).json()
     assert health["status"] == "degraded"
     assert health["spend_log"]["failures"] >= 2 and "space" in health["spend_log"]["error"].lower()
+    loud = [r for r in caplog.records if r.levelno == logging.ERROR and "cannot write the spend log" in r.getMessage()]
+    assert len(loud) == 1  # logged loudly, but once per interval, not once per record
 
 
 async def test_models_and_endpoints_routes(server: RunningServer) -> None:
