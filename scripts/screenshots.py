@@ -16,8 +16,7 @@ from pathlib import Path
 
 import httpx
 
-os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "screenshot-key-0123456789abcdef"

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect, sync_playwright
 
-from .browser import LiveServer, launch_browser, live_server  # noqa: E402
-from .conftest import ADMIN_KEY, USER_KEY  # noqa: E402
+from .browser import LiveServer, launch_browser, live_server
+from .conftest import ADMIN_KEY, USER_KEY
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,11 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402  (after the env guard)
+from playwright.sync_api import Page, expect, sync_playwright
 
-from .browser import LiveServer, launch_browser, live_server, speech_wav  # noqa: E402
-from .conftest import USER_KEY  # noqa: E402
+from .browser import LiveServer, launch_browser, live_server, speech_wav
+from .conftest import USER_KEY
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 TIMEOUT_MS = 15_000
