@@ -216,7 +216,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     if not args.json:
         print(f"{'time':23}  {'record':8}  {'session':28}  {'key':14}  {'model':20}  {'status':10}  "
-              f"{'tokens':>9}  {'':>10}  {'cost':>11}  response", flush=True)
+              f"{'tokens in':>9}  {'tokens out':>10}  {'cost':>11}  response", flush=True)
     offset = 0
     for offset, record in iter_records(path):
         if wanted(record):
