@@ -97,16 +97,22 @@ def _clip(text: str) -> str:
 
 
 def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
+    """Sum token counts into ``total``; a value whose type differs from what the total already
+    holds for that name (odd provider output) is skipped, never allowed to raise."""
     for k, v in usage.items():
         if isinstance(v, bool):
             continue
+        current = total.get(k)
         if isinstance(v, int):
-            total[k] = total.get(k, 0) + v
+            if current is None:
+                total[k] = v
+            elif isinstance(current, int):
+                total[k] = current + v
         elif isinstance(v, dict):
-            sub = total.get(k)
-            if not isinstance(sub, dict):
-                sub = total[k] = {}
-            _add_usage(sub, v)
+            if current is None:
+                current = total[k] = {}
+            if isinstance(current, dict):
+                _add_usage(current, v)
 
 
 def _error_of(value: Any) -> dict[str, Any] | None:

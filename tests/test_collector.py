@@ -202,3 +202,14 @@ def test_odd_response_done_still_yields_exactly_one_record(odd: bytes) -> None:
     (record,) = c.feed("server", odd)
     assert record["record"] == "response"
     json.dumps(record)  # serialisable
+
+
+def test_usage_fields_of_changing_type_are_summed_without_raising() -> None:
+    c = Collector(meta())
+    feed(c, "server", {"type": "response.done", "response": {"usage": {"input_tokens": 3, "input_token_details": {}}}})
+    feed(c, "server", {"type": "response.done", "response": {"usage": {"input_tokens": 4, "input_token_details": 5}}})
+    feed(c, "server", {"type": "response.done", "response": {"usage": {"input_tokens": {"x": 1},
+                                                                       "input_token_details": {"text_tokens": 2}}}})
+    session = c.finish(SessionEnd("client", 1000))
+    assert session["usage"] == {"input_tokens": 7, "input_token_details": {"text_tokens": 2}}
+    assert session["responses"] == 3
