@@ -14,9 +14,9 @@ import trio
 from hypercorn.trio import serve
 
 from rtproxy.app import create_app
-from rtproxy.cli import hypercorn_config
+from rtproxy.server.cli import hypercorn_config
 from rtproxy.config import Config, parse_config
-from rtproxy.gateway import Gateway
+from rtproxy.server.gateway import Gateway
 
 from .fakes import FakeUpstream, serve_fake_upstream
 

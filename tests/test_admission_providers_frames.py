@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from rtproxy.admission import Admission, HandshakeRequest, Rejection, admit, select_subprotocol
-from rtproxy.frames import AUDIO_TYPES, is_collected, peek_type
-from rtproxy.keys import KeyStore
-from rtproxy.providers import build_target
+from rtproxy.auth.admission import Admission, HandshakeRequest, Rejection, admit, select_subprotocol
+from rtproxy.protocols.peek import peek_type
+from rtproxy.protocols.realtime.events import AUDIO_TYPES, is_collected
+from rtproxy.auth.keys import KeyStore
+from rtproxy.protocols.realtime.upstream import build_target
 
 from .conftest import USER_KEY, make_config
 
@@ -80,13 +81,13 @@ def test_providers_build_openai_azure_and_local_targets(tmp_path: Path) -> None:
     a = admit(request("/openai/realtime", "api-version=x&deployment=a", api_key=USER_KEY), keys, cfg)
     loc = admit(request(query="model=l", authorization=f"Bearer {USER_KEY}"), keys, cfg)
     assert isinstance(o, Admission) and isinstance(a, Admission) and isinstance(loc, Admission)
-    t = build_target(o.model, o, local_url=None, local_secret="s")
+    t = build_target(o.model, dialect=o.dialect, forward_query=o.forward_query, local_url=None, local_secret="s")
     assert t.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime&foo=bar"
     assert dict(t.headers) == {"Authorization": "Bearer sk-x", "OpenAI-Beta": "realtime=v1"}
-    t = build_target(a.model, a, local_url=None, local_secret="s")
+    t = build_target(a.model, dialect=a.dialect, forward_query=a.forward_query, local_url=None, local_secret="s")
     assert t.url == "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=dep1"
     assert dict(t.headers) == {"api-key": "az-x"}
-    t = build_target(loc.model, loc, local_url="ws://127.0.0.1:9", local_secret="s3cret")
+    t = build_target(loc.model, dialect=loc.dialect, forward_query=loc.forward_query, local_url="ws://127.0.0.1:9", local_secret="s3cret")
     assert t.url == "ws://127.0.0.1:9/v1/realtime?model=l" and dict(t.headers) == {"Authorization": "Bearer s3cret"}
 
 

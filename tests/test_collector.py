@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-import rtproxy.collector as collector_module
-from rtproxy.collector import Collector, SessionEnd, SessionMeta
+import rtproxy.protocols.realtime.collector as collector_module
+from rtproxy.protocols.realtime.collector import Collector
+from rtproxy.spend.records import SessionEnd, SessionMeta
 from rtproxy.config import ModelConfig, PriceConfig
-from rtproxy.pricing import PRICES, price_for, price_usage
+from rtproxy.spend.pricing import PRICES, price_for, price_usage
 
 PRICE = PRICES["gpt-realtime"]
 

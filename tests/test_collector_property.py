@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtproxy.collector import Collector, SessionEnd, SessionMeta
-from rtproxy.pricing import PRICES
+from rtproxy.protocols.realtime.collector import Collector
+from rtproxy.spend.records import SessionEnd, SessionMeta
+from rtproxy.spend.pricing import PRICES
 
 META = SessionMeta(session_id="s", key_name="k", key_hash="h", model="m", provider="local", upstream_model="m",
                    api_base="ws://x", store_prompts=True, price=PRICES["gpt-realtime"])

@@ -10,7 +10,7 @@ import pytest
 
 from rtproxy.config import load_config, parse_config
 from rtproxy.errors import ConfigError
-from rtproxy.keys import KeyStore, hash_key
+from rtproxy.auth.keys import KeyStore, hash_key
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_KEY = "a-long-enough-key-123456"

@@ -16,7 +16,7 @@ import trustme
 from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection, open_websocket_url, serve_websocket
 from websockets.frames import Close, Frame, Opcode
 
-from rtproxy.tokens import TokenClaims, TokenSigner
+from rtproxy.auth.tokens import TokenClaims, TokenSigner
 
 from .conftest import ADMIN_KEY, LIMITED_KEY, USER_KEY, RunningServer, make_config, start_server
 from .fakes import SESSION_CREATED, FakeUpstream

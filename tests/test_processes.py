@@ -17,7 +17,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed
 
-from rtproxy.spendlog import SpendLogWriter
+from rtproxy.spend.log import SpendLogWriter
 
 from .conftest import ADMIN_KEY, USER_KEY
 from .helpers import auth_headers, events_until, send_event, text_turn, user_text, write_server_config, ws_connect

@@ -12,7 +12,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
-from rtproxy.pricing import PRICES, price_usage
+from rtproxy.spend.pricing import PRICES, price_usage
 
 from .audio_fixtures import append_events, utterance
 from .conftest import ADMIN_KEY, LIMITED_KEY, USER_KEY, RunningServer, make_config, start_server

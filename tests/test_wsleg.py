@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import CLIENT, SERVER, Protocol
 
-from rtproxy.transport import decode_data_frames, encode_data_frames
-from rtproxy.wsleg import LegClosed, WebSocketLeg
+from rtproxy.relay.transport import decode_data_frames, encode_data_frames
+from rtproxy.relay.wsleg import LegClosed, WebSocketLeg
 
 MAX = 4096
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 import attrs
 
-from .config import Config, ModelConfig
+from ..config import Config, ModelConfig
 from .keys import KeyStore, VirtualKey
 from .tokens import TOKEN_PREFIX, TokenError, TokenSigner
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .keys import VirtualKey
-from .spendlog import iter_records
+from ..auth.keys import VirtualKey
+from .log import iter_records
 
 
 class Budgets:

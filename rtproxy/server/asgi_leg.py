@@ -14,8 +14,8 @@ from typing import Any
 
 import trio
 
-from .admission import HandshakeRequest
-from .wsleg import LegClosed, Message, clip_reason, sendable_code
+from ..auth.admission import HandshakeRequest
+from ..relay.wsleg import LegClosed, Message, clip_reason, sendable_code
 
 ASGIMessage = dict[str, Any]
 

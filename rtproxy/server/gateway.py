@@ -4,6 +4,11 @@ A :class:`Gateway` owns the configuration, the key store, the spend-log writer, 
 the set of open sessions, and runs the background services (the realtime listener and the
 offline model) in a nursery of its own. Both the Quart app and ``rtproxy serve`` create one;
 tests create one directly.
+
+A client's handshake goes through :meth:`Gateway.run_session`: admission (a pure function of the
+request), the gateway-wide limits, then :meth:`Gateway.plan`, which resolves everything the
+session needs into one :class:`~rtproxy.relay.plan.SessionPlan`; the relay's
+:class:`~rtproxy.relay.session.Session` runs it with the ports built here.
 """
 
 from __future__ import annotations
@@ -20,17 +25,23 @@ from typing import Any
 
 import trio
 
-from .admission import Admission, Rejection
-from .budgets import Budgets
-from .config import Config, ModelConfig
-from .keys import KeyStore, VirtualKey
-from .pricing import Price, price_for
-from .providers import UpstreamTarget, build_target
-from .session import ClientHandshake, Session, run_session
-from .spendlog import SpendLogWriter
-from .tokens import TokenSigner
-from .upstream import default_ssl_context, dial_upstream
-from .wsleg import WebSocketLeg
+from ..auth.admission import Admission, Rejection, admit
+from ..auth.keys import KeyStore, VirtualKey
+from ..auth.tokens import TokenSigner
+from ..config import Config, ModelConfig
+from ..offline.server import serve_offline_model
+from ..protocols.realtime import REALTIME, build_target, token_session_update
+from ..protocols.seam import UpstreamTarget
+from ..relay.dial import default_ssl_context, dial_upstream
+from ..relay.handshake import ClientHandshake, deliver_rejection
+from ..relay.plan import SessionLimits, SessionPlan, SessionPorts
+from ..relay.session import Session
+from ..relay.wsleg import WebSocketLeg
+from ..spend.budgets import Budgets
+from ..spend.log import SpendLogWriter
+from ..spend.pricing import Price, price_for
+from ..spend.records import SessionMeta
+from .listener import serve_realtime_listener
 
 log = logging.getLogger("rtproxy")
 
@@ -40,6 +51,10 @@ DialFn = Callable[..., Awaitable[WebSocketLeg]]
 WORKER_TOKEN_SECRET_ENV = "RTPROXY_WORKER_TOKEN_SECRET"
 #: The window of ``max_sessions_per_minute``.
 RATE_WINDOW_S = 60.0
+
+
+def new_session_id() -> str:
+    return "sess_rtp_" + secrets.token_hex(10)
 
 
 class Gateway:
@@ -76,9 +91,6 @@ class Gateway:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the offline model (if any model uses it) and the realtime listener until shutdown."""
-        from .listener import serve_realtime_listener
-        from .offline.server import serve_offline_model
-
         cfg = self.config
         with trio.CancelScope() as scope:
             self._services = scope
@@ -90,7 +102,8 @@ class Gateway:
                     self.local_url = f"ws://127.0.0.1:{port}"
                 if cfg.server.realtime_port >= 0:
                     self.realtime_port = await nursery.start(functools.partial(
-                        serve_realtime_listener, self, cfg.server.host, cfg.server.realtime_port,
+                        serve_realtime_listener, cfg.server, self.run_session, cfg.server.host,
+                        cfg.server.realtime_port,
                         reuse_port=self.reuse_port, ssl_context=self.server_ssl_context()))
                 self.started.set()
                 task_status.started()
@@ -132,7 +145,64 @@ class Gateway:
     # -- sessions ------------------------------------------------------------------------------
 
     async def run_session(self, hs: ClientHandshake) -> None:
-        await run_session(self, hs)
+        """Admit, plan, relay and record one session; returns when it is over and recorded."""
+        decision = admit(hs.request, self.keys, self.config, tokens=self.tokens, now=time.time())
+        if isinstance(decision, Admission):
+            decision = self.check_admission(decision)
+        if isinstance(decision, Rejection):
+            log.info("refused %s %s: %s (%d)", hs.request.client_ip, hs.request.path[:80], decision.code,
+                     decision.status)
+            await deliver_rejection(hs, decision, REALTIME.error_event)
+            return
+        plan = self.plan(decision, hs.request.client_ip, hs.request.user_agent)
+        key = plan.key
+        session = Session(plan, SessionPorts(dial=self.dial, write_record=self.write_record,
+                                             over_budget=lambda: self.budgets.over_budget(key)))
+        self.session_opened(session)
+        try:
+            await session.run(hs)
+        finally:
+            self.session_closed(session)
+
+    def plan(self, admission: Admission, client_ip: str = "", user_agent: str = "") -> SessionPlan:
+        """Resolve everything an admitted session needs into one frozen value."""
+        model = admission.model
+        target = self.target_for(admission)
+        s = self.config.server
+        session_id = new_session_id()
+        meta = SessionMeta(
+            session_id=session_id,
+            key_name=admission.key.name,
+            key_hash=admission.key.hash_prefix,
+            model=model.name,
+            provider=model.provider,
+            upstream_model=model.target_model,
+            api_base=target.api_base,
+            store_prompts=self.store_prompts_for(admission.key),
+            price=self.price_of(model),
+            end_user=admission.end_user,
+            tags=admission.tags,
+            client_ip=client_ip,
+            user_agent=user_agent,
+            dialect=admission.dialect,
+            credential="ephemeral_token" if admission.ephemeral else "key",
+        )
+        initial = token_session_update(admission.initial_session, admission.dialect)
+        return SessionPlan(
+            session_id=session_id,
+            key=admission.key,
+            model=model,
+            protocol=REALTIME,
+            target=target,
+            meta=meta,
+            limits=SessionLimits(max_duration_s=s.max_session_duration_s, idle_timeout_s=s.idle_timeout_s,
+                                 close_timeout_s=s.close_timeout_s),
+            dialect=admission.dialect,
+            browser=admission.browser,
+            subprotocol=admission.subprotocol,
+            ephemeral=admission.ephemeral,
+            initial_frames=(initial,) if initial is not None else (),
+        )
 
     def check_admission(self, admission: Admission) -> Admission | Rejection:
         """Gateway-wide limits on top of :func:`admit`: shutdown, capacity, rate, budget."""
@@ -160,18 +230,19 @@ class Gateway:
 
     def session_opened(self, session: Session) -> None:
         self.sessions.add(session)
-        self.budgets.opened(session.admission.key)
+        self.budgets.opened(session.plan.key)
         if self._no_sessions.is_set():
             self._no_sessions = trio.Event()
 
     def session_closed(self, session: Session) -> None:
         self.sessions.discard(session)
-        self.budgets.closed(session.admission.key)
+        self.budgets.closed(session.plan.key)
         if not self.sessions:
             self._no_sessions.set()
 
     def target_for(self, admission: Admission) -> UpstreamTarget:
-        return build_target(admission.model, admission, local_url=self.local_url, local_secret=self.local_secret)
+        return build_target(admission.model, dialect=admission.dialect, forward_query=admission.forward_query,
+                            local_url=self.local_url, local_secret=self.local_secret)
 
     async def dial(self, target: UpstreamTarget) -> WebSocketLeg:
         s = self.config.server

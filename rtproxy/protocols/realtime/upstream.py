@@ -1,4 +1,4 @@
-"""Providers: a configured model + a session's dialect → the upstream URL and headers.
+"""Realtime upstreams: a configured model + a session's dialect → the provider's URL and headers.
 
 - ``openai``: ``wss://api.openai.com/v1/realtime?model=M``, ``Authorization: Bearer <key>``,
   ``OpenAI-Beta: realtime=v1`` for the beta dialect.
@@ -14,21 +14,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import attrs
-
-from .admission import Admission
-from .config import ModelConfig
+from ...config import ModelConfig
+from ..seam import UpstreamTarget
 
 OPENAI_DEFAULT_BASE = "wss://api.openai.com/v1"
-
-
-@attrs.frozen
-class UpstreamTarget:
-    url: str
-    headers: tuple[tuple[str, str], ...] = attrs.field(repr=False)
-    provider: str = ""
-    #: The URL without query, for records (``api_base``).
-    api_base: str = ""
 
 
 def _ws_base(base: str) -> str:
@@ -40,8 +29,9 @@ def _ws_base(base: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
-def build_target(model: ModelConfig, admission: Admission, *, local_url: str | None, local_secret: str) -> UpstreamTarget:
-    beta = admission.dialect == "beta"
+def build_target(model: ModelConfig, *, dialect: str, forward_query: tuple[tuple[str, str], ...] = (),
+                 local_url: str | None, local_secret: str) -> UpstreamTarget:
+    beta = dialect == "beta"
     headers: list[tuple[str, str]] = []
     query: list[tuple[str, str]]
     if model.provider == "openai":
@@ -67,7 +57,7 @@ def build_target(model: ModelConfig, admission: Admission, *, local_url: str | N
         raise ValueError(f"unknown provider {model.provider!r}")
     if beta:
         headers.append(("OpenAI-Beta", "realtime=v1"))
-    query.extend(admission.forward_query)
+    query.extend(forward_query)
     return UpstreamTarget(
         url=f"{url_path}?{urlencode(query)}",
         headers=tuple(headers),

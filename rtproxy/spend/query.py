@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from .spendlog import iter_records
+from .log import iter_records
 
 #: Most records one request may ask for.
 MAX_LIMIT = 1000

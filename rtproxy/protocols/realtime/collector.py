@@ -5,7 +5,7 @@ One :class:`Collector` per session. :meth:`Collector.feed` takes each frame the 
 ``response.done``. :meth:`Collector.finish` returns the ``"session"`` record. The record shapes
 are DESIGN.md §Spend log.
 
-Parsing is lazy: a frame is first classified by :func:`~rtproxy.frames.peek_type`; audio frames
+Parsing is lazy: a frame is first classified by :func:`~rtproxy.protocols.peek.peek_type`; audio frames
 (``input_audio_buffer.append``, ``response.output_audio.delta``, ``response.audio.delta``) are
 counted and never parsed, and only the event types the records need are ``json.loads``-ed.
 
@@ -16,18 +16,17 @@ Nothing here raises on odd input: a malformed or unexpected event is counted and
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any
 
 import attrs
 
-from .frames import AUDIO_TYPES, COLLECTED_TYPES, KNOWN_TYPES, peek_type
-from .pricing import Price, price_usage
-
-Direction = Literal["client", "server"]
-Record = dict[str, Any]
+from ...spend.pricing import price_usage
+from ...spend.records import Record, SessionEnd, SessionMeta, iso, new_record_id, utc_now
+from ..peek import peek_type
+from ..seam import Direction
+from .events import AUDIO_TYPES, COLLECTED_TYPES, KNOWN_TYPES
 
 #: Messages kept for one response's record; older ones are dropped (and counted) beyond this.
 MAX_PENDING_MESSAGES = 500
@@ -37,51 +36,6 @@ MAX_TEXT_CHARS = 64 * 1024
 MAX_OPEN_RESPONSES = 64
 #: Distinct unknown event types counted by name; the rest are counted under "(other)".
 MAX_UNKNOWN_TYPE_NAMES = 32
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(t: datetime) -> str:
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def new_record_id() -> str:
-    return "rec_" + uuid.uuid4().hex
-
-
-@attrs.frozen
-class SessionMeta:
-    """What a session's records say about who and where; fixed when the session opens."""
-
-    session_id: str
-    key_name: str
-    key_hash: str
-    model: str
-    provider: str
-    upstream_model: str
-    api_base: str
-    store_prompts: bool
-    price: Price | None
-    end_user: str | None = None
-    tags: tuple[str, ...] = ()
-    client_ip: str = ""
-    user_agent: str = ""
-    dialect: str = "ga"
-    #: "key" or "ephemeral_token" (an ephemeral token is billed to its parent key, ``key_name``).
-    credential: str = "key"
-
-
-@attrs.frozen
-class SessionEnd:
-    """How a session ended: who closed it, with which code, and whether it failed."""
-
-    by: Literal["client", "upstream", "proxy"]
-    code: int | None
-    reason: str = ""
-    failed: bool = False
-    error: dict[str, Any] | None = None
 
 
 def _d(value: Any) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """The session core: one realtime session from handshake to its last record.
 
-Both listeners hand a :class:`ClientHandshake` to :func:`run_session`; nothing below knows which
-listener it came from. A session is one nursery with three tasks:
+The server plans a session (:class:`~rtproxy.relay.plan.SessionPlan`) and hands it, with the
+client's pending handshake and the session's ports, to :class:`Session`; nothing below knows which
+listener the client came through, nor which protocol it speaks beyond what the plan's protocol
+answers. A session is one nursery with three tasks:
 
 - the client→upstream pump and the upstream→client pump: one task per direction, each reading
   its source leg itself and writing the whole batch it got to the other leg (no queue hop);
 - the collector, fed through a bounded channel with only the frames it needs (chosen by the
-  type peek: never audio).
+  protocol's ``collects``: never audio).
 
 When either side closes, the pumps stop, both legs are closed under a shield (the other side
 gets the mapped close code: upstream 1005/1006/1015 become 1011 for the client, a vanished
@@ -20,23 +22,18 @@ ever is, the pump *waits* (backpressure on this one session) rather than drop a 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import secrets
-import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import trio
 
-from .admission import Admission, HandshakeRequest, Rejection, admit
-from .collector import Collector, SessionEnd, SessionMeta
-from .errors import UpstreamError, UpstreamRejected
-from .frames import is_collected
+from ..errors import UpstreamError
+from ..protocols.seam import SessionCollector
+from ..spend.records import SessionEnd
+from .handshake import ClientHandshake, ClientLeg, deliver_rejection, error_body, upstream_rejection
+from .plan import SessionPlan, SessionPorts
 from .wsleg import LegClosed, Message, WebSocketLeg, clip_reason, sendable_code
-
-if TYPE_CHECKING:
-    from .gateway import Gateway
 
 log = logging.getLogger("rtproxy.session")
 
@@ -44,118 +41,18 @@ log = logging.getLogger("rtproxy.session")
 COLLECT_QUEUE_EVENTS = 256
 
 
-class ClientLeg(Protocol):
-    async def receive(self) -> list[Message]: ...
-    async def send(self, messages: list[Message]) -> None: ...
-    async def send_text(self, text: str) -> None: ...
-    async def close(self, code: int, reason: str = "") -> None: ...
-
-
-class ClientHandshake(Protocol):
-    """A client's pending WebSocket handshake, as either listener presents it."""
-
-    request: HandshakeRequest
-
-    async def reject(self, status: int, body: bytes) -> None:
-        """Refuse with an HTTP response (``body`` is JSON)."""
-
-    async def accept(self, subprotocol: str | None) -> ClientLeg:
-        """Complete the handshake with 101, echoing ``subprotocol``."""
-
-
-def new_session_id() -> str:
-    return "sess_rtp_" + secrets.token_hex(10)
-
-
-def error_event(code: str, message: str, error_type: str = "invalid_request_error") -> str:
-    return json.dumps({
-        "type": "error",
-        "event_id": "event_rtp_" + secrets.token_hex(8),
-        "error": {"type": error_type, "code": code, "message": message, "param": None, "event_id": None},
-    })
-
-
-def error_body(code: str, message: str, error_type: str) -> bytes:
-    return json.dumps({"error": {"type": error_type, "code": code, "message": message}}).encode()
-
-
-async def deliver_rejection(hs: ClientHandshake, rejection: Rejection) -> None:
-    """HTTP status for header clients; accept + error event + 4xxx close for browsers."""
-    if not rejection.browser:
-        await hs.reject(rejection.status, error_body(rejection.code, rejection.message, rejection.error_type))
-        return
-    leg = await hs.accept(rejection.subprotocol)
-    try:
-        await leg.send_text(error_event(rejection.code, rejection.message, rejection.error_type))
-    except LegClosed:
-        pass
-    await leg.close(rejection.close_code, rejection.message)
-
-
-def upstream_rejection(exc: UpstreamError, browser: bool, subprotocol: str | None) -> Rejection:
-    """Map an upstream failure to what the client is told. The upstream's body is not passed on:
-    provider error pages can echo parts of the provider key."""
-    if isinstance(exc, UpstreamRejected):
-        if exc.status == 429:
-            return Rejection(429, "upstream_rate_limited", "the upstream provider is rate limiting; retry later",
-                             browser, subprotocol)
-        if exc.status in (401, 403):
-            return Rejection(502, "upstream_auth_failed",
-                             f"the upstream provider refused the gateway's credentials (HTTP {exc.status})",
-                             browser, subprotocol)
-        if exc.status == 404:
-            return Rejection(502, "upstream_model_not_found",
-                             "the upstream provider does not know the configured model (HTTP 404)", browser, subprotocol)
-        return Rejection(502, "upstream_refused", f"the upstream provider refused the session (HTTP {exc.status})",
-                         browser, subprotocol)
-    return Rejection(502, "upstream_unreachable", f"the upstream provider is unreachable: {exc}", browser, subprotocol)
-
-
-async def run_session(gateway: Gateway, hs: ClientHandshake) -> None:
-    """Admit, connect and relay one session; returns when it is over and recorded."""
-    decision = admit(hs.request, gateway.keys, gateway.config, tokens=gateway.tokens, now=time.time())
-    if isinstance(decision, Admission):
-        decision = gateway.check_admission(decision)
-    if isinstance(decision, Rejection):
-        log.info("refused %s %s: %s (%d)", hs.request.client_ip, hs.request.path[:80], decision.code, decision.status)
-        await deliver_rejection(hs, decision)
-        return
-    session = Session(gateway, decision, hs.request)
-    gateway.session_opened(session)
-    try:
-        await session.run(hs)
-    finally:
-        gateway.session_closed(session)
-
-
 class Session:
-    def __init__(self, gateway: Gateway, admission: Admission, request: HandshakeRequest) -> None:
-        self.gateway = gateway
-        self.admission = admission
-        self.id = new_session_id()
-        self.target = gateway.target_for(admission)
+    """One planned session: :meth:`run` relays it until it is over and recorded."""
+
+    def __init__(self, plan: SessionPlan, ports: SessionPorts) -> None:
+        self.plan = plan
+        self.ports = ports
+        self.id = plan.session_id
         self.end: SessionEnd | None = None
         #: The scope :meth:`stop` cancels: the dial's, then the pumps'.
         self._scope: trio.CancelScope | None = None
         self._stop_reason: tuple[int, str, str] | None = None
-        meta = SessionMeta(
-            session_id=self.id,
-            key_name=admission.key.name,
-            key_hash=admission.key.hash_prefix,
-            model=admission.model.name,
-            provider=admission.model.provider,
-            upstream_model=admission.model.target_model,
-            api_base=self.target.api_base,
-            store_prompts=gateway.store_prompts_for(admission.key),
-            price=gateway.price_of(admission.model),
-            end_user=admission.end_user,
-            tags=admission.tags,
-            client_ip=request.client_ip,
-            user_agent=request.user_agent,
-            dialect=admission.dialect,
-            credential="ephemeral_token" if admission.ephemeral else "key",
-        )
-        self.collector = Collector(meta)
+        self.collector: SessionCollector = plan.protocol.new_collector(plan.meta)
         #: Message batches relayed either way; the idle watch only compares it over time.
         self.batches = 0
 
@@ -178,48 +75,47 @@ class Session:
             self.end = end
 
     async def run(self, hs: ClientHandshake) -> None:
-        gw = self.gateway
-        adm = self.admission
+        plan, ports = self.plan, self.ports
+        error_event = plan.protocol.error_event
         upstream = None
         try:
             with self._stoppable_scope():
-                upstream = await gw.dial(self.target)
+                upstream = await ports.dial(plan.target)
         except UpstreamError as exc:
-            rejection = upstream_rejection(exc, adm.browser, adm.subprotocol)
+            rejection = upstream_rejection(exc, plan.browser, plan.subprotocol)
             log.warning("session %s: %s", self.id, exc)
             self._ended(SessionEnd("upstream", getattr(exc, "status", None), rejection.message, failed=True,
                                    error={"type": rejection.error_type, "code": rejection.code,
                                           "message": rejection.message}))
             with trio.CancelScope(shield=True):
-                await deliver_rejection(hs, rejection)
-                gw.write_record(self.collector.finish(self.end))  # type: ignore[arg-type]
+                await deliver_rejection(hs, rejection, error_event)
+                ports.write_record(self.collector.finish(self.end))  # type: ignore[arg-type]
             return
         if upstream is None:
             # stopped while connecting (shutdown): nothing was accepted yet
             self._ended(SessionEnd("proxy", None, "the gateway is shutting down"))
             with trio.CancelScope(shield=True):
                 await hs.reject(503, error_body("shutting_down", "the gateway is shutting down", "server_error"))
-                gw.write_record(self.collector.finish(self.end))  # type: ignore[arg-type]
+                ports.write_record(self.collector.finish(self.end))  # type: ignore[arg-type]
             return
 
-        client = await hs.accept(adm.subprotocol)
+        client = await hs.accept(plan.subprotocol)
         log.info("session %s opened: key=%s model=%s provider=%s dialect=%s credential=%s", self.id,
-                 adm.key.name, adm.model.name, adm.model.provider, adm.dialect,
-                 "ephemeral" if adm.ephemeral else "key")
+                 plan.key.name, plan.model.name, plan.model.provider, plan.dialect,
+                 "ephemeral" if plan.ephemeral else "key")
         send_ch, recv_ch = trio.open_memory_channel[tuple[str, bytes]](COLLECT_QUEUE_EVENTS)
         self._collect_ch = send_ch
-        initial = self._initial_update()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._collect, recv_ch)
                 async with send_ch:
                     try:
                         with self._stoppable_scope() as scope:
-                            limit = gw.config.server.max_session_duration_s
+                            limit = plan.limits.max_duration_s
                             if limit:
                                 scope.deadline = trio.current_time() + limit
-                            if initial is not None:
-                                # the session config the token was minted with, before any client frame
+                            for initial in plan.initial_frames:
+                                # e.g. the session config a token was minted with, before any client frame
                                 await upstream.send_text(initial)
                                 await send_ch.send(("client", initial.encode()))
                             async with trio.open_nursery() as pumps:
@@ -228,7 +124,7 @@ class Session:
                         if scope.cancelled_caught and self.end is None and self._stop_reason is None:
                             self._stop_reason = (1008, "session_expired",
                                                  f"the session reached its maximum duration of {limit:g} s")
-                    except LegClosed as exc:  # the initial session.update could not be sent
+                    except LegClosed as exc:  # an initial frame could not be sent
                         self._ended(SessionEnd("upstream", exc.code, exc.reason))
                     finally:
                         with trio.CancelScope(shield=True):
@@ -245,6 +141,7 @@ class Session:
         direction = "client" if side == "client" else "server"
         other = "upstream" if side == "client" else "client"
         send_nowait = collect.send_nowait
+        is_collected = self.plan.protocol.collects
         try:
             while True:
                 try:
@@ -277,6 +174,7 @@ class Session:
     async def _close_legs(self, client: ClientLeg, upstream: ClientLeg) -> None:
         """Close both legs with the codes the end calls for, concurrently and bounded."""
         end = self.end
+        error_event = self.plan.protocol.error_event
         client_events: list[str] = []
         if self._stop_reason is not None and end is None:
             code, error_code, message = self._stop_reason
@@ -323,6 +221,7 @@ class Session:
 
         async def bill_late(messages: list[Message]) -> None:
             # frames the upstream sent before it saw our close: not forwarded, but recorded
+            is_collected = self.plan.protocol.collects
             for is_text, payload in messages:
                 if is_text and is_collected(payload) and self._collect_ch is not None:
                     await self._collect_ch.send(("server", payload))
@@ -333,7 +232,7 @@ class Session:
             else:
                 await upstream.close(up_code, clip_reason(up_reason))
 
-        timeout = self.gateway.config.server.close_timeout_s + 1
+        timeout = self.plan.limits.close_timeout_s + 1
         with trio.move_on_after(timeout):
             async with trio.open_nursery() as n:
                 n.start_soon(close_client)
@@ -345,9 +244,10 @@ class Session:
         Shielded: it must see every event and write the last record even when the session is
         being cancelled (client disconnect on the main port, shutdown).
         """
-        gw = self.gateway
+        ports = self.ports
         collector = self.collector
-        idle_limit = gw.config.server.idle_timeout_s
+        key_name = self.plan.key.name
+        idle_limit = self.plan.limits.idle_timeout_s
         # the idle watch wakes a few times per timeout; without a timeout, never
         check_every = min(max(idle_limit / 4, 0.05), 5.0) if idle_limit else math.inf
         seen_batches, quiet_since = -1, trio.current_time()
@@ -360,10 +260,9 @@ class Session:
                         except trio.EndOfChannel:
                             break
                         for record in collector.feed(direction, payload):  # type: ignore[arg-type]
-                            gw.write_record(record)
-                            if gw.over_budget(self.admission.key) and self._stop_reason is None:
-                                self.stop(4429, "budget_exceeded",
-                                          f"key {self.admission.key.name!r} has used its budget")
+                            ports.write_record(record)
+                            if ports.over_budget() and self._stop_reason is None:
+                                self.stop(4429, "budget_exceeded", f"key {key_name!r} has used its budget")
                         continue
                     now = trio.current_time()
                     if self.batches != seen_batches:
@@ -371,23 +270,12 @@ class Session:
                     elif now - quiet_since >= idle_limit and self._stop_reason is None:
                         self.stop(1008, "idle_timeout", f"no events either way for {idle_limit:g} s")
             end = self.end or SessionEnd("proxy", None, "")
-            gw.write_record(collector.finish(end))
-
-    def _initial_update(self) -> str | None:
-        """The ``session.update`` an ephemeral token carries, in the session's dialect."""
-        config = self.admission.initial_session
-        if not config:
-            return None
-        session = {k: v for k, v in config.items() if k not in ("model", "client_secret", "expires_after")}
-        if self.admission.dialect == "ga":
-            session["type"] = "realtime"
-        else:
-            session.pop("type", None)
-        return json.dumps({"type": "session.update", "event_id": "event_rtp_token_config", "session": session})
+            ports.write_record(collector.finish(end))
 
     def summary(self) -> dict[str, Any]:
         """What an operator sees of a live session (no secrets, no content)."""
-        return {"id": self.id, "key_name": self.admission.key.name, "model": self.admission.model.name,
-                "provider": self.admission.model.provider, "credential": self.collector.meta.credential,
+        plan = self.plan
+        return {"id": self.id, "key_name": plan.key.name, "model": plan.model.name,
+                "provider": plan.model.provider, "credential": plan.meta.credential,
                 "started": self.collector.started_at.isoformat(timespec="seconds"),
-                "responses": self.collector.responses, "client_ip": self.collector.meta.client_ip}
+                "responses": self.collector.responses, "client_ip": plan.meta.client_ip}

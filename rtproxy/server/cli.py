@@ -19,10 +19,10 @@ from typing import Any
 
 import trio
 
-from .config import Config, is_loopback_host, load_config, parse_config
-from .errors import ConfigError
-from .keys import hash_key
-from .spendlog import iter_records
+from ..auth.keys import hash_key
+from ..config import Config, is_loopback_host, load_config, parse_config
+from ..errors import ConfigError
+from ..spend.log import iter_records
 
 log = logging.getLogger("rtproxy")
 
@@ -247,7 +247,7 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .offline.server import serve_offline_model
+    from ..offline.server import serve_offline_model
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

@@ -14,8 +14,9 @@ import http
 import logging
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
@@ -23,12 +24,14 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
-from .admission import HandshakeRequest, select_subprotocol
-from .transport import SocketTransport, TimedStream
-from .wsleg import RECEIVE_CHUNK_BYTES, WIRE_LOGGER, WebSocketLeg
+from ..auth.admission import HandshakeRequest, select_subprotocol
+from ..config import ServerConfig
+from ..relay.handshake import ClientHandshake
+from ..relay.transport import SocketTransport, TimedStream
+from ..relay.wsleg import RECEIVE_CHUNK_BYTES, WIRE_LOGGER, WebSocketLeg
 
-if TYPE_CHECKING:
-    from .gateway import Gateway
+#: What the listener hands each accepted handshake to (the gateway's ``run_session``).
+RunSession = Callable[[ClientHandshake], Awaitable[None]]
 
 log = logging.getLogger("rtproxy.listener")
 
@@ -60,8 +63,7 @@ class ListenerHandshake:
         self._close_timeout_s = close_timeout_s
 
     @classmethod
-    async def read(cls, stream: Transport, gateway: Gateway, client_ip: str) -> ListenerHandshake | None:
-        cfg = gateway.config.server
+    async def read(cls, stream: Transport, cfg: ServerConfig, client_ip: str) -> ListenerHandshake | None:
         proto = ServerProtocol(max_size=cfg.max_message_bytes, select_subprotocol=_select, logger=WIRE_LOGGER)
         request: Request | None = None
         with trio.move_on_after(cfg.handshake_timeout_s):
@@ -116,23 +118,24 @@ class ListenerHandshake:
         return leg
 
 
-async def _handle_connection(gateway: Gateway, stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
+async def _handle_connection(cfg: ServerConfig, run_session: RunSession,
+                             stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
     raw = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
     try:
         peer = raw.socket.getpeername()
         client_ip = peer[0] if isinstance(peer, tuple) else ""
     except OSError:
         client_ip = ""
-    send_timeout = gateway.config.server.client_send_timeout_s
+    send_timeout = cfg.client_send_timeout_s
     transport: Transport
     if isinstance(stream, trio.SSLStream):
         transport = TimedStream(stream, send_timeout)  # TLS: trio's stream, with the slow-client limit
     else:
         transport = SocketTransport.from_stream(stream, send_timeout_s=send_timeout)
     try:
-        hs = await ListenerHandshake.read(transport, gateway, client_ip)
+        hs = await ListenerHandshake.read(transport, cfg, client_ip)
         if hs is not None:
-            await gateway.run_session(hs)
+            await run_session(hs)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     except Exception:
@@ -161,7 +164,8 @@ async def open_listeners(host: str, port: int, *, reuse_port: bool = False) -> l
     return listeners
 
 
-async def serve_realtime_listener(gateway: Gateway, host: str, port: int, *, reuse_port: bool = False,
+async def serve_realtime_listener(cfg: ServerConfig, run_session: RunSession, host: str, port: int, *,
+                                  reuse_port: bool = False,
                                   ssl_context: ssl.SSLContext | None = None,
                                   task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     try:
@@ -176,4 +180,4 @@ async def serve_realtime_listener(gateway: Gateway, host: str, port: int, *, reu
         listeners = [trio.SSLListener(listener, ssl_context, https_compatible=True) for listener in listeners]
     log.info("realtime listener on %s://%s:%d/v1/realtime", "wss" if ssl_context else "ws", host, bound)
     task_status.started(bound)
-    await trio.serve_listeners(partial(_handle_connection, gateway), listeners)
+    await trio.serve_listeners(partial(_handle_connection, cfg, run_session), listeners)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import attrs
 
-from .config import AUTO_KEY, Config, KeyConfig
+from ..config import AUTO_KEY, Config, KeyConfig
 
 #: Printed key hashes are shortened to this many hex digits in records and logs.
 KEY_HASH_PREFIX_LEN = 12

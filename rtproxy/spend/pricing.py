@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from .config import ModelConfig, PriceConfig
+from ..config import ModelConfig, PriceConfig
 
 PER_TOKEN = 1e-6  # table rates are per 1M tokens
 

@@ -15,8 +15,8 @@ from websockets.client import ClientProtocol
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from .errors import UpstreamRejected, UpstreamUnreachable
-from .providers import UpstreamTarget
+from ..errors import UpstreamRejected, UpstreamUnreachable
+from ..protocols.seam import UpstreamTarget
 from .transport import SocketTransport
 from .wsleg import RECEIVE_CHUNK_BYTES, WIRE_LOGGER, WebSocketLeg
 

@@ -1,0 +1,37 @@
+"""A cheap peek at a JSON event's ``"type"``, without parsing it.
+
+Both protocols rtproxy speaks are JSON objects with a ``type``. Every producer we know (the
+OpenAI servers, the SDKs, browsers' ``JSON.stringify`` of ``{type, ...}``) puts ``type`` first or
+right after ``event_id``: :func:`peek_type` finds it in the first :data:`PEEK_BYTES` bytes. A
+frame whose type is further in peeks as ``None`` and is parsed in full by whoever needs it,
+which is correct, only slower.
+"""
+
+from __future__ import annotations
+
+#: How far into a frame the type is looked for.
+PEEK_BYTES = 160
+_TYPE_KEY = b'"type"'
+_MAX_TYPE_LEN = 96
+
+def peek_type(data: bytes) -> bytes | None:
+    """The value of the first ``"type"`` key in the frame's head, or None if not found there."""
+    i = data.find(_TYPE_KEY, 0, PEEK_BYTES)
+    if i < 0:
+        return None
+    j = i + 6
+    n = len(data)
+    # skip  optional whitespace, a colon, optional whitespace
+    while j < n and data[j] in b" \t\r\n":
+        j += 1
+    if j >= n or data[j] != 0x3A:  # ':'
+        return None
+    j += 1
+    while j < n and data[j] in b" \t\r\n":
+        j += 1
+    if j >= n or data[j] != 0x22:  # '"'
+        return None
+    end = data.find(b'"', j + 1, j + 2 + _MAX_TYPE_LEN)
+    if end < 0:
+        return None
+    return bytes(data[j + 1:end])  # frames may be bytearrays (unmasked client data)

@@ -1,0 +1,37 @@
+"""The OpenAI Realtime API (GA and beta dialects, OpenAI and Azure upstreams).
+
+:data:`REALTIME` is the protocol value the relay is handed (:class:`~rtproxy.protocols.seam.ApiProtocol`);
+the server also uses :func:`build_target` and :func:`token_session_update` while planning.
+"""
+
+from __future__ import annotations
+
+from ...spend.records import SessionMeta
+from .collector import Collector
+from .events import is_collected
+from .messages import error_event, token_session_update
+from .upstream import build_target
+
+
+class RealtimeProtocol:
+    """The Realtime API as the relay sees it."""
+
+    name = "realtime"
+
+    @staticmethod
+    def collects(payload: bytes) -> bool:
+        return is_collected(payload)
+
+    @staticmethod
+    def new_collector(meta: SessionMeta) -> Collector:
+        return Collector(meta)
+
+    @staticmethod
+    def error_event(code: str, message: str, error_type: str) -> str:
+        return error_event(code, message, error_type)
+
+
+REALTIME = RealtimeProtocol()
+
+__all__ = ["REALTIME", "Collector", "RealtimeProtocol", "build_target", "error_event", "is_collected",
+           "token_session_update"]

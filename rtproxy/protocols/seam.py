@@ -1,0 +1,66 @@
+"""The seam between the relay and a protocol: the few things the session core asks of one.
+
+A protocol is a value with three abilities (:class:`ApiProtocol`):
+
+- ``collects(payload)``: whether the collector needs this text frame, decided from its first
+  bytes without parsing it (the relay calls it on every text frame: it must be cheap);
+- ``new_collector(meta)``: a :class:`SessionCollector` for one session: frames in, spend records
+  out, then the session record at the end;
+- ``error_event(code, message, error_type)``: the protocol's own ``error`` event, for what the
+  gateway tells a client before closing it.
+
+Everything else a protocol knows (its paths, upstream URLs, initial frames) is used by the server
+while it plans a session, before the relay sees it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, Protocol
+
+import attrs
+
+from ..spend.records import Record, SessionEnd, SessionMeta
+
+#: Who sent a frame: the client, or the upstream provider ("server", as the API names its events).
+Direction = Literal["client", "server"]
+
+
+@attrs.frozen
+class UpstreamTarget:
+    """Where a session's upstream leg goes: URL and headers (the provider's secret among them)."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...] = attrs.field(repr=False)
+    provider: str = ""
+    #: The URL without query, for records (``api_base``).
+    api_base: str = ""
+
+
+class SessionCollector(Protocol):
+    """One session's frames in, spend records out. No I/O."""
+
+    @property
+    def started_at(self) -> datetime: ...
+
+    @property
+    def responses(self) -> int: ...
+
+    def feed(self, direction: Direction, payload: bytes) -> list[Record]:
+        """Take one text frame the relay was told to collect; return the records it completes."""
+
+    def finish(self, end: SessionEnd) -> Record:
+        """The session record; called once, when the session is over."""
+
+
+class ApiProtocol(Protocol):
+    """What the relay's session core asks of a protocol (see the module docstring)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def collects(self, payload: bytes) -> bool: ...
+
+    def new_collector(self, meta: SessionMeta) -> SessionCollector: ...
+
+    def error_event(self, code: str, message: str, error_type: str) -> str: ...

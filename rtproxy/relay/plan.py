@@ -1,0 +1,72 @@
+"""A session plan: everything a session needs, resolved before it starts, and the few ports
+through which it reaches the world.
+
+The server admits a handshake and turns the admission into one frozen :class:`SessionPlan`
+(key, model, upstream target, price and prompt policy in the record metadata, limits, dialect,
+subprotocol echo, the protocol). The session core gets that plan and a :class:`SessionPorts`
+value, and asks nothing else of the gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from ..auth.keys import VirtualKey
+from ..config import ModelConfig
+from ..protocols.seam import ApiProtocol, UpstreamTarget
+from ..spend.pricing import Price
+from ..spend.records import Record, SessionMeta
+from .wsleg import WebSocketLeg
+
+
+@attrs.frozen
+class SessionLimits:
+    """The per-session bounds, from ``[server]``; 0 turns a limit off."""
+
+    #: A session is closed (error event + 1008) after this long.
+    max_duration_s: float
+    #: A session with no frame either way for this long is closed (error event + 1008).
+    idle_timeout_s: float
+    #: How long closing one leg may wait for the peer's close frame.
+    close_timeout_s: float
+
+
+@attrs.frozen
+class SessionPlan:
+    session_id: str
+    key: VirtualKey
+    model: ModelConfig
+    protocol: ApiProtocol
+    target: UpstreamTarget
+    #: What the records say about the session (price and prompt policy included).
+    meta: SessionMeta
+    limits: SessionLimits
+    dialect: str
+    #: A browser client (refusals become an accepted socket, an error event and a 4xxx close).
+    browser: bool
+    #: The subprotocol echoed in the 101 (None when none was offered); never one carrying a key.
+    subprotocol: str | None
+    #: Opened with an ephemeral token (billed to ``key``, its parent).
+    ephemeral: bool = False
+    #: Sent upstream before any client frame (an ephemeral token's session config).
+    initial_frames: tuple[str, ...] = ()
+
+    @property
+    def price(self) -> Price | None:
+        return self.meta.price
+
+    @property
+    def store_prompts(self) -> bool:
+        return self.meta.store_prompts
+
+
+@attrs.frozen
+class SessionPorts:
+    """The session core's only ways out: dial the upstream, write a record, ask the budget."""
+
+    dial: Callable[[UpstreamTarget], Awaitable[WebSocketLeg]]
+    write_record: Callable[[Record], None]
+    #: Whether the session's key has used its budget (checked after each record is written).
+    over_budget: Callable[[], bool]

@@ -1,0 +1,285 @@
+"""The ASGI application: the Quart-Trio app for pages and REST, and the realtime route.
+
+``create_app()`` returns an ASGI callable that hypercorn's trio worker serves:
+
+    hypercorn -k trio 'rtproxy.app:create_app()'      # config from $RTPROXY_CONFIG or ./config.toml
+
+WebSocket requests to a realtime path go straight to the session core (no Quart on the data
+path); everything else (lifespan included) goes to the Quart-Trio app. When the app starts
+serving, it starts the gateway's services (realtime listener, offline model) in its nursery;
+when it stops, open sessions are closed with 1001 and their records written.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import trio
+from quart import Response, jsonify, request, send_from_directory
+from quart_trio import QuartTrio
+
+from ..auth.admission import END_USER_HEADER, REALTIME_PATHS
+from ..auth.keys import VirtualKey
+from ..auth.tokens import MAX_TTL_S, TokenClaims, TokenError
+from ..config import Config, load_config
+from ..spend.query import SpendFilter, appended_since, newest_first, parse_time
+from .asgi_leg import AsgiHandshake
+from .gateway import Gateway
+
+WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
+DEFAULT_CONFIG = "config.toml"
+
+#: Pages and API answers forbid framing and foreign scripts; the pages need only their origin
+#: (and ws:/wss: to it, which 'self' does not cover in every browser).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self' blob:; connect-src 'self' ws: wss:; worker-src 'self' blob:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _json_error(status: int, code: str, message: str, error_type: str = "invalid_request_error") -> Response:
+    response = jsonify({"error": {"type": error_type, "code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+class RtproxyApp:
+    """ASGI entry point: realtime WebSockets to the session core, the rest to Quart."""
+
+    def __init__(self, gateway: Gateway, quart: QuartTrio) -> None:
+        self.gateway = gateway
+        self.quart = quart
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and scope.get("path", "").rstrip("/") in REALTIME_PATHS:
+            server = self.gateway.config.server
+            hs = AsgiHandshake(scope, receive, send, send_timeout_s=server.client_send_timeout_s,
+                               spawn=self.gateway.spawn)
+            if await hs.start():
+                try:
+                    await self.gateway.run_session(hs)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await hs.finish(server.close_timeout_s)
+            return
+        await self.quart(scope, receive, send)
+
+
+def _presented_key(gateway: Gateway) -> VirtualKey | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return gateway.keys.lookup(token.strip())
+    api_key = request.headers.get("api-key", "").strip()
+    return gateway.keys.lookup(api_key) if api_key else None
+
+
+def build_quart(gateway: Gateway) -> QuartTrio:
+    quart = QuartTrio("rtproxy", static_folder=None)
+    quart.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = gateway.config.server.shutdown_grace_s
+
+    @quart.before_serving
+    async def start_services() -> None:
+        await quart.nursery.start(gateway.run)
+
+    @quart.after_serving
+    async def stop_services() -> None:
+        await gateway.shutdown()
+
+    @quart.after_request
+    async def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # Pages and their modules revalidate (an upgrade is seen at once); API answers are not kept.
+        static = request.path in ("/", "/logs") or request.path.startswith(("/js/", "/css/"))
+        response.headers["Cache-Control"] = "no-cache" if static else "no-store"
+        return response
+
+    def require_key() -> VirtualKey | Response:
+        key = _presented_key(gateway)
+        if key is None:
+            has = bool(request.headers.get("Authorization") or request.headers.get("api-key"))
+            return _json_error(401, "invalid_api_key" if has else "missing_api_key",
+                               "send a valid key as 'Authorization: Bearer <key>'", "authentication_error")
+        return key
+
+    @quart.get("/")
+    async def playground_page() -> Any:
+        return await send_from_directory(WEB_DIR, "index.html")
+
+    @quart.get("/logs")
+    async def logs_page() -> Any:
+        return await send_from_directory(WEB_DIR, "logs.html")
+
+    @quart.get("/js/<path:path>")
+    async def web_js(path: str) -> Any:
+        return await send_from_directory(WEB_DIR / "js", path)  # safe_join: no way out of web/js
+
+    @quart.get("/css/<path:path>")
+    async def web_css(path: str) -> Any:
+        return await send_from_directory(WEB_DIR / "css", path)
+
+    @quart.get("/health")
+    async def health() -> Any:
+        return jsonify(gateway.health())
+
+    @quart.get("/v1/models")
+    async def models() -> Any:
+        key = require_key()
+        if isinstance(key, Response):
+            return key
+        data = [{"id": m.name, "object": "model", "created": 0, "owned_by": f"rtproxy:{m.provider}"}
+                for m in gateway.config.models if key.allows_model(m.name)]
+        return jsonify({"object": "list", "data": data})
+
+    @quart.get("/v1/realtime/endpoints")
+    async def endpoints() -> Any:
+        parts = urlsplit("//" + (request.host or "127.0.0.1"))
+        host = parts.hostname or "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        main_port = parts.port
+        scheme = "wss" if request.scheme in ("https", "wss") else "ws"
+        listeners = []
+        if gateway.realtime_port is not None:
+            listeners.append({"name": "realtime listener", "port": gateway.realtime_port,
+                              "url": f"{scheme}://{host}:{gateway.realtime_port}/v1/realtime"})
+        main = f"{host}:{main_port}" if main_port else host
+        listeners.append({"name": "main port", "port": main_port,
+                          "url": f"{scheme}://{main}/v1/realtime"})
+        out: dict[str, Any] = {
+            "listeners": listeners,
+            "paths": sorted(REALTIME_PATHS),
+            "subprotocols": ["realtime", "openai-insecure-api-key.<key>", "openai-beta.realtime-v1"],
+        }
+        key = _presented_key(gateway)
+        if key is not None:
+            models_out = []
+            for m in gateway.config.models:
+                if key.allows_model(m.name):
+                    price = gateway.price_of(m)
+                    models_out.append({"id": m.name, "provider": m.provider,
+                                       "price_per_million_tokens": price.to_json() if price else None})
+            out["models"] = models_out
+        return jsonify(out)
+
+    async def mint(shape: str) -> Any:
+        key = require_key()
+        if isinstance(key, Response):
+            return key
+        try:
+            body = await request.get_json(force=True, silent=False)
+        except Exception:
+            body = None
+        if body is None and not (await request.get_data()):
+            body = {}
+        if not isinstance(body, dict):
+            return _json_error(400, "invalid_json", "the body must be a JSON object")
+        if shape == "ga":
+            session = body.get("session") or {}
+            expires = body.get("expires_after") or {}
+        else:
+            session = {k: v for k, v in body.items() if k != "client_secret"}
+            expires = (body.get("client_secret") or {}).get("expires_after") or {}
+        if not isinstance(session, dict) or not isinstance(expires, dict):
+            return _json_error(400, "invalid_request", "session and expires_after must be objects")
+        ttl = expires.get("seconds", gateway.config.server.token_ttl_s)
+        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or not 10 <= ttl <= MAX_TTL_S:
+            return _json_error(400, "invalid_expires_after", f"expires_after.seconds must be 10 to {MAX_TTL_S}")
+        if expires.get("anchor", "created_at") != "created_at":
+            return _json_error(400, "invalid_expires_after", "expires_after.anchor must be 'created_at'")
+        model_name = session.get("model")
+        if not isinstance(model_name, str) or not model_name:
+            return _json_error(400, "missing_model", "name the model: session.model")
+        model = gateway.config.model(model_name)
+        if model is None:
+            return _json_error(404, "model_not_found", f"model {model_name[:100]!r} is not served by this gateway")
+        if not key.allows_model(model.name):
+            return _json_error(403, "model_not_allowed", f"this key may not use model {model.name!r}",
+                               "permission_error")
+        refusal = gateway.budgets.refusal(key)
+        if refusal is not None:
+            return _json_error(429, refusal[0], refusal[1], "rate_limit_error")
+        now = int(time.time())
+        expires_at = now + int(ttl)
+        config = {k: v for k, v in session.items() if k not in ("model", "type")}
+        end_user = request.headers.get(END_USER_HEADER)
+        try:
+            token = gateway.tokens.mint(TokenClaims(
+                key_name=key.name, model=model.name, expires_at=expires_at, issued_at=now,
+                dialect=shape, end_user=end_user[:256] if end_user else None, session=config or None))
+        except TokenError as exc:
+            return _json_error(413, "session_too_large", str(exc))
+        described = {"id": "sess_rtp_" + secrets.token_hex(10), "object": "realtime.session", "model": model.name,
+                     "expires_at": expires_at, **config}
+        if shape == "ga":
+            response = jsonify({"value": token, "expires_at": expires_at, "session": {"type": "realtime", **described}})
+        else:
+            response = jsonify({**described, "client_secret": {"value": token, "expires_at": expires_at}})
+        return response
+
+    @quart.post("/v1/realtime/client_secrets")
+    async def client_secrets() -> Any:
+        return await mint("ga")
+
+    @quart.post("/v1/realtime/sessions")
+    async def beta_sessions() -> Any:
+        return await mint("beta")
+
+    @quart.get("/admin/sessions")
+    async def admin_sessions() -> Any:
+        key = require_key()
+        if isinstance(key, Response):
+            return key
+        if not key.is_admin:
+            return _json_error(403, "admin_only", "this route needs an admin key", "permission_error")
+        return jsonify({"object": "list", "data": [s.summary() for s in gateway.sessions]})
+
+    @quart.get("/spend/logs")
+    async def spend_logs() -> Any:
+        key = require_key()
+        if isinstance(key, Response):
+            return key
+        args = request.args
+        key_name = args.get("key_name")
+        if not key.is_admin:
+            if key_name not in (None, key.name):
+                return _json_error(403, "forbidden", "a user key sees only its own records", "permission_error")
+            key_name = key.name
+        since, until = parse_time(args.get("since")), parse_time(args.get("until"))
+        for name, raw, parsed in (("since", args.get("since"), since), ("until", args.get("until"), until)):
+            if raw and parsed is None:
+                return _json_error(400, "invalid_time", f"{name} must be an ISO-8601 time")
+        try:
+            limit = int(args.get("limit", "100"))
+            cursor = int(args["cursor"]) if "cursor" in args else None
+            after = int(args["after"]) if "after" in args else None
+        except ValueError:
+            return _json_error(400, "invalid_number", "limit, cursor and after are whole numbers")
+        flt = SpendFilter(session_id=args.get("session_id"), key_name=key_name, model=args.get("model"),
+                          record=args.get("record"), status=args.get("status"), since=since, until=until)
+        path = gateway.spend.path
+        if after is not None:
+            page = appended_since(path, flt, after=after, limit=limit)
+        else:
+            page = newest_first(path, flt, limit=limit, cursor=cursor)
+        return jsonify({"object": "list", "data": page.records, "next_cursor": page.next_cursor,
+                        "end_offset": page.end_offset})
+
+    return quart
+
+
+def create_app(config: Config | None = None, *, gateway: Gateway | None = None) -> RtproxyApp:
+    """The ASGI app for hypercorn. The config path comes from ``$RTPROXY_CONFIG`` when not given."""
+    if gateway is None:
+        if config is None:
+            config = load_config(os.environ.get("RTPROXY_CONFIG", DEFAULT_CONFIG))
+        gateway = Gateway(config)
+    return RtproxyApp(gateway, build_quart(gateway))
