@@ -74,6 +74,32 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()
     #: Refuse keys written as ``key`` (plain, env or auto): only ``key_sha256`` may be used.
     require_key_sha256: bool = False
+    #: When a client leaves with responses in flight, the upstream stays open this long to cancel
+    #: them and bill them as the provider reports; what is not reported by then is estimated.
+    settle_window_s: float = 5.0
+
+
+@attrs.frozen
+class StateConfig:
+    """The state store behind concurrency caps, rates and budgets (rtproxy.state)."""
+
+    #: ``sqlite``: one file on this host, exact across ``--workers``; ``redis``: across servers.
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    #: The SQLite file, relative to ``[server].state_dir``.
+    path: str = "state.sqlite3"
+    #: ``redis://[user:password@]host:port/db`` or ``unix:///path/redis.sock``; ``"env:REDIS_URL"``.
+    url: str | None = attrs.field(default=None, repr=False)
+    #: Prefix of every Redis key rtproxy writes.
+    prefix: str = "rtproxy:"
+    #: When the store cannot be reached: ``fail_closed`` refuses new sessions (503 / 4503);
+    #: ``fail_open`` admits them against this process's own limits. Open sessions go on either way.
+    on_unavailable: Literal["fail_closed", "fail_open"] = "fail_closed"
+    #: A session whose process stopped renewing its lease stops counting after this long.
+    lease_s: float = 30.0
+    #: One store call (connect included) must answer within this time.
+    timeout_s: float = 1.0
+    #: Sessions open at once across everything sharing the store; unset: no such cap.
+    max_open_sessions: int | None = None
 
 
 @attrs.frozen
@@ -147,6 +173,7 @@ class Config:
     server: ServerConfig = ServerConfig()
     spend_log: SpendLogConfig = SpendLogConfig()
     local: LocalModelConfig = LocalModelConfig()
+    state: StateConfig = StateConfig()
     models: tuple[ModelConfig, ...] = ()
     keys: tuple[KeyConfig, ...] = ()
     #: The directory relative paths are resolved against (the config file's directory).
@@ -269,6 +296,20 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
             raise ConfigError(file, f"server.allowed_origins[{i}]",
                               f"{origin!r} is not an origin like \"https://app.example.com\" (no path)")
     s = attrs.evolve(s, token_secret=token_secret)
+    if s.settle_window_s < 0:
+        raise ConfigError(file, "server.settle_window_s", "must be 0 (bill nothing late) or a positive number of seconds")
+    st = cfg.state
+    state_url = _resolve_secret(st.url, file, "state.url", env)
+    if st.backend == "redis" and not state_url:
+        raise ConfigError(file, "state.url", "the redis backend needs url (e.g. \"env:REDIS_URL\")")
+    if state_url is not None and not re.match(r"^(redis|unix)://", state_url):
+        raise ConfigError(file, "state.url", "must start with redis:// or unix://")
+    for name in ("lease_s", "timeout_s"):
+        if getattr(st, name) <= 0:
+            raise ConfigError(file, f"state.{name}", "must be a positive number of seconds")
+    if st.max_open_sessions is not None and st.max_open_sessions < 1:
+        raise ConfigError(file, "state.max_open_sessions", "must be at least 1")
+    st = attrs.evolve(st, url=state_url)
 
     models: list[ModelConfig] = []
     seen: set[str] = set()
@@ -323,7 +364,7 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
         if k.max_sessions is not None and k.max_sessions < 1:
             raise ConfigError(file, f"{where}.max_sessions", "must be at least 1")
         keys.append(attrs.evolve(k, key=resolved))
-    return attrs.evolve(cfg, server=s, models=tuple(models), keys=tuple(keys))
+    return attrs.evolve(cfg, server=s, state=st, models=tuple(models), keys=tuple(keys))
 
 
 def load_config(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Config:

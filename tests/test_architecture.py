@@ -17,6 +17,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"config"}),
     frozenset({"auth"}),
     frozenset({"spend"}),
+    frozenset({"state"}),
     frozenset({"protocols"}),
     frozenset({"relay"}),
     frozenset({"offline"}),
@@ -152,7 +153,7 @@ def test_the_tree_shows_the_architecture() -> None:
     """Subpackages carry the code; only the foundations and entry points sit at the top."""
     top = sorted(p.stem for p in PACKAGE.glob("*.py"))
     assert top == ["__init__", "__main__", "app", "config", "errors"]
-    for unit in ("auth", "spend", "protocols", "relay", "server", "offline"):
+    for unit in ("auth", "spend", "state", "protocols", "relay", "server", "offline"):
         assert (PACKAGE / unit / "__init__.py").is_file(), unit
 
 

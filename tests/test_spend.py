@@ -147,7 +147,7 @@ async def test_budget_is_rebuilt_from_the_log_and_refuses_connects(nursery: trio
                    + "torn line without end\n")
     cfg = make_config(tmp_path, keys=[{"name": "limited", "key": LIMITED_KEY, "max_budget_usd": 0.5}])
     srv = await start_server(nursery, cfg)
-    assert srv.gateway.budgets.spent["limited"] == pytest.approx(0.5)
+    assert (await srv.gateway.limits.store.spent(["limited"]))["limited"] == pytest.approx(0.5)
     with pytest.raises(ConnectionRejected) as info:
         async with ws_connect(srv.ws_url(listener), headers=auth_headers(LIMITED_KEY)):
             pass

@@ -67,6 +67,7 @@ class SessionPorts:
     """The session core's only ways out: dial the upstream, write a record, ask the budget."""
 
     dial: Callable[[UpstreamTarget], Awaitable[WebSocketLeg]]
-    write_record: Callable[[Record], None]
+    #: Appends the record to the spend log and, for a response, charges its key.
+    write_record: Callable[[Record], Awaitable[None]]
     #: Whether the session's key has used its budget (checked after each record is written).
     over_budget: Callable[[], bool]

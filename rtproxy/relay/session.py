@@ -89,14 +89,14 @@ class Session:
                                           "message": rejection.message}))
             with trio.CancelScope(shield=True):
                 await deliver_rejection(hs, rejection, error_event)
-                ports.write_record(self.collector.finish(self.end))  # type: ignore[arg-type]
+                await ports.write_record(self.collector.finish(self.end))  # type: ignore[arg-type]
             return
         if upstream is None:
             # stopped while connecting (shutdown): nothing was accepted yet
             self._ended(SessionEnd("proxy", None, "the gateway is shutting down"))
             with trio.CancelScope(shield=True):
                 await hs.reject(503, error_body("shutting_down", "the gateway is shutting down", "server_error"))
-                ports.write_record(self.collector.finish(self.end))  # type: ignore[arg-type]
+                await ports.write_record(self.collector.finish(self.end))  # type: ignore[arg-type]
             return
 
         client = await hs.accept(plan.subprotocol)
@@ -260,7 +260,7 @@ class Session:
                         except trio.EndOfChannel:
                             break
                         for record in collector.feed(direction, payload):  # type: ignore[arg-type]
-                            ports.write_record(record)
+                            await ports.write_record(record)
                             if ports.over_budget() and self._stop_reason is None:
                                 self.stop(4429, "budget_exceeded", f"key {key_name!r} has used its budget")
                         continue
@@ -270,7 +270,7 @@ class Session:
                     elif now - quiet_since >= idle_limit and self._stop_reason is None:
                         self.stop(1008, "idle_timeout", f"no events either way for {idle_limit:g} s")
             end = self.end or SessionEnd("proxy", None, "")
-            ports.write_record(collector.finish(end))
+            await ports.write_record(collector.finish(end))
 
     def summary(self) -> dict[str, Any]:
         """What an operator sees of a live session (no secrets, no content)."""

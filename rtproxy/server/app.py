@@ -204,9 +204,9 @@ def build_quart(gateway: Gateway) -> QuartTrio:
         if not key.allows_model(model.name):
             return _json_error(403, "model_not_allowed", f"this key may not use model {model.name!r}",
                                "permission_error")
-        refusal = gateway.budgets.refusal(key)
+        refusal = await gateway.limits.budget_refusal(key)
         if refusal is not None:
-            return _json_error(429, refusal[0], refusal[1], "rate_limit_error")
+            return _json_error(429, refusal.code, refusal.message, "rate_limit_error")
         now = int(time.time())
         expires_at = now + int(ttl)
         config = {k: v for k, v in session.items() if k not in ("model", "type")}
@@ -267,11 +267,11 @@ def build_quart(gateway: Gateway) -> QuartTrio:
                           record=args.get("record"), status=args.get("status"), since=since, until=until)
         path = gateway.spend.path
         if after is not None:
-            page = appended_since(path, flt, after=after, limit=limit)
+            page = appended_since(path, flt, after=after, limit=limit, since_file=args.get("file_id"))
         else:
             page = newest_first(path, flt, limit=limit, cursor=cursor)
         return jsonify({"object": "list", "data": page.records, "next_cursor": page.next_cursor,
-                        "end_offset": page.end_offset})
+                        "end_offset": page.end_offset, "file_id": page.file_id})
 
     return quart
 

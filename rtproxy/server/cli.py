@@ -22,9 +22,12 @@ import trio
 from ..auth.keys import hash_key
 from ..config import Config, is_loopback_host, load_config, parse_config
 from ..errors import ConfigError
-from ..spend.log import iter_records
+from ..spend.log import LogCursor, iter_records
 
 log = logging.getLogger("rtproxy")
+
+#: How often ``rtproxy logs --follow`` looks for new records.
+FOLLOW_POLL_S = 0.5
 
 
 def _load(path: str, overrides: dict[str, Any]) -> Config:
@@ -89,8 +92,11 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
     hc = hypercorn_config(cfg, main_socket=main_socket)
 
     async def shutdown_trigger() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async for signum in signals:
+                if signum == signal.SIGHUP:  # logrotate's postrotate: reopen the spend log now
+                    gateway.reopen_spend_log()
+                    continue
                 log.info("received %s: closing sessions", signal.Signals(signum).name)
                 break
         # Close sessions (1001, records written) before hypercorn stops serving.
@@ -180,10 +186,11 @@ def _run_workers(config_path: str, overrides: dict[str, Any], n: int) -> int:
     def forward(signum: int, _frame: Any) -> None:
         for p in procs:
             if p.pid is not None and p.is_alive():
-                os.kill(p.pid, signal.SIGTERM)
+                os.kill(p.pid, signal.SIGHUP if signum == signal.SIGHUP else signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)
     for p in procs:
         p.join()
     return max((p.exitcode or 0) for p in procs)
@@ -217,18 +224,17 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{'time':23}  {'record':8}  {'session':28}  {'key':14}  {'model':20}  {'status':10}  "
               f"{'tokens in':>9}  {'tokens out':>10}  {'cost':>11}  response", flush=True)
-    offset = 0
-    for offset, record in iter_records(path):
+    cursor = LogCursor()
+    for _, record in iter_records(path, cursor=cursor):
         if wanted(record):
             emit(record)
     if not args.follow:
         return 0
     try:
         while True:
-            time.sleep(0.5)
-            if path.exists() and path.stat().st_size < offset:
-                offset = 0  # the log was rotated or truncated
-            for offset, record in iter_records(path, start=offset):
+            time.sleep(FOLLOW_POLL_S)
+            # the cursor restarts in the new file after a rotation or truncation
+            for _, record in iter_records(path, cursor=cursor):
                 if wanted(record):
                     emit(record)
     except KeyboardInterrupt:

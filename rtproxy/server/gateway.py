@@ -1,7 +1,7 @@
 """The gateway: what one server process shares between its sessions.
 
-A :class:`Gateway` owns the configuration, the key store, the spend-log writer, the budgets and
-the set of open sessions, and runs the background services (the realtime listener and the
+A :class:`Gateway` owns the configuration, the key store, the spend-log writer, the shared limits
+(:class:`~rtproxy.server.limits.Limits`: the state store) and the set of open sessions, and runs the background services (the realtime listener and the
 offline model) in a nursery of its own. Both the Quart app and ``rtproxy serve`` create one;
 tests create one directly.
 
@@ -19,7 +19,6 @@ import os
 import secrets
 import ssl
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,10 +36,10 @@ from ..relay.handshake import ClientHandshake, deliver_rejection
 from ..relay.plan import SessionLimits, SessionPlan, SessionPorts
 from ..relay.session import Session
 from ..relay.wsleg import WebSocketLeg
-from ..spend.budgets import Budgets
 from ..spend.log import SpendLogWriter
 from ..spend.pricing import Price, price_for
 from ..spend.records import SessionMeta
+from .limits import TICK_S, Limits
 from .listener import serve_realtime_listener
 
 log = logging.getLogger("rtproxy")
@@ -49,9 +48,6 @@ DialFn = Callable[..., Awaitable[WebSocketLeg]]
 
 #: Set by ``rtproxy serve --workers N`` so its workers share one generated token secret.
 WORKER_TOKEN_SECRET_ENV = "RTPROXY_WORKER_TOKEN_SECRET"
-#: The window of ``max_sessions_per_minute``.
-RATE_WINDOW_S = 60.0
-
 
 def new_session_id() -> str:
     return "sess_rtp_" + secrets.token_hex(10)
@@ -70,14 +66,12 @@ class Gateway:
             str(config.resolve_path(ca_file)) if ca_file else None)
         secret = config.server.token_secret or os.environ.get(WORKER_TOKEN_SECRET_ENV)
         self.tokens = TokenSigner(secret.encode()) if secret else TokenSigner.generate()
-        self._recent_sessions: dict[str, deque[float]] = {}
         #: The offline model's secret: only this process can open sessions on it.
         self.local_secret = secrets.token_urlsafe(24)
         self.local_url: str | None = None
         self.realtime_port: int | None = None
         self.spend = SpendLogWriter(config.resolve_path(config.spend_log.path))
-        self.budgets = Budgets(self.spend.path)
-        self.budgets.refresh()
+        self.limits = Limits(config)
         self.sessions: set[Session] = set()
         self._no_sessions = trio.Event()
         self._no_sessions.set()
@@ -96,6 +90,8 @@ class Gateway:
             self._services = scope
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await self.limits.seed(self.spend.path)
+                nursery.start_soon(self._housekeeping)
                 if any(m.provider == "local" for m in cfg.models):
                     port = await nursery.start(serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
                                                cfg.local.stream_delay_ms / 1000.0)
@@ -107,6 +103,26 @@ class Gateway:
                         reuse_port=self.reuse_port, ssl_context=self.server_ssl_context()))
                 self.started.set()
                 task_status.started()
+
+    async def _housekeeping(self) -> None:
+        """Every TICK_S: notice a rotated spend log, renew leases, enforce budgets spent elsewhere."""
+        try:
+            while True:
+                await trio.sleep(TICK_S)
+                self.spend.check()
+                budget_keys = {s.plan.key.name for s in self.sessions if s.plan.key.max_budget_usd is not None}
+                await self.limits.tick(budget_keys)
+                for session in list(self.sessions):
+                    if self.limits.over_budget(session.plan.key):
+                        session.stop(4429, "budget_exceeded", f"key {session.plan.key.name!r} has used its budget")
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(self.config.state.timeout_s):
+                await self.limits.aclose()
+
+    def reopen_spend_log(self) -> None:
+        """SIGHUP: look for a rotated spend log now."""
+        self.spend.reopen()
+        self.spend.check()
 
     def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Run ``fn`` in the gateway's own nursery (main-port client writers; see asgi_leg)."""
@@ -147,29 +163,32 @@ class Gateway:
     async def run_session(self, hs: ClientHandshake) -> None:
         """Admit, plan, relay and record one session; returns when it is over and recorded."""
         decision = admit(hs.request, self.keys, self.config, tokens=self.tokens, now=time.time())
+        session_id = new_session_id()
         if isinstance(decision, Admission):
-            decision = self.check_admission(decision)
+            decision = await self.check_admission(decision, session_id)
         if isinstance(decision, Rejection):
             log.info("refused %s %s: %s (%d)", hs.request.client_ip, hs.request.path[:80], decision.code,
                      decision.status)
             await deliver_rejection(hs, decision, REALTIME.error_event)
             return
-        plan = self.plan(decision, hs.request.client_ip, hs.request.user_agent)
+        plan = self.plan(decision, hs.request.client_ip, hs.request.user_agent, session_id=session_id)
         key = plan.key
         session = Session(plan, SessionPorts(dial=self.dial, write_record=self.write_record,
-                                             over_budget=lambda: self.budgets.over_budget(key)))
+                                             over_budget=lambda: self.limits.over_budget(key)))
         self.session_opened(session)
         try:
             await session.run(hs)
         finally:
-            self.session_closed(session)
+            with trio.CancelScope(shield=True), trio.move_on_after(self.config.state.timeout_s + 1):
+                await self.session_closed(session)
 
-    def plan(self, admission: Admission, client_ip: str = "", user_agent: str = "") -> SessionPlan:
+    def plan(self, admission: Admission, client_ip: str = "", user_agent: str = "", *,
+             session_id: str | None = None) -> SessionPlan:
         """Resolve everything an admitted session needs into one frozen value."""
         model = admission.model
         target = self.target_for(admission)
         s = self.config.server
-        session_id = new_session_id()
+        session_id = session_id or new_session_id()
         meta = SessionMeta(
             session_id=session_id,
             key_name=admission.key.name,
@@ -204,41 +223,31 @@ class Gateway:
             initial_frames=(initial,) if initial is not None else (),
         )
 
-    def check_admission(self, admission: Admission) -> Admission | Rejection:
-        """Gateway-wide limits on top of :func:`admit`: shutdown, capacity, rate, budget."""
+    async def check_admission(self, admission: Admission, session_id: str) -> Admission | Rejection:
+        """Gateway-wide limits on top of :func:`admit`: shutdown, this process's capacity, then the
+        shared ones (budget, per-key cap, total cap, rate), which also register the session's lease."""
         browser, echo = admission.browser, admission.subprotocol
         if self._shutting_down:
             return Rejection(503, "shutting_down", "the gateway is shutting down", browser, echo)
         if len(self.sessions) >= self.config.server.max_concurrent_sessions:
             return Rejection(503, "server_at_capacity", "the gateway is at its session limit; retry later",
                              browser, echo)
-        refusal = self.budgets.refusal(admission.key)
+        refusal = await self.limits.admit(session_id, admission.key)
         if refusal is not None:
-            code, message = refusal
-            return Rejection(429, code, message, browser, echo)
-        limit = admission.key.max_sessions_per_minute
-        if limit is not None:
-            now = time.monotonic()
-            recent = self._recent_sessions.setdefault(admission.key.name, deque())
-            while recent and now - recent[0] >= RATE_WINDOW_S:
-                recent.popleft()
-            if len(recent) >= limit:
-                return Rejection(429, "rate_limited",
-                                 f"key {admission.key.name!r} may open {limit} session(s) per minute", browser, echo)
-            recent.append(now)
+            status = 503 if refusal.code in ("server_at_capacity", "state_store_unavailable") else 429
+            return Rejection(status, refusal.code, refusal.message, browser, echo)
         return admission
 
     def session_opened(self, session: Session) -> None:
         self.sessions.add(session)
-        self.budgets.opened(session.plan.key)
         if self._no_sessions.is_set():
             self._no_sessions = trio.Event()
 
-    def session_closed(self, session: Session) -> None:
+    async def session_closed(self, session: Session) -> None:
         self.sessions.discard(session)
-        self.budgets.closed(session.plan.key)
         if not self.sessions:
             self._no_sessions.set()
+        await self.limits.release(session.id)
 
     def target_for(self, admission: Admission) -> UpstreamTarget:
         return build_target(admission.model, dialect=admission.dialect, forward_query=admission.forward_query,
@@ -263,20 +272,21 @@ class Gateway:
                         model.name, model.target_model)
         return price
 
-    def write_record(self, record: dict[str, Any]) -> None:
+    async def write_record(self, record: dict[str, Any]) -> None:
+        """Append to the spend log, then add a response's cost to its key's shared total."""
         self.spend.write(record)
-        if record.get("record") == "response":
-            self.budgets.charge(record)
-
-    def over_budget(self, key: VirtualKey) -> bool:
-        return self.budgets.over_budget(key)
+        cost, key = record.get("cost_usd"), record.get("key_name")
+        if record.get("record") == "response" and isinstance(cost, (int, float)) and isinstance(key, str) and cost:
+            await self.limits.charge(key, float(cost))
 
     def health(self) -> dict[str, Any]:
         spend_ok = self.spend.healthy
         return {
-            "status": "ok" if spend_ok else "degraded",
+            "status": "ok" if spend_ok and self.limits.healthy else "degraded",
             "sessions": len(self.sessions),
             "realtime_port": self.realtime_port,
             "spend_log": {"ok": spend_ok, "written": self.spend.written, "failures": self.spend.failures,
+                          "queued": self.spend.queued, "lost": self.spend.lost, "reopened": self.spend.reopened,
                           "error": self.spend.last_error},
+            "state": self.limits.health(),
         }

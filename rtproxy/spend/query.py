@@ -5,7 +5,9 @@ Paging is by byte offset in the log file, which only grows:
 - newest first (the default): up to ``limit`` matching records before ``cursor`` (the end of the
   file when absent); ``next_cursor`` pages further back, ``None`` at the start of the file;
 - follow: ``after=<offset>`` returns the records appended since, oldest first, and
-  ``end_offset`` to pass as the next ``after``.
+  ``end_offset`` to pass as the next ``after``, with ``file_id`` (which file the offset is in) to
+  pass back as ``file_id``: after a rotation (another file at the path) or a truncation (the file
+  is shorter than the offset) the follow restarts at the start of the file now at the path.
 
 Each request scans the part of the file it pages over; that is linear in the log's size, fine for
 logs of a few hundred MB, and needs no index or database.
@@ -20,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from .log import iter_records
+from .log import LogCursor, file_id, iter_records
 
 #: Most records one request may ask for.
 MAX_LIMIT = 1000
@@ -77,6 +79,8 @@ class Page:
     records: list[dict[str, Any]]
     next_cursor: int | None
     end_offset: int
+    #: The file the offsets are in (``"dev:inode"``), None when there is no file yet.
+    file_id: str | None = None
 
 
 def newest_first(path: Path, flt: SpendFilter, *, limit: int, cursor: int | None = None) -> Page:
@@ -95,21 +99,26 @@ def newest_first(path: Path, flt: SpendFilter, *, limit: int, cursor: int | None
                 skipped_before = True
             window.append((line_start, offset, record))
     records = [r for _, _, r in reversed(window)]
+    # Were there matches before the oldest returned? Only if the window was full.
     next_cursor = window[0][0] if window and skipped_before else None
-    if window and not skipped_before:
-        # Were there matches before the oldest returned? Only if the window was full.
-        next_cursor = None
-    return Page(records, next_cursor, end)
+    return Page(records, next_cursor, end, file_id(path))
 
 
-def appended_since(path: Path, flt: SpendFilter, *, after: int, limit: int) -> Page:
+def _parse_file_id(value: str | None) -> tuple[int, int] | None:
+    dev, _, ino = (value or "").partition(":")
+    return (int(dev), int(ino)) if dev.isdigit() and ino.isdigit() else None
+
+
+def appended_since(path: Path, flt: SpendFilter, *, after: int, limit: int, since_file: str | None = None) -> Page:
+    """Records appended after ``after`` in the file ``since_file`` (the current one when None)."""
     limit = max(1, min(limit, MAX_LIMIT))
+    current = file_id(path)
+    cursor = LogCursor(_parse_file_id(since_file or current), after)
     out: list[dict[str, Any]] = []
-    end = after
-    for offset, record in iter_records(path, start=after):
-        end = offset
+    for _, record in iter_records(path, cursor=cursor):
         if flt.matches(record):
             out.append(record)
             if len(out) >= limit:
                 break
-    return Page(out, None, end)
+    fid = f"{cursor.file_id[0]}:{cursor.file_id[1]}" if cursor.file_id else current
+    return Page(out, None, cursor.offset, fid)

@@ -15,6 +15,7 @@ const FOLD_CHARS = 280;
 let list = new SessionList();
 let cursor = null;
 let endOffset = null;
+let fileId = null; // which file endOffset is in: a rotation or truncation restarts the follow
 let followTimer = null;
 let selected = null;
 
@@ -56,7 +57,10 @@ async function loadSessions(reset = true) {
     const page = await api(params);
     list.add(page.data);
     cursor = page.next_cursor;
-    if (reset) endOffset = page.end_offset;
+    if (reset) {
+      endOffset = page.end_offset;
+      fileId = page.file_id;
+    }
     $("more").hidden = cursor === null;
     renderSessions();
     setStatus(`${list.rows().length} session(s).`, "ok");
@@ -70,10 +74,12 @@ async function poll() {
   const params = filterParams();
   params.delete("status"); // live sessions have no status yet; filtered when shown
   params.set("after", String(endOffset));
+  if (fileId) params.set("file_id", fileId); // a rotated or truncated log restarts the follow
   params.set("limit", "1000");
   try {
     const page = await api(params);
     endOffset = page.end_offset;
+    fileId = page.file_id;
     const wanted = $("f-status").value;
     list.add(page.data.filter((r) => r.record === "response" || !wanted || r.status === wanted));
     if (page.data.length) {
