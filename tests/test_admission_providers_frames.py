@@ -109,5 +109,6 @@ def test_audio_frames_are_not_collected_and_needed_ones_are() -> None:
     for t in AUDIO_TYPES:
         assert not is_collected(b'{"type":"' + t + b'","audio":"AAAA"}')
     assert is_collected(b'{"type":"response.done","response":{}}')
-    assert not is_collected(b'{"type":"response.output_text.delta","delta":"x"}')
+    assert is_collected(b'{"type":"response.output_text.delta","delta":"x"}')  # estimation needs it
+    assert not is_collected(b'{"type":"response.output_item.added","item":{}}')
     assert is_collected(b'{"x":1}')  # type not found in the head: the collector decides

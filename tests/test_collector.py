@@ -168,7 +168,7 @@ def test_audio_frames_are_never_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert c.feed("client", b'{"type":"input_audio_buffer.append","audio":"AAAA' + b"A" * 10_000) == []
     assert c.feed("server", b'{"type":"response.output_audio.delta","delta":"AAAA') == []
     assert c.feed("server", b'{"type":"response.audio.delta","delta":"AAAA') == []
-    assert c.feed("server", b'{"type":"response.output_text.delta","delta":"x"}') == []
+    assert c.feed("server", b'{"type":"response.output_item.added","item":{}}') == []
     assert parsed == [] and c.audio_frames == 3 and c.malformed == 0
     feed(c, "server", {"type": "response.done", "response": {}})
     assert len(parsed) == 1

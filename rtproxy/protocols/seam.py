@@ -1,11 +1,16 @@
 """The seam between the relay and a protocol: the few things the session core asks of one.
 
-A protocol is a value with three abilities (:class:`ApiProtocol`):
+A protocol is a value with these abilities (:class:`ApiProtocol`):
 
-- ``collects(payload)``: whether the collector needs this text frame, decided from its first
-  bytes without parsing it (the relay calls it on every text frame: it must be cheap);
+- ``classify(payload)``: what the relay does with a text frame besides forwarding it, decided
+  from its first bytes without parsing it (it runs on every text frame: it must be cheap):
+  :data:`COLLECT` (hand it to the collector), :data:`AUDIO` (count its bytes: what an unreported
+  response is estimated from) or :data:`FORWARD` (nothing more);
 - ``new_collector(meta)``: a :class:`SessionCollector` for one session: frames in, spend records
   out, then the session record at the end;
+- ``settle_frames`` / ``in_flight`` / ``unsettled`` on the collector: when the client leaves with
+  responses in flight, the frames that ask the provider to finish them (``response.cancel``),
+  whether any is still open, and estimated records for those the provider never reported;
 - ``error_event(code, message, error_type)``: the protocol's own ``error`` event, for what the
   gateway tells a client before closing it.
 
@@ -24,6 +29,11 @@ from ..spend.records import Record, SessionEnd, SessionMeta
 
 #: Who sent a frame: the client, or the upstream provider ("server", as the API names its events).
 Direction = Literal["client", "server"]
+
+#: What :meth:`ApiProtocol.classify` answers.
+FORWARD = 0
+COLLECT = 1
+AUDIO = 2
 
 
 @attrs.frozen
@@ -46,8 +56,21 @@ class SessionCollector(Protocol):
     @property
     def responses(self) -> int: ...
 
+    def note_audio(self, client_bytes: int, server_bytes: int) -> None:
+        """The audio frames' bytes relayed so far each way (called before each :meth:`feed`)."""
+
     def feed(self, direction: Direction, payload: bytes) -> list[Record]:
         """Take one text frame the relay was told to collect; return the records it completes."""
+
+    @property
+    def in_flight(self) -> int:
+        """Responses started and not yet reported."""
+
+    def settle_frames(self) -> list[str]:
+        """Frames to send upstream so the responses in flight finish (and get reported)."""
+
+    def unsettled(self) -> list[Record]:
+        """Response records, with estimated usage, for the responses still in flight."""
 
     def finish(self, end: SessionEnd) -> Record:
         """The session record; called once, when the session is over."""
@@ -59,7 +82,7 @@ class ApiProtocol(Protocol):
     @property
     def name(self) -> str: ...
 
-    def collects(self, payload: bytes) -> bool: ...
+    def classify(self, payload: bytes) -> int: ...
 
     def new_collector(self, meta: SessionMeta) -> SessionCollector: ...
 

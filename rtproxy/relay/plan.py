@@ -31,6 +31,8 @@ class SessionLimits:
     idle_timeout_s: float
     #: How long closing one leg may wait for the peer's close frame.
     close_timeout_s: float
+    #: How long the upstream stays open after the client left, to have responses in flight reported.
+    settle_window_s: float = 0.0
 
 
 @attrs.frozen

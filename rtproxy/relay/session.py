@@ -8,7 +8,7 @@ answers. A session is one nursery with three tasks:
 - the client→upstream pump and the upstream→client pump: one task per direction, each reading
   its source leg itself and writing the whole batch it got to the other leg (no queue hop);
 - the collector, fed through a bounded channel with only the frames it needs (chosen by the
-  protocol's ``collects``: never audio).
+  protocol's ``classify``: never audio).
 
 When either side closes, the pumps stop, both legs are closed under a shield (the other side
 gets the mapped close code: upstream 1005/1006/1015 become 1011 for the client, a vanished
@@ -29,7 +29,7 @@ from typing import Any
 import trio
 
 from ..errors import UpstreamError
-from ..protocols.seam import SessionCollector
+from ..protocols.seam import AUDIO, COLLECT, SessionCollector
 from ..spend.records import SessionEnd
 from .handshake import ClientHandshake, ClientLeg, deliver_rejection, error_body, upstream_rejection
 from .plan import SessionPlan, SessionPorts
@@ -39,6 +39,10 @@ log = logging.getLogger("rtproxy.session")
 
 #: Events buffered between the pumps and the collector (see the overflow policy above).
 COLLECT_QUEUE_EVENTS = 256
+
+#: What the pumps hand the collector: (direction, frame, audio bytes relayed so far client→upstream,
+#: and upstream→client). Direction "barrier" carries a trio.Event the collector sets on reaching it.
+CollectItem = tuple[str, Any, int, int]
 
 
 class Session:
@@ -55,6 +59,8 @@ class Session:
         self.collector: SessionCollector = plan.protocol.new_collector(plan.meta)
         #: Message batches relayed either way; the idle watch only compares it over time.
         self.batches = 0
+        #: Bytes of audio frames relayed client→upstream and upstream→client.
+        self.audio_bytes = [0, 0]
 
     def stop(self, code: int, error_code: str, message: str) -> None:
         """End the session from outside: the client gets an error event and ``code``."""
@@ -103,7 +109,7 @@ class Session:
         log.info("session %s opened: key=%s model=%s provider=%s dialect=%s credential=%s", self.id,
                  plan.key.name, plan.model.name, plan.model.provider, plan.dialect,
                  "ephemeral" if plan.ephemeral else "key")
-        send_ch, recv_ch = trio.open_memory_channel[tuple[str, bytes]](COLLECT_QUEUE_EVENTS)
+        send_ch, recv_ch = trio.open_memory_channel[CollectItem](COLLECT_QUEUE_EVENTS)
         self._collect_ch = send_ch
         try:
             async with trio.open_nursery() as nursery:
@@ -117,7 +123,7 @@ class Session:
                             for initial in plan.initial_frames:
                                 # e.g. the session config a token was minted with, before any client frame
                                 await upstream.send_text(initial)
-                                await send_ch.send(("client", initial.encode()))
+                                await send_ch.send(("client", initial.encode(), 0, 0))
                             async with trio.open_nursery() as pumps:
                                 pumps.start_soon(self._pump, client, upstream, "client", send_ch, pumps.cancel_scope)
                                 pumps.start_soon(self._pump, upstream, client, "upstream", send_ch, pumps.cancel_scope)
@@ -137,11 +143,13 @@ class Session:
                      self.end.code if self.end else "?")
 
     async def _pump(self, src: ClientLeg, dst: ClientLeg, side: str,
-                    collect: trio.MemorySendChannel[tuple[str, bytes]], scope: trio.CancelScope) -> None:
+                    collect: trio.MemorySendChannel[CollectItem], scope: trio.CancelScope) -> None:
         direction = "client" if side == "client" else "server"
         other = "upstream" if side == "client" else "client"
         send_nowait = collect.send_nowait
-        is_collected = self.plan.protocol.collects
+        classify = self.plan.protocol.classify
+        audio = self.audio_bytes
+        at = 0 if side == "client" else 1
         try:
             while True:
                 try:
@@ -152,11 +160,16 @@ class Session:
                         self._failed_leg = (side, exc)
                     return
                 for is_text, payload in messages:
-                    if is_text and is_collected(payload):
-                        try:
-                            send_nowait((direction, payload))
-                        except trio.WouldBlock:
-                            await collect.send((direction, payload))
+                    if is_text:
+                        kind = classify(payload)
+                        if kind == COLLECT:
+                            item = (direction, payload, audio[0], audio[1])
+                            try:
+                                send_nowait(item)
+                            except trio.WouldBlock:
+                                await collect.send(item)
+                        elif kind == AUDIO:
+                            audio[at] += len(payload)
                 try:
                     await dst.send(messages)
                 except LegClosed as exc:
@@ -169,7 +182,48 @@ class Session:
             scope.cancel()
 
     _failed_leg: tuple[str, LegClosed] | None = None
-    _collect_ch: trio.MemorySendChannel[tuple[str, bytes]] | None = None
+    _collect_ch: trio.MemorySendChannel[CollectItem] | None = None
+
+    async def _collector_caught_up(self) -> None:
+        """Wait until the collector has taken every frame handed to it so far."""
+        if self._collect_ch is None:
+            return
+        reached = trio.Event()
+        await self._collect_ch.send(("barrier", reached, 0, 0))
+        await reached.wait()
+
+    async def _hand_to_collector(self, messages: list[Message]) -> None:
+        """Frames read from the upstream after the client left: recorded, not forwarded."""
+        classify = self.plan.protocol.classify
+        audio = self.audio_bytes
+        for is_text, payload in messages:
+            if not is_text or self._collect_ch is None:
+                continue
+            kind = classify(payload)
+            if kind == COLLECT:
+                await self._collect_ch.send(("server", payload, audio[0], audio[1]))
+            elif kind == AUDIO:
+                audio[1] += len(payload)
+
+    async def _settle(self, upstream: ClientLeg) -> None:
+        """The client is gone with responses in flight: ask the provider to finish them and read
+        its reports for up to the settle window (the caller bills what is still open after)."""
+        window = self.plan.limits.settle_window_s
+        if not window or not isinstance(upstream, WebSocketLeg) or upstream.closed is not None:
+            return
+        with trio.move_on_after(window):
+            await self._collector_caught_up()
+            frames = self.collector.settle_frames() if self.collector.in_flight else []
+            if not frames:
+                return
+            log.info("session %s: the client left with %d response(s) in flight; settling", self.id, len(frames))
+            try:
+                await upstream.send([(True, f.encode()) for f in frames])
+                while self.collector.in_flight:
+                    await self._hand_to_collector(await upstream.receive())
+                    await self._collector_caught_up()
+            except LegClosed:
+                pass
 
     async def _close_legs(self, client: ClientLeg, upstream: ClientLeg) -> None:
         """Close both legs with the codes the end calls for, concurrently and bounded."""
@@ -219,26 +273,23 @@ class Session:
                     break
             await client.close(client_code, clip_reason(client_reason))
 
-        async def bill_late(messages: list[Message]) -> None:
-            # frames the upstream sent before it saw our close: not forwarded, but recorded
-            is_collected = self.plan.protocol.collects
-            for is_text, payload in messages:
-                if is_text and is_collected(payload) and self._collect_ch is not None:
-                    await self._collect_ch.send(("server", payload))
-
         async def close_upstream() -> None:
+            if end.by != "upstream":
+                await self._settle(upstream)
             if isinstance(upstream, WebSocketLeg):
+                # frames the upstream sent before it saw our close: not forwarded, but recorded
+                bill_late = self._hand_to_collector
                 await upstream.close(up_code, clip_reason(up_reason), on_messages=bill_late)
             else:
                 await upstream.close(up_code, clip_reason(up_reason))
 
-        timeout = self.plan.limits.close_timeout_s + 1
+        timeout = self.plan.limits.close_timeout_s + self.plan.limits.settle_window_s + 1
         with trio.move_on_after(timeout):
             async with trio.open_nursery() as n:
                 n.start_soon(close_client)
                 n.start_soon(close_upstream)
 
-    async def _collect(self, events: trio.MemoryReceiveChannel[tuple[str, bytes]]) -> None:
+    async def _collect(self, events: trio.MemoryReceiveChannel[CollectItem]) -> None:
         """Feed the collector; write records as they complete; the session record at the end.
 
         Shielded: it must see every event and write the last record even when the session is
@@ -256,9 +307,13 @@ class Session:
                 while True:
                     with trio.move_on_after(check_every):
                         try:
-                            direction, payload = await events.receive()
+                            direction, payload, audio_in, audio_out = await events.receive()
                         except trio.EndOfChannel:
                             break
+                        if direction == "barrier":
+                            payload.set()
+                            continue
+                        collector.note_audio(audio_in, audio_out)
                         for record in collector.feed(direction, payload):  # type: ignore[arg-type]
                             await ports.write_record(record)
                             if ports.over_budget() and self._stop_reason is None:
@@ -269,6 +324,11 @@ class Session:
                         seen_batches, quiet_since = self.batches, now
                     elif now - quiet_since >= idle_limit and self._stop_reason is None:
                         self.stop(1008, "idle_timeout", f"no events either way for {idle_limit:g} s")
+            # responses the provider never reported (upstream gone, settle window over): billed
+            # with usage estimated from what was relayed
+            collector.note_audio(*self.audio_bytes)
+            for record in collector.unsettled():
+                await ports.write_record(record)
             end = self.end or SessionEnd("proxy", None, "")
             await ports.write_record(collector.finish(end))
 

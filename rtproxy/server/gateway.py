@@ -215,7 +215,7 @@ class Gateway:
             target=target,
             meta=meta,
             limits=SessionLimits(max_duration_s=s.max_session_duration_s, idle_timeout_s=s.idle_timeout_s,
-                                 close_timeout_s=s.close_timeout_s),
+                                 close_timeout_s=s.close_timeout_s, settle_window_s=s.settle_window_s),
             dialect=admission.dialect,
             browser=admission.browser,
             subprotocol=admission.subprotocol,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ...spend.records import SessionMeta
 from .collector import Collector
-from .events import is_collected
+from .events import classify, is_collected
 from .messages import error_event, token_session_update
 from .upstream import build_target
 
@@ -18,9 +18,8 @@ class RealtimeProtocol:
 
     name = "realtime"
 
-    @staticmethod
-    def collects(payload: bytes) -> bool:
-        return is_collected(payload)
+    #: the module function itself: the relay calls it on every text frame, so no wrapper call
+    classify = staticmethod(classify)
 
     @staticmethod
     def new_collector(meta: SessionMeta) -> Collector:
@@ -33,5 +32,5 @@ class RealtimeProtocol:
 
 REALTIME = RealtimeProtocol()
 
-__all__ = ["REALTIME", "Collector", "RealtimeProtocol", "build_target", "error_event", "is_collected",
+__all__ = ["REALTIME", "Collector", "RealtimeProtocol", "build_target", "classify", "error_event", "is_collected",
            "token_session_update"]

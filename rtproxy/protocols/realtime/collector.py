@@ -22,11 +22,12 @@ from typing import Any
 
 import attrs
 
+from ...spend.estimate import estimate_usage
 from ...spend.pricing import price_usage
 from ...spend.records import Record, SessionEnd, SessionMeta, iso, new_record_id, utc_now
 from ..peek import peek_type
 from ..seam import Direction
-from .events import AUDIO_TYPES, COLLECTED_TYPES, KNOWN_TYPES
+from .events import AUDIO_TYPES, COLLECTED_TYPES, KNOWN_TYPES, TEXT_DELTA_TYPES, TRANSCRIPT_DELTA_TYPES
 
 #: Messages kept for one response's record; older ones are dropped (and counted) beyond this.
 MAX_PENDING_MESSAGES = 500
@@ -74,6 +75,17 @@ def _error_of(value: Any) -> dict[str, Any] | None:
     if not err:
         return None
     return {"type": _s(err.get("type")), "code": _s(err.get("code")), "message": _s(err.get("message"))}
+
+
+@attrs.define
+class _InFlight:
+    """A response started and not yet reported, and what was relayed of it."""
+
+    started: datetime
+    #: The server audio bytes relayed when it started: its own are those relayed since.
+    audio_out_at_start: int
+    text_chars: int = 0
+    transcript_chars: int = 0
 
 
 @attrs.define
@@ -144,7 +156,18 @@ class Collector:
         self._instructions_sent: str | None = None
         self._pending: list[dict[str, Any]] = []
         self._response_overrides: dict[str, Any] | None = None
-        self._open_responses: dict[str, datetime] = {}
+        self._open_responses: dict[str, _InFlight] = {}
+        #: Responses past MAX_OPEN_RESPONSES (or without an id): never tracked, never estimated.
+        self.untracked_responses = 0
+        self.settled_responses = 0
+        self.estimated_responses = 0
+        #: In flight when the session ended (estimated by :meth:`unsettled`, or not yet).
+        self._ended_in_flight = 0
+        self._audio_in = 0
+        self._audio_out = 0
+        self._audio_in_at_last = 0
+        self._text_in_chars = 0
+        self._last_usage: dict[str, Any] | None = None
         self.responses = 0
         self.usage: dict[str, Any] = {}
         self.cost_usd: float | None = 0.0 if meta.price is not None else None
@@ -169,8 +192,17 @@ class Collector:
             "response.done": self._on_response_done,
             "error": self._on_error,
         }
+        for t in TEXT_DELTA_TYPES:
+            self._server[t] = self._on_text_delta
+        for t in TRANSCRIPT_DELTA_TYPES:
+            self._server[t] = self._on_transcript_delta
+        #: response.cancel frames sent while settling: their response.done is "settled"
+        self._settling = False
 
     # -- input ---------------------------------------------------------------------------------
+
+    def note_audio(self, client_bytes: int, server_bytes: int) -> None:
+        self._audio_in, self._audio_out = client_bytes, server_bytes
 
     def feed(self, direction: Direction, payload: bytes) -> list[Record]:
         """Take one text frame; return the records it completes (usually none)."""
@@ -261,6 +293,7 @@ class Collector:
                 message: dict[str, Any] = {"role": role, "content": _clip(text)}
                 if role == "user":
                     message["source"] = "text"
+                self._text_in_chars += len(text)
                 self._push(message)
             elif ptype == "input_audio" and _s(part.get("transcript")):
                 self._push({"role": role, "content": _clip(part["transcript"]), "source": "transcript"})
@@ -283,7 +316,21 @@ class Collector:
     def _on_response_created(self, event: dict[str, Any]) -> None:
         rid = _s(_d(event.get("response")).get("id"))
         if rid and len(self._open_responses) < MAX_OPEN_RESPONSES:
-            self._open_responses[rid] = self._now()
+            self._open_responses[rid] = _InFlight(self._now(), self._audio_out)
+        else:
+            self.untracked_responses += 1
+
+    def _on_text_delta(self, event: dict[str, Any]) -> None:
+        flight = self._open_responses.get(_s(event.get("response_id")) or "")
+        delta = event.get("delta")
+        if flight is not None and isinstance(delta, str):
+            flight.text_chars += len(delta)
+
+    def _on_transcript_delta(self, event: dict[str, Any]) -> None:
+        flight = self._open_responses.get(_s(event.get("response_id")) or "")
+        delta = event.get("delta")
+        if flight is not None and isinstance(delta, str):
+            flight.transcript_chars += len(delta)
 
     def _on_error(self, event: dict[str, Any]) -> None:
         self.last_error = _error_of(event.get("error"))
@@ -312,9 +359,10 @@ class Collector:
         resp = _d(event.get("response"))
         rid = _s(resp.get("id"))
         end = self._now()
-        start = self._open_responses.pop(rid, None) if rid else None
-        if start is None:
-            start = end
+        flight = self._open_responses.pop(rid, None) if rid else None
+        start = flight.started if flight is not None else end
+        if self._settling and flight is not None:
+            self.settled_responses += 1
         usage = _d(resp.get("usage"))
         cost, breakdown = price_usage(usage, self.meta.price)
         status = _s(resp.get("status")) or "completed"
@@ -358,6 +406,7 @@ class Collector:
             "end_time": iso(end),
             "duration_ms": int((end - start).total_seconds() * 1000),
             "usage": usage,
+            "usage_source": "provider",
             "cost_usd": cost,
             "cost_breakdown": breakdown,
             "messages": None,
@@ -378,7 +427,66 @@ class Collector:
             }
         self._pending = []
         self._response_overrides = None
+        self._last_usage = usage or self._last_usage
+        self._audio_in_at_last = self._audio_in
+        self._text_in_chars = 0
         return [record]
+
+    # -- settling: the client left with responses in flight ---------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._open_responses)
+
+    def settle_frames(self) -> list[str]:
+        """One ``response.cancel`` per response in flight: the provider then reports each one."""
+        self._settling = True
+        return [json.dumps({"type": "response.cancel", "event_id": f"event_rtp_settle_{i}", "response_id": rid})
+                for i, rid in enumerate(self._open_responses)]
+
+    def unsettled(self) -> list[Record]:
+        """Response records with usage estimated from what was relayed, for every response still
+        in flight (the provider never reported it). See :mod:`rtproxy.spend.estimate`."""
+        records = []
+        end = self._now()
+        self._ended_in_flight += len(self._open_responses)
+        for rid, flight in list(self._open_responses.items()):
+            usage = estimate_usage(
+                output_text_chars=flight.text_chars, output_transcript_chars=flight.transcript_chars,
+                output_audio_b64_bytes=self._audio_out - flight.audio_out_at_start,
+                input_text_chars=self._text_in_chars, input_audio_b64_bytes=self._audio_in - self._audio_in_at_last,
+                previous=self._last_usage)
+            cost, breakdown = price_usage(usage, self.meta.price)
+            self.responses += 1
+            self.estimated_responses += 1
+            _add_usage(self.usage, usage)
+            if self.cost_usd is not None and cost is not None:
+                self.cost_usd = round(self.cost_usd + cost, 10)
+            record = self._base("response")
+            record.update({
+                "response_id": rid,
+                "status": "incomplete",
+                "start_time": iso(flight.started),
+                "end_time": iso(end),
+                "duration_ms": int((end - flight.started).total_seconds() * 1000),
+                "usage": usage,
+                "usage_source": "estimated",
+                "cost_usd": cost,
+                "cost_breakdown": breakdown,
+                "messages": self._pending if self.meta.store_prompts else None,
+                "proxy_server_request": (self.config.as_request(self.meta.model, self._response_overrides)
+                                         if self.meta.store_prompts else None),
+                "response": None,
+                "error": {"type": "gateway", "code": "response_not_reported",
+                          "message": "the client left and the provider did not report this response in time; "
+                                     "usage estimated from what was relayed"},
+            })
+            self._pending = []
+            self._text_in_chars = 0
+            self._audio_in_at_last = self._audio_in
+            records.append(record)
+        self._open_responses.clear()
+        return records
 
     def finish(self, end: SessionEnd) -> Record:
         """The session record; call once, when the session is over."""
@@ -390,7 +498,10 @@ class Collector:
             "end_time": iso(now),
             "duration_ms": int((now - self.started_at).total_seconds() * 1000),
             "responses": self.responses,
-            "responses_in_flight": len(self._open_responses),
+            "responses_in_flight": self._ended_in_flight + len(self._open_responses),
+            "responses_settled": self.settled_responses,
+            "responses_estimated": self.estimated_responses,
+            "responses_unestimated": self.untracked_responses,
             "usage": self.usage,
             "cost_usd": self.cost_usd,
             "close": {"by": end.by, "code": end.code, "reason": end.reason},

@@ -9,6 +9,7 @@ frame's first bytes (:func:`~rtproxy.protocols.peek.peek_type`) without parsing 
 from __future__ import annotations
 
 from ..peek import peek_type
+from ..seam import AUDIO, COLLECT, FORWARD
 
 #: Audio-carrying events: never parsed, never handed to the collector.
 AUDIO_TYPES = frozenset({
@@ -29,7 +30,15 @@ COLLECTED_TYPES = frozenset({
     b"response.created",
     b"response.done",
     b"error",
+    # what a response relayed so far: its usage is estimated from these if it is never reported
+    b"response.output_text.delta",
+    b"response.text.delta",
+    b"response.output_audio_transcript.delta",
+    b"response.audio_transcript.delta",
 })
+#: The deltas whose characters an unreported response is estimated from (text, transcript).
+TEXT_DELTA_TYPES = frozenset({"response.output_text.delta", "response.text.delta"})
+TRANSCRIPT_DELTA_TYPES = frozenset({"response.output_audio_transcript.delta", "response.audio_transcript.delta"})
 
 
 #: Every client and server event type of the GA and beta protocols (protocol/openai-realtime.md).
@@ -70,9 +79,18 @@ _AUDIO_PREFIXES = tuple(
 )
 
 
-def is_collected(data: bytes) -> bool:
-    """Whether the collector gets this text frame: a type it needs, a type unknown to the
-    protocol (it counts those), or one the peek could not find (it parses those)."""
+def classify(data: bytes) -> int:
+    """What the relay does with a text frame besides forwarding it (:mod:`rtproxy.protocols.seam`):
+    ``AUDIO`` (count its bytes), ``COLLECT`` (a type the collector needs, a type unknown to the
+    protocol, which it counts, or one the peek could not find, which it parses) or ``FORWARD``."""
     if data.startswith(_AUDIO_PREFIXES):  # nearly every frame of a voice session: no peek needed
-        return False
-    return peek_type(data) not in FORWARD_ONLY_TYPES
+        return AUDIO
+    peeked = peek_type(data)
+    if peeked in AUDIO_TYPES:
+        return AUDIO
+    return FORWARD if peeked in FORWARD_ONLY_TYPES else COLLECT
+
+
+def is_collected(data: bytes) -> bool:
+    """Whether the collector gets this text frame (see :func:`classify`)."""
+    return classify(data) == COLLECT
