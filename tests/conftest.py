@@ -27,12 +27,14 @@ LIMITED_KEY = "test-limited-key-0123456789"
 
 def make_config(tmp_path: Path, *, server: dict[str, Any] | None = None, models: list[dict[str, Any]] | None = None,
                 keys: list[dict[str, Any]] | None = None, spend_log: dict[str, Any] | None = None,
-                environ: dict[str, str] | None = None) -> Config:
+                environ: dict[str, str] | None = None, local: dict[str, Any] | None = None,
+                state: dict[str, Any] | None = None) -> Config:
     data: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 0, "realtime_port": 0, "close_timeout_s": 1.0,
                    "shutdown_grace_s": 3.0, "upstream_connect_timeout_s": 3.0, **(server or {})},
         "spend_log": {"path": str(tmp_path / "spend.jsonl"), **(spend_log or {})},
-        "local": {"port": 0, "stream_delay_ms": 1.0},
+        "local": {"port": 0, "stream_delay_ms": 1.0, **(local or {})},
+        "state": state or {},
         "models": models if models is not None else [
             {"name": "gpt-realtime", "provider": "local"},
             {"name": "gpt-realtime-mini", "provider": "local", "upstream_model": "gpt-realtime-mini"},
