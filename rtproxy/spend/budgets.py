@@ -10,11 +10,18 @@ from .log import iter_records
 
 
 def spend_totals(path: Path) -> dict[str, float]:
-    """The sum of ``cost_usd`` of every response record, per ``key_name``."""
+    """The sum of ``cost_usd`` of every response record, per ``key_name``; a record written again
+    after a copytruncate (the same ``id``) counts once."""
     totals: dict[str, float] = {}
+    seen: set[str] = set()
     for _, record in iter_records(path):
         if record.get("record") != "response":
             continue
+        rid = record.get("id")
+        if isinstance(rid, str):
+            if rid in seen:
+                continue
+            seen.add(rid)
         key, cost = record.get("key_name"), record.get("cost_usd")
         if isinstance(key, str) and isinstance(cost, (int, float)) and not isinstance(cost, bool):
             totals[key] = totals.get(key, 0.0) + float(cost)

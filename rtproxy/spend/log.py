@@ -12,7 +12,12 @@ Operations the writer survives:
   it holds with the one at the configured path and, if they differ or the path is gone, goes on
   in the file now at the path; records written before it noticed are whole lines in the rotated
   file;
-- **truncation** (logrotate ``copytruncate``): ``O_APPEND`` writes land at the new end;
+- **truncation** (logrotate ``copytruncate``): ``O_APPEND`` writes land at the new end. logrotate
+  copies the file and then truncates it, so lines written between the two would be lost: the
+  writer remembers what it wrote in the last :data:`REWRITE_WINDOW_S` and, when it finds the file
+  shorter than where its last line ended, writes those lines again. A record may then stand in
+  both the rotated copy and the new file; every record has a unique ``id`` and readers that sum
+  (the budget rebuild) count each ``id`` once;
 - **torn lines**: a writer that finds the file not ending in a newline (a crash mid-write, a short
   write by any process) writes one before its record, so a fragment never swallows the next
   record;
@@ -50,6 +55,10 @@ ERROR_LOG_INTERVAL_S = 30.0
 ROTATION_CHECK_S = 1.0
 #: Records kept in memory while the log cannot be written; beyond this the oldest are dropped.
 MAX_QUEUED_RECORDS = 10_000
+#: After a truncation the lines this process wrote in this window are written again.
+REWRITE_WINDOW_S = 10.0
+#: ... at most this many of them.
+MAX_REWRITE_LINES = 2_000
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
@@ -69,6 +78,11 @@ class SpendLogWriter:
         self._checked_at = -ROTATION_CHECK_S
         self._reopen = False
         self._queue: deque[bytes] = deque()
+        #: (when, line) written lately: written again after a copytruncate.
+        self._recent: deque[tuple[float, bytes]] = deque(maxlen=MAX_REWRITE_LINES)
+        #: Where the file ended after this process's last line (a smaller file was truncated).
+        self._end = 0
+        self.truncations = 0
         self.written = 0
         self.failures = 0
         #: Records dropped because the queue was full while the log could not be written.
@@ -123,6 +137,21 @@ class SpendLogWriter:
             log.info("spend log %s was rotated: continuing in the file now at that path", self.path)
             self.reopened += 1
             self._close()
+            self._recent.clear()
+            self._end = 0
+            return
+        self._check_truncation(self._fd)
+
+    def _check_truncation(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size < self._end:
+            horizon = self._clock() - REWRITE_WINDOW_S
+            again = [line for t, line in self._recent if t >= horizon]
+            log.info("spend log %s was truncated: writing the last %d record(s) again", self.path, len(again))
+            self.truncations += 1
+            self._recent.clear()
+            self._queue.extendleft(reversed(again))
+        self._end = min(self._end, size)
 
     def check(self) -> None:
         """Notice a rotation and write queued records (the gateway calls it every second)."""
@@ -150,12 +179,22 @@ class SpendLogWriter:
     def _drain(self) -> None:
         queue = self._queue
         while queue:
-            self._write_line(queue[0])
-            queue.popleft()
-            self.written += 1
+            try:
+                self._try_drain_one()
+            except _Requeued:
+                continue
         if self.last_error is not None:
             log.warning("spend log %s is writable again", self.path)
             self.last_error = None
+
+    def _try_drain_one(self) -> None:
+        queue = self._queue
+        if queue:
+            line = queue[0]
+            self._write_line(line)
+            queue.popleft()
+            self._recent.append((self._clock(), line))
+            self.written += 1
 
     def _write_line(self, line: bytes) -> None:
         fd = self._open()
@@ -165,9 +204,13 @@ class SpendLogWriter:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             size = os.fstat(fd).st_size
+            if size < self._end:  # truncated since our last line: queue the lost lines first
+                self._check_truncation(fd)
+                raise _Requeued()
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 line = b"\n" + line  # a torn line before us: keep it on a line of its own
             n = os.write(fd, line)
+            self._end = size + n
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
         if n != len(line):
@@ -188,6 +231,10 @@ class SpendLogWriter:
 
     def close(self) -> None:
         self._close()
+
+
+class _Requeued(Exception):
+    """The file was truncated: lost lines were queued ahead of the one being written."""
 
 
 @attrs.define
