@@ -31,6 +31,9 @@ $(VENV)/.installed-bench: $(STAMP)
 
 bench: $(VENV)/.installed-bench
 	$(PY) bench/run.py
+	@echo "== the same connect and voice scenarios with the Redis state store =="
+	$(PY) bench/run.py --state redis --scenarios s3,s5 --s3-sessions 50,200
+	$(PY) bench/state_store.py
 
 soak: $(VENV)/.installed-bench
 	$(PY) bench/soak.py

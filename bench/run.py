@@ -67,9 +67,20 @@ def cpu_seconds(pid: int) -> float:
 class Stack:
     """A fake upstream and an rtproxy in front of it, both fresh."""
 
-    def __init__(self, workdir: Path, workers: int = 1) -> None:
+    def __init__(self, workdir: Path, workers: int = 1, state: str = "sqlite") -> None:
         self.up_port, self.port, self.rt_port = free_port(), free_port(), free_port()
         self.workdir = workdir
+        self.redis: subprocess.Popen[bytes] | None = None
+        state_toml = ""
+        if state == "redis":  # a throwaway redis-server on a unix socket, as the state store
+            sock = workdir / "redis.sock"
+            self.redis = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
+                                           "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while not sock.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            state_toml = f'[state]\nbackend = "redis"\nurl = "unix://{sock}"\n'
+
         self.upstream = subprocess.Popen([PY, str(HERE / "fake_upstream.py"), str(self.up_port)],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         (workdir / "config.toml").write_text(textwrap.dedent(f"""
@@ -88,7 +99,7 @@ class Stack:
             [[keys]]
             name = "bench"
             key = "env:BENCH_KEY"
-        """))
+        """) + state_toml)
         env = {**os.environ, "BENCH_KEY": BENCH_KEY, "BENCH_PROVIDER_KEY": "sk-bench-provider-000000",
                "RTPROXY_LOG_LEVEL": "WARNING"}
         argv = [str(Path(PY).parent / "rtproxy"), "serve", "--config", str(workdir / "config.toml")]
@@ -109,9 +120,10 @@ class Stack:
         return self.upstream.pid if target == "direct" else self.proxy.pid
 
     def close(self) -> None:
-        for p in (self.proxy, self.upstream):
+        procs = [p for p in (self.proxy, self.upstream, self.redis) if p is not None]
+        for p in procs:
             p.terminate()
-        for p in (self.proxy, self.upstream):
+        for p in procs:
             try:
                 p.wait(15)
             except subprocess.TimeoutExpired:
@@ -170,7 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         row: dict[str, Any] = {"scenario": name}
         for target in targets:
             with tempfile.TemporaryDirectory() as tmp:
-                stack = Stack(Path(tmp), workers=args.workers)
+                stack = Stack(Path(tmp), workers=args.workers, state=args.state)
                 try:
                     o = dict(opts)
                     if scenario == "s4":
@@ -220,6 +232,8 @@ def main() -> None:
     ap.add_argument("--s3-sessions", default="50,200,500")
     ap.add_argument("--s3-seconds", type=float, default=15.0)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--state", choices=["sqlite", "redis"], default="sqlite",
+                    help="the proxy's state store: the embedded SQLite file, or a local redis-server")
     ap.add_argument("--quick", action="store_true", help="short runs, for a smoke test of the harness")
     args = ap.parse_args()
     results = run(args)

@@ -355,6 +355,37 @@ class Collector:
             "tags": list(m.tags),
         }
 
+    def _response_record(self, rid: str | None, status: str, start: datetime, end: datetime,
+                         usage: dict[str, Any], usage_source: str) -> Record:
+        """A response record's common fields, with the usage priced and added to the session's."""
+        cost, breakdown = price_usage(usage, self.meta.price)
+        self.responses += 1
+        _add_usage(self.usage, usage)
+        if self.cost_usd is not None and cost is not None:
+            self.cost_usd = round(self.cost_usd + cost, 10)
+        record = self._base("response")
+        record.update({
+            "response_id": rid,
+            "status": status,
+            "start_time": iso(start),
+            "end_time": iso(end),
+            "duration_ms": int((end - start).total_seconds() * 1000),
+            "usage": usage,
+            "usage_source": usage_source,
+            "cost_usd": cost,
+            "cost_breakdown": breakdown,
+            "messages": None,
+            "proxy_server_request": None,
+            "response": None,
+            "error": None,
+        })
+        if self.meta.store_prompts:
+            record["messages"] = self._pending
+            record["proxy_server_request"] = self.config.as_request(self.meta.model, self._response_overrides)
+        self._pending = []
+        self._response_overrides = None
+        return record
+
     def _on_response_done(self, event: dict[str, Any]) -> list[Record]:
         resp = _d(event.get("response"))
         rid = _s(resp.get("id"))
@@ -364,7 +395,6 @@ class Collector:
         if self._settling and flight is not None:
             self.settled_responses += 1
         usage = _d(resp.get("usage"))
-        cost, breakdown = price_usage(usage, self.meta.price)
         status = _s(resp.get("status")) or "completed"
         details = _d(resp.get("status_details"))
 
@@ -393,30 +423,9 @@ class Collector:
                     if part.get("type") in ("output_audio", "audio") and _s(part.get("transcript")):
                         transcripts.append(part["transcript"])
 
-        self.responses += 1
-        _add_usage(self.usage, usage)
-        if self.cost_usd is not None and cost is not None:
-            self.cost_usd = round(self.cost_usd + cost, 10)
-
-        record = self._base("response")
-        record.update({
-            "response_id": rid,
-            "status": status,
-            "start_time": iso(start),
-            "end_time": iso(end),
-            "duration_ms": int((end - start).total_seconds() * 1000),
-            "usage": usage,
-            "usage_source": "provider",
-            "cost_usd": cost,
-            "cost_breakdown": breakdown,
-            "messages": None,
-            "proxy_server_request": None,
-            "response": None,
-            "error": _error_of(details.get("error")),
-        })
+        record = self._response_record(rid, status, start, end, usage, "provider")
+        record["error"] = _error_of(details.get("error"))
         if self.meta.store_prompts:
-            record["messages"] = self._pending
-            record["proxy_server_request"] = self.config.as_request(self.meta.model, self._response_overrides)
             record["response"] = {
                 "id": rid,
                 "output_text": _clip("".join(texts)) if texts else None,
@@ -425,8 +434,6 @@ class Collector:
                 "status_details": details or None,
                 "results": [event],
             }
-        self._pending = []
-        self._response_overrides = None
         self._last_usage = usage or self._last_usage
         self._audio_in_at_last = self._audio_in
         self._text_in_chars = 0
@@ -456,32 +463,11 @@ class Collector:
                 output_audio_b64_bytes=self._audio_out - flight.audio_out_at_start,
                 input_text_chars=self._text_in_chars, input_audio_b64_bytes=self._audio_in - self._audio_in_at_last,
                 previous=self._last_usage)
-            cost, breakdown = price_usage(usage, self.meta.price)
-            self.responses += 1
             self.estimated_responses += 1
-            _add_usage(self.usage, usage)
-            if self.cost_usd is not None and cost is not None:
-                self.cost_usd = round(self.cost_usd + cost, 10)
-            record = self._base("response")
-            record.update({
-                "response_id": rid,
-                "status": "incomplete",
-                "start_time": iso(flight.started),
-                "end_time": iso(end),
-                "duration_ms": int((end - flight.started).total_seconds() * 1000),
-                "usage": usage,
-                "usage_source": "estimated",
-                "cost_usd": cost,
-                "cost_breakdown": breakdown,
-                "messages": self._pending if self.meta.store_prompts else None,
-                "proxy_server_request": (self.config.as_request(self.meta.model, self._response_overrides)
-                                         if self.meta.store_prompts else None),
-                "response": None,
-                "error": {"type": "gateway", "code": "response_not_reported",
-                          "message": "the client left and the provider did not report this response in time; "
-                                     "usage estimated from what was relayed"},
-            })
-            self._pending = []
+            record = self._response_record(rid, "incomplete", flight.started, end, usage, "estimated")
+            record["error"] = {"type": "gateway", "code": "response_not_reported",
+                               "message": "the client left and the provider did not report this response in time; "
+                                          "usage estimated from what was relayed"}
             self._text_in_chars = 0
             self._audio_in_at_last = self._audio_in
             records.append(record)
