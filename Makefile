@@ -35,7 +35,7 @@ bench: $(VENV)/.installed-bench
 	$(PY) bench/run.py --state redis --scenarios s3,s5 --s3-sessions 50,200
 	$(PY) bench/state_store.py
 
-soak: $(VENV)/.installed-bench
+soak: $(VENV)/.installed-bench $(TSTAMP)
 	$(PY) bench/soak.py
 
 clean:

@@ -105,3 +105,51 @@ async def test_a_response_the_provider_never_reports_is_billed_by_estimate(
     with pytest.raises(ConnectionRejected):
         async with ws_connect(srv.ws_url(listener, query="model=fake"), headers=auth_headers(LIMITED_KEY)):
             pass
+
+
+async def test_a_response_requested_just_before_the_client_left_is_settled_and_billed(
+        nursery: trio.Nursery, tmp_path: Path, listener: str) -> None:
+    """The client sends response.create and leaves at once: the provider starts (and bills) that
+    response after the client is gone, so the gateway waits for it, cancels it and bills it."""
+    cfg = make_config(tmp_path, keys=[{"name": "limited", "key": LIMITED_KEY}], server={"settle_window_s": 5.0},
+                      local={"stream_delay_ms": 30.0})
+    srv = await start_server(nursery, cfg)
+    async with ws_connect(srv.ws_url(listener), headers=auth_headers(LIMITED_KEY)) as ws:
+        await events_until(ws, "session.created")
+        await send_event(ws, user_text("Tell me a long story about the sea " * 4))
+        await send_event(ws, {"type": "response.create"})
+    session = await session_record(srv)
+    [response] = [r for r in srv.records() if r["record"] == "response"]
+    assert response["usage_source"] == "provider" and response["response_id"]
+    assert response["cost_usd"] > 0
+    assert session["responses_settled"] == 1 and session["responses_unestimated"] == 0
+
+
+async def refuses_responses(ws: WebSocketConnection, fake: FakeUpstream) -> None:
+    """An upstream that answers every response.create with an error."""
+    await ws.send_message(SESSION_CREATED)
+    while True:
+        event = json.loads(await ws.get_message())
+        fake.received.append(event)
+        if event["type"] == "response.create":
+            await ws.send_message(json.dumps({"type": "error", "event_id": "e2", "error": {
+                "type": "invalid_request_error", "code": "conversation_already_has_active_response",
+                "message": "Conversation already has an active response", "param": None, "event_id": None}}))
+
+
+async def test_a_refused_response_request_does_not_hold_the_session_for_the_settle_window(
+        nursery: trio.Nursery, tmp_path: Path, fake_upstream: FakeUpstream, listener: str) -> None:
+    fake_upstream.behaviour = refuses_responses
+    cfg = make_config(
+        tmp_path, server={"settle_window_s": 60.0},
+        models=[{"name": "fake", "provider": "openai", "api_base": fake_upstream.url + "/v1", "api_key": PROVIDER_KEY,
+                 "upstream_model": "gpt-realtime"}],
+        keys=[{"name": "limited", "key": LIMITED_KEY}])
+    srv = await start_server(nursery, cfg)
+    async with ws_connect(srv.ws_url(listener, query="model=fake"), headers=auth_headers(LIMITED_KEY)) as ws:
+        await ws.get_message()
+        await send_event(ws, {"type": "response.create"})
+    with trio.fail_after(20):  # far inside the 60 s window: the error answered the request
+        session = await session_record(srv)
+    assert session["responses"] == 0 and session["responses_unestimated"] == 0
+    assert not [r for r in srv.records() if r["record"] == "response"]

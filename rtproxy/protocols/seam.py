@@ -64,10 +64,11 @@ class SessionCollector(Protocol):
 
     @property
     def in_flight(self) -> int:
-        """Responses started and not yet reported."""
+        """Responses started and not yet reported, and responses requested and not yet started."""
 
     def settle_frames(self) -> list[str]:
-        """Frames to send upstream so the responses in flight finish (and get reported)."""
+        """Frames to send upstream so the responses in flight finish (and get reported); each
+        response is asked once, so the relay calls this again as requested responses start."""
 
     def unsettled(self) -> list[Record]:
         """Response records, with estimated usage, for the responses still in flight."""

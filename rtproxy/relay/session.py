@@ -211,15 +211,19 @@ class Session:
         window = self.plan.limits.settle_window_s
         if not window or not isinstance(upstream, WebSocketLeg) or upstream.closed is not None:
             return
+        collector = self.collector
         with trio.move_on_after(window):
             await self._collector_caught_up()
-            frames = self.collector.settle_frames() if self.collector.in_flight else []
-            if not frames:
+            if not collector.in_flight:
                 return
-            log.info("session %s: the client left with %d response(s) in flight; settling", self.id, len(frames))
+            log.info("session %s: the client left with %d response(s) in flight; settling", self.id,
+                     collector.in_flight)
             try:
-                await upstream.send([(True, f.encode()) for f in frames])
-                while self.collector.in_flight:
+                while collector.in_flight:
+                    # cancels for the responses open now, then for each requested one as it starts
+                    frames = collector.settle_frames()
+                    if frames:
+                        await upstream.send([(True, f.encode()) for f in frames])
                     await self._hand_to_collector(await upstream.receive())
                     await self._collector_caught_up()
             except LegClosed:

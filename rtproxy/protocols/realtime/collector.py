@@ -157,6 +157,11 @@ class Collector:
         self._pending: list[dict[str, Any]] = []
         self._response_overrides: dict[str, Any] | None = None
         self._open_responses: dict[str, _InFlight] = {}
+        #: response.create frames forwarded that no response.created (nor error) has answered yet:
+        #: the provider may already be generating them, so settling waits for them too.
+        self._awaiting_created = 0
+        #: Responses a response.cancel was sent for while settling (each is cancelled once).
+        self._cancel_sent: set[str] = set()
         #: Responses past MAX_OPEN_RESPONSES (or without an id): never tracked, never estimated.
         self.untracked_responses = 0
         self.settled_responses = 0
@@ -310,10 +315,15 @@ class Collector:
         })
 
     def _on_response_create(self, event: dict[str, Any]) -> None:
+        # The relay hands a client frame to the collector before forwarding it, so this count
+        # always rises before the provider's answer (response.created or error) can lower it.
+        self._awaiting_created += 1
         overrides = event.get("response")
         self._response_overrides = overrides if isinstance(overrides, dict) and overrides else None
 
     def _on_response_created(self, event: dict[str, Any]) -> None:
+        if self._awaiting_created:  # else the provider started it itself (server VAD)
+            self._awaiting_created -= 1
         rid = _s(_d(event.get("response")).get("id"))
         if rid and len(self._open_responses) < MAX_OPEN_RESPONSES:
             self._open_responses[rid] = _InFlight(self._now(), self._audio_out)
@@ -333,6 +343,10 @@ class Collector:
             flight.transcript_chars += len(delta)
 
     def _on_error(self, event: dict[str, Any]) -> None:
+        # A refused response.create is answered by an error instead of response.created. An error
+        # about something else may end a settle's wait early; either way the window bounds it.
+        if self._awaiting_created:
+            self._awaiting_created -= 1
         self.last_error = _error_of(event.get("error"))
 
     # -- records -------------------------------------------------------------------------------
@@ -443,13 +457,20 @@ class Collector:
 
     @property
     def in_flight(self) -> int:
-        return len(self._open_responses)
+        """Responses started and not reported, and responses requested and not yet started."""
+        return len(self._open_responses) + self._awaiting_created
 
     def settle_frames(self) -> list[str]:
-        """One ``response.cancel`` per response in flight: the provider then reports each one."""
+        """One ``response.cancel`` per response in flight not cancelled yet: the provider then
+        reports each one. Called again as responses requested before the client left start."""
         self._settling = True
-        return [json.dumps({"type": "response.cancel", "event_id": f"event_rtp_settle_{i}", "response_id": rid})
-                for i, rid in enumerate(self._open_responses)]
+        frames = []
+        for rid in self._open_responses:
+            if rid not in self._cancel_sent:
+                self._cancel_sent.add(rid)
+                frames.append(json.dumps({"type": "response.cancel", "event_id": f"event_rtp_settle_{len(self._cancel_sent)}",
+                                          "response_id": rid}))
+        return frames
 
     def unsettled(self) -> list[Record]:
         """Response records with usage estimated from what was relayed, for every response still
@@ -472,6 +493,10 @@ class Collector:
             self._audio_in_at_last = self._audio_in
             records.append(record)
         self._open_responses.clear()
+        # requested, never acknowledged: nothing was relayed to estimate them from
+        self.untracked_responses += self._awaiting_created
+        self._ended_in_flight += self._awaiting_created
+        self._awaiting_created = 0
         return records
 
     def finish(self, end: SessionEnd) -> Record:
