@@ -77,6 +77,16 @@ class ServerConfig:
     #: When a client leaves with responses in flight, the upstream stays open this long to cancel
     #: them and bill them as the provider reports; what is not reported by then is estimated.
     settle_window_s: float = 5.0
+    #: Client connections open at once in this process, both ports together (a handshake in
+    #: progress, a session, an idle HTTP keep-alive); more get a 503 and are closed. Lowered at
+    #: start to what the process's descriptor limit allows (two descriptors per connection).
+    max_connections: int = 4096
+    #: An HTTP connection with no request in progress is closed after this long.
+    keep_alive_timeout_s: float = 5.0
+    #: A client mid-request (its head or body) that sends nothing for this long is closed.
+    http_read_timeout_s: float = 30.0
+    #: Fragments one WebSocket message may arrive in; more close the connection with 1009.
+    max_fragments_per_message: int = 1024
 
 
 @attrs.frozen
@@ -272,7 +282,7 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
     if s.max_message_bytes < 1024:
         raise ConfigError(file, "server.max_message_bytes", "must be at least 1024 bytes")
     for name in ("handshake_timeout_s", "upstream_connect_timeout_s", "close_timeout_s", "shutdown_grace_s",
-                 "client_send_timeout_s", "token_ttl_s"):
+                 "client_send_timeout_s", "token_ttl_s", "keep_alive_timeout_s", "http_read_timeout_s"):
         if getattr(s, name) <= 0:
             raise ConfigError(file, f"server.{name}", "must be a positive number of seconds")
     for name in ("max_session_duration_s", "idle_timeout_s"):
@@ -280,8 +290,9 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
             raise ConfigError(file, f"server.{name}", "must be 0 (no limit) or a positive number of seconds")
     if s.token_ttl_s > 7200:
         raise ConfigError(file, "server.token_ttl_s", "must be at most 7200 seconds (2 hours)")
-    if s.max_concurrent_sessions < 1:
-        raise ConfigError(file, "server.max_concurrent_sessions", "must be at least 1")
+    for name in ("max_concurrent_sessions", "max_connections", "max_fragments_per_message"):
+        if getattr(s, name) < 1:
+            raise ConfigError(file, f"server.{name}", "must be at least 1")
     if (s.tls_certfile is None) != (s.tls_keyfile is None):
         raise ConfigError(file, "server.tls_certfile", "give both tls_certfile and tls_keyfile, or neither")
     for name in ("tls_certfile", "tls_keyfile", "upstream_ca_file"):

@@ -11,10 +11,10 @@ from typing import Any
 import attrs
 import pytest
 import trio
-from hypercorn.trio import serve
 
 from rtproxy.app import create_app
-from rtproxy.server.cli import hypercorn_config
+from rtproxy.auth.admission import REALTIME_PATHS
+from rtproxy.server.front import serve_main_port
 from rtproxy.config import Config, parse_config
 from rtproxy.server.gateway import Gateway
 
@@ -79,9 +79,9 @@ async def start_server(nursery: trio.Nursery, config: Config, **gateway_kwargs: 
     gateway = Gateway(config, **gateway_kwargs)
     app = create_app(gateway=gateway)
     stop = trio.Event()
-    hc = hypercorn_config(config)
-    binds = await nursery.start(functools.partial(serve, app, hc, shutdown_trigger=stop.wait))
-    port = int(binds[0].rsplit(":", 1)[1])
+    port = await nursery.start(functools.partial(
+        serve_main_port, config, app, gateway.run_session, gateway.connections, REALTIME_PATHS,
+        gateway.server_ssl_context(), shutdown_trigger=stop.wait))
     return RunningServer(gateway, port, stop)
 
 

@@ -173,9 +173,8 @@ async def test_client_close_closes_upstream_promptly(
     with trio.fail_after(0.9):  # well under the 1 s close timeout: no waiting for a timeout
         await fake_upstream.closed.wait()
     code = fake_upstream.closes[0][0]
-    # The realtime listener forwards the client's own 1000; hypercorn does not tell the app the
-    # client's code, so the main port reports the client gone (1001).
-    assert code == (1000 if listener == "realtime" else 1001)
+    # both ports forward the client's own 1000 (the main port's sessions take the fast path too)
+    assert code == 1000
 
 
 async def test_client_vanishing_closes_upstream_with_1001(

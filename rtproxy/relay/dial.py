@@ -18,7 +18,7 @@ from websockets.uri import parse_uri
 from ..errors import UpstreamRejected, UpstreamUnreachable
 from ..protocols.seam import UpstreamTarget
 from .transport import SocketTransport
-from .wsleg import RECEIVE_CHUNK_BYTES, WIRE_LOGGER, WebSocketLeg
+from .wsleg import RECEIVE_CHUNK_BYTES, WIRE_LOGGER, LegLimits, WebSocketLeg
 
 #: The upstream's handshake response (headers + any error body) may be at most this big.
 MAX_HANDSHAKE_RESPONSE_BYTES = 256 * 1024
@@ -94,7 +94,9 @@ async def dial_upstream(
         raise UpstreamUnreachable(f"upstream handshake failed: {proto.handshake_exc}")
     # websockets' parser generator keeps the Response alive for the whole connection: empty it.
     response.headers.clear()
-    return WebSocketLeg(stream, proto, close_timeout_s=close_timeout_s, pending=events[1:])
+    # the provider's frames: the same size bound as the client's (its pings are not limited)
+    return WebSocketLeg(stream, proto, close_timeout_s=close_timeout_s, pending=events[1:],
+                        limits=LegLimits(max_message_bytes))
 
 
 async def _aclose_quietly(stream: trio.abc.Stream | SocketTransport | None) -> None:

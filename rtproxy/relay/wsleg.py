@@ -7,7 +7,14 @@ every complete message decoded from one socket read comes back as one batch, whi
 leg sends with one ``send_all`` (write batching for bursty output, at no cost otherwise).
 
 A message is a ``(is_text, payload)`` tuple: text stays the same UTF-8 bytes, binary stays
-binary, nothing is decoded or re-serialised. Fragmented messages are reassembled.
+binary, nothing is decoded or re-serialised. Fragmented messages are gathered into one buffer;
+each fragment costs its payload plus :data:`FRAGMENT_OVERHEAD_BYTES` against the message size
+limit, and a message in more fragments than :attr:`LegLimits.max_fragments` fails the connection
+with 1009 (a flood of tiny fragments costs the server far more than its bytes).
+
+Pings from a client are answered, but each pong is output like any other: a client that does not
+read them is closed with 1008 after the send timeout, and one that sends more than
+:data:`PING_BURST` pings faster than :data:`PING_RATE_PER_S` is closed with 1008 too.
 
 Data frames are encoded here (:func:`~rtproxy.transport.encode_data_frames`); control frames
 (pongs, close echoes, our close) come from the protocol. Writing takes a lock and fetches the
@@ -22,7 +29,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
+import attrs
 import trio
 from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.frames import Opcode
@@ -35,11 +44,34 @@ RECEIVE_CHUNK_BYTES = 65536
 #: WebSocket close reasons are limited to 123 bytes of UTF-8.
 MAX_CLOSE_REASON_BYTES = 123
 
+#: What one fragment costs beyond its payload (frame header, parser objects), counted against the
+#: message size limit so a message of empty fragments is bounded too.
+FRAGMENT_OVERHEAD_BYTES = 64
+#: Pings a client may send at once, and the rate they refill at; past that it is closed (1008).
+PING_BURST = 64
+PING_RATE_PER_S = 8.0
+
 Message = tuple[bool, bytes]
+
+
+@attrs.frozen
+class LegLimits:
+    """Bounds on what a peer may make this leg hold or do (named in ``[server]``)."""
+
+    max_message_bytes: int | None = None
+    max_fragments: int = 1024
+    #: Enforce the ping budget (on the client side: a provider's pings are trusted).
+    limit_pings: bool = False
+
+    @classmethod
+    def of(cls, server: Any) -> LegLimits:
+        """The client side's limits from a ``ServerConfig``."""
+        return cls(server.max_message_bytes, server.max_fragments_per_message, limit_pings=True)
 
 _TEXT = Opcode.TEXT
 _BINARY = Opcode.BINARY
 _CONT = Opcode.CONT
+_PING = Opcode.PING
 _NOT_SENDABLE = frozenset({1004, 1005, 1006, 1015})
 
 
@@ -105,13 +137,21 @@ class WebSocketLeg:
         *,
         close_timeout_s: float = 2.0,
         pending: Iterable[object] = (),
+        limits: LegLimits = LegLimits(),
     ) -> None:
         self._stream = stream
         self._proto = protocol
         self._lock = trio.Lock()
         self._close_timeout_s = close_timeout_s
-        self._fragments: list[bytes] | None = None
+        self._limits = limits
+        #: The message being gathered from fragments, its fragment count and its cost in bytes.
+        self._fragments: bytearray | None = None
+        self._fragment_count = 0
+        self._fragment_cost = 0
         self._fragment_text = False
+        self._violation: tuple[int, str] | None = None
+        self._pings = float(PING_BURST)
+        self._pings_at = trio.current_time() if limits.limit_pings else 0.0
         self._closed: LegClosed | None = None
         self._transport_closed = False
         self._mask = protocol.side is CLIENT
@@ -131,7 +171,9 @@ class WebSocketLeg:
         return self._closed
 
     def _messages(self, events: Iterable[object]) -> list[Message]:
+        """Complete messages from websockets' frame events; notes a limit broken (see receive)."""
         out: list[Message] = []
+        limits = self._limits
         for ev in events:
             op = ev.opcode  # type: ignore[attr-defined]
             if op is _TEXT or op is _BINARY:
@@ -139,14 +181,44 @@ class WebSocketLeg:
                     out.append((op is _TEXT, ev.data))  # type: ignore[attr-defined]
                 else:
                     self._fragment_text = op is _TEXT
-                    self._fragments = [ev.data]  # type: ignore[attr-defined]
+                    self._fragments = bytearray(ev.data)  # type: ignore[attr-defined]
+                    self._fragment_count = 1
+                    self._fragment_cost = len(ev.data) + FRAGMENT_OVERHEAD_BYTES  # type: ignore[attr-defined]
             elif op is _CONT and self._fragments is not None:
-                self._fragments.append(ev.data)  # type: ignore[attr-defined]
+                self._fragments += ev.data  # type: ignore[attr-defined]
+                self._fragment_count += 1
+                self._fragment_cost += len(ev.data) + FRAGMENT_OVERHEAD_BYTES  # type: ignore[attr-defined]
                 if ev.fin:  # type: ignore[attr-defined]
-                    out.append((self._fragment_text, b"".join(self._fragments)))
+                    out.append((self._fragment_text, bytes(self._fragments)))
                     self._fragments = None
+                elif self._fragment_count > limits.max_fragments:
+                    self._violation = (1009, f"message in more than {limits.max_fragments} fragments")
+                    self._fragments = None
+                    break
+                elif limits.max_message_bytes is not None and self._fragment_cost > limits.max_message_bytes:
+                    self._violation = (1009, "message too big (with its fragments' overhead)")
+                    self._fragments = None
+                    break
+            elif op is _PING and limits.limit_pings:
+                now = trio.current_time()
+                self._pings = min(PING_BURST, self._pings + (now - self._pings_at) * PING_RATE_PER_S)
+                self._pings_at = now
+                self._pings -= 1
+                if self._pings < 0:
+                    self._violation = (1008, "too many pings")
+                    break
             # PING/PONG/CLOSE: the protocol answered them already (pong/close echo queued).
         return out
+
+    async def _fail(self, code: int, reason: str) -> LegClosed:
+        """Fail the connection for what the peer sent: a close frame with ``code``, then done."""
+        self._proto.fail(code, reason)
+        try:
+            await self._write(())
+        except LegClosed:
+            pass
+        self._closed = LegClosed(code, reason, by_peer=False)
+        return self._closed
 
     def _closure(self) -> LegClosed | None:
         proto = self._proto
@@ -204,20 +276,26 @@ class WebSocketLeg:
                 if bad is not None:
                     # RFC 6455 §8.1: a client's text must be UTF-8. Deliver what came before it,
                     # then the connection fails with 1007.
-                    self._proto.fail(1007, "invalid UTF-8 in a text message")
-                    try:
-                        await self._write(())
-                    except LegClosed:
-                        pass
-                    self._closed = LegClosed(1007, "invalid UTF-8 in a text message", by_peer=False)
+                    closed = await self._fail(1007, "invalid UTF-8 in a text message")
                     if bad:
                         return out[:bad]
-                    raise self._closed
+                    raise closed
+            if self._violation is not None:
+                # a fragment flood, a message too big with its overhead, a ping flood: what came
+                # whole before it is delivered, then the connection fails
+                closed = await self._fail(*self._violation)
+                if out:
+                    return out
+                raise closed
             if proto.writes:  # a pong or a close echo
                 try:
                     await self._write(())
-                except LegClosed:
-                    pass
+                except LegClosed as exc:
+                    # a client that does not take its pongs is as slow as one that does not take
+                    # its data: closed (1008 after the send timeout), not kept reading
+                    if out:
+                        return out
+                    raise exc from None
             if proto.state is not OPEN or not data:
                 closure = self._closure()
                 if closure is not None:

@@ -59,21 +59,6 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def hypercorn_config(cfg: Config, *, main_socket: socket.socket | None = None) -> Any:
-    from hypercorn.config import Config as HypercornConfig
-
-    hc = HypercornConfig()
-    hc.bind = [f"fd://{main_socket.fileno()}" if main_socket else _bind(cfg.server.host, cfg.server.port)]
-    hc.websocket_max_message_size = cfg.server.max_message_bytes
-    if cfg.server.tls_certfile and cfg.server.tls_keyfile:
-        hc.certfile = str(cfg.resolve_path(cfg.server.tls_certfile))
-        hc.keyfile = str(cfg.resolve_path(cfg.server.tls_keyfile))
-    hc.graceful_timeout = cfg.server.shutdown_grace_s
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("hypercorn.error")
-    return hc
-
-
 async def serve_main(cfg: Config, *, worker: int | None = None,
                      task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the whole server in this trio run until SIGINT/SIGTERM.
@@ -81,15 +66,14 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
     ``worker`` is set in ``--workers N`` processes: both ports are then bound with SO_REUSEPORT
     so the kernel spreads connections over the workers.
     """
-    from hypercorn.trio import serve
-
+    from ..auth.admission import REALTIME_PATHS
     from .app import create_app
+    from .front import serve_main_port
     from .gateway import Gateway
 
     gateway = Gateway(cfg, reuse_port=worker is not None)
     app = create_app(gateway=gateway)
     main_socket = _reuse_port_socket(cfg.server.host, cfg.server.port) if worker is not None else None
-    hc = hypercorn_config(cfg, main_socket=main_socket)
 
     async def shutdown_trigger() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
@@ -99,7 +83,7 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
                     continue
                 log.info("received %s: closing sessions", signal.Signals(signum).name)
                 break
-        # Close sessions (1001, records written) before hypercorn stops serving.
+        # Close sessions (1001, records written) before the main port stops serving.
         await gateway.drain()
 
     async with trio.open_nursery() as nursery:
@@ -110,7 +94,8 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
             task_status.started(gateway)
 
         nursery.start_soon(announce)
-        await serve(app, hc, shutdown_trigger=shutdown_trigger)
+        await serve_main_port(cfg, app, gateway.run_session, gateway.connections, REALTIME_PATHS,
+                              gateway.server_ssl_context(), sock=main_socket, shutdown_trigger=shutdown_trigger)
         nursery.cancel_scope.cancel()
 
 

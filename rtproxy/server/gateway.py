@@ -40,6 +40,7 @@ from ..spend.log import SpendLogWriter
 from ..spend.pricing import Price, price_for
 from ..spend.records import SessionMeta
 from .limits import TICK_S, Limits
+from .connections import ConnectionSlots, descriptor_cap
 from .listener import serve_realtime_listener
 
 log = logging.getLogger("rtproxy")
@@ -72,6 +73,8 @@ class Gateway:
         self.realtime_port: int | None = None
         self.spend = SpendLogWriter(config.resolve_path(config.spend_log.path))
         self.limits = Limits(config)
+        #: Client connections open in this process, both ports (see connections.py).
+        self.connections = ConnectionSlots(descriptor_cap(config.server.max_connections))
         self.sessions: set[Session] = set()
         self._no_sessions = trio.Event()
         self._no_sessions.set()
@@ -98,7 +101,7 @@ class Gateway:
                     self.local_url = f"ws://127.0.0.1:{port}"
                 if cfg.server.realtime_port >= 0:
                     self.realtime_port = await nursery.start(functools.partial(
-                        serve_realtime_listener, cfg.server, self.run_session, cfg.server.host,
+                        serve_realtime_listener, cfg.server, self.run_session, self.connections, cfg.server.host,
                         cfg.server.realtime_port,
                         reuse_port=self.reuse_port, ssl_context=self.server_ssl_context()))
                 self.started.set()
@@ -131,7 +134,7 @@ class Gateway:
         self._nursery.start_soon(fn, *args)
 
     def server_ssl_context(self) -> ssl.SSLContext | None:
-        """TLS for the realtime listener, from ``[server] tls_certfile`` / ``tls_keyfile``."""
+        """TLS for a listener, from ``[server] tls_certfile`` / ``tls_keyfile`` (a new context each)."""
         s = self.config.server
         if s.tls_certfile is None or s.tls_keyfile is None:
             return None
@@ -284,6 +287,7 @@ class Gateway:
         return {
             "status": "ok" if spend_ok and self.limits.healthy else "degraded",
             "sessions": len(self.sessions),
+            "connections": self.connections.stats(),
             "realtime_port": self.realtime_port,
             "spend_log": {"ok": spend_ok, "written": self.spend.written, "failures": self.spend.failures,
                           "queued": self.spend.queued, "lost": self.spend.lost, "reopened": self.spend.reopened,

@@ -21,14 +21,16 @@ from typing import Any
 import attrs
 import trio
 from websockets.datastructures import Headers
+from websockets.exceptions import HeaderLineTooLong, InvalidHeader, RequestLineTooLong, TooManyHeaders
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from ..auth.admission import HandshakeRequest, select_subprotocol
 from ..config import ServerConfig
-from ..relay.handshake import ClientHandshake
+from ..relay.handshake import ClientHandshake, error_body
 from ..relay.transport import SocketTransport, TimedStream
-from ..relay.wsleg import RECEIVE_CHUNK_BYTES, WIRE_LOGGER, WebSocketLeg
+from ..relay.wsleg import RECEIVE_CHUNK_BYTES, WIRE_LOGGER, LegLimits, WebSocketLeg
+from .connections import ConnectionSlots
 
 #: What the listener hands each accepted handshake to (the gateway's ``run_session``).
 RunSession = Callable[[ClientHandshake], Awaitable[None]]
@@ -53,44 +55,101 @@ async def _send_pending(stream: Transport, proto: ServerProtocol) -> None:
         await stream.send_all(payload)
 
 
+async def _send_response(stream: Transport, response: Response) -> None:
+    try:
+        await stream.send_all(response.serialize())
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+#: What a refused handshake's body says, by status: never the request's header values, which may
+#: hold a credential (a malformed ``Sec-WebSocket-Protocol`` carries the key).
+_HANDSHAKE_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_handshake", "the WebSocket handshake is invalid"),
+    403: ("origin_not_allowed", "this Origin may not open sessions"),
+    405: ("method_not_allowed", "a WebSocket handshake is a GET request"),
+    414: ("request_line_too_long", "the request line is too long"),
+    426: ("upgrade_required", "this is a WebSocket endpoint: send a WebSocket upgrade request"),
+    431: ("headers_too_large", "a request header line is over 8 KiB, or there are too many headers"),
+    505: ("http_version_not_supported", "a WebSocket handshake needs HTTP/1.1"),
+}
+
+
+def handshake_refusal(proto: ServerProtocol, status: int) -> Response:
+    """Our own answer to a handshake websockets refused: a JSON error naming what was wrong (the
+    header's name, never its value) instead of websockets' text, which quotes the value."""
+    code, message = _HANDSHAKE_ERRORS.get(status, _HANDSHAKE_ERRORS[400])
+    exc = proto.handshake_exc
+    name = getattr(exc, "name", None)
+    if isinstance(exc, InvalidHeader) and isinstance(name, str) and name.isascii() and len(name) < 64:
+        message = f"{message}: the {name} header is missing or invalid"
+    body = error_body(code, message, "invalid_request_error")
+    st = http.HTTPStatus(status)
+    headers = Headers([
+        ("Date", email.utils.formatdate(usegmt=True)),
+        ("Connection", "close"),
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+    ])
+    if status == 426:
+        headers["Upgrade"] = "websocket"
+    return Response(st.value, st.phrase, headers, body)
+
+
+def _refused_status(exc: BaseException | None) -> int:
+    if isinstance(exc, RequestLineTooLong):
+        return 414
+    if isinstance(exc, (HeaderLineTooLong, TooManyHeaders)):
+        return 431
+    return 400
+
+
 class ListenerHandshake:
     def __init__(self, stream: Transport, proto: ServerProtocol, response: Response,
-                 request: HandshakeRequest, close_timeout_s: float) -> None:
+                 request: HandshakeRequest, close_timeout_s: float, limits: LegLimits) -> None:
         self._stream = stream
         self._proto = proto
         self._response: Response | None = response
         self.request = request
         self._close_timeout_s = close_timeout_s
+        self._limits = limits
 
     @classmethod
-    async def read(cls, stream: Transport, cfg: ServerConfig, client_ip: str) -> ListenerHandshake | None:
+    async def read(cls, stream: Transport, cfg: ServerConfig, client_ip: str,
+                   initial: bytes = b"") -> ListenerHandshake | None:
+        """Read and check the upgrade request (``initial``: bytes of it already read); answer a
+        bad one and return None, or return the handshake, to be accepted or rejected."""
         proto = ServerProtocol(max_size=cfg.max_message_bytes, select_subprotocol=_select, logger=WIRE_LOGGER)
         request: Request | None = None
+        data = initial
         with trio.move_on_after(cfg.handshake_timeout_s):
             while request is None:
-                data = await stream.receive_some(RECEIVE_CHUNK_BYTES)
                 if not data:
-                    return None
+                    data = await stream.receive_some(RECEIVE_CHUNK_BYTES)
+                    if not data:
+                        return None
                 proto.receive_data(data)
+                data = b""
                 for event in proto.events_received():
                     if isinstance(event, Request):
                         request = event
                         break
-                if request is None and proto.writes:  # websockets answered a bad request (431, 414)
-                    await _send_pending(stream, proto)
+                if request is None and proto.writes:  # websockets refused the request (414, 431, 400)
+                    proto.data_to_send()  # its text may quote a header: ours instead
+                    await _send_response(stream, handshake_refusal(proto, _refused_status(proto.handshake_exc)))
                     return None
         if request is None:
             return None
         response = proto.accept(request)
         if response.status_code != 101:
-            proto.send_response(response)
-            await _send_pending(stream, proto)
+            await _send_response(stream, handshake_refusal(proto, response.status_code))
             return None
         path, _, query = request.path.partition("?")
         headers = tuple((k.lower(), v) for k, v in request.headers.raw_items())
         # websockets' parser generator keeps the Request alive for the whole connection: empty it.
         request.headers.clear()
-        return cls(stream, proto, response, HandshakeRequest(path, query, headers, client_ip), cfg.close_timeout_s)
+        return cls(stream, proto, response, HandshakeRequest(path, query, headers, client_ip), cfg.close_timeout_s,
+                   LegLimits.of(cfg))
 
     async def reject(self, status: int, body: bytes) -> None:
         st = http.HTTPStatus(status)
@@ -113,19 +172,25 @@ class ListenerHandshake:
         # The headers are not needed once the session is open: free them (≈5 KB per session).
         self._response = None
         self.request = attrs.evolve(self.request, headers=())
-        leg = WebSocketLeg(self._stream, self._proto, close_timeout_s=self._close_timeout_s)
+        leg = WebSocketLeg(self._stream, self._proto, close_timeout_s=self._close_timeout_s, limits=self._limits)
         await leg.send(())  # flushes the 101
         return leg
 
 
-async def _handle_connection(cfg: ServerConfig, run_session: RunSession,
-                             stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
+def client_ip_of(stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> str:
     raw = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
     try:
         peer = raw.socket.getpeername()
-        client_ip = peer[0] if isinstance(peer, tuple) else ""
+        return peer[0] if isinstance(peer, tuple) else ""
     except OSError:
-        client_ip = ""
+        return ""
+
+
+async def serve_websocket(cfg: ServerConfig, run_session: RunSession,
+                          stream: trio.SocketStream | trio.SSLStream[trio.SocketStream], initial: bytes = b"") -> None:
+    """One client connection that should be a realtime WebSocket upgrade (``initial``: bytes of
+    its request already read): check the handshake, run the session, close the connection."""
+    client_ip = client_ip_of(stream)
     send_timeout = cfg.client_send_timeout_s
     transport: Transport
     if isinstance(stream, trio.SSLStream):
@@ -133,7 +198,7 @@ async def _handle_connection(cfg: ServerConfig, run_session: RunSession,
     else:
         transport = SocketTransport.from_stream(stream, send_timeout_s=send_timeout)
     try:
-        hs = await ListenerHandshake.read(transport, cfg, client_ip)
+        hs = await ListenerHandshake.read(transport, cfg, client_ip, initial)
         if hs is not None:
             await run_session(hs)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -147,6 +212,17 @@ async def _handle_connection(cfg: ServerConfig, run_session: RunSession,
                 await transport.aclose()
             except (trio.BrokenResourceError, OSError):
                 pass
+
+
+async def _handle_connection(cfg: ServerConfig, run_session: RunSession, slots: ConnectionSlots,
+                             stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
+    if not slots.take():
+        await slots.refuse(stream)
+        return
+    try:
+        await serve_websocket(cfg, run_session, stream)
+    finally:
+        slots.give_back()
 
 
 async def open_listeners(host: str, port: int, *, reuse_port: bool = False) -> list[trio.SocketListener]:
@@ -164,8 +240,8 @@ async def open_listeners(host: str, port: int, *, reuse_port: bool = False) -> l
     return listeners
 
 
-async def serve_realtime_listener(cfg: ServerConfig, run_session: RunSession, host: str, port: int, *,
-                                  reuse_port: bool = False,
+async def serve_realtime_listener(cfg: ServerConfig, run_session: RunSession, slots: ConnectionSlots,
+                                  host: str, port: int, *, reuse_port: bool = False,
                                   ssl_context: ssl.SSLContext | None = None,
                                   task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     try:
@@ -180,4 +256,4 @@ async def serve_realtime_listener(cfg: ServerConfig, run_session: RunSession, ho
         listeners = [trio.SSLListener(listener, ssl_context, https_compatible=True) for listener in listeners]
     log.info("realtime listener on %s://%s:%d/v1/realtime", "wss" if ssl_context else "ws", host, bound)
     task_status.started(bound)
-    await trio.serve_listeners(partial(_handle_connection, cfg, run_session), listeners)
+    await trio.serve_listeners(partial(_handle_connection, cfg, run_session, slots), listeners)

@@ -1,0 +1,209 @@
+"""The main port: one capped accept loop; realtime upgrades on the fast path, the rest to hypercorn.
+
+Every connection to the main port takes a slot (:mod:`rtproxy.server.connections`; at the cap it
+gets a 503). Its request line is read here (within ``handshake_timeout_s``): a ``GET`` to a
+realtime path is a WebSocket session and runs on the same data path as the realtime listener
+(:func:`~rtproxy.server.listener.serve_websocket`: sans-IO legs, no ASGI); anything else is
+handed, with the bytes already read, to hypercorn's HTTP/1.1 connection server, which serves the
+Quart app (pages, REST) with keep-alive bounded by ``keep_alive_timeout_s`` and a stalled request
+by ``http_read_timeout_s``. TLS, when configured, is done here for both (ALPN ``http/1.1``).
+
+This drives hypercorn below its public ``serve()`` (its ``TCPServer``, ``Lifespan`` and
+``WorkerContext``, as its own ``worker_serve`` does), so ``pyproject.toml`` pins hypercorn's
+minor version; ``tests/test_front.py`` covers the hand-off (keep-alive, pipelining, TLS).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import attrs
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import AppWrapper, ConnectionState
+from hypercorn.utils import wrap_app
+
+from ..config import Config, ServerConfig
+from ..relay.wsleg import RECEIVE_CHUNK_BYTES
+from .connections import ConnectionSlots
+from .listener import LISTEN_BACKLOG, RunSession, serve_websocket
+
+log = logging.getLogger("rtproxy.front")
+
+#: The request line must be whole within this many bytes to be looked at (longer: hypercorn's).
+MAX_REQUEST_LINE_BYTES = 8192
+
+
+def hypercorn_config(cfg: Config) -> HypercornConfig:
+    """hypercorn's settings for the HTTP connections the main port hands it."""
+    s = cfg.server
+    hc = HypercornConfig()
+    hc.websocket_max_message_size = s.max_message_bytes
+    hc.keep_alive_timeout = s.keep_alive_timeout_s
+    hc.read_timeout = s.http_read_timeout_s  # type: ignore[assignment]
+    hc.graceful_timeout = s.shutdown_grace_s
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    return hc
+
+
+def realtime_request_line(head: bytes, paths: frozenset[str]) -> bool:
+    """Whether ``head`` starts with ``GET <a realtime path>[?query] HTTP/1.x``."""
+    line = head.split(b"\r\n", 1)[0]
+    parts = line.split(b" ")
+    if len(parts) != 3 or parts[0] != b"GET" or not parts[2].startswith(b"HTTP/1."):
+        return False
+    target = parts[1].split(b"?", 1)[0]
+    return target.decode("latin-1").rstrip("/") in paths
+
+
+class _Replay:
+    """A plain connection for hypercorn, replaying the bytes the front already read."""
+
+    def __init__(self, stream: Any, head: bytes) -> None:
+        self._stream = stream
+        self._head = head
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._head:
+            data, self._head = self._head, b""
+            return data
+        return await self._stream.receive_some(max_bytes)  # type: ignore[no-any-return]
+
+    async def send_all(self, data: bytes) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    @property
+    def socket(self) -> Any:
+        return self._stream.socket
+
+
+class _ReplayTLS(_Replay):
+    """The same over TLS: hypercorn sees an SSL stream whose handshake is already done."""
+
+    async def do_handshake(self) -> None:
+        pass
+
+    def selected_alpn_protocol(self) -> str | None:
+        return self._stream.selected_alpn_protocol()  # type: ignore[no-any-return]
+
+    @property
+    def transport_stream(self) -> Any:
+        return self._stream.transport_stream
+
+    async def send_eof(self) -> None:  # TLS has no half-close: hypercorn expects this
+        raise AttributeError("send_eof")
+
+
+@attrs.define
+class MainPort:
+    """What each main-port connection needs."""
+
+    server: ServerConfig
+    run_session: RunSession
+    slots: ConnectionSlots
+    paths: frozenset[str]
+    app: AppWrapper
+    hc: HypercornConfig
+    context: WorkerContext
+    state: dict[str, Any]
+    ssl_context: ssl.SSLContext | None
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        if not self.slots.take():
+            await self.slots.refuse(stream)
+            return
+        try:
+            await self._serve(stream)
+        finally:
+            self.slots.give_back()
+
+    async def _serve(self, raw: trio.SocketStream) -> None:
+        conn: trio.SocketStream | trio.SSLStream[trio.SocketStream] = raw
+        head = b""
+        try:
+            with trio.move_on_after(self.server.handshake_timeout_s):
+                if self.ssl_context is not None:
+                    conn = trio.SSLStream(raw, self.ssl_context, server_side=True, https_compatible=True)
+                    await conn.do_handshake()
+                while b"\r\n" not in head and len(head) < MAX_REQUEST_LINE_BYTES:
+                    data = await conn.receive_some(RECEIVE_CHUNK_BYTES)
+                    if not data:
+                        break
+                    head += data
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            head = b""
+        if b"\r\n" not in head and len(head) < MAX_REQUEST_LINE_BYTES:
+            # no request line in time (or the client left): nothing to answer
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await conn.aclose()
+            return
+        if realtime_request_line(head, self.paths):
+            await serve_websocket(self.server, self.run_session, conn, head)
+            return
+        replay = _ReplayTLS(conn, head) if isinstance(conn, trio.SSLStream) else _Replay(conn, head)
+        await TCPServer(self.app, self.hc, self.context, ConnectionState(self.state.copy()), replay)  # type: ignore[arg-type]
+
+
+async def open_main_listeners(host: str, port: int, sock: socket.socket | None) -> list[trio.SocketListener]:
+    if sock is not None:  # --workers: bound with SO_REUSEPORT by the parent's helper
+        sock.listen(LISTEN_BACKLOG)
+        return [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
+    try:
+        return await trio.open_tcp_listeners(port, host=host, backlog=LISTEN_BACKLOG)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(exc.errno, f"port {host}:{port} is already in use (set [server].port)") from None
+        raise
+
+
+async def serve_main_port(cfg: Config, asgi_app: Any, run_session: RunSession, slots: ConnectionSlots,
+                          paths: frozenset[str], ssl_context: ssl.SSLContext | None, *,
+                          sock: socket.socket | None = None,
+                          shutdown_trigger: Callable[[], Awaitable[None]],
+                          task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the main port until ``shutdown_trigger`` returns, with the app's lifespan around it
+    (its startup starts the gateway's services; its shutdown closes the sessions)."""
+    hc = hypercorn_config(cfg)
+    app = wrap_app(asgi_app, hc.wsgi_max_body_size, None)
+    state: dict[str, Any] = {}
+    lifespan = Lifespan(app, hc, state)
+    context = WorkerContext(None)
+    if ssl_context is not None:
+        ssl_context.set_alpn_protocols(["http/1.1"])
+    main = MainPort(cfg.server, run_session, slots, paths, app, hc, context, state, ssl_context)
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        listeners = await open_main_listeners(cfg.server.host, cfg.server.port, sock)
+        async with trio.open_nursery() as connections:
+            try:
+                async with trio.open_nursery() as accepting:
+                    accepting.start_soon(partial(trio.serve_listeners, main.handle, listeners,
+                                                 handler_nursery=connections))
+                    task_status.started(listeners[0].socket.getsockname()[1])
+                    await shutdown_trigger()
+                    accepting.cancel_scope.cancel()
+            finally:
+                await context.terminated.set()  # idle keep-alive connections close now
+                connections.cancel_scope.deadline = trio.current_time() + hc.graceful_timeout
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
