@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import os
 import signal
@@ -37,10 +39,11 @@ def write_config(tmp_path: Path, port: int, rt_port: int, stream_delay_ms: float
 
 @asynccontextmanager
 async def server_process(argv: list[str], tmp_path: Path, port: int,
-                         extra_env: dict[str, str] | None = None) -> AsyncIterator[trio.Process]:
+                         extra_env: dict[str, str] | None = None, **popen: Any) -> AsyncIterator[trio.Process]:
     env = {**os.environ, "TEST_USER_KEY": USER_KEY, **(extra_env or {})}
     log = open(tmp_path / "server.log", "wb")
-    proc = await trio.lowlevel.open_process(argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = await trio.lowlevel.open_process(argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            **popen)
     try:
         with trio.fail_after(20):
             async with httpx.AsyncClient() as http:

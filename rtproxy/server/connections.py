@@ -26,9 +26,10 @@ log = logging.getLogger("rtproxy.connections")
 RESERVED_DESCRIPTORS = 64
 #: Refusals being written at once; beyond that a connection over the cap is just closed.
 MAX_REFUSING = 32
-#: How long a refusal waits for the client to take its 503 and to finish sending its request.
-REFUSAL_TIMEOUT_S = 1.0
-#: Bytes of the refused client's request read (and dropped) so the close is a FIN, not a reset.
+#: How long a refusal waits for the client to take its 503 and to finish sending its request
+#: head (read and dropped, so that the close is a FIN and not a reset that can lose the 503).
+REFUSAL_LINGER_S = 0.1
+#: Bytes of the refused client's request read at most.
 REFUSAL_DRAIN_BYTES = 65536
 
 _BODY = json.dumps({"error": {"type": "server_error", "code": "too_many_connections",
@@ -85,15 +86,15 @@ class ConnectionSlots:
             if self._refusing < MAX_REFUSING:
                 self._refusing += 1
                 try:
-                    with trio.move_on_after(REFUSAL_TIMEOUT_S):
+                    with trio.move_on_after(REFUSAL_LINGER_S):
                         await stream.send_all(REFUSAL)
                         await stream.send_eof()
-                        drained = 0
-                        while drained < REFUSAL_DRAIN_BYTES:
+                        seen = b""
+                        while len(seen) < REFUSAL_DRAIN_BYTES and b"\r\n\r\n" not in seen:
                             data = await stream.receive_some(REFUSAL_DRAIN_BYTES)
                             if not data:
                                 break
-                            drained += len(data)
+                            seen += data
                 finally:
                     self._refusing -= 1
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):

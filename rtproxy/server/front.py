@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.events import Closed, Event, Updated
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
@@ -41,6 +42,8 @@ log = logging.getLogger("rtproxy.front")
 
 #: The request line must be whole within this many bytes to be looked at (longer: hypercorn's).
 MAX_REQUEST_LINE_BYTES = 8192
+#: How long closing a connection handed to hypercorn may take (a TLS close_notify included).
+CLOSE_TIMEOUT_S = 1.0
 
 
 def hypercorn_config(cfg: Config) -> HypercornConfig:
@@ -69,9 +72,10 @@ def realtime_request_line(head: bytes, paths: frozenset[str]) -> bool:
 class _Replay:
     """A plain connection for hypercorn, replaying the bytes the front already read."""
 
-    def __init__(self, stream: Any, head: bytes) -> None:
+    def __init__(self, stream: Any, head: bytes, send_timeout_s: float) -> None:
         self._stream = stream
         self._head = head
+        self.send_timeout_s = send_timeout_s
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._head:
@@ -80,16 +84,27 @@ class _Replay:
         return await self._stream.receive_some(max_bytes)  # type: ignore[no-any-return]
 
     async def send_all(self, data: bytes) -> None:
-        await self._stream.send_all(data)
+        # hypercorn shields its writes: without a deadline of our own, a client that stops
+        # reading would hold this connection (and its task) for as long as TCP keeps it
+        with trio.move_on_after(self.send_timeout_s) as waited:
+            await self._stream.send_all(data)
+        if waited.cancelled_caught:
+            raise trio.BrokenResourceError(f"the client took no data for {self.send_timeout_s:g} s")
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._stream.wait_send_all_might_not_block()
 
+    # hypercorn closes a connection that must close (``Connection: close``) from the app's task,
+    # which is being cancelled as it finishes: unshielded, the half-close raises Cancelled and the
+    # socket is never closed (one descriptor held per request). Closing is bounded instead.
     async def send_eof(self) -> None:
-        await self._stream.send_eof()
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+            await self._stream.send_eof()
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+            await self._stream.aclose()
+        await trio.lowlevel.checkpoint_if_cancelled()
 
     @property
     def socket(self) -> Any:
@@ -111,6 +126,31 @@ class _ReplayTLS(_Replay):
 
     async def send_eof(self) -> None:  # TLS has no half-close: hypercorn expects this
         raise AttributeError("send_eof")
+
+
+class _HttpConnection(TCPServer):
+    """hypercorn's HTTP/1.1 connection server, with its bookkeeping made cancel-proof.
+
+    hypercorn sends "idle again" (which restarts the keep-alive timer) and "close" from the
+    app's task as that task finishes and is cancelled, so both were lost: a keep-alive
+    connection was never timed out and a ``Connection: close`` one never closed. Both are quick
+    and bounded (the close by :data:`CLOSE_TIMEOUT_S`), so they run shielded.
+    """
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, (Closed, Updated)):
+            with trio.CancelScope(shield=True):
+                await super().protocol_send(event)
+        else:
+            await super().protocol_send(event)
+
+    async def _read_data(self) -> None:
+        try:
+            await super()._read_data()
+        finally:
+            # the client is gone: no keep-alive timer may hold the connection open any longer
+            with trio.CancelScope(shield=True):
+                await self.idle_task.stop()
 
 
 @attrs.define
@@ -159,8 +199,9 @@ class MainPort:
         if realtime_request_line(head, self.paths):
             await serve_websocket(self.server, self.run_session, conn, head)
             return
-        replay = _ReplayTLS(conn, head) if isinstance(conn, trio.SSLStream) else _Replay(conn, head)
-        await TCPServer(self.app, self.hc, self.context, ConnectionState(self.state.copy()), replay)  # type: ignore[arg-type]
+        timeout = self.server.client_send_timeout_s
+        replay = _ReplayTLS(conn, head, timeout) if isinstance(conn, trio.SSLStream) else _Replay(conn, head, timeout)
+        await _HttpConnection(self.app, self.hc, self.context, ConnectionState(self.state.copy()), replay)  # type: ignore[arg-type]
 
 
 async def open_main_listeners(host: str, port: int, sock: socket.socket | None) -> list[trio.SocketListener]:
