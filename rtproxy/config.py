@@ -212,6 +212,46 @@ def _structure_str_tuple(value: Any, _: Any) -> tuple[str, ...]:
 
 
 _converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_str_tuple)
+
+
+# Exact scalar types: cattrs would turn "false" into True, "8100" into 8100 and 1 into True. An
+# operator who writes `store_prompts = "false"` means false; guessing is worse than refusing.
+# (The message the operator sees is _TYPE_PROBLEMS', by the type cattrs names.)
+def _exact_bool(value: Any, _: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("not a boolean")
+    return value
+
+
+def _exact_int(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("not a whole number")
+    return value
+
+
+def _exact_float(value: Any, _: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("not a number")
+    return float(value)
+
+
+def _exact_str(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
+
+
+_TYPE_PROBLEMS = {
+    "bool": "must be true or false (a TOML boolean, not a string or a number)",
+    "int": "must be a whole number (not a string, a boolean or a fraction)",
+    "float": "must be a number (not a string or a boolean)",
+    "str": "must be a string (in quotes)",
+}
+_EXPECTED = re.compile(r"^invalid value for type, expected (\w+)(?: \| None)?$")
+
+
+for _type, _hook in ((bool, _exact_bool), (int, _exact_int), (float, _exact_float), (str, _exact_str)):
+    _converter.register_structure_hook(_type, _hook)
 _LITERAL_ERROR = re.compile(r"unknown error \((.*) not in literal typing\.Literal\[(.*)\]\)")
 _ENV_PREFIX = "env:"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -251,6 +291,9 @@ def _format_cattrs_error(exc: Exception) -> tuple[str, str]:
     if literal:
         problem = f"must be one of {literal.group(2)}, not {literal.group(1)!r}"
     problem = problem.replace("unknown error (", "invalid value (").replace("expected tuple", "expected a list")
+    expected = _EXPECTED.match(problem)
+    if expected and expected.group(1) in _TYPE_PROBLEMS:
+        problem = _TYPE_PROBLEMS[expected.group(1)]
     return path, problem
 
 

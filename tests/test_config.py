@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
+from rtproxy import config as config_module
 from rtproxy.config import load_config, parse_config
 from rtproxy.errors import ConfigError
 from rtproxy.auth.keys import KeyStore, hash_key
@@ -45,7 +50,7 @@ def test_unknown_key_is_named() -> None:
 
 def test_wrong_type_is_named() -> None:
     err = error_of(base(server={"port": "eighty"}))
-    assert err.path == "server.port" and "int" in err.problem
+    assert err.path == "server.port" and "whole number" in err.problem
 
 
 def test_missing_env_var_is_named() -> None:
@@ -132,3 +137,75 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
 def test_azure_needs_api_base_and_version() -> None:
     err = error_of(base(models=[{"name": "m1", "provider": "azure", "api_key": "k"}]))
     assert err.path == "models[0].api_base"
+
+
+# -- exact types, over the whole schema ---------------------------------------------------------
+# Every field of every config table is tried with values of the wrong type: each must be refused
+# with a one-line error naming the file and the key's path. The cases come from the attrs schema,
+# so a key added later is checked without anyone writing a test for it.
+
+_WRONG: dict[Any, list[Any]] = {
+    bool: ["false", "true", 0, 1],
+    int: ["8100", 8100.5, True],
+    float: ["5", True],
+    str: [5, True, ["x"]],
+    tuple[str, ...]: ["gpt-realtime", [1], True],
+}
+#: A minimal valid document, and where each table lives in it.
+_BASE: dict[str, Any] = {"models": [{"name": "m", "provider": "local"}],
+                         "keys": [{"name": "k", "key": "a-valid-test-key-0123456789"}]}
+_TABLES = {"server": config_module.ServerConfig, "spend_log": config_module.SpendLogConfig, "local": config_module.LocalModelConfig,
+           "state": config_module.StateConfig, "models[0]": config_module.ModelConfig, "keys[0]": config_module.KeyConfig,
+           "models[0].price": config_module.PriceConfig}
+
+
+def _base_type(t: Any) -> Any:
+    """``int | None`` → int; a Literal → the type of its values; others unchanged."""
+    args = [a for a in typing.get_args(t) if a is not type(None)]
+    if typing.get_origin(t) in (typing.Union, types.UnionType) and len(args) == 1:
+        t = args[0]
+    if typing.get_origin(t) is typing.Literal:
+        return type(typing.get_args(t)[0])
+    return t
+
+
+def _schema_cases() -> list[tuple[str, Any]]:
+    cases = []
+    for table, cls in _TABLES.items():
+        hints = typing.get_type_hints(cls, vars(config_module))
+        for f in attrs.fields(cls):
+            t = _base_type(hints[f.name])
+            if attrs.has(t) or t not in _WRONG:
+                assert attrs.has(t), f"{table}.{f.name}: type {t} has no wrong-type cases: add them to _WRONG"
+                continue
+            for value in _WRONG[t]:
+                cases.append((f"{table}.{f.name}", value))
+    return cases
+
+
+def _document_with(path: str, value: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(_BASE)
+    doc["models"][0]["price"] = {"input_text": 1.0, "input_audio": 1.0, "cached_text": 1.0, "cached_audio": 1.0,
+                                 "output_text": 1.0, "output_audio": 1.0}
+    *tables, key = path.split(".")
+    node: Any = doc
+    for part in tables:
+        name, _, index = part.partition("[")
+        node = node.setdefault(name, {}) if not index else node[name][int(index.rstrip("]"))]
+    node[key] = value
+    return doc
+
+
+def test_the_base_document_of_the_type_table_is_valid() -> None:
+    parse_config(_document_with("server.host", "127.0.0.1"))
+
+
+@pytest.mark.parametrize(("path", "value"), _schema_cases(), ids=lambda v: repr(v)[:40])
+def test_every_config_value_must_have_exactly_its_type(path: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(_document_with(path, value), source="rtproxy.toml")
+    message = str(info.value)
+    assert message.startswith(f"rtproxy.toml: {path}:"), message
+    assert "\n" not in message
+    if isinstance(value, str) and len(value) > 5:
+        assert value not in message  # a string in the wrong place may be a secret: never echoed
