@@ -77,18 +77,39 @@ def test_providers_build_openai_azure_and_local_targets(tmp_path: Path) -> None:
         {"name": "l", "provider": "local"},
     ], keys=[{"name": "k", "key": USER_KEY}])
     keys = KeyStore.from_config(cfg)
-    o = admit(request(query="model=o&foo=bar", authorization=f"Bearer {USER_KEY}", openai_beta="realtime=v1"), keys, cfg)
+    o = admit(request(query="model=o&foo=bar&intent=transcription", authorization=f"Bearer {USER_KEY}",
+                      openai_beta="realtime=v1"), keys, cfg)
     a = admit(request("/openai/realtime", "api-version=x&deployment=a", api_key=USER_KEY), keys, cfg)
     loc = admit(request(query="model=l", authorization=f"Bearer {USER_KEY}"), keys, cfg)
     assert isinstance(o, Admission) and isinstance(a, Admission) and isinstance(loc, Admission)
     t = build_target(o.model, dialect=o.dialect, forward_query=o.forward_query, local_url=None, local_secret="s")
-    assert t.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime&foo=bar"
+    assert t.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime&intent=transcription"  # foo: dropped
     assert dict(t.headers) == {"Authorization": "Bearer sk-x", "OpenAI-Beta": "realtime=v1"}
     t = build_target(a.model, dialect=a.dialect, forward_query=a.forward_query, local_url=None, local_secret="s")
     assert t.url == "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=dep1"
     assert dict(t.headers) == {"api-key": "az-x"}
     t = build_target(loc.model, dialect=loc.dialect, forward_query=loc.forward_query, local_url="ws://127.0.0.1:9", local_secret="s3cret")
     assert t.url == "ws://127.0.0.1:9/v1/realtime?model=l" and dict(t.headers) == {"Authorization": "Bearer s3cret"}
+
+
+@pytest.mark.parametrize("query", ["model%20=x", "model+=x", "MODEL=x", "api-key=sk-x", "authorization=x",
+                                   "Intent=transcription", "call_id%20=c", "foo=bar", "deployment=other",
+                                   "api-version=1", "model=o"])
+def test_only_documented_query_parameters_reach_the_provider(tmp_path: Path, query: str) -> None:
+    cfg = make_config(tmp_path, models=[{"name": "o", "provider": "openai", "api_key": "sk-x",
+                                         "upstream_model": "gpt-realtime"}], keys=[{"name": "k", "key": USER_KEY}])
+    adm = admit(request(query=f"model=o&{query}", authorization=f"Bearer {USER_KEY}"), KeyStore.from_config(cfg), cfg)
+    assert isinstance(adm, Admission)
+    t = build_target(adm.model, dialect=adm.dialect, forward_query=adm.forward_query, local_url=None,
+                     local_secret="s")
+    assert t.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+
+
+def test_a_model_given_twice_with_different_values_is_refused(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, keys=[{"name": "k", "key": USER_KEY}])
+    refused = admit(request(query="model=gpt-realtime&model=other", authorization=f"Bearer {USER_KEY}"),
+                    KeyStore.from_config(cfg), cfg)
+    assert not isinstance(refused, Admission) and (refused.status, refused.code) == (400, "ambiguous_model")
 
 
 @pytest.mark.parametrize(("frame", "expected"), [

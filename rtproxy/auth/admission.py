@@ -33,8 +33,11 @@ BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 ECHO_SUBPROTOCOL = "realtime"
 #: Model names are echoed into URLs and records: keep them to a safe alphabet and length.
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
-#: Query parameters that rtproxy consumes itself instead of forwarding upstream.
-_CONSUMED_QUERY = frozenset({"model", "deployment", "api-version", "api-key", "authorization"})
+#: Query parameters passed on to the provider: only those it documents for the realtime route
+#: (``intent=transcription``, a sideband's ``call_id``), spelt exactly. The gateway sets
+#: ``model`` / Azure's ``deployment`` and ``api-version`` itself; every other parameter (a
+#: ``model `` with a trailing space, an ``api-key``, anything unknown) is dropped.
+FORWARDED_QUERY = frozenset({"intent", "call_id"})
 #: Attribution headers set by the app (see DESIGN.md §Spend log).
 END_USER_HEADER = "x-rtproxy-end-user"
 TAGS_HEADER = "x-rtproxy-tags"
@@ -173,6 +176,9 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
 
     query = request.query
     params = dict(query)
+    for name in ("model", "deployment"):
+        if len({v for k, v in query if k == name}) > 1:
+            return reject(400, "ambiguous_model", f"{name} is given more than once, with different values")
     if path == "/openai/realtime":
         model_name = params.get("deployment") or params.get("model")
     else:
@@ -210,7 +216,7 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
     if not key.allows_model(model.name):
         return reject(403, "model_not_allowed", f"this key may not use model {model.name!r}")
 
-    forward = tuple((k, v) for k, v in query if k.lower() not in _CONSUMED_QUERY)
+    forward = tuple((k, v) for k, v in query if k in FORWARDED_QUERY)
     tags_raw = _clean_attribution(request.header(TAGS_HEADER))
     tags = tuple(t.strip() for t in tags_raw.split(",") if t.strip())[:32] if tags_raw else ()
     end_user = _clean_attribution(request.header(END_USER_HEADER))
