@@ -93,6 +93,51 @@ async def test_beta_sessions_endpoint_and_the_token_session_config_is_applied(se
     assert events[-1]["session"]["modalities"] == ["text"]
 
 
+async def test_a_token_with_a_large_session_config_is_short_and_opens_on_both_listeners(
+        server: RunningServer, listener: str) -> None:
+    """Long instructions and tools would make a 12 KB token that no header line takes: the
+    config is kept in the state store and the token carries a reference to it."""
+    instructions = "You are a careful assistant. " * 700  # about 20 KB
+    tools = [{"type": "function", "name": f"tool_{i}", "description": "d" * 200,
+              "parameters": {"type": "object", "properties": {}}} for i in range(10)]
+    r = await mint(server, body={"session": {"type": "realtime", "model": "gpt-realtime",
+                                             "instructions": instructions, "tools": tools}})
+    assert r.status_code == 200, r.text
+    token = r.json()["value"]
+    assert len(token) <= 2048
+    async with ws_connect(server.ws_url(listener), subprotocols=["realtime", f"openai-insecure-api-key.{token}"]) as ws:
+        events = await events_until(ws, "session.updated")
+        assert events[-1]["session"]["instructions"] == instructions
+        assert [t["name"] for t in events[-1]["session"]["tools"]] == [t["name"] for t in tools]
+        await text_turn(ws, fresh=False)
+
+
+async def test_a_small_session_config_stays_inside_the_token(server: RunningServer) -> None:
+    r = await mint(server, body={"session": {"type": "realtime", "model": "gpt-realtime", "instructions": "Be brief."}})
+    claims = server.gateway.tokens.verify(r.json()["value"], now=time.time())
+    assert claims.session == {"instructions": "Be brief."} and claims.session_ref is None
+
+
+async def test_a_token_whose_stored_config_is_gone_is_refused_clearly(nursery: trio.Nursery, tmp_path: Path,
+                                                                      listener: str) -> None:
+    srv = await start_server(nursery, make_config(tmp_path / "a", server={"token_secret": "shared-secret-0123456789"}))
+    other = await start_server(nursery, make_config(tmp_path / "b", server={"token_secret": "shared-secret-0123456789"}))
+    r = await mint(srv, body={"session": {"type": "realtime", "model": "gpt-realtime", "instructions": "x" * 5000}})
+    token = r.json()["value"]
+    # the other gateway shares the signing secret but not the state store (a separate SQLite file)
+    with pytest.raises(ConnectionRejected) as refused:
+        async with ws_connect(other.ws_url(listener, query=""), headers=auth_headers(token)):
+            pass
+    assert refused.value.status_code == 401
+    assert b"state store" in (refused.value.body or b"")
+
+
+async def test_a_session_config_too_large_even_for_the_store_is_refused(server: RunningServer) -> None:
+    r = await mint(server, body={"session": {"type": "realtime", "model": "gpt-realtime",
+                                             "instructions": "x" * 300_000}})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "session_too_large"
+
+
 @pytest.mark.parametrize(("mutate", "status", "code"), [
     (lambda t: t[:-3] + ("AAA" if not t.endswith("AAA") else "BBB"), 401, "invalid_ephemeral_token"),
     (lambda t: "ek_" + t[3:].replace(".", "x.", 1), 401, "invalid_ephemeral_token"),
@@ -143,7 +188,7 @@ async def test_a_token_is_no_key_for_anything_else(server: RunningServer) -> Non
     ({"session": {"model": "gpt-realtime"}, "expires_after": {"seconds": 5}}, 400),
     ({"session": {"model": "gpt-realtime"}, "expires_after": {"seconds": 7201}}, 400),
     ({"session": {"model": "gpt-realtime"}, "expires_after": {"anchor": "now", "seconds": 60}}, 400),
-    ({"session": {"model": "gpt-realtime", "instructions": "x" * 20000}}, 413),
+    ({"session": {"model": "gpt-realtime", "instructions": "x" * 300_000}}, 413),  # over the 256 KiB a store keeps
     ([1, 2], 400),
 ])
 async def test_mint_validates_its_request(server: RunningServer, body: Any, status: int) -> None:

@@ -14,7 +14,7 @@ import trio
 from trio_websocket import ConnectionRejected
 
 from .conftest import LIMITED_KEY
-from .helpers import auth_headers, text_turn, write_server_config, ws_connect
+from .helpers import auth_headers, events_until, text_turn, write_server_config, ws_connect
 from .redis_server import redis_server
 from .test_processes import BIN, free_port, server_process
 
@@ -182,3 +182,28 @@ async def test_fail_open_admits_on_local_limits_while_redis_is_down(tmp_path: Pa
                         raise AssertionError("the local cap did not hold")
                 except ConnectionRejected as exc:
                     assert exc.status_code == 429
+
+
+async def test_a_token_minted_on_one_server_opens_on_the_other_through_redis(tmp_path: Path) -> None:
+    """A large session config is kept in the shared store: a token minted by one instance works
+    on the other (they share the signing secret and the Redis)."""
+    with redis_server(tmp_path / "redis") as redis:
+        ports = [(free_port(), free_port()) for _ in range(2)]
+        state = f'backend = "redis"\nurl = "{redis.url}"'
+        async with AsyncExitStack() as stack:
+            for i, (port, rt) in enumerate(ports):
+                cfg = limited_config(tmp_path / f"s{i}", port, rt, state=state)
+                cfg.write_text(cfg.read_text().replace("[server]\n", '[server]\ntoken_secret = "a-shared-signing-secret-0123"\n'))
+                await stack.enter_async_context(serving(tmp_path / f"s{i}", cfg, port))
+            instructions = "Answer in one short sentence. " * 400
+            async with httpx.AsyncClient() as http:
+                r = await http.post(f"http://127.0.0.1:{ports[0][0]}/v1/realtime/client_secrets",
+                                    json={"session": {"type": "realtime", "model": "gpt-realtime",
+                                                      "instructions": instructions}},
+                                    headers=auth_headers(LIMITED_KEY))
+            token = r.json()["value"]
+            assert len(token) <= 2048
+            async with ws_connect(f"ws://127.0.0.1:{ports[1][1]}/v1/realtime",
+                                  subprotocols=["realtime", f"openai-insecure-api-key.{token}"]) as ws:
+                events = await events_until(ws, "session.updated")
+            assert events[-1]["session"]["instructions"] == instructions

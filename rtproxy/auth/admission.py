@@ -93,6 +93,8 @@ class Admission:
     ephemeral: bool = False
     #: A session config carried by the token, sent upstream as ``session.update`` on open.
     initial_session: dict[str, Any] | None = None
+    #: A token's session config kept in the state store (resolved by the gateway before planning).
+    session_ref: str | None = None
 
 
 @attrs.frozen
@@ -233,4 +235,5 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
         tags=tags,
         ephemeral=claims is not None,
         initial_session=claims.session if claims is not None else None,
+        session_ref=claims.session_ref if claims is not None else None,
     )

@@ -2,7 +2,9 @@
 
 A token carries its claims — the parent key's name, the one model it opens, its expiry, an
 optional end user and an optional session config — and an HMAC-SHA256 over them with the
-proxy's signing secret. Verifying needs only the secret, so every worker that shares it accepts
+proxy's signing secret. A token travels in one header line, so it is kept short: a session config
+that would make it longer than :data:`MAX_INLINE_TOKEN_CHARS` is kept in the state store instead
+(until the token expires) and the token carries a random reference to it (``session_ref``). Verifying needs only the secret, so every worker that shares it accepts
 the tokens any of them minted. A token opens a realtime session for its model until it expires
 (reuse before then is allowed, as with the provider's own ephemeral keys); it is not a key for
 anything else: the REST endpoints do not accept it. Its use is billed to the parent key.
@@ -26,8 +28,11 @@ _SIGNING_CONTEXT = b"ek1."
 #: Default and largest lifetime of a token.
 DEFAULT_TTL_S = 60
 MAX_TTL_S = 2 * 60 * 60
-#: A token (with its session config) may be at most this long: it travels in a header.
-MAX_TOKEN_CHARS = 16 * 1024
+#: No token is minted or accepted longer than this: it travels in one header line (the realtime
+#: listener takes 8 KiB per line; a browser's subprotocol header names ``realtime`` beside it).
+MAX_TOKEN_CHARS = 4096
+#: A token with its session config inline may be this long; a larger config is stored, by reference.
+MAX_INLINE_TOKEN_CHARS = 2048
 
 
 def _b64(data: bytes) -> str:
@@ -48,6 +53,8 @@ class TokenClaims:
     end_user: str | None = None
     #: Applied with ``session.update`` when the session opens (without ``model``).
     session: dict[str, Any] | None = None
+    #: The name the session config is kept under in the state store (instead of ``session``).
+    session_ref: str | None = None
     nonce: str = ""
 
 
@@ -69,17 +76,24 @@ class TokenSigner:
         return _b64(hmac.new(self._secret, _SIGNING_CONTEXT + payload.encode("ascii"), hashlib.sha256).digest())
 
     def mint(self, claims: TokenClaims) -> str:
+        """The signed token; TokenError if it would be longer than :data:`MAX_TOKEN_CHARS`."""
+        token = self.encode(claims)
+        if len(token) > MAX_TOKEN_CHARS:
+            raise TokenError(f"the session config is too large for a token (max {MAX_TOKEN_CHARS} characters)")
+        return token
+
+    def encode(self, claims: TokenClaims) -> str:
+        """The signed token, however long (see :meth:`mint`)."""
         body = {"k": claims.key_name, "m": claims.model, "exp": claims.expires_at, "iat": claims.issued_at,
                 "d": claims.dialect, "n": claims.nonce or secrets.token_urlsafe(9)}
         if claims.end_user is not None:
             body["u"] = claims.end_user
         if claims.session:
             body["s"] = claims.session
+        if claims.session_ref:
+            body["r"] = claims.session_ref
         payload = _b64(json.dumps(body, separators=(",", ":")).encode("utf-8"))
-        token = f"{TOKEN_PREFIX}{payload}.{self._sign(payload)}"
-        if len(token) > MAX_TOKEN_CHARS:
-            raise TokenError(f"the session config is too large for a token (max {MAX_TOKEN_CHARS} characters)")
-        return token
+        return f"{TOKEN_PREFIX}{payload}.{self._sign(payload)}"
 
     def verify(self, token: str, *, now: float) -> TokenClaims:
         """The claims of a valid, unexpired token. Raises TokenError."""
@@ -99,8 +113,10 @@ class TokenSigner:
             claims = TokenClaims(
                 key_name=str(body["k"]), model=str(body["m"]), expires_at=int(body["exp"]),
                 issued_at=int(body["iat"]), dialect=str(body.get("d", "ga")), end_user=body.get("u"),
-                session=body.get("s"), nonce=str(body.get("n", "")),
+                session=body.get("s"), session_ref=body.get("r"), nonce=str(body.get("n", "")),
             )
+            if claims.session_ref is not None and not isinstance(claims.session_ref, str):
+                raise TypeError("session_ref")
         except (ValueError, KeyError, TypeError):
             raise TokenError("malformed ephemeral token") from None
         if now >= claims.expires_at:

@@ -29,8 +29,10 @@ from ..auth.tokens import MAX_TTL_S, TokenClaims, TokenError
 from ..config import Config, load_config
 from ..spend.query import SpendFilter, appended_since, newest_first, parse_time
 from .asgi_leg import AsgiHandshake
-from .gateway import Gateway
+from .gateway import Gateway, TokenStoreUnavailable
 
+#: Largest request body the REST endpoints read (a token's session config is at most 256 KiB).
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
 WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
 DEFAULT_CONFIG = "config.toml"
 
@@ -83,6 +85,7 @@ def _presented_key(gateway: Gateway) -> VirtualKey | None:
 def build_quart(gateway: Gateway) -> QuartTrio:
     quart = QuartTrio("rtproxy", static_folder=None)
     quart.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = gateway.config.server.shutdown_grace_s
+    quart.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BODY_BYTES
 
     @quart.before_serving
     async def start_services() -> None:
@@ -212,9 +215,11 @@ def build_quart(gateway: Gateway) -> QuartTrio:
         config = {k: v for k, v in session.items() if k not in ("model", "type")}
         end_user = request.headers.get(END_USER_HEADER)
         try:
-            token = gateway.tokens.mint(TokenClaims(
+            token = await gateway.mint_token(TokenClaims(
                 key_name=key.name, model=model.name, expires_at=expires_at, issued_at=now,
                 dialect=shape, end_user=end_user[:256] if end_user else None, session=config or None))
+        except TokenStoreUnavailable as exc:
+            return _json_error(503, "state_store_unavailable", str(exc), "server_error")
         except TokenError as exc:
             return _json_error(413, "session_too_large", str(exc))
         described = {"id": "sess_rtp_" + secrets.token_hex(10), "object": "realtime.session", "model": model.name,

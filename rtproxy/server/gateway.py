@@ -14,6 +14,7 @@ session needs into one :class:`~rtproxy.relay.plan.SessionPlan`; the relay's
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import secrets
@@ -22,11 +23,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import trio
 
 from ..auth.admission import Admission, Rejection, admit
 from ..auth.keys import KeyStore, VirtualKey
-from ..auth.tokens import TokenSigner
+from ..auth.tokens import MAX_INLINE_TOKEN_CHARS, TokenClaims, TokenError, TokenSigner
 from ..config import Config, ModelConfig
 from ..offline.server import serve_offline_model
 from ..protocols.realtime import REALTIME, build_target, token_session_update
@@ -39,8 +41,8 @@ from ..relay.wsleg import WebSocketLeg
 from ..spend.log import SpendLogWriter
 from ..spend.pricing import Price, price_for
 from ..spend.records import SessionMeta
-from .limits import TICK_S, Limits
 from .connections import ConnectionSlots, descriptor_cap
+from .limits import TICK_S, Limits
 from .listener import serve_realtime_listener
 
 log = logging.getLogger("rtproxy")
@@ -49,6 +51,25 @@ DialFn = Callable[..., Awaitable[WebSocketLeg]]
 
 #: Set by ``rtproxy serve --workers N`` so its workers share one generated token secret.
 WORKER_TOKEN_SECRET_ENV = "RTPROXY_WORKER_TOKEN_SECRET"
+#: Largest session config a token may carry by reference (instructions and tools included).
+MAX_TOKEN_SESSION_BYTES = 256 * 1024
+#: A stored token session config outlives its token by this much (clocks of several servers).
+TOKEN_SESSION_SLACK_S = 30.0
+
+
+class TokenStoreUnavailable(TokenError):
+    """The state store could not keep a token's session config (``fail_closed``)."""
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
 
 def new_session_id() -> str:
     return "sess_rtp_" + secrets.token_hex(10)
@@ -235,11 +256,36 @@ class Gateway:
         if len(self.sessions) >= self.config.server.max_concurrent_sessions:
             return Rejection(503, "server_at_capacity", "the gateway is at its session limit; retry later",
                              browser, echo)
+        if admission.session_ref is not None:
+            stored = await self.limits.token_session(admission.session_ref)
+            config = _json_object(stored)
+            if config is None:
+                return Rejection(401, "invalid_ephemeral_token",
+                                 "this token's session config is not in the gateway's state store: it expired, or "
+                                 "another gateway minted the token without sharing a state store with this one",
+                                 browser, echo)
+            admission = attrs.evolve(admission, initial_session=config, session_ref=None)
         refusal = await self.limits.admit(session_id, admission.key)
         if refusal is not None:
             status = 503 if refusal.code in ("server_at_capacity", "state_store_unavailable") else 429
             return Rejection(status, refusal.code, refusal.message, browser, echo)
         return admission
+
+    async def mint_token(self, claims: TokenClaims) -> str:
+        """An ``ek_`` token short enough for any listener: its session config inline when small,
+        else kept in the state store until the token expires. Raises TokenError."""
+        token = self.tokens.encode(claims)
+        if len(token) <= MAX_INLINE_TOKEN_CHARS or not claims.session:
+            return self.tokens.mint(claims)
+        config = json.dumps(claims.session, separators=(",", ":"))
+        if len(config.encode()) > MAX_TOKEN_SESSION_BYTES:
+            raise TokenError(f"the session config is over {MAX_TOKEN_SESSION_BYTES // 1024} KiB; "
+                             "send the rest with session.update once connected")
+        ref = secrets.token_urlsafe(18)
+        if not await self.limits.keep_token_session(ref, config, claims.expires_at - time.time() + TOKEN_SESSION_SLACK_S):
+            raise TokenStoreUnavailable("the gateway cannot reach its state store to keep this token's session "
+                                        "config; retry later")
+        return self.tokens.mint(attrs.evolve(claims, session=None, session_ref=ref))
 
     def session_opened(self, session: Session) -> None:
         self.sessions.add(session)

@@ -37,6 +37,8 @@ log = logging.getLogger("rtproxy.state")
 TICK_S = 1.0
 #: A failing state store is reported in the server log at most this often.
 ERROR_LOG_INTERVAL_S = 30.0
+#: What a token's stored session config is named under in the store.
+TOKEN_SESSION_PREFIX = "token_session:"
 UNAVAILABLE = Refusal("state_store_unavailable",
                       "the gateway cannot reach its state store, so it cannot check this key's limits; retry later")
 
@@ -126,6 +128,34 @@ class Limits:
         if self.spent.get(key.name, 0.0) >= key.max_budget_usd:
             return Refusal("budget_exceeded", f"key {key.name!r} has used its budget of ${key.max_budget_usd:g}")
         return None
+
+    async def keep_token_session(self, ref: str, config: str, ttl_s: float) -> bool:
+        """Keep an ephemeral token's session config until the token expires. False when the store
+        is unreachable under ``fail_closed`` (kept in this process only under ``fail_open``)."""
+        now = time.time()
+        try:
+            await self.store.put_blob(TOKEN_SESSION_PREFIX + ref, config, now=now, ttl_s=ttl_s)
+            self._ok()
+            return True
+        except StateStoreError as exc:
+            self._failed(exc)
+            if self.policy == "fail_closed":
+                return False
+            await self.fallback.put_blob(TOKEN_SESSION_PREFIX + ref, config, now=now, ttl_s=ttl_s)
+            return True
+
+    async def token_session(self, ref: str) -> str | None:
+        """The session config kept for a token, or None (expired, or kept by no store we share)."""
+        now = time.time()
+        try:
+            found = await self.store.get_blob(TOKEN_SESSION_PREFIX + ref, now=now)
+            self._ok()
+        except StateStoreError as exc:
+            self._failed(exc)
+            found = None
+        if found is None:
+            found = await self.fallback.get_blob(TOKEN_SESSION_PREFIX + ref, now=now)
+        return found
 
     async def charge(self, key: str, cost_usd: float) -> None:
         await self.fallback.charge(key, cost_usd)

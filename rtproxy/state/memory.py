@@ -19,6 +19,7 @@ class MemoryStore:
         self._opens: dict[str, list[float]] = {}
         self._spend: dict[str, float] = {}
         self._seeded = False
+        self._blobs: dict[str, tuple[str, float]] = {}
 
     def _expire(self, now: float) -> None:
         for sid in [s for s, (_, exp) in self._sessions.items() if exp <= now]:
@@ -64,6 +65,15 @@ class MemoryStore:
         for k, v in totals.items():
             self._spend[k] = float(v)
         return True
+
+    async def put_blob(self, name: str, value: str, *, now: float, ttl_s: float) -> None:
+        for stale in [n for n, (_, exp) in self._blobs.items() if exp <= now]:
+            del self._blobs[stale]
+        self._blobs[name] = (value, now + ttl_s)
+
+    async def get_blob(self, name: str, *, now: float) -> str | None:
+        value, expires = self._blobs.get(name, ("", 0.0))
+        return value if expires > now else None
 
     async def aclose(self) -> None:
         pass

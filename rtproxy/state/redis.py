@@ -8,7 +8,8 @@ fails, times out or is cancelled drops the connection, and the next call dials a
 
 Keys (``prefix`` defaults to ``rtproxy:``): ``{p}sessions:{key}`` and ``{p}sessions`` (sorted
 sets: session id → lease expiry), ``{p}opens:{key}`` (sorted set of the last minute's opens),
-``{p}spend:{key}`` (a float), ``{p}spend_seeded``.
+``{p}spend:{key}`` (a float), ``{p}spend_seeded``, ``{p}blob:{name}`` (an ephemeral token's
+session config, expiring with the token).
 """
 
 from __future__ import annotations
@@ -206,6 +207,13 @@ class RedisStore:
     async def seed_spend(self, totals: Mapping[str, float]) -> bool:
         keys = [self._k("spend_seeded")] + [self._k("spend", k) for k in totals]
         return bool(await self._script(_SEED, keys, [repr(float(v)) for v in totals.values()]))
+
+    async def put_blob(self, name: str, value: str, *, now: float, ttl_s: float) -> None:
+        await self._call([["SET", self._k("blob", name), value, "PX", str(max(1, int(ttl_s * 1000)))]])
+
+    async def get_blob(self, name: str, *, now: float) -> str | None:
+        value = (await self._call([["GET", self._k("blob", name)]]))[0]
+        return value.decode() if isinstance(value, bytes) else None
 
     async def aclose(self) -> None:
         await self._drop()

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS opens (key TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS opens_key ON opens (key, at);
 CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, usd REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (name TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL);
 """
 
 
@@ -131,6 +132,20 @@ class SqliteStore:
             db.execute("COMMIT")
             return True
         return await self._run(tx)
+
+    async def put_blob(self, name: str, value: str, *, now: float, ttl_s: float) -> None:
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM blobs WHERE expires <= ?", (now,))
+            db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?)", (name, value, now + ttl_s))
+            db.execute("COMMIT")
+        await self._run(tx)
+
+    async def get_blob(self, name: str, *, now: float) -> str | None:
+        def read(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT value FROM blobs WHERE name = ? AND expires > ?", (name, now)).fetchone()
+            return str(row[0]) if row else None
+        return await self._run(read)
 
     async def aclose(self) -> None:
         def close(db: sqlite3.Connection) -> Any:

@@ -77,6 +77,12 @@ class StateStore(Protocol):
     async def seed_spend(self, totals: Mapping[str, float]) -> bool:
         """Set the spend totals if the store has never been seeded; True if these were used."""
 
+    async def put_blob(self, name: str, value: str, *, now: float, ttl_s: float) -> None:
+        """Keep ``value`` under ``name`` for ``ttl_s`` (an ephemeral token's session config)."""
+
+    async def get_blob(self, name: str, *, now: float) -> str | None:
+        """The value kept under ``name``, or None once it expired (or was never kept here)."""
+
     async def aclose(self) -> None: ...
 
 
