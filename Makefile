@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench soak clean
+.PHONY: run test bench soak abuse clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(VENV)/.installed-bench
 
 soak: $(VENV)/.installed-bench $(TSTAMP)
 	$(PY) bench/soak.py
+
+abuse: $(VENV)/.installed-bench $(TSTAMP)
+	$(PY) bench/abuse.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
