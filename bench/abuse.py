@@ -21,7 +21,6 @@ import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import trio
@@ -300,13 +299,13 @@ async def main(seconds: float) -> None:
                 rss0, peak_fds = rss_kib(proc.pid), fds(proc.pid)
                 done = trio.Event()
 
-                async def watch_fds() -> None:
+                async def watch_fds(done: trio.Event) -> None:
                     nonlocal peak_fds
                     while not done.is_set():
                         peak_fds = max(peak_fds, fds(proc.pid))
                         await trio.sleep(0.05)
 
-                nursery.start_soon(watch_fds)
+                nursery.start_soon(watch_fds, done)
                 outcome = await attack()
                 done.set()
                 await trio.sleep(1.0)  # what is left once the attacker is gone

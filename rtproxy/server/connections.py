@@ -80,7 +80,7 @@ class ConnectionSlots:
     def stats(self) -> dict[str, int]:
         return {"open": self.open, "cap": self.cap, "refused": self.refused}
 
-    async def refuse(self, stream: trio.SocketStream) -> None:
+    async def refuse(self, stream: trio.abc.HalfCloseableStream | trio.SSLStream[trio.SocketStream]) -> None:
         """Answer 503 and close; bounded in time, and in number (past it, just close)."""
         try:
             if self._refusing < MAX_REFUSING:
@@ -88,7 +88,8 @@ class ConnectionSlots:
                 try:
                     with trio.move_on_after(REFUSAL_LINGER_S):
                         await stream.send_all(REFUSAL)
-                        await stream.send_eof()
+                        if isinstance(stream, trio.abc.HalfCloseableStream):
+                            await stream.send_eof()
                         seen = b""
                         while len(seen) < REFUSAL_DRAIN_BYTES and b"\r\n\r\n" not in seen:
                             data = await stream.receive_some(REFUSAL_DRAIN_BYTES)

@@ -121,7 +121,7 @@ class ListenerHandshake:
         bad one and return None, or return the handshake, to be accepted or rejected."""
         proto = ServerProtocol(max_size=cfg.max_message_bytes, select_subprotocol=_select, logger=WIRE_LOGGER)
         request: Request | None = None
-        data = initial
+        data: bytes | bytearray = initial
         with trio.move_on_after(cfg.handshake_timeout_s):
             while request is None:
                 if not data:
