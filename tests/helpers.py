@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from .conftest import RunningServer, make_config, start_server
 from .fakes import FakeUpstream
@@ -121,3 +122,16 @@ async def raw_upgrade(port: int, key: str, *, model: str = "gpt-realtime", extra
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         f"Authorization: Bearer {key}\r\n".encode() + extra + b"\r\n")
     return stream
+
+
+async def expect_error_then_close(ws: WebSocketConnection, code: str, close_code: int, timeout_s: float = 10) -> str:
+    """The gateway's error event (exactly one, with ``code``), then the close with ``close_code``."""
+    errors = []
+    with pytest.raises(ConnectionClosed) as closed, trio.fail_after(timeout_s):
+        while True:
+            event = json.loads(await ws.get_message())
+            if event["type"] == "error":
+                errors.append(event["error"]["code"])
+    assert errors == [code], f"expected one error event {code!r} before the close, got {errors}"
+    assert closed.value.reason.code == close_code
+    return closed.value.reason.reason or ""

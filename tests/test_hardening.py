@@ -21,6 +21,7 @@ from rtproxy.auth.tokens import TokenClaims, TokenSigner
 from .conftest import ADMIN_KEY, LIMITED_KEY, USER_KEY, RunningServer, make_config, start_server
 from .fakes import SESSION_CREATED, FakeUpstream
 from .helpers import (
+    expect_error_then_close,
     PROVIDER_KEY,
     auth_headers,
     events_until,
@@ -295,16 +296,6 @@ async def test_wss_upstream_is_verified_against_the_configured_ca(nursery: trio.
 
 
 # -- limits -------------------------------------------------------------------------------------
-
-async def expect_error_then_close(ws: WebSocketConnection, code: str, close_code: int, timeout_s: float = 10) -> str:
-    with pytest.raises(ConnectionClosed) as closed, trio.fail_after(timeout_s):
-        while True:
-            event = json.loads(await ws.get_message())
-            if event["type"] == "error":
-                assert event["error"]["code"] == code
-    assert closed.value.reason.code == close_code
-    return closed.value.reason.reason or ""
-
 
 async def test_idle_sessions_are_closed(nursery: trio.Nursery, tmp_path: Path, listener: str) -> None:
     srv = await start_server(nursery, make_config(tmp_path, server={"idle_timeout_s": 0.4}))

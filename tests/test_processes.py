@@ -22,7 +22,7 @@ from trio_websocket import ConnectionClosed
 from rtproxy.spend.log import SpendLogWriter
 
 from .conftest import ADMIN_KEY, USER_KEY
-from .helpers import auth_headers, events_until, send_event, text_turn, user_text, write_server_config, ws_connect
+from .helpers import auth_headers, events_until, expect_error_then_close, send_event, text_turn, user_text, write_server_config, ws_connect
 
 BIN = Path(sys.executable).parent
 
@@ -85,12 +85,7 @@ async def test_both_launchers_serve_everything_and_sigterm_closes_sessions_with_
                               headers=auth_headers(ADMIN_KEY)) as ws:
             await text_turn(ws)
             proc.send_signal(signal.SIGTERM)
-            with pytest.raises(ConnectionClosed) as closed, trio.fail_after(10):
-                while True:
-                    event = json.loads(await ws.get_message())
-                    if event["type"] == "error":
-                        assert event["error"]["code"] == "server_shutdown"
-            assert closed.value.reason.code == 1001
+            await expect_error_then_close(ws, "server_shutdown", 1001)
         with trio.fail_after(15):
             assert await proc.wait() == 0
     sessions = [r for r in records(tmp_path) if r["record"] == "session"]

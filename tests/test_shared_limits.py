@@ -14,7 +14,7 @@ import trio
 from trio_websocket import ConnectionRejected
 
 from .conftest import LIMITED_KEY
-from .helpers import auth_headers, events_until, text_turn, write_server_config, ws_connect
+from .helpers import auth_headers, events_until, expect_error_then_close, text_turn, write_server_config, ws_connect
 from .redis_server import redis_server
 from .test_processes import BIN, free_port, server_process
 
@@ -207,3 +207,23 @@ async def test_a_token_minted_on_one_server_opens_on_the_other_through_redis(tmp
                                   subprotocols=["realtime", f"openai-insecure-api-key.{token}"]) as ws:
                 events = await events_until(ws, "session.updated")
             assert events[-1]["session"]["instructions"] == instructions
+
+
+async def test_spend_by_another_process_cuts_an_open_session_off(nursery: trio.Nursery, tmp_path: Path,
+                                                                 listener: str) -> None:
+    """Another worker (here: another connection to the same SQLite file, as a worker has) pushes
+    the key over its budget: the session open in this process is cut off by the refresh."""
+    from rtproxy.state.sqlite import SqliteStore
+
+    from .conftest import make_config, start_server
+
+    srv = await start_server(nursery, make_config(tmp_path, keys=[
+        {"name": "limited", "key": LIMITED_KEY, "max_budget_usd": 0.5}]))
+    async with ws_connect(srv.ws_url(listener), headers=auth_headers(LIMITED_KEY)) as ws:
+        await events_until(ws, "session.created")
+        other_worker = SqliteStore(srv.gateway.limits.store.path)  # type: ignore[attr-defined]
+        try:
+            await other_worker.charge("limited", 0.75)
+        finally:
+            await other_worker.aclose()
+        await expect_error_then_close(ws, "budget_exceeded", 4429)

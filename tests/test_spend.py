@@ -16,7 +16,7 @@ from rtproxy.spend.pricing import PRICES, price_usage
 
 from .audio_fixtures import append_events, utterance
 from .conftest import ADMIN_KEY, LIMITED_KEY, USER_KEY, RunningServer, make_config, start_server
-from .helpers import auth_headers, events_until, send_event, text_turn, user_text, ws_connect
+from .helpers import auth_headers, events_until, expect_error_then_close, send_event, text_turn, user_text, ws_connect
 
 TOOLS = [{"type": "function", "name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
@@ -165,12 +165,7 @@ async def test_budget_cuts_a_session_off_mid_way(nursery: trio.Nursery, tmp_path
     srv = await start_server(nursery, cfg)
     async with ws_connect(srv.ws_url(listener), headers=auth_headers(LIMITED_KEY)) as ws:
         await text_turn(ws)  # this response takes the key over its budget
-        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(5):
-            while True:
-                event = json.loads(await ws.get_message())
-                if event["type"] == "error":
-                    assert event["error"]["code"] == "budget_exceeded"
-    assert closed.value.reason.code == 4429
+        await expect_error_then_close(ws, "budget_exceeded", 4429)
     (session,) = await wait_records(srv, "session", 1)
     assert session["close"]["by"] == "proxy" and session["close"]["code"] == 4429 and session["responses"] == 1
 
@@ -280,3 +275,23 @@ async def test_unpriced_model_gets_null_cost_and_one_warning(nursery: trio.Nurse
     assert [r["cost_usd"] for r in responses + sessions] == [None] * 4
     warnings = [r for r in caplog.records if "has no price" in r.getMessage()]
     assert len(warnings) == 1 and "custom" in warnings[0].getMessage()
+
+
+async def test_the_global_store_prompts_false_keeps_every_text_out_of_every_record(
+        nursery: trio.Nursery, tmp_path: Path, listener: str) -> None:
+    """The operator's `[spend_log] store_prompts = false`, with no per-key override, through the
+    whole gateway (not only the collector): no instructions, message, transcript or output text."""
+    cfg = make_config(tmp_path, spend_log={"store_prompts": False})
+    srv = await start_server(nursery, cfg)
+    async with ws_connect(srv.ws_url(listener), headers=auth_headers(USER_KEY)) as ws:
+        await send_event(ws, {"type": "session.update", "session": {"type": "realtime",
+                                                                     "instructions": "SECRET-INSTRUCTIONS-7"}})
+        await text_turn(ws, "SECRET-QUESTION-7")
+    (session,) = await wait_records(srv, "session", 1)
+    text = srv.gateway.spend.path.read_text()
+    for secret in ("SECRET-INSTRUCTIONS-7", "SECRET-QUESTION-7"):
+        assert secret not in text
+    (response,) = [r for r in srv.records() if r["record"] == "response"]
+    assert response["messages"] is None and response["response"] is None and response["proxy_server_request"] is None
+    assert response["usage"]["output_tokens"] > 0 and response["cost_usd"] > 0
+    assert session["tools"] is None
