@@ -47,12 +47,17 @@ def speech_wav(path: Path) -> Path:
         subprocess.run([sox, str(raw), "-r", "48000", "-c", "1", "-b", "16", str(path), "pad", "0.8", "3.0"],
                        check=True)
         return path
-    # Without espeak-ng: a voiced, syllable-modulated signal with a little noise, speech-like enough
-    # for an energy VAD and for Chromium's audio processing.
+    # Without espeak-ng: a voiced, syllable-modulated signal, speech-like enough for an energy VAD
+    # and for Chromium's audio processing.
+    return voiced_wav(path, [(0.8, 2.6)], 5.0)
+
+
+def voiced_wav(path: Path, spans: list[tuple[float, float]], seconds: float) -> Path:
+    """A 48 kHz mono WAV, voiced during ``spans`` (start, end seconds) and silent elsewhere."""
     rate, frames = 48000, []
-    for i in range(int(rate * 5.0)):
+    for i in range(int(rate * seconds)):
         t = i / rate
-        voiced = 0.8 <= t < 2.6
+        voiced = any(a <= t < b for a, b in spans)
         syll = 0.5 + 0.5 * math.sin(2 * math.pi * 4 * t)
         s = (math.sin(2 * math.pi * 150 * t) + 0.5 * math.sin(2 * math.pi * 300 * t)
              + 0.3 * math.sin(2 * math.pi * 900 * t)) * syll * 0.35 if voiced else 0.0

@@ -45,6 +45,10 @@ USAGE = {
 }
 
 
+#: USAGE at gpt-realtime's list prices, worked out by hand (see test_price_usage_by_hand).
+USAGE_COST_USD = 0.0016 + 0.00512 + 0.00024 + 0.000016 + 0.0016 + 0.0256
+
+
 def test_price_usage_by_hand() -> None:
     cost, breakdown = price_usage(USAGE, PRICE)
     # gpt-realtime per 1M: text in 4, audio in 32, cached text 0.4, cached audio 0.4, text out 16, audio out 64
@@ -57,7 +61,7 @@ def test_price_usage_by_hand() -> None:
         "output_audio": 400 * 64e-6,
     }
     assert breakdown == pytest.approx(expected)
-    assert cost == pytest.approx(0.0016 + 0.00512 + 0.00024 + 0.000016 + 0.0016 + 0.0256)
+    assert cost == pytest.approx(USAGE_COST_USD)
 
 
 def test_beta_usage_without_cached_details_counts_cache_as_text_first() -> None:
@@ -101,7 +105,7 @@ def test_a_text_turn_yields_a_full_response_record() -> None:
     assert (record["key_name"], record["key_hash"], record["end_user"], record["tags"]) == ("alice", "abc123", "u1", ["t"])
     assert record["status"] == "completed" and record["call_type"] == "realtime"
     assert record["start_time"] == "2026-01-01T00:00:00.500Z" and record["duration_ms"] == 250
-    assert record["usage"] == USAGE and record["cost_usd"] == pytest.approx(price_usage(USAGE, PRICE)[0])
+    assert record["usage"] == USAGE and record["cost_usd"] == pytest.approx(USAGE_COST_USD)
     assert record["messages"] == [{"role": "system", "content": "Be terse."},
                                   {"role": "user", "content": "Hi", "source": "text"}]
     assert record["proxy_server_request"]["tools"] == tools
@@ -122,7 +126,7 @@ def test_a_text_turn_yields_a_full_response_record() -> None:
     assert session["record"] == "session" and session["responses"] == 2
     assert session["usage"]["input_tokens"] == 2400
     assert session["usage"]["input_token_details"]["cached_tokens_details"]["audio_tokens"] == 80
-    assert session["cost_usd"] == pytest.approx(2 * price_usage(USAGE, PRICE)[0])
+    assert session["cost_usd"] == pytest.approx(2 * USAGE_COST_USD)
     assert session["close"] == {"by": "client", "code": 1000, "reason": "bye"}
     assert session["status"] == "success" and session["tools"] == tools
     assert session["client"] == {"ip": "127.0.0.1", "user_agent": "ua"}

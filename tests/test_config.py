@@ -209,3 +209,14 @@ def test_every_config_value_must_have_exactly_its_type(path: str, value: Any) ->
     assert "\n" not in message
     if isinstance(value, str) and len(value) > 5:
         assert value not in message  # a string in the wrong place may be a secret: never echoed
+
+
+def test_require_key_sha256_refuses_a_plain_key_and_accepts_a_digest() -> None:
+    doc = {"server": {"require_key_sha256": True}, "models": [{"name": "m", "provider": "local"}],
+           "keys": [{"name": "k", "key": "a-valid-test-key-0123456789"}]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, source="c.toml")
+    assert str(info.value).startswith("c.toml: keys[0].key: server.require_key_sha256 is set")
+    doc["keys"] = [{"name": "k", "key_sha256": hash_key("a-valid-test-key-0123456789")}]
+    cfg = parse_config(doc)
+    assert KeyStore.from_config(cfg).lookup("a-valid-test-key-0123456789") is not None

@@ -105,3 +105,12 @@ async def test_tls_main_port_keeps_alive_and_upgrades(nursery: trio.Nursery, tmp
         for _ in range(3):  # one TLS connection, kept alive
             assert (await http.get("/health")).status_code == 200
     assert srv.gateway.connections.stats()["refused"] == 0
+
+
+async def test_every_answer_carries_the_security_headers(server: RunningServer) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        for path in ("/", "/logs", "/health", "/v1/models", "/nope"):
+            r = await http.get(path, headers=auth_headers(USER_KEY))
+            assert r.headers["referrer-policy"] == "no-referrer", path
+            assert r.headers["x-content-type-options"] == "nosniff", path
+            assert "default-src 'self'" in r.headers["content-security-policy"], path

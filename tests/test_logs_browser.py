@@ -63,11 +63,14 @@ def test_logs_show_the_session_responses_and_tools(page: Page, server: LiveServe
     expect(row).to_have_attribute("data-status", "success")
     expect(row.locator("td").nth(1)).to_have_text("user")
     expect(row.locator("td").nth(4)).to_have_text("2")
-    expect(row.locator("td").nth(6)).to_contain_text("$0.000")
+    session_id = row.get_attribute("data-session")
+    (session,) = httpx.get(f"{server.url}/spend/logs", params={"session_id": session_id, "record": "session"},
+                           headers={"Authorization": f"Bearer {USER_KEY}"}).json()["data"]
+    assert session["cost_usd"] > 0
+    expect(row.locator("td").nth(6)).to_have_text(f"${session['cost_usd']:.6f}")
     row.click()
     responses = page.locator("#d-responses > li")
     expect(responses).to_have_count(2)
-    session_id = row.get_attribute("data-session")
     records = httpx.get(f"{server.url}/spend/logs", params={"session_id": session_id, "record": "response"},
                         headers={"Authorization": f"Bearer {USER_KEY}"}).json()["data"][::-1]
     for i, record in enumerate(records):  # each row shows the record's tokens and cost

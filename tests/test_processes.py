@@ -91,6 +91,10 @@ async def test_both_launchers_serve_everything_and_sigterm_closes_sessions_with_
     sessions = [r for r in records(tmp_path) if r["record"] == "session"]
     assert len(sessions) == 2
     assert sessions[-1]["close"] == {"by": "proxy", "code": 1001, "reason": "the gateway is shutting down"}
+    # the main-port session, closed normally by the client: `rtproxy serve` records its 1000; a
+    # plain hypercorn launch cannot know it (README, Known limits) and records 1006
+    assert sessions[0]["close"]["by"] == "client"
+    assert sessions[0]["close"]["code"] == (1000 if launcher == "rtproxy" else 1006)
     log = (tmp_path / "server.log").read_text()
     for secret in (USER_KEY, ADMIN_KEY):
         assert secret not in log
@@ -172,18 +176,23 @@ async def test_two_workers_share_both_ports_and_stop_together(tmp_path: Path) ->
     cfg = write_config(tmp_path, port, rt_port)
     async with server_process([str(BIN / "rtproxy"), "serve", "--config", str(cfg), "--workers", "2"],
                               tmp_path, port) as proc:
-        for i in range(6):
+        for i in range(40):  # the kernel spreads them by a hash: all 40 on one worker is a 2^-39 chance
             url_port = rt_port if i % 2 else port
             async with ws_connect(f"ws://127.0.0.1:{url_port}/v1/realtime?model=gpt-realtime",
                                   headers=auth_headers(USER_KEY)) as ws:
-                await text_turn(ws)
+                if i < 4:
+                    await text_turn(ws)
+                else:
+                    await events_until(ws, "session.created")
         proc.send_signal(signal.SIGTERM)
         with trio.fail_after(15):
             assert await proc.wait() == 0
-    log = (tmp_path / "server.log").read_text()
-    assert "[w0]" in log and "[w1]" in log
+    log = (tmp_path / "server.log").read_text().splitlines()
+    served = {w: sum(1 for line in log if f"[{w}] rtproxy.session: session" in line and " opened:" in line)
+              for w in ("w0", "w1")}
+    assert served["w0"] > 0 and served["w1"] > 0 and sum(served.values()) == 40, served
     recs = records(tmp_path)
-    assert [r["record"] for r in recs].count("session") == 6
+    assert [r["record"] for r in recs].count("session") == 40
 
 
 async def test_simulate_serves_the_offline_model_standalone(tmp_path: Path) -> None:
@@ -198,6 +207,35 @@ async def test_simulate_serves_the_offline_model_standalone(tmp_path: Path) -> N
             events = await text_turn(ws, "standalone")
         assert "".join(e.get("delta", "") for e in events if e["type"] == "response.output_text.delta") == \
             "You said: standalone"
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+async def test_logs_follow_prints_new_records_of_one_session_as_they_land(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, 1, 2)
+    w = SpendLogWriter(tmp_path / "spend.jsonl")
+    base = {"key_name": "user", "model": "gpt-realtime", "status": "completed", "start_time": "2026-01-01T00:00:00.000Z",
+            "usage": {}, "cost_usd": 0.0}
+    w.write({**base, "record": "response", "session_id": "sess_old", "response_id": "resp_old"})
+    proc = await trio.lowlevel.open_process(
+        [str(BIN / "rtproxy"), "logs", "--config", str(cfg), "--follow", "--session", "sess_live", "--json"],
+        stdout=subprocess.PIPE, stderr=open(tmp_path / "logs.err", "wb"), env={**os.environ, "TEST_USER_KEY": USER_KEY})
+    try:
+        w.write({**base, "record": "response", "session_id": "sess_other", "response_id": "resp_other"})
+        w.write({**base, "record": "response", "session_id": "sess_live", "response_id": "resp_live_1"})
+        out = b""
+        with trio.fail_after(10):
+            while out.count(b"\n") < 1:
+                out += await proc.stdout.receive_some(65536)  # type: ignore[union-attr]
+            (tmp_path / "spend.jsonl").rename(tmp_path / "spend.jsonl.1")  # rotated while following
+            w.reopen()  # as on SIGHUP
+            w.write({**base, "record": "response", "session_id": "sess_other", "response_id": "resp_other_2"})
+            w.write({**base, "record": "session", "session_id": "sess_live", "responses": 1})
+            while out.count(b"\n") < 2:
+                out += await proc.stdout.receive_some(65536)  # type: ignore[union-attr]
+        got = [json.loads(line) for line in out.splitlines()]
+        assert [(r["record"], r["session_id"]) for r in got] == [("response", "sess_live"), ("session", "sess_live")]
     finally:
         proc.kill()
         await proc.wait()

@@ -12,7 +12,6 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
-from rtproxy.spend.pricing import PRICES, price_usage
 
 from .audio_fixtures import append_events, utterance
 from .conftest import ADMIN_KEY, LIMITED_KEY, USER_KEY, RunningServer, make_config, start_server
@@ -41,7 +40,14 @@ async def test_text_turn_record_field_by_field(server: RunningServer, listener: 
     usage = done["response"]["usage"]
     assert resp["response_id"] == done["response"]["id"] and resp["status"] == "completed"
     assert resp["usage"] == usage
-    assert resp["cost_usd"] == pytest.approx(price_usage(usage, PRICES["gpt-realtime"])[0])
+    # priced by hand from the provider's usage at gpt-realtime's list prices (USD per 1M tokens)
+    d_in, d_out = usage["input_token_details"], usage["output_token_details"]
+    cached = d_in.get("cached_tokens_details") or {}
+    by_hand = ((d_in["text_tokens"] - cached.get("text_tokens", 0)) * 4.0
+               + (d_in["audio_tokens"] - cached.get("audio_tokens", 0)) * 32.0
+               + cached.get("text_tokens", 0) * 0.4 + cached.get("audio_tokens", 0) * 0.4
+               + d_out["text_tokens"] * 16.0 + d_out["audio_tokens"] * 64.0) / 1e6
+    assert by_hand > 0 and resp["cost_usd"] == pytest.approx(by_hand)
     assert set(resp["cost_breakdown"]) == {"input_text", "input_audio", "cached_text", "cached_audio",
                                            "output_text", "output_audio"}
     assert (resp["key_name"], resp["model"], resp["provider"], resp["end_user"], resp["tags"]) == \
