@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import trio
 import trio.testing
@@ -159,3 +160,136 @@ async def test_a_pong_is_sent_before_data_queued_behind_it() -> None:
     client.receive_data(received)
     frames = client.events_received()
     assert [(f.opcode, f.data) for f in frames] == [(Opcode.PONG, b"hi"), (Opcode.TEXT, b"reply")]
+
+
+# -- hostile frames, checked against websockets' own parser --------------------------------------
+
+def raw_frame(first: int, payload: bytes, *, mask: bool, length: int | None = None) -> bytes:
+    """A frame built by hand: any first byte (RSV bits, reserved opcodes, FIN on control frames)."""
+    n = len(payload) if length is None else length
+    m = 0x80 if mask else 0
+    if n < 126:
+        head = bytes([first, m | n])
+    elif n < 65536:
+        head = bytes([first, m | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([first, m | 127]) + n.to_bytes(8, "big")
+    if mask:
+        key = os.urandom(4)
+        return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + payload
+
+
+#: A frame spec: (kind, payload, fin/extra). Built into bytes for the side under test.
+hostile = st.one_of(
+    st.tuples(st.just("data"), st.binary(max_size=300), st.booleans()),
+    st.tuples(st.just("data"), st.binary(max_size=300), st.booleans()),
+    st.tuples(st.just("cont"), st.binary(max_size=200), st.booleans()),
+    st.tuples(st.just("big"), st.sampled_from([200, 70_000]), st.booleans()),  # 16- and 64-bit lengths
+    st.tuples(st.just("rsv"), st.binary(max_size=20), st.sampled_from([0x40, 0x20, 0x10])),
+    st.tuples(st.just("opcode"), st.binary(max_size=20), st.sampled_from([3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF])),
+    st.tuples(st.just("wrong_mask"), st.binary(max_size=20), st.booleans()),
+    st.tuples(st.just("control_fragment"), st.binary(max_size=20), st.sampled_from([0x9, 0xA])),
+    st.tuples(st.just("control_too_big"), st.binary(min_size=126, max_size=200), st.sampled_from([0x9, 0xA])),
+    st.tuples(st.just("ping"), st.binary(max_size=20), st.booleans()),
+)
+
+
+def build(spec: tuple[str, Any, Any], masked: bool) -> bytes:
+    kind, payload, extra = spec
+    if kind == "data":
+        return Frame(Opcode.TEXT if extra else Opcode.BINARY, payload, fin=len(payload) % 3 != 0).serialize(mask=masked)
+    if kind == "cont":
+        return Frame(Opcode.CONT, payload, fin=extra).serialize(mask=masked)
+    if kind == "big":
+        return raw_frame(0x82, b"\x00" * payload, mask=masked)
+    if kind == "rsv":
+        return raw_frame(0x80 | extra | 0x1, payload, mask=masked)
+    if kind == "opcode":
+        return raw_frame(0x80 | extra, payload, mask=masked)
+    if kind == "wrong_mask":
+        return raw_frame(0x82, payload, mask=not masked)
+    if kind == "control_fragment":
+        return raw_frame(extra, payload, mask=masked)  # FIN clear on a ping/pong
+    if kind == "control_too_big":
+        return raw_frame(0x80 | extra, payload, mask=masked)
+    return Frame(Opcode.PING, payload).serialize(mask=masked)
+
+
+def reference(wire: bytes, masked: bool) -> tuple[list[tuple[bool, bytes]], int | None]:
+    """What websockets' own parser makes of ``wire``: the messages, then the close code (and,
+    on the server side, RFC 6455's UTF-8 rule for text, which the sans-IO parser leaves to us)."""
+    from websockets.exceptions import PayloadTooBig, ProtocolError
+
+    proto = Protocol(SERVER if masked else CLIENT, max_size=MAX)
+    proto.receive_data(wire)
+    out: list[tuple[bool, bytes]] = []
+    frag: list[bytes] | None = None
+    frag_text = False
+    for ev in proto.events_received():
+        if ev.opcode in (Opcode.TEXT, Opcode.BINARY):
+            if ev.fin:
+                out.append((ev.opcode is Opcode.TEXT, ev.data))
+            else:
+                frag, frag_text = [ev.data], ev.opcode is Opcode.TEXT
+        elif ev.opcode is Opcode.CONT and frag is not None:
+            frag.append(ev.data)
+            if ev.fin:
+                out.append((frag_text, b"".join(frag)))
+                frag = None
+    if masked:
+        for i, (is_text, payload) in enumerate(out):
+            if is_text and not _utf8(payload):
+                return out[:i], 1007
+    if proto.close_rcvd is not None:
+        # the peer's close ends it with the peer's code (even mid-message, where websockets
+        # answers 1002: the leg reports what the peer said, the protocol answers for us)
+        return out, proto.close_rcvd.code
+    exc = proto.parser_exc
+    if isinstance(exc, PayloadTooBig):
+        return out, 1009
+    if isinstance(exc, ProtocolError):
+        return out, 1002
+    return out, None
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs=st.lists(hostile, max_size=20), cuts=st.lists(st.integers(min_value=1, max_value=700), max_size=30),
+       masked=st.booleans())
+def test_hostile_frame_streams_end_as_websockets_own_parser_says(specs: list[tuple[str, Any, Any]], cuts: list[int],
+                                                                masked: bool) -> None:
+    wire = b"".join(build(s, masked) for s in specs) + Frame(Opcode.CLOSE, Close(1000, "bye").serialize()).serialize(
+        mask=masked)
+    want, want_code = reference(wire, masked)
+    got: list[tuple[bool, bytes]] = []
+
+    async def main() -> int:
+        ours, theirs = trio.testing.memory_stream_pair()
+        leg = WebSocketLeg(ours, Protocol(SERVER if masked else CLIENT, max_size=MAX), close_timeout_s=0.1)
+
+        async def feed() -> None:
+            at = 0
+            for cut in cuts + [len(wire)]:
+                if at >= len(wire):
+                    break
+                await theirs.send_all(wire[at:at + cut])
+                at += cut
+
+        async def drain() -> None:
+            while await theirs.receive_some(65536):
+                pass
+
+        async with trio.open_nursery() as n:
+            n.start_soon(feed)
+            n.start_soon(drain)
+            while True:
+                try:
+                    got.extend((t, bytes(p)) for t, p in await leg.receive())
+                except LegClosed as exc:
+                    n.cancel_scope.cancel()
+                    return exc.code
+        raise AssertionError("unreachable")
+
+    code = trio.run(main)
+    assert got == want
+    assert code == want_code
