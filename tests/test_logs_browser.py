@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,9 +14,10 @@ from .browser import LiveServer, launch_browser, live_server
 from .conftest import ADMIN_KEY, USER_KEY
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from live_server(tmp_path_factory.mktemp("logs-server"))
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server of each test's own: what the viewer shows never depends on another test."""
+    yield from live_server(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,7 @@ def test_logs_show_the_session_responses_and_tools(page: Page, server: LiveServe
 
 
 def test_follow_mode_shows_new_sessions_and_admin_sees_all(page: Page, server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
+    tool_call_session(page, server)  # a user's session, for the admin to see beside its own
     page.goto(f"{server.url}/logs#key={ADMIN_KEY}")
     before = page.locator("#sessions tbody tr")
     expect(before.first).to_be_attached()
@@ -113,7 +116,15 @@ def test_follow_mode_shows_new_sessions_and_admin_sees_all(page: Page, server: L
     other.context.close()
 
 
-def test_a_user_key_sees_only_its_own_sessions(page: Page, server: LiveServer) -> None:
+def test_a_user_key_sees_only_its_own_sessions(page: Page, server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
+    tool_call_session(page, server)
+    admins = browser.new_context().new_page()  # and an admin's session it must not see
+    admins.goto(f"{server.url}/#key={ADMIN_KEY}")
+    admins.select_option("#modalities", "text")
+    admins.click("#connect")
+    expect(admins.locator("#status")).to_have_attribute("data-state", "ok")
+    admins.click("#disconnect")
+    admins.context.close()
     page.goto(f"{server.url}/logs#key={USER_KEY}")
     expect(page.locator("#sessions tbody tr").first).to_be_attached()
     names = page.locator("#sessions tbody tr td:nth-child(2)").all_inner_texts()

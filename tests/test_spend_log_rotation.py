@@ -136,7 +136,11 @@ async def test_logrotate_under_live_traffic_loses_no_record(nursery: trio.Nurser
         for _ in range(2):
             await trio.sleep(0.15)
             await trio.run_process([LOGROTATE, "-f", "-s", str(state), str(conf)], stdout=subprocess.DEVNULL)
-    await trio.sleep(spend_log.ROTATION_CHECK_S + 0.2)  # let the housekeeping notice the last rotation
+    # the housekeeping notices the last rotation (within ROTATION_CHECK_S): the writer is on the
+    # file now at the path (after a copytruncate it never left it)
+    with trio.fail_after(spend_log.ROTATION_CHECK_S * 10):
+        while srv.gateway.spend.open_file_id not in (None, spend_log.file_id(log)):
+            await trio.sleep(0.02)
     async with httpx.AsyncClient(base_url=srv.http) as http:
         await turn()  # lands in the file now at the path
         follow = (await http.get("/spend/logs", params={"record": "response", "limit": 1000},

@@ -96,6 +96,13 @@ class SpendLogWriter:
         return self.last_error is None
 
     @property
+    def open_file_id(self) -> str | None:
+        """The file this writer appends to now, as :func:`file_id` names it (None: none open)."""
+        if self._fd is None or self._fd_id is None:
+            return None
+        return f"{self._fd_id[0]}:{self._fd_id[1]}"
+
+    @property
     def queued(self) -> int:
         return len(self._queue)
 
