@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench soak abuse clean
+.PHONY: run test bench soak abuse mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +41,12 @@ soak: $(VENV)/.installed-bench $(TSTAMP)
 abuse: $(VENV)/.installed-bench $(TSTAMP)
 	$(PY) bench/abuse.py
 
+# Mutation testing of the sans-IO cores ([tool.mutmut] in pyproject.toml); not part of `make test`.
+mutation: $(TSTAMP)
+	$(PY) -m pip install --quiet 'mutmut>=3.3,<4'
+	rm -rf mutants
+	RTPROXY_MUTATION=1 $(VENV)/bin/mutmut run > mutation.log 2>&1 || (tail -20 mutation.log; exit 1)
+	$(PY) scripts/mutation-report
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache mutants mutation.log

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -135,3 +136,9 @@ async def expect_error_then_close(ws: WebSocketConnection, code: str, close_code
     assert errors == [code], f"expected one error event {code!r} before the close, got {errors}"
     assert closed.value.reason.code == close_code
     return closed.value.reason.reason or ""
+
+
+def examples(n: int) -> int:
+    """A property test's example count: ``n``, or a few when `make mutation` runs the test once
+    per mutant (``RTPROXY_MUTATION=1``)."""
+    return min(n, 20) if os.environ.get("RTPROXY_MUTATION") else n

@@ -19,6 +19,8 @@ from rtproxy.protocols.seam import AUDIO, COLLECT
 from rtproxy.spend.records import SessionEnd, SessionMeta
 from rtproxy.spend.pricing import PRICES
 
+from .helpers import examples
+
 META = SessionMeta(session_id="s", key_name="k", key_hash="h", model="m", provider="local", upstream_model="m",
                    api_base="ws://x", store_prompts=True, price=PRICES["gpt-realtime"])
 
@@ -65,14 +67,14 @@ def encode(event: Any, cut: int | None) -> bytes:
     return raw[:cut] if cut is not None else raw  # a truncated frame is not valid JSON any more
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["client", "server"]), st.one_of(response_done, other, junk),
                           st.none() | st.integers(0, 60)), max_size=40))
 def test_collector_never_raises_and_counts_every_response_done(stream: list[tuple[str, Any, int | None]]) -> None:
     check_stream(stream, store_prompts=True)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["client", "server"]), st.one_of(response_done, other, junk),
                           st.none() | st.integers(0, 60)), max_size=40))
 def test_with_store_prompts_off_no_conversation_text_reaches_a_record(stream: list[tuple[str, Any, int | None]]) -> None:

@@ -220,3 +220,116 @@ def test_require_key_sha256_refuses_a_plain_key_and_accepts_a_digest() -> None:
     doc["keys"] = [{"name": "k", "key_sha256": hash_key("a-valid-test-key-0123456789")}]
     cfg = parse_config(doc)
     assert KeyStore.from_config(cfg).lookup("a-valid-test-key-0123456789") is not None
+
+
+# -- every value check, at its boundary ----------------------------------------------------------
+
+def _doc(**over: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"models": [{"name": "m", "provider": "local"}],
+                           "keys": [{"name": "k", "key": "a-valid-test-key-0123456789"}]}
+    for path, value in over.items():
+        table, _, key = path.partition("__")
+        if table in ("models", "keys"):
+            doc[table][0][key] = value
+        else:
+            doc.setdefault(table, {})[key] = value
+    return doc
+
+
+REFUSED = [
+    ({"server__port": -1}, "server.port", "-1 is not a valid port"),
+    ({"server__port": 65536}, "server.port", "65536 is not a valid port"),
+    ({"server__realtime_port": -2}, "server.realtime_port", "-2 is not a valid port"),
+    ({"server__realtime_port": 65536}, "server.realtime_port", "65536 is not a valid port"),
+    ({"server__max_message_bytes": 1023}, "server.max_message_bytes", "must be at least 1024 bytes"),
+    ({"server__handshake_timeout_s": 0}, "server.handshake_timeout_s", "must be a positive number of seconds"),
+    ({"server__keep_alive_timeout_s": 0}, "server.keep_alive_timeout_s", "must be a positive number of seconds"),
+    ({"server__http_read_timeout_s": -1}, "server.http_read_timeout_s", "must be a positive number of seconds"),
+    ({"server__token_ttl_s": 0}, "server.token_ttl_s", "must be a positive number of seconds"),
+    ({"server__max_session_duration_s": -1}, "server.max_session_duration_s",
+     "must be 0 (no limit) or a positive number of seconds"),
+    ({"server__idle_timeout_s": -0.5}, "server.idle_timeout_s", "must be 0 (no limit) or a positive number of seconds"),
+    ({"server__token_ttl_s": 7201}, "server.token_ttl_s", "must be at most 7200 seconds (2 hours)"),
+    ({"server__max_concurrent_sessions": 0}, "server.max_concurrent_sessions", "must be at least 1"),
+    ({"server__max_connections": 0}, "server.max_connections", "must be at least 1"),
+    ({"server__max_fragments_per_message": 0}, "server.max_fragments_per_message", "must be at least 1"),
+    ({"server__tls_certfile": "c.pem"}, "server.tls_certfile", "give both tls_certfile and tls_keyfile, or neither"),
+    ({"server__tls_keyfile": "k.pem"}, "server.tls_certfile", "give both tls_certfile and tls_keyfile, or neither"),
+    ({"server__upstream_ca_file": "nope.pem"}, "server.upstream_ca_file", "file 'nope.pem' does not exist"),
+    ({"server__token_secret": "fifteen-chars.."}, "server.token_secret",
+     "is too short: use at least 16 random characters"),
+    ({"server__settle_window_s": -1}, "server.settle_window_s",
+     "must be 0 (bill nothing late) or a positive number of seconds"),
+    ({"state__backend": "redis"}, "state.url", 'the redis backend needs url (e.g. "env:REDIS_URL")'),
+    ({"state__url": "http://x"}, "state.url", "must start with redis:// or unix://"),
+    ({"state__lease_s": 0}, "state.lease_s", "must be a positive number of seconds"),
+    ({"state__timeout_s": 0}, "state.timeout_s", "must be a positive number of seconds"),
+    ({"state__max_open_sessions": 0}, "state.max_open_sessions", "must be at least 1"),
+    ({"models__name": ""}, "models[0].name", "is empty"),
+    ({"models__provider": "azure", "models__api_key": "az-0123456789abcdef", "models__api_version": "1"},
+     "models[0].api_base", "azure models need api_base (https://<resource>.openai.azure.com)"),
+    ({"models__provider": "azure", "models__api_key": "az-0123456789abcdef", "models__api_base": "https://r"},
+     "models[0].api_version", "azure models need api_version"),
+    ({"models__provider": "openai"}, "models[0].api_key", 'openai models need an api_key (e.g. "env:OPENAI_API_KEY")'),
+    ({"keys__name": ""}, "keys[0].name", "is empty"),
+    ({"keys__key_sha256": "0" * 64}, "keys[0]", "give exactly one of key or key_sha256"),
+    ({"keys__max_sessions_per_minute": 0}, "keys[0].max_sessions_per_minute", "must be at least 1"),
+    ({"keys__key": None, "keys__key_sha256": "A" * 64}, "keys[0].key_sha256",
+     "must be 64 lowercase hex digits (see `rtproxy hash-key`)"),
+    ({"keys__key": "short-key-15chr"}, "keys[0].key", "is too short: use at least 16 random characters"),
+    ({"keys__models": ["nope"]}, "keys[0].models[0]", "model 'nope' is not configured in [[models]]"),
+    ({"keys__max_budget_usd": -0.01}, "keys[0].max_budget_usd", "must not be negative"),
+    ({"keys__max_sessions": 0}, "keys[0].max_sessions", "must be at least 1"),
+    ({"server__host": "0.0.0.0", "keys__key": "auto"}, "keys[0].key",
+     '"auto" keys are for loopback binds only, not 0.0.0.0'),
+    ({"server__host": "0.0.0.0"}, "keys[0].key",
+     'a literal key is refused on the non-loopback bind 0.0.0.0; use "env:NAME" or key_sha256'),
+    ({"server__allowed_origins": ["https://ok.example", "ftp://x"]}, "server.allowed_origins[1]",
+     "'ftp://x' is not an origin like \"https://app.example.com\" (no path)"),
+    ({"server__allowed_origins": ["https://a.example/path"]}, "server.allowed_origins[0]",
+     "'https://a.example/path' is not an origin like \"https://app.example.com\" (no path)"),
+]
+
+
+def test_duplicate_model_and_key_names_are_refused() -> None:
+    doc = _doc()
+    doc["models"].append({"name": "m", "provider": "local"})
+    with pytest.raises(ConfigError, match=r"^t.toml: models\[1\].name: duplicate model name 'm'$"):
+        parse_config(doc, source="t.toml", environ={})
+    doc = _doc()
+    doc["keys"].append({"name": "k", "key": "another-valid-key-0123456"})
+    with pytest.raises(ConfigError, match=r"^t.toml: keys\[1\].name: duplicate key name 'k'$"):
+        parse_config(doc, source="t.toml", environ={})
+
+
+@pytest.mark.parametrize(("over", "path", "problem"), REFUSED, ids=[r[1] + ":" + r[2][:20] for r in REFUSED])
+def test_each_value_check_names_its_key_and_problem(tmp_path: Path, over: dict[str, Any], path: str,
+                                                    problem: str) -> None:
+    doc = _doc(**over)
+    for k in doc["keys"]:
+        if k.get("key") is None:
+            k.pop("key", None)
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, source="t.toml", base_dir=tmp_path, environ={})
+    assert str(info.value) == f"t.toml: {path}: {problem}"
+
+
+ACCEPTED = [
+    {"server__port": 0}, {"server__port": 65535}, {"server__realtime_port": -1}, {"server__realtime_port": 65535},
+    {"server__max_message_bytes": 1024}, {"server__max_session_duration_s": 0}, {"server__idle_timeout_s": 0},
+    {"server__token_ttl_s": 7200}, {"server__settle_window_s": 0}, {"server__max_connections": 1},
+    {"server__token_secret": "sixteen-chars..."}, {"keys__max_budget_usd": 0}, {"keys__max_sessions": 1},
+    {"keys__max_sessions_per_minute": 1}, {"state__max_open_sessions": 1}, {"keys__key": "sixteen-chars..."},
+    {"state__url": "unix:///tmp/r.sock"}, {"state__backend": "redis", "state__url": "redis://h:1/0"},
+    {"keys__models": ["*"]}, {"keys__models": ["m"]}, {"server__allowed_origins": ["null", "http://localhost:3000"]},
+    {"server__host": "0.0.0.0", "keys__key": None, "keys__key_sha256": "a" * 64},
+]
+
+
+@pytest.mark.parametrize("over", ACCEPTED, ids=[",".join(f"{k}={v}" for k, v in o.items())[:50] for o in ACCEPTED])
+def test_values_at_each_boundary_are_accepted(tmp_path: Path, over: dict[str, Any]) -> None:
+    doc = _doc(**over)
+    for k in doc["keys"]:
+        if k.get("key") is None:
+            k.pop("key", None)
+    parse_config(doc, source="t.toml", base_dir=tmp_path, environ={})

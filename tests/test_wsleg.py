@@ -15,6 +15,8 @@ from websockets.protocol import CLIENT, SERVER, Protocol
 from rtproxy.relay.transport import decode_data_frames, encode_data_frames
 from rtproxy.relay.wsleg import LegClosed, WebSocketLeg
 
+from .helpers import examples
+
 MAX = 4096
 
 
@@ -77,7 +79,7 @@ ping_frame = st.builds(lambda data: Frame(Opcode.PING, data), st.binary(max_size
 stream_of_frames = st.lists(st.one_of(data_frame, data_frame, cont_frame, ping_frame), max_size=25)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(frames=stream_of_frames, cuts=st.lists(st.integers(min_value=1, max_value=600), max_size=30),
        masked=st.booleans())
 def test_fast_path_and_protocol_agree_on_any_frame_stream(frames: list[Frame], cuts: list[int], masked: bool) -> None:
@@ -253,7 +255,7 @@ def reference(wire: bytes, masked: bool) -> tuple[list[tuple[bool, bytes]], int 
     return out, None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(specs=st.lists(hostile, max_size=20), cuts=st.lists(st.integers(min_value=1, max_value=700), max_size=30),
        masked=st.booleans())
 def test_hostile_frame_streams_end_as_websockets_own_parser_says(specs: list[tuple[str, Any, Any]], cuts: list[int],
