@@ -87,12 +87,19 @@ def test_fast_path_and_protocol_agree_on_any_frame_stream(frames: list[Frame], c
     wire = b"".join(frame_bytes(f, mask=masked) for f in frames) + frame_bytes(
         Frame(Opcode.CLOSE, Close(1000, "bye").serialize()), mask=masked)
     want, want_code = expected(frames + [Frame(Opcode.CLOSE, b"")], masked)
+    got, code = relay_through_a_leg(wire, cuts, masked)
+    assert got == want
+    assert code == want_code
+
+
+def relay_through_a_leg(wire: bytes, cuts: list[int], masked: bool) -> tuple[list[tuple[bool, bytes]], int]:
+    """Feed ``wire`` to a leg in pieces of ``cuts`` bytes: the messages it yields, and its close code.
+    ``masked``: a server leg receiving client frames; else a client leg receiving server frames."""
     got: list[tuple[bool, bytes]] = []
 
     async def main() -> int:
         ours, theirs = trio.testing.memory_stream_pair()
-        proto = Protocol(SERVER if masked else CLIENT, max_size=MAX)
-        leg = WebSocketLeg(ours, proto, close_timeout_s=0.1)
+        leg = WebSocketLeg(ours, Protocol(SERVER if masked else CLIENT, max_size=MAX), close_timeout_s=0.1)
 
         async def feed() -> None:
             at = 0
@@ -101,7 +108,6 @@ def test_fast_path_and_protocol_agree_on_any_frame_stream(frames: list[Frame], c
                     break
                 await theirs.send_all(wire[at:at + cut])
                 at += cut
-            await theirs.send_eof() if hasattr(theirs, "send_eof") else None
 
         async def drain_echoes() -> None:
             while await theirs.receive_some(65536):
@@ -118,9 +124,7 @@ def test_fast_path_and_protocol_agree_on_any_frame_stream(frames: list[Frame], c
                     return exc.code
         raise AssertionError("unreachable")
 
-    code = trio.run(main)
-    assert got == want
-    assert code == want_code
+    return got, trio.run(main)
 
 
 def test_decode_stops_at_control_frames_and_partial_frames() -> None:
@@ -263,35 +267,6 @@ def test_hostile_frame_streams_end_as_websockets_own_parser_says(specs: list[tup
     wire = b"".join(build(s, masked) for s in specs) + Frame(Opcode.CLOSE, Close(1000, "bye").serialize()).serialize(
         mask=masked)
     want, want_code = reference(wire, masked)
-    got: list[tuple[bool, bytes]] = []
-
-    async def main() -> int:
-        ours, theirs = trio.testing.memory_stream_pair()
-        leg = WebSocketLeg(ours, Protocol(SERVER if masked else CLIENT, max_size=MAX), close_timeout_s=0.1)
-
-        async def feed() -> None:
-            at = 0
-            for cut in cuts + [len(wire)]:
-                if at >= len(wire):
-                    break
-                await theirs.send_all(wire[at:at + cut])
-                at += cut
-
-        async def drain() -> None:
-            while await theirs.receive_some(65536):
-                pass
-
-        async with trio.open_nursery() as n:
-            n.start_soon(feed)
-            n.start_soon(drain)
-            while True:
-                try:
-                    got.extend((t, bytes(p)) for t, p in await leg.receive())
-                except LegClosed as exc:
-                    n.cancel_scope.cancel()
-                    return exc.code
-        raise AssertionError("unreachable")
-
-    code = trio.run(main)
+    got, code = relay_through_a_leg(wire, cuts, masked)
     assert got == want
     assert code == want_code

@@ -130,6 +130,11 @@ def sendable_code(code: int, fallback: int = 1011) -> int:
 class WebSocketLeg:
     """A WebSocket connection in OPEN state, driven by the task that calls it."""
 
+    # Two legs per session, thousands of sessions: no per-instance dict (S4, memory per session).
+    __slots__ = ("_close_timeout_s", "_closed", "_fast", "_fragment_cost", "_fragment_count", "_fragment_text",
+                 "_fragments", "_limits", "_lock", "_mask", "_masked_in", "_pending", "_pings", "_pings_at",
+                 "_proto", "_stream", "_transport_closed", "_violation")
+
     def __init__(
         self,
         stream: trio.abc.Stream | SocketTransport,

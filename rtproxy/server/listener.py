@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import errno
+import functools
 import http
 import logging
 import socket
@@ -83,7 +84,14 @@ def handshake_refusal(proto: ServerProtocol, status: int) -> Response:
     name = getattr(exc, "name", None)
     if isinstance(exc, InvalidHeader) and isinstance(name, str) and name.isascii() and len(name) < 64:
         message = f"{message}: the {name} header is missing or invalid"
-    body = error_body(code, message, "invalid_request_error")
+    response = json_response(status, error_body(code, message, "invalid_request_error"))
+    if status == 426:
+        response.headers["Upgrade"] = "websocket"
+    return response
+
+
+def json_response(status: int, body: bytes) -> Response:
+    """An HTTP answer with a JSON body that ends the connection."""
     st = http.HTTPStatus(status)
     headers = Headers([
         ("Date", email.utils.formatdate(usegmt=True)),
@@ -91,9 +99,13 @@ def handshake_refusal(proto: ServerProtocol, status: int) -> Response:
         ("Content-Type", "application/json"),
         ("Content-Length", str(len(body))),
     ])
-    if status == 426:
-        headers["Upgrade"] = "websocket"
     return Response(st.value, st.phrase, headers, body)
+
+
+@functools.lru_cache(maxsize=4)
+def _client_limits(cfg: ServerConfig) -> LegLimits:
+    """One LegLimits value per configuration, shared by its sessions' client legs."""
+    return LegLimits.of(cfg)
 
 
 def _refused_status(exc: BaseException | None) -> int:
@@ -149,17 +161,10 @@ class ListenerHandshake:
         # websockets' parser generator keeps the Request alive for the whole connection: empty it.
         request.headers.clear()
         return cls(stream, proto, response, HandshakeRequest(path, query, headers, client_ip), cfg.close_timeout_s,
-                   LegLimits.of(cfg))
+                   _client_limits(cfg))
 
     async def reject(self, status: int, body: bytes) -> None:
-        st = http.HTTPStatus(status)
-        headers = Headers([
-            ("Date", email.utils.formatdate(usegmt=True)),
-            ("Connection", "close"),
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-        ])
-        self._proto.send_response(Response(st.value, st.phrase, headers, body))
+        self._proto.send_response(json_response(status, body))
         try:
             await _send_pending(self._stream, self._proto)
         except (trio.BrokenResourceError, trio.ClosedResourceError):

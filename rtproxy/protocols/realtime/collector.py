@@ -160,8 +160,9 @@ class Collector:
         #: response.create frames forwarded that no response.created (nor error) has answered yet:
         #: the provider may already be generating them, so settling waits for them too.
         self._awaiting_created = 0
-        #: Responses a response.cancel was sent for while settling (each is cancelled once).
-        self._cancel_sent: set[str] = set()
+        #: Responses a response.cancel was sent for while settling (each is cancelled once);
+        #: made when a session first settles.
+        self._cancel_sent: set[str] | None = None
         #: Responses past MAX_OPEN_RESPONSES (or without an id): never tracked, never estimated.
         self.untracked_responses = 0
         self.settled_responses = 0
@@ -464,11 +465,12 @@ class Collector:
         """One ``response.cancel`` per response in flight not cancelled yet: the provider then
         reports each one. Called again as responses requested before the client left start."""
         self._settling = True
+        sent = self._cancel_sent = self._cancel_sent if self._cancel_sent is not None else set()
         frames = []
         for rid in self._open_responses:
-            if rid not in self._cancel_sent:
-                self._cancel_sent.add(rid)
-                frames.append(json.dumps({"type": "response.cancel", "event_id": f"event_rtp_settle_{len(self._cancel_sent)}",
+            if rid not in sent:
+                sent.add(rid)
+                frames.append(json.dumps({"type": "response.cancel", "event_id": f"event_rtp_settle_{len(sent)}",
                                           "response_id": rid}))
         return frames
 
