@@ -170,6 +170,9 @@ class KeyConfig:
     key_sha256: str | None = None
     #: Model names this key may use; ``["*"]`` means all.
     models: tuple[str, ...] = ("*",)
+    #: Input-transcription models (``whisper-1``, ``gpt-4o-transcribe``, …) a session of this key
+    #: may name in ``session.update``; the provider bills them apart. ``["*"]``: any.
+    transcription_models: tuple[str, ...] = ("*",)
     role: Role = "user"
     max_budget_usd: float | None = None
     max_sessions: int | None = None

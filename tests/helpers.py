@@ -67,7 +67,8 @@ def auth_headers(key: str) -> dict[str, str]:
 
 
 async def server_with_fake(nursery: trio.Nursery, tmp_path: Path, fake: FakeUpstream,
-                           server: dict[str, Any] | None = None, **kwargs: Any) -> RunningServer:
+                           server: dict[str, Any] | None = None, keys: list[dict[str, Any]] | None = None,
+                           **kwargs: Any) -> RunningServer:
     from .conftest import ADMIN_KEY, USER_KEY
 
     cfg = make_config(
@@ -79,7 +80,7 @@ async def server_with_fake(nursery: trio.Nursery, tmp_path: Path, fake: FakeUpst
                 {"name": "fake-azure", "provider": "azure", "api_base": fake.url.replace("ws://", "http://"),
                  "api_key": PROVIDER_KEY, "api_version": "2025-04-01-preview", "upstream_model": "my-deployment"}],
         keys=[{"name": "user", "key": USER_KEY, "models": ["gpt-realtime", "fake", "fake-azure"]},
-              {"name": "admin", "key": ADMIN_KEY, "role": "admin"}],
+              {"name": "admin", "key": ADMIN_KEY, "role": "admin"}, *(keys or [])],
         **kwargs,
     )
     return await start_server(nursery, cfg)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection
 
-from .conftest import ADMIN_KEY, USER_KEY, RunningServer
+from .conftest import ADMIN_KEY, LIMITED_KEY, USER_KEY, RunningServer
 from .fakes import SESSION_CREATED, FakeUpstream
 from .helpers import (
     PROVIDER_KEY,
@@ -329,3 +330,85 @@ async def test_undocumented_query_parameters_never_reach_the_provider(
         await ws.get_message()
     [seen] = fake_upstream.requests
     assert seen.path == "/v1/realtime?model=gpt-realtime&call_id=rtc_1"
+
+
+# -- models named mid-session -------------------------------------------------------------------
+
+def transcription_update(model: str, event_id: str = "evt_1") -> dict[str, Any]:
+    return {"type": "session.update", "event_id": event_id, "session": {
+        "type": "realtime", "audio": {"input": {"transcription": {"model": model}}}}}
+
+
+@pytest.mark.parametrize(("update", "code"), [
+    (transcription_update("gpt-4o-transcribe"), "model_not_allowed"),                 # GA transcription model
+    ({"type": "session.update", "session": {"input_audio_transcription": {"model": "whisper-1"}}},
+     "model_not_allowed"),                                                           # beta shape
+    ({"type": "transcription_session.update", "session": {"input_audio_transcription": {"model": "whisper-1"}}},
+     "model_not_allowed"),
+    ({"type": "session.update", "session": {"type": "realtime", "model": "gpt-realtime-mini"}}, "model_not_allowed"),
+    (transcription_update("gpt-4o-mini-transcribe"), None),                         # on the key's list
+    ({"type": "session.update", "session": {"type": "realtime", "model": "fake"}}, None),  # its own: forwarded
+    ({"type": "session.update", "session": {"type": "realtime", "model": "gpt-realtime"}}, None),  # upstream name
+])
+async def test_a_session_update_naming_a_model_the_key_may_not_use_is_refused_not_forwarded(
+        nursery: trio.Nursery, tmp_path: Path, fake_upstream: FakeUpstream, listener: str,
+        update: dict[str, Any], code: str | None) -> None:
+    srv = await server_with_fake(nursery, tmp_path, fake_upstream,
+                                 keys=[{"name": "narrow", "key": LIMITED_KEY, "models": ["fake"],
+                                        "transcription_models": ["gpt-4o-mini-transcribe"]}])
+    async with ws_connect(srv.ws_url(listener, query="model=fake"), headers=auth_headers(LIMITED_KEY)) as ws:
+        await ws.get_message()  # session.created
+        await send_event(ws, update)
+        await ws.send_message('{"type":"ping","n":1}')  # a marker the fake echoes: everything before it arrived
+        errors = []
+        with trio.fail_after(10):
+            while True:
+                event = json.loads(await ws.get_message())
+                if event["type"] == "error":
+                    errors.append(event["error"]["code"])
+                if event.get("n") == 1:
+                    break
+        assert errors == ([code] if code else [])
+    seen_types = [json.loads(m).get("type") for m in fake_upstream.received]
+    assert (update["type"] in seen_types) == (code is None)
+
+
+async def test_a_key_without_a_transcription_list_may_name_any_transcription_model(
+        nursery: trio.Nursery, tmp_path: Path, fake_upstream: FakeUpstream, listener: str) -> None:
+    srv = await server_with_fake(nursery, tmp_path, fake_upstream)
+    # transcription_models defaults to ["*"]
+    async with ws_connect(srv.ws_url(listener, query="model=fake"), headers=auth_headers(USER_KEY)) as ws:
+        await ws.get_message()
+        await send_event(ws, transcription_update("gpt-4o-transcribe"))
+        await ws.send_message('{"type":"ping","n":2}')
+        with trio.fail_after(10):
+            while json.loads(await ws.get_message()).get("n") != 2:
+                pass
+    assert "session.update" in [json.loads(m).get("type") for m in fake_upstream.received]
+
+
+def test_the_gate_echoes_the_offending_event_id_and_names_no_value_it_should_not() -> None:
+    from rtproxy.protocols.realtime.gate import ModelGate
+
+    gate = ModelGate(frozenset({"fake", "gpt-realtime"}), lambda name: name == "fake",
+                     lambda name: name == "allowed-asr")
+    refusal = json.loads(gate.check(json.dumps(transcription_update("x" * 500, "evt_9")).encode()) or "{}")
+    assert refusal["type"] == "error" and refusal["error"]["event_id"] == "evt_9"
+    assert refusal["error"]["param"] == "session.audio.input.transcription.model"
+    assert len(refusal["error"]["message"]) < 200
+    assert gate.check(json.dumps(transcription_update("allowed-asr")).encode()) is None
+    assert gate.check(b'{"type":"response.create"}') is None
+    assert gate.check(b"not json") is None
+    refusal = json.loads(gate.check(b'{"type":"session.update","session":{"model":5}}') or "{}")
+    assert refusal["error"]["code"] == "model_not_allowed"
+
+
+async def test_another_model_the_key_may_use_still_cannot_replace_the_sessions(
+        nursery: trio.Nursery, tmp_path: Path, fake_upstream: FakeUpstream, listener: str) -> None:
+    srv = await server_with_fake(nursery, tmp_path, fake_upstream)
+    async with ws_connect(srv.ws_url(listener, query="model=fake"), headers=auth_headers(USER_KEY)) as ws:
+        await ws.get_message()
+        await send_event(ws, {"type": "session.update", "session": {"type": "realtime", "model": "fake-azure"}})
+        event = json.loads(await ws.get_message())
+    assert event["type"] == "error" and event["error"]["code"] == "model_cannot_change"
+    assert "session.update" not in [json.loads(m).get("type") for m in fake_upstream.received]

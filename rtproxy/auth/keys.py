@@ -39,6 +39,7 @@ class VirtualKey:
     max_sessions: int | None
     max_sessions_per_minute: int | None
     store_prompts: bool | None
+    transcription_models: tuple[str, ...] = ("*",)
 
     @property
     def is_admin(self) -> bool:
@@ -50,6 +51,9 @@ class VirtualKey:
 
     def allows_model(self, model: str) -> bool:
         return "*" in self.models or model in self.models
+
+    def allows_transcription_model(self, model: str) -> bool:
+        return "*" in self.transcription_models or model in self.transcription_models
 
 
 @attrs.frozen
@@ -134,4 +138,5 @@ def _virtual_key(kc: KeyConfig, digest: str) -> VirtualKey:
         max_sessions=kc.max_sessions,
         max_sessions_per_minute=kc.max_sessions_per_minute,
         store_prompts=kc.store_prompts,
+        transcription_models=tuple(kc.transcription_models),
     )

@@ -12,13 +12,17 @@ A protocol is a value with these abilities (:class:`ApiProtocol`):
   responses in flight, the frames that ask the provider to finish them (``response.cancel``),
   whether any is still open, and estimated records for those the provider never reported;
 - ``error_event(code, message, error_type)``: the protocol's own ``error`` event, for what the
-  gateway tells a client before closing it.
+  gateway tells a client before closing it;
+- ``new_gate(session_models, allows, allows_transcription)``: a :class:`FrameGate` that refuses client frames which
+  would have the provider bill a model the key may not use (answered, never forwarded).
 
 Everything else a protocol knows (its paths, upstream URLs, initial frames) is used by the server
 while it plans a session, before the relay sees it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from datetime import datetime
 from typing import Literal, Protocol
@@ -88,3 +92,14 @@ class ApiProtocol(Protocol):
     def new_collector(self, meta: SessionMeta) -> SessionCollector: ...
 
     def error_event(self, code: str, message: str, error_type: str) -> str: ...
+
+    def new_gate(self, session_models: frozenset[str], allows: Callable[[str], bool],
+                 allows_transcription: Callable[[str], bool]) -> FrameGate | None:
+        """What refuses client frames that would have the provider bill what the key may not use."""
+
+
+class FrameGate(Protocol):
+    """Checked on each client frame the relay collects, before it is forwarded."""
+
+    def check(self, payload: bytes) -> str | None:
+        """None: forward it; else the protocol's error event to answer it with (not forwarded)."""

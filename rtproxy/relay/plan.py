@@ -15,7 +15,7 @@ import attrs
 
 from ..auth.keys import VirtualKey
 from ..config import ModelConfig
-from ..protocols.seam import ApiProtocol, UpstreamTarget
+from ..protocols.seam import ApiProtocol, FrameGate, UpstreamTarget
 from ..spend.pricing import Price
 from ..spend.records import Record, SessionMeta
 from .wsleg import WebSocketLeg
@@ -54,6 +54,8 @@ class SessionPlan:
     ephemeral: bool = False
     #: Sent upstream before any client frame (an ephemeral token's session config).
     initial_frames: tuple[str, ...] = ()
+    #: Refuses client frames that would bill a model the key may not use (None: forward all).
+    gate: FrameGate | None = None
 
     @property
     def price(self) -> Price | None:

@@ -148,6 +148,7 @@ class Session:
         other = "upstream" if side == "client" else "client"
         send_nowait = collect.send_nowait
         classify = self.plan.protocol.classify
+        gate = self.plan.gate if side == "client" else None
         audio = self.audio_bytes
         at = 0 if side == "client" else 1
         try:
@@ -159,10 +160,16 @@ class Session:
                     if not exc.by_peer:
                         self._failed_leg = (side, exc)
                     return
-                for is_text, payload in messages:
+                refused: list[tuple[int, str]] | None = None
+                for i, (is_text, payload) in enumerate(messages):
                     if is_text:
                         kind = classify(payload)
                         if kind == COLLECT:
+                            if gate is not None:
+                                refusal = gate.check(payload)
+                                if refusal is not None:  # answered here, never forwarded nor billed
+                                    refused = (refused or []) + [(i, refusal)]
+                                    continue
                             item = (direction, payload, audio[0], audio[1])
                             try:
                                 send_nowait(item)
@@ -170,6 +177,16 @@ class Session:
                                 await collect.send(item)
                         elif kind == AUDIO:
                             audio[at] += len(payload)
+                if refused is not None:
+                    dropped = {i for i, _ in refused}
+                    messages = [m for i, m in enumerate(messages) if i not in dropped]
+                    try:
+                        await src.send([(True, text.encode()) for _, text in refused])
+                    except LegClosed as exc:
+                        self._ended(SessionEnd(side, exc.code, exc.reason))  # type: ignore[arg-type]
+                        return
+                    if not messages:
+                        continue
                 try:
                     await dst.send(messages)
                 except LegClosed as exc:

@@ -245,6 +245,8 @@ class Gateway:
             subprotocol=admission.subprotocol,
             ephemeral=admission.ephemeral,
             initial_frames=(initial,) if initial is not None else (),
+            gate=REALTIME.new_gate(frozenset({model.name, model.target_model}), admission.key.allows_model,
+                                   admission.key.allows_transcription_model),
         )
 
     async def check_admission(self, admission: Admission, session_id: str) -> Admission | Rejection:

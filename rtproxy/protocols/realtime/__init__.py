@@ -6,9 +6,12 @@ the server also uses :func:`build_target` and :func:`token_session_update` while
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ...spend.records import SessionMeta
 from .collector import Collector
 from .events import classify, is_collected
+from .gate import ModelGate
 from .messages import error_event, token_session_update
 from .upstream import build_target
 
@@ -28,6 +31,11 @@ class RealtimeProtocol:
     @staticmethod
     def error_event(code: str, message: str, error_type: str) -> str:
         return error_event(code, message, error_type)
+
+    @staticmethod
+    def new_gate(session_models: frozenset[str], allows: Callable[[str], bool],
+                 allows_transcription: Callable[[str], bool]) -> ModelGate:
+        return ModelGate(session_models, allows, allows_transcription)
 
 
 REALTIME = RealtimeProtocol()

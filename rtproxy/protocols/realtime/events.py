@@ -23,6 +23,7 @@ COLLECTED_TYPES = frozenset({
     b"session.created",
     b"session.updated",
     b"session.update",
+    b"transcription_session.update",  # checked by the gate (it can name a transcription model)
     b"transcription_session.updated",
     b"conversation.item.create",
     b"conversation.item.input_audio_transcription.completed",

@@ -1,0 +1,88 @@
+"""The client frames the gateway refuses instead of forwarding: those that would have the
+provider bill a model the key may not use.
+
+A ``session.update`` (or beta ``transcription_session.update``) may name the session's realtime
+``model`` (which can never change: the provider bills the session's own model, and the gateway
+prices it) and an input-transcription model (``session.audio.input.transcription.model``, beta
+``session.input_audio_transcription.model``), which the provider bills on its own. A frame naming
+a model the key may not use, or another realtime model, is answered with an ``error`` event and
+never reaches the provider. Sans-IO: bytes in, a refusal (or None) out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ..peek import peek_type
+from .messages import error_event
+
+#: Client event types that can name a model.
+GATED_TYPES = frozenset({b"session.update", b"transcription_session.update"})
+
+
+def _d(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def named_models(event: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """(the realtime ``model`` a session update names, or None; the transcription models it names)."""
+    session = _d(event.get("session"))
+    transcription = [
+        _d(_d(_d(session.get("audio")).get("input")).get("transcription")).get("model"),  # GA
+        _d(session.get("input_audio_transcription")).get("model"),                         # beta
+    ]
+    return session.get("model"), [m for m in transcription if m is not None]
+
+
+@attrs.frozen
+class ModelGate:
+    """Refuses session updates naming a model this session's key may not have billed."""
+
+    #: The names the session's own model goes by (the gateway's, the provider's).
+    session_models: frozenset[str]
+    #: Whether the key may use a realtime model of this name.
+    allows: Callable[[str], bool]
+    #: Whether the key may use an input-transcription model of this name.
+    allows_transcription: Callable[[str], bool]
+
+    def check(self, payload: bytes) -> str | None:
+        """None to forward the frame; else the ``error`` event to answer it with."""
+        peeked = peek_type(payload)
+        if peeked is not None and peeked not in GATED_TYPES:
+            return None
+        try:
+            event = json.loads(payload)
+        except (ValueError, RecursionError):
+            return None  # not JSON: the provider answers it (and the collector counts it)
+        if not isinstance(event, dict) or str(event.get("type")).encode() not in GATED_TYPES:
+            return None
+        model, transcription = named_models(event)
+        if model is not None and model not in self.session_models:
+            if not isinstance(model, str) or not self.allows(model):
+                return self._refuse(event, "model_not_allowed", f"this key may not use model {_shown(model)}",
+                                    "session.model")
+            return self._refuse(event, "model_cannot_change",
+                                "a session's model is fixed when it opens; open a new session for another model",
+                                "session.model")
+        for name in transcription:
+            if not isinstance(name, str) or not self.allows_transcription(name):
+                return self._refuse(event, "model_not_allowed",
+                                    f"this key may not use transcription model {_shown(name)}",
+                                    "session.audio.input.transcription.model")
+        return None
+
+    @staticmethod
+    def _refuse(event: dict[str, Any], code: str, message: str, param: str) -> str:
+        refusal = json.loads(error_event(code, message))
+        refusal["error"]["param"] = param
+        event_id = event.get("event_id")
+        refusal["error"]["event_id"] = event_id if isinstance(event_id, str) and len(event_id) <= 128 else None
+        return json.dumps(refusal)
+
+
+def _shown(name: Any) -> str:
+    return repr(name[:100]) if isinstance(name, str) else "(not a string)"
