@@ -105,6 +105,15 @@ def test_only_documented_query_parameters_reach_the_provider(tmp_path: Path, que
     assert t.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
 
 
+def test_an_azure_v1_model_uses_the_ga_v1_path() -> None:
+    from rtproxy.config import ModelConfig
+
+    model = ModelConfig("a", "azure", "dep1", "https://res.openai.azure.com", "az-x", "v1")
+    t = build_target(model, dialect="ga", local_url=None, local_secret="s")
+    assert t.url == "wss://res.openai.azure.com/openai/v1/realtime?model=dep1"
+    assert dict(t.headers) == {"api-key": "az-x"}
+
+
 def test_a_model_given_twice_with_different_values_is_refused(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, keys=[{"name": "k", "key": USER_KEY}])
     refused = admit(request(query="model=gpt-realtime&model=other", authorization=f"Bearer {USER_KEY}"),

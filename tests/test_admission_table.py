@@ -132,6 +132,19 @@ def test_the_dialect_comes_from_the_beta_header_or_subprotocol(env: Any, headers
     assert isinstance(got, Admission) and got.dialect == dialect
 
 
+@pytest.mark.parametrize(("path", "query", "dialect"), [
+    ("/openai/realtime", "deployment=dep&api-version=2024-10-01-preview", "beta"),  # a preview speaks beta
+    ("/openai/realtime", "deployment=dep&api-version=2025-08-28", "ga"),
+    ("/openai/realtime", "deployment=dep", "ga"),
+    ("/openai/v1/realtime", "model=dep", "ga"),
+    ("/v1/realtime", "model=dep&api-version=2024-10-01-preview", "ga"),  # only Azure's path reads it
+])
+def test_azure_preview_api_versions_speak_beta(env: Any, path: str, query: str, dialect: str) -> None:
+    got = run(env, req(path, query, api_key=USER_KEY))
+    assert isinstance(got, Admission), got
+    assert got.dialect == dialect
+
+
 @pytest.mark.parametrize(("path", "query", "status", "code"), [
     ("/v1/nope", "model=gpt-realtime", 404, "not_found"),
     ("/v1/realtime", "", 400, "missing_model"),
@@ -157,6 +170,8 @@ def test_paths_and_models_are_checked_in_order(env: Any, path: str, query: str, 
     ("/openai/realtime", "deployment=dep&api-version=x", "dep"),
     ("/openai/realtime", "model=dep&api-version=x", "dep"),          # Azure v1 names the model
     ("/openai/realtime", "deployment=dep&model=gpt-realtime", "dep"),  # the deployment wins there
+    ("/openai/v1/realtime", "model=dep", "dep"),                       # Azure's GA v1 path
+    ("/openai/v1/realtime/", "model=dep", "dep"),
 ])
 def test_every_realtime_path_names_its_model(env: Any, path: str, query: str, model: str) -> None:
     got = run(env, req(path, query, authorization=f"Bearer {USER_KEY}"))

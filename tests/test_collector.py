@@ -218,3 +218,17 @@ def test_usage_fields_of_changing_type_are_summed_without_raising() -> None:
     session = c.finish(SessionEnd("client", 1000))
     assert session["usage"] == {"input_tokens": 7, "input_token_details": {"text_tokens": 2}}
     assert session["responses"] == 3
+
+
+def test_empty_transcripts_and_empty_typed_text_leave_no_message() -> None:
+    c = Collector(meta())
+    feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
+        {"type": "input_text", "text": ""}, {"type": "input_text", "text": "  \n"},
+        {"type": "input_audio", "transcript": " "}, {"type": "input_text", "text": "real"}]}})
+    feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed", "item_id": "i1",
+                       "transcript": ""})
+    feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed", "item_id": "i2",
+                       "transcript": "   "})
+    feed(c, "server", {"type": "response.created", "response": {"id": "r"}})
+    (record,) = feed(c, "server", {"type": "response.done", "response": {"id": "r", "usage": USAGE}})
+    assert record["messages"] == [{"role": "user", "content": "real", "source": "text"}]

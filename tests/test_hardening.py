@@ -371,11 +371,11 @@ async def test_a_client_that_stops_reading_is_closed_not_buffered(
     await wait_for(lambda: sessions(srv))
     record = sessions(srv)[0]
     assert record["close"]["by"] == "client" and record["close"]["code"] == 1008
-    # The proxy holds one batch per direction; the rest sits in the four kernel socket buffers on
-    # the way (a few hundred KB each on loopback until the reader drains them). Measured: 2–3
-    # frames of 200 KB on both ports. A proxy that buffered for the slow client would reach
-    # hundreds within the send timeout.
-    assert sent <= 8, f"{sent} frames of 200 KB were taken from the upstream for a client that reads nothing"
+    # The proxy holds one batch per direction; the rest sits in the kernel socket buffers on the
+    # way. Measured: 2–3 frames of 200 KB on both ports, idle machine; the bound allows the
+    # kernel's default send-buffer ceiling (4 MiB, 20 frames) for autotuning under load. A proxy
+    # that buffered for the slow client would take hundreds within the send timeout.
+    assert sent <= 20, f"{sent} frames of 200 KB were taken from the upstream for a client that reads nothing"
     await stream.aclose()
 
 

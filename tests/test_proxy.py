@@ -141,7 +141,9 @@ async def test_azure_upstream_gets_deployment_api_version_and_api_key(
     seen = fake_upstream.requests[0]
     assert seen.path == "/openai/realtime?api-version=2025-04-01-preview&deployment=my-deployment"
     assert seen.headers["api-key"] == PROVIDER_KEY
-    assert "authorization" not in seen.headers and "openai-beta" not in seen.headers
+    assert "authorization" not in seen.headers
+    # a preview api-version: the beta dialect, though the client sent no OpenAI-Beta header
+    assert seen.headers.get("openai-beta") == "realtime=v1"
 
 
 async def test_frames_are_forwarded_byte_for_byte_both_ways(
@@ -412,3 +414,21 @@ async def test_another_model_the_key_may_use_still_cannot_replace_the_sessions(
         event = json.loads(await ws.get_message())
     assert event["type"] == "error" and event["error"]["code"] == "model_cannot_change"
     assert "session.update" not in [json.loads(m).get("type") for m in fake_upstream.received]
+
+
+async def test_azures_v1_path_and_a_preview_api_version_are_served(
+        nursery: trio.Nursery, tmp_path: Path, fake_upstream: FakeUpstream, listener: str) -> None:
+    srv = await server_with_fake(nursery, tmp_path, fake_upstream)
+    # the GA v1 path, as the openai SDK's Azure client opens it
+    async with ws_connect(srv.ws_url(listener, path="/openai/v1/realtime", query="model=fake-azure"),
+                          headers={"api-key": USER_KEY}) as ws:
+        await ws.get_message()
+    # a preview api-version without OpenAI-Beta (livekit's Azure mode): the session is beta
+    async with ws_connect(srv.ws_url(listener, path="/openai/realtime",
+                                     query="api-version=2024-10-01-preview&deployment=fake-azure"),
+                          headers={"api-key": USER_KEY}) as ws:
+        await ws.get_message()
+    ga, preview = fake_upstream.requests
+    assert "openai-beta" not in ga.headers
+    assert preview.headers.get("openai-beta") == "realtime=v1"
+    assert ga.headers["api-key"] == preview.headers["api-key"] != USER_KEY

@@ -10,12 +10,14 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, ConnectionRejected
+from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection
 
 
 from .audio_fixtures import append_events, utterance
 from .conftest import ADMIN_KEY, LIMITED_KEY, USER_KEY, RunningServer, make_config, start_server
-from .helpers import auth_headers, events_until, expect_error_then_close, send_event, text_turn, user_text, ws_connect
+from .fakes import SESSION_CREATED, FakeUpstream
+from .helpers import (auth_headers, events_until, expect_error_then_close, send_event, server_with_fake, text_turn,
+                      user_text, ws_connect)
 
 TOOLS = [{"type": "function", "name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
@@ -301,3 +303,26 @@ async def test_the_global_store_prompts_false_keeps_every_text_out_of_every_reco
     assert response["messages"] is None and response["response"] is None and response["proxy_server_request"] is None
     assert response["usage"]["output_tokens"] > 0 and response["cost_usd"] > 0
     assert session["tools"] is None
+
+
+async def test_an_empty_transcript_is_no_user_message_in_the_record(
+        nursery: trio.Nursery, tmp_path: Path, fake_upstream: FakeUpstream, listener: str) -> None:
+    async def hears_nothing(ws: WebSocketConnection, fake: FakeUpstream) -> None:
+        await ws.send_message(SESSION_CREATED)
+        await ws.get_message()  # the client's response.create
+        for event in ({"type": "conversation.item.input_audio_transcription.completed", "item_id": "i1",
+                       "content_index": 0, "transcript": ""},
+                      {"type": "response.created", "response": {"id": "resp_e"}},
+                      {"type": "response.done", "response": {"id": "resp_e", "status": "completed",
+                                                             "usage": {"input_tokens": 5, "output_tokens": 1}}}):
+            await ws.send_message(json.dumps(event))
+        await trio.sleep_forever()
+
+    fake_upstream.behaviour = hears_nothing
+    srv = await server_with_fake(nursery, tmp_path, fake_upstream)
+    async with ws_connect(srv.ws_url(listener, query="model=fake"), headers=auth_headers(USER_KEY)) as ws:
+        await ws.get_message()
+        await send_event(ws, {"type": "response.create"})
+        await events_until(ws, "response.done")
+    (response,) = await wait_records(srv, "response", 1)
+    assert response["messages"] == []

@@ -27,7 +27,8 @@ from .tokens import TOKEN_PREFIX, TokenError, TokenSigner
 Dialect = Literal["ga", "beta"]
 
 #: The paths that open a realtime session, on both listeners.
-REALTIME_PATHS = frozenset({"/v1/realtime", "/realtime", "/openai/realtime"})
+#: The realtime WebSocket paths: OpenAI's, and Azure's (preview ``/openai/realtime``, GA ``/openai/v1/realtime``).
+REALTIME_PATHS = frozenset({"/v1/realtime", "/realtime", "/openai/realtime", "/openai/v1/realtime"})
 KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 ECHO_SUBPROTOCOL = "realtime"
@@ -143,6 +144,12 @@ def _dialect(request: HandshakeRequest, offered: list[str]) -> Dialect:
     beta_header = request.header("openai-beta") or ""
     if BETA_SUBPROTOCOL in offered or "realtime=v1" in beta_header.replace(" ", ""):
         return "beta"
+    if request.path.rstrip("/") == "/openai/realtime":
+        # Azure's preview api-versions speak the beta shape, and its clients (livekit's Azure
+        # mode) send no OpenAI-Beta header there; a GA api-version speaks GA
+        version = dict(request.query).get("api-version", "")
+        if "preview" in version:
+            return "beta"
     return "ga"
 
 

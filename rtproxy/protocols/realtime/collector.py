@@ -294,20 +294,20 @@ class Collector:
             ptype = part.get("type")
             if ptype in ("input_text", "text", "output_text"):
                 text = _s(part.get("text"))
-                if text is None:
-                    continue
+                if text is None or not text.strip():
+                    continue  # an empty message says nothing: no record entry for it
                 message: dict[str, Any] = {"role": role, "content": _clip(text)}
                 if role == "user":
                     message["source"] = "text"
                 self._text_in_chars += len(text)
                 self._push(message)
-            elif ptype == "input_audio" and _s(part.get("transcript")):
+            elif ptype == "input_audio" and (_s(part.get("transcript")) or "").strip():
                 self._push({"role": role, "content": _clip(part["transcript"]), "source": "transcript"})
 
     def _on_transcript(self, event: dict[str, Any]) -> None:
         transcript = _s(event.get("transcript"))
-        if transcript is None:
-            return
+        if transcript is None or not transcript.strip():
+            return  # silence, or noise the model heard as nothing
         self._push({
             "role": "user",
             "content": _clip(transcript),

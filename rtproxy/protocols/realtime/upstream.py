@@ -2,7 +2,8 @@
 
 - ``openai``: ``wss://api.openai.com/v1/realtime?model=M``, ``Authorization: Bearer <key>``,
   ``OpenAI-Beta: realtime=v1`` for the beta dialect.
-- ``azure``: ``wss://<resource>.openai.azure.com/openai/realtime?api-version=V&deployment=D``,
+- ``azure``: ``wss://<resource>.openai.azure.com/openai/realtime?api-version=V&deployment=D``
+  (``api_version = "v1"``: Azure's GA ``/openai/v1/realtime?model=D``),
   ``api-key: <key>`` (plus ``OpenAI-Beta`` for beta sessions).
 - ``local``: the built-in offline model on a loopback port, reached exactly like a provider,
   with a per-process secret so nothing else on the machine can use it through rtproxy's name.
@@ -44,8 +45,12 @@ def build_target(model: ModelConfig, *, dialect: str, forward_query: tuple[tuple
         base = _ws_base(model.api_base)
         if not base.endswith("/openai"):
             base += "/openai"
-        url_path = base + "/realtime"
-        query = [("api-version", model.api_version), ("deployment", model.target_model)]
+        if model.api_version == "v1":  # Azure's GA v1 API: /openai/v1/realtime?model=<deployment>
+            url_path = base + "/v1/realtime"
+            query = [("model", model.target_model)]
+        else:
+            url_path = base + "/realtime"
+            query = [("api-version", model.api_version), ("deployment", model.target_model)]
         headers.append(("api-key", model.api_key or ""))
     elif model.provider == "local":
         if local_url is None:
