@@ -228,3 +228,18 @@ def test_beta_sessions_use_beta_event_names_and_validate() -> None:
         d.send(append)
     d.drain()
     assert "conversation.item.input_audio_transcription.completed" in d.types()
+
+
+def test_a_responses_metadata_comes_back_on_created_and_done() -> None:
+    """Clients (livekit's plugin) match a response to their request by response.metadata."""
+    d = Driver()
+    d.send({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
+    d.send(user_message("Hi"))
+    [created] = d.send({"type": "response.create", "response": {"metadata": {"client_event_id": "ce_1"}}})
+    assert created["response"]["metadata"] == {"client_event_id": "ce_1"}
+    assert d.drain()[-1]["response"]["metadata"] == {"client_event_id": "ce_1"}
+    [created] = d.send({"type": "response.create"})
+    assert created["response"]["metadata"] is None
+    d.drain()
+    [error] = d.send({"type": "response.create", "response": {"metadata": {"k": 5}}})
+    assert error["type"] == "error" and error["error"]["param"] == "response.metadata"

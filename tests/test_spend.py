@@ -326,3 +326,14 @@ async def test_an_empty_transcript_is_no_user_message_in_the_record(
         await events_until(ws, "response.done")
     (response,) = await wait_records(srv, "response", 1)
     assert response["messages"] == []
+
+
+async def test_response_metadata_round_trips_through_the_gateway(server: RunningServer, listener: str) -> None:
+    async with ws_connect(server.ws_url(listener), headers=auth_headers(USER_KEY)) as ws:
+        await events_until(ws, "session.created")
+        await send_event(ws, {"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
+        await send_event(ws, user_text("hello"))
+        await send_event(ws, {"type": "response.create", "response": {"metadata": {"client_event_id": "ce_7"}}})
+        events = await events_until(ws, "response.done")
+    created = next(e for e in events if e["type"] == "response.created")
+    assert created["response"]["metadata"] == events[-1]["response"]["metadata"] == {"client_event_id": "ce_7"}

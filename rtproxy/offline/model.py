@@ -98,6 +98,9 @@ class _Response:
         self.input_audio_tokens = 0
         self.cached_text = 0
         self.cached_audio = 0
+        #: The request's ``response.metadata``, echoed on response.created and response.done as
+        #: the API does (clients match their request to the response by it).
+        self.metadata: dict[str, Any] | None = None
         self.output_index = 0
 
 
@@ -453,7 +456,8 @@ class OfflineModel:
                          details: dict[str, Any] | None = None) -> dict[str, Any]:
         obj: dict[str, Any] = {
             "object": "realtime.response", "id": r.id, "conversation_id": self.conversation_id, "status": status,
-            "status_details": details, "output": copy.deepcopy(r.output), "usage": usage, "metadata": None,
+            "status_details": details, "output": copy.deepcopy(r.output), "usage": usage,
+            "metadata": copy.deepcopy(r.metadata),
         }
         if self.beta:
             obj.update({"modalities": r.modalities, "voice": self.voice, "output_audio_format": "pcm16",
@@ -467,6 +471,13 @@ class OfflineModel:
         mod_key = "modalities" if self.beta else "output_modalities"
         modalities = params.get(mod_key) if isinstance(params.get(mod_key), list) else self.modalities
         r = _Response(self._id("resp"), list(modalities))
+        metadata = params.get("metadata")
+        if metadata is not None and not (isinstance(metadata, dict) and len(metadata) <= 16 and all(
+                isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512
+                for k, v in metadata.items())):
+            raise ClientError("invalid_value", "metadata must be at most 16 string pairs (keys ≤ 64, values ≤ 512 "
+                              "characters)", "response.metadata")
+        r.metadata = metadata
         tools = params.get("tools", self.tools)
         tool_choice = params.get("tool_choice", self.tool_choice)
         instructions = params.get("instructions") if isinstance(params.get("instructions"), str) else self.instructions
