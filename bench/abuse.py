@@ -130,38 +130,33 @@ def close_code(data: bytes) -> str:
 
 # -- the attacks: each returns what the attacker got ----------------------------------------------
 
-async def fragment_flood(port: int) -> str:
-    """A 3 MB message as 1-byte continuation frames."""
+async def flood(port: int, first: bytes, frame: bytes, batch: int, total: int, wait_s: float = 5) -> tuple[str, int]:
+    """Send ``first``, then ``frame`` in batches until ``total`` are out or the server closes;
+    (the close code it sent, how many frames were written)."""
     s = await upgraded(port)
-    frame = Frame(Opcode.CONT, b"a", fin=False).serialize(mask=True)
-    first = Frame(Opcode.TEXT, b"a", fin=False).serialize(mask=True)
-    chunk = frame * 8192
     sent = 0
     try:
         await s.send_all(first)
-        while sent < 3_000_000:
-            await s.send_all(chunk)
-            sent += 8192
+        while sent < total:
+            await s.send_all(frame * batch)
+            sent += batch
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
-    code = close_code(await drain_until_closed(s, 5))
+    code = close_code(await drain_until_closed(s, wait_s))
     await s.aclose()
+    return code, sent
+
+
+async def fragment_flood(port: int) -> str:
+    """A 3 MB message as 1-byte continuation frames."""
+    code, sent = await flood(port, Frame(Opcode.TEXT, b"a", fin=False).serialize(mask=True),
+                             Frame(Opcode.CONT, b"a", fin=False).serialize(mask=True), 8192, 3_000_000)
     return f"closed {code} after {sent:,} of 3,000,000 fragments were written"
 
 
 async def empty_fragment_flood(port: int) -> str:
-    s = await upgraded(port)
-    frame = Frame(Opcode.CONT, b"", fin=False).serialize(mask=True)
-    sent = 0
-    try:
-        await s.send_all(Frame(Opcode.TEXT, b"", fin=False).serialize(mask=True))
-        while sent < 15_000_000:
-            await s.send_all(frame * 16384)
-            sent += 16384
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    code = close_code(await drain_until_closed(s, 5))
-    await s.aclose()
+    code, sent = await flood(port, Frame(Opcode.TEXT, b"", fin=False).serialize(mask=True),
+                             Frame(Opcode.CONT, b"", fin=False).serialize(mask=True), 16384, 15_000_000)
     return f"closed {code} after {sent:,} of 15,000,000 empty fragments"
 
 
@@ -206,17 +201,9 @@ async def keep_alive_hold(port: int, seconds: float) -> str:
 
 
 async def ping_flood(port: int) -> str:
-    s = await upgraded(port)
+    """Pings as fast as the socket takes them, never reading a pong."""
     ping = Frame(Opcode.PING, b"x" * 125).serialize(mask=True)
-    sent = 0
-    try:
-        while sent < 200_000:  # never reads the pongs
-            await s.send_all(ping * 256)
-            sent += 256
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    code = close_code(await drain_until_closed(s, 15))
-    await s.aclose()
+    code, sent = await flood(port, b"", ping, 256, 200_000, wait_s=15)
     return f"closed {code} after {sent:,} pings"
 
 
