@@ -232,3 +232,18 @@ def test_empty_transcripts_and_empty_typed_text_leave_no_message() -> None:
     feed(c, "server", {"type": "response.created", "response": {"id": "r"}})
     (record,) = feed(c, "server", {"type": "response.done", "response": {"id": "r", "usage": USAGE}})
     assert record["messages"] == [{"role": "user", "content": "real", "source": "text"}]
+
+
+def test_an_image_is_recorded_as_a_placeholder_never_its_bytes() -> None:
+    c = Collector(meta())
+    png = "iVBORw0KGgo" + "A" * 4000
+    feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
+        {"type": "input_text", "text": "What is in this picture?"},
+        {"type": "input_image", "image_url": f"data:image/png;base64,{png}", "detail": "auto"},
+        {"type": "input_image", "image_url": "https://example.com/cat.jpg"}]}})
+    feed(c, "server", {"type": "response.created", "response": {"id": "r"}})
+    (record,) = feed(c, "server", {"type": "response.done", "response": {"id": "r", "usage": USAGE}})
+    assert record["messages"][1:] == [
+        {"role": "user", "content": f"[image: image/png, about {len(png) * 3 // 4:,} bytes]", "source": "image"},
+        {"role": "user", "content": "[image: by URL]", "source": "image"}]
+    assert png not in json.dumps(record) and "example.com" not in json.dumps(record)

@@ -337,3 +337,17 @@ async def test_response_metadata_round_trips_through_the_gateway(server: Running
         events = await events_until(ws, "response.done")
     created = next(e for e in events if e["type"] == "response.created")
     assert created["response"]["metadata"] == events[-1]["response"]["metadata"] == {"client_event_id": "ce_7"}
+
+
+async def test_an_image_sent_in_a_session_is_a_placeholder_in_the_record(server: RunningServer, listener: str) -> None:
+    image = "data:image/jpeg;base64," + "Q" * 8000
+    async with ws_connect(server.ws_url(listener), headers=auth_headers(USER_KEY)) as ws:
+        await events_until(ws, "session.created")
+        await send_event(ws, {"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
+        await send_event(ws, {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "Describe it"}, {"type": "input_image", "image_url": image}]}})
+        await send_event(ws, {"type": "response.create"})
+        await events_until(ws, "response.done")
+    (response,) = await wait_records(server, "response", 1)
+    assert {"role": "user", "content": "[image: image/jpeg, about 6,000 bytes]", "source": "image"} in response["messages"]
+    assert "Q" * 100 not in server.gateway.spend.path.read_text()

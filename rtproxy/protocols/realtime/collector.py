@@ -51,6 +51,16 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "…[truncated]"
 
 
+def _image_placeholder(url: Any) -> str:
+    """``[image: image/png, about 12,345 bytes]`` for a data URL, ``[image: by URL]`` otherwise."""
+    if isinstance(url, str) and url.startswith("data:"):
+        head, _, data = url.partition(",")
+        mime = head[5:].split(";", 1)[0][:64] or "unknown type"
+        size = len(data) * 3 // 4 if ";base64" in head else len(data)
+        return f"[image: {mime}, about {size:,} bytes]"
+    return "[image: by URL]"
+
+
 def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
     """Sum token counts into ``total``; a value whose type differs from what the total already
     holds for that name (odd provider output) is skipped, never allowed to raise."""
@@ -301,6 +311,9 @@ class Collector:
                     message["source"] = "text"
                 self._text_in_chars += len(text)
                 self._push(message)
+            elif ptype == "input_image":
+                # a placeholder naming type and size: never the image itself
+                self._push({"role": role, "content": _image_placeholder(part.get("image_url")), "source": "image"})
             elif ptype == "input_audio" and (_s(part.get("transcript")) or "").strip():
                 self._push({"role": role, "content": _clip(part["transcript"]), "source": "transcript"})
 
