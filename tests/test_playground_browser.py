@@ -36,8 +36,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
         b.close()
 
 
-@pytest.fixture
-def page(browser, server: LiveServer) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+def checked_page(browser) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    """A page in a fresh context; the test fails if the page threw an uncaught error."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     errors: list[str] = []
@@ -46,6 +46,11 @@ def page(browser, server: LiveServer) -> Iterator[Page]:  # type: ignore[no-unty
     yield page
     context.close()
     assert errors == []
+
+
+@pytest.fixture
+def page(browser, server: LiveServer) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    yield from checked_page(browser)
 
 
 def open_playground(page: Page, server: LiveServer, key: str = USER_KEY) -> None:
@@ -222,10 +227,10 @@ def barge_in_page(browser, server: LiveServer, tmp_path: Path) -> Iterator[Page]
     wav = voiced_wav(tmp_path / "barge-in.wav", [(0.5, 1.7), (2.4, 4.4)], 7.0)
     b = browser.browser_type.launch(executable_path=CHROMIUM,
                                     args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}"])
-    page = b.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    yield page
-    b.close()
+    try:
+        yield from checked_page(b)
+    finally:
+        b.close()
 
 
 def test_speaking_over_the_reply_truncates_what_was_not_heard(barge_in_page: Page, server: LiveServer) -> None:
