@@ -27,6 +27,7 @@ MIB = 1024 * 1024
 
 Provider = Literal["openai", "azure", "local"]
 Role = Literal["user", "admin"]
+Api = Literal["realtime", "transcription"]
 
 #: The value of ``[[keys]].key`` that asks rtproxy to generate a key on first run.
 AUTO_KEY = "auto"
@@ -132,14 +133,19 @@ class LocalModelConfig:
 
 @attrs.frozen
 class PriceConfig:
-    """USD per one million tokens; overrides the built-in price table for one model."""
+    """USD per one million tokens (and per hour of audio); overrides the price database
+    (genai-prices) for one model. A cached or image rate left out is the uncached input rate."""
 
-    input_text: float
-    input_audio: float
-    output_text: float
-    output_audio: float
+    input_text: float = 0.0
+    input_audio: float = 0.0
+    output_text: float = 0.0
+    output_audio: float = 0.0
     cached_text: float | None = None
     cached_audio: float | None = None
+    input_image: float | None = None
+    cached_image: float | None = None
+    #: USD per hour of audio, for usage the provider reports as a duration (whisper-1).
+    audio_per_hour: float | None = None
 
 
 @attrs.frozen
@@ -154,6 +160,10 @@ class ModelConfig:
     #: The provider secret, usually ``"env:OPENAI_API_KEY"``; never sent to clients.
     api_key: str | None = attrs.field(default=None, repr=False)
     api_version: str | None = None
+    #: The API this model serves: ``"realtime"`` sessions (``?model=``), or ``"transcription"``:
+    #: an input-transcription model (``gpt-4o-transcribe``, ``whisper-1``) that transcription
+    #: sessions (``?intent=transcription``) are routed by and that session updates may name.
+    api: Api = "realtime"
     price: PriceConfig | None = None
 
     @property
@@ -318,6 +328,16 @@ def parse_config(
     return _check(cfg, env)
 
 
+def _check_price(p: PriceConfig, file: str, where: str) -> None:
+    rates = attrs.asdict(p)
+    for name, rate in rates.items():
+        if rate is not None and rate < 0:
+            raise ConfigError(file, f"{where}.{name}", "must not be negative")
+    if not any(rates.values()):
+        raise ConfigError(file, where, "gives no rate: set input_text, input_audio, output_text, output_audio "
+                                       "(USD per 1M tokens) or audio_per_hour")
+
+
 def _check(cfg: Config, env: dict[str, str]) -> Config:
     file = cfg.source
     s = cfg.server
@@ -383,6 +403,8 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
         api_key = _resolve_secret(m.api_key, file, f"{where}.api_key", env)
         if m.provider in ("openai", "azure") and not api_key:
             raise ConfigError(file, f"{where}.api_key", f"{m.provider} models need an api_key (e.g. \"env:OPENAI_API_KEY\")")
+        if m.price is not None:
+            _check_price(m.price, file, f"{where}.price")
         models.append(attrs.evolve(m, api_key=api_key))
 
     keys: list[KeyConfig] = []

@@ -77,13 +77,13 @@ def test_providers_build_openai_azure_and_local_targets(tmp_path: Path) -> None:
         {"name": "l", "provider": "local"},
     ], keys=[{"name": "k", "key": USER_KEY}])
     keys = KeyStore.from_config(cfg)
-    o = admit(request(query="model=o&foo=bar&intent=transcription", authorization=f"Bearer {USER_KEY}",
+    o = admit(request(query="model=o&foo=bar&call_id=rtc_1", authorization=f"Bearer {USER_KEY}",
                       openai_beta="realtime=v1"), keys, cfg)
     a = admit(request("/openai/realtime", "api-version=x&deployment=a", api_key=USER_KEY), keys, cfg)
     loc = admit(request(query="model=l", authorization=f"Bearer {USER_KEY}"), keys, cfg)
     assert isinstance(o, Admission) and isinstance(a, Admission) and isinstance(loc, Admission)
     t = build_target(o.model, dialect=o.dialect, forward_query=o.forward_query, local_url=None, local_secret="s")
-    assert t.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime&intent=transcription"  # foo: dropped
+    assert t.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime&call_id=rtc_1"  # foo: dropped
     assert dict(t.headers) == {"Authorization": "Bearer sk-x", "OpenAI-Beta": "realtime=v1"}
     t = build_target(a.model, dialect=a.dialect, forward_query=a.forward_query, local_url=None, local_secret="s")
     assert t.url == "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=dep1"
@@ -142,3 +142,55 @@ def test_audio_frames_are_not_collected_and_needed_ones_are() -> None:
     assert is_collected(b'{"type":"response.output_text.delta","delta":"x"}')  # estimation needs it
     assert not is_collected(b'{"type":"response.output_item.added","item":{}}')
     assert is_collected(b'{"x":1}')  # type not found in the head: the collector decides
+
+
+TRANSCRIBERS = [
+    {"name": "gpt-realtime", "provider": "local"},
+    {"name": "gpt-4o-transcribe", "provider": "openai", "api_key": "sk-x", "api": "transcription"},
+    {"name": "whisper-1", "provider": "openai", "api_key": "sk-x", "api": "transcription"},
+]
+
+
+def test_a_transcription_session_is_routed_by_the_keys_transcription_models(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, models=TRANSCRIBERS, keys=[
+        {"name": "k", "key": USER_KEY}, {"name": "w", "key": USER_KEY[::-1], "transcription_models": ["whisper-1"]}])
+    keys = KeyStore.from_config(cfg)
+    adm = admit(request(query="intent=transcription", authorization=f"Bearer {USER_KEY}"), keys, cfg)
+    assert isinstance(adm, Admission) and adm.transcription and adm.model.name == "gpt-4o-transcribe"
+    t = build_target(adm.model, dialect=adm.dialect, forward_query=adm.forward_query, local_url=None,
+                     local_secret="s", transcription=True)
+    assert t.url == "wss://api.openai.com/v1/realtime?intent=transcription"  # no model: the session config names it
+    named = admit(request(query="intent=transcription&model=whisper-1", authorization=f"Bearer {USER_KEY[::-1]}"),
+                  keys, cfg)
+    assert isinstance(named, Admission) and named.model.name == "whisper-1"
+    only = admit(request(query="intent=transcription", authorization=f"Bearer {USER_KEY[::-1]}"), keys, cfg)
+    assert isinstance(only, Admission) and only.model.name == "whisper-1"
+
+
+@pytest.mark.parametrize(("query", "status", "code"), [
+    ("intent=transcription&model=gpt-4o-transcribe", 403, "model_not_allowed"),  # the key has whisper-1 only
+    ("intent=transcription&model=nope", 404, "model_not_found"),
+    ("intent=transcription&model=gpt-realtime", 404, "model_not_found"),  # a realtime model routes no transcription
+    ("model=whisper-1", 400, "wrong_api"),  # a transcription model opens no conversation
+])
+def test_transcription_routes_refuse_what_the_key_or_the_gateway_does_not_serve(tmp_path: Path, query: str,
+                                                                                 status: int, code: str) -> None:
+    cfg = make_config(tmp_path, models=TRANSCRIBERS, keys=[{"name": "w", "key": USER_KEY,
+                                                            "transcription_models": ["whisper-1"]}])
+    refused = admit(request(query=query, authorization=f"Bearer {USER_KEY}"), KeyStore.from_config(cfg), cfg)
+    assert not isinstance(refused, Admission) and (refused.status, refused.code) == (status, code)
+
+
+def test_a_transcription_session_without_a_route_or_with_several_upstreams_is_refused(tmp_path: Path) -> None:
+    bare = make_config(tmp_path, models=[{"name": "gpt-realtime", "provider": "local"}],
+                       keys=[{"name": "k", "key": USER_KEY}])
+    refused = admit(request(query="intent=transcription", authorization=f"Bearer {USER_KEY}"),
+                    KeyStore.from_config(bare), bare)
+    assert not isinstance(refused, Admission) and (refused.status, refused.code) == (404, "model_not_found")
+    two = make_config(tmp_path, models=[*TRANSCRIBERS, {"name": "local-whisper", "provider": "local",
+                                                         "api": "transcription"}],
+                      keys=[{"name": "k", "key": USER_KEY}])
+    refused = admit(request(query="intent=transcription", authorization=f"Bearer {USER_KEY}"),
+                    KeyStore.from_config(two), two)
+    assert not isinstance(refused, Admission) and (refused.status, refused.code) == (400, "missing_model")
+    assert "model=" in refused.message

@@ -264,7 +264,7 @@ def test_attribution_headers_are_cleaned_and_bounded(env: Any, end_user: str | N
 
 
 def test_forwarded_query_keeps_order_and_values(env: Any) -> None:
-    got = run(env, req(query="call_id=c1&model=gpt-realtime&intent=transcription&x=1",
+    got = run(env, req(query="call_id=c1&model=gpt-realtime&x=1&call_id=c2",
                        authorization=f"Bearer {USER_KEY}"))
     assert isinstance(got, Admission)
-    assert got.forward_query == (("call_id", "c1"), ("intent", "transcription"))
+    assert got.forward_query == (("call_id", "c1"), ("call_id", "c2"))

@@ -12,9 +12,9 @@ import rtproxy.protocols.realtime.collector as collector_module
 from rtproxy.protocols.realtime.collector import Collector
 from rtproxy.spend.records import SessionEnd, SessionMeta
 from rtproxy.config import ModelConfig, PriceConfig
-from rtproxy.spend.pricing import PRICES, price_for, price_usage
+from rtproxy.spend.pricing import database_price, price_for, price_usage
 
-PRICE = PRICES["gpt-realtime"]
+PRICE = database_price("openai", "gpt-realtime")
 
 
 def meta(store_prompts: bool = True, price: Any = PRICE) -> SessionMeta:
@@ -59,6 +59,7 @@ def test_price_usage_by_hand() -> None:
         "cached_audio": 40 * 0.4e-6,
         "output_text": 100 * 16e-6,
         "output_audio": 400 * 64e-6,
+        "input_image": 0, "cached_image": 0,
     }
     assert breakdown == pytest.approx(expected)
     assert cost == pytest.approx(USAGE_COST_USD)
@@ -76,7 +77,7 @@ def test_beta_usage_without_cached_details_counts_cache_as_text_first() -> None:
 
 def test_price_lookup_override_azure_and_unknown() -> None:
     assert price_for(ModelConfig("x", "openai", "gpt-realtime-2025-08-28")) == PRICE
-    assert price_for(ModelConfig("x", "azure", "gpt-4o-mini-realtime-preview")) == PRICES["azure/gpt-4o-mini-realtime-preview"]
+    assert price_for(ModelConfig("x", "azure", "gpt-4o-mini-realtime-preview")) == database_price("openai", "gpt-4o-mini-realtime-preview")
     assert price_for(ModelConfig("x", "openai", "my-custom-model")) is None
     override = ModelConfig("x", "openai", "my-custom-model", price=PriceConfig(1, 2, 3, 4))
     p = price_for(override)
@@ -247,3 +248,104 @@ def test_an_image_is_recorded_as_a_placeholder_never_its_bytes() -> None:
         {"role": "user", "content": f"[image: image/png, about {len(png) * 3 // 4:,} bytes]", "source": "image"},
         {"role": "user", "content": "[image: by URL]", "source": "image"}]
     assert png not in json.dumps(record) and "example.com" not in json.dumps(record)
+
+
+# -- input transcriptions, MCP tool calls ------------------------------------------------------
+
+WHISPER = price_for(ModelConfig("whisper-1", "openai"))
+TRANSCRIBE = price_for(ModelConfig("gpt-4o-transcribe", "openai"))
+TOKEN_USAGE = {"type": "tokens", "input_tokens": 110, "output_tokens": 8, "total_tokens": 118,
+               "input_token_details": {"text_tokens": 10, "audio_tokens": 100}}
+
+
+def _priced(name: str) -> Any:
+    return {"whisper-1": WHISPER, "gpt-4o-transcribe": TRANSCRIBE}.get(name)
+
+
+def test_each_input_transcription_is_billed_at_its_models_rates_in_a_record_of_its_own() -> None:
+    import attrs
+    c = Collector(attrs.evolve(meta(), transcription_price=_priced), now=Clock())
+    feed(c, "server", {"type": "session.updated", "session": {"type": "realtime", "audio": {"input": {
+        "transcription": {"model": "gpt-4o-transcribe"}}}}})
+    feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "item_1"})
+    assert c.in_flight == 1  # the provider is transcribing it, and will bill it
+    (record,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed",
+                                   "item_id": "item_1", "content_index": 0, "transcript": "What time is it?",
+                                   "usage": TOKEN_USAGE})
+    assert c.in_flight == 0
+    assert (record["record"], record["item_id"], record["transcription_model"]) == \
+        ("transcription", "item_1", "gpt-4o-transcribe")
+    assert record["cost_usd"] == pytest.approx(10 * 2.5e-6 + 100 * 6e-6 + 8 * 10e-6)
+    assert record["transcript"] == "What time is it?" and record["usage"] == TOKEN_USAGE
+    # the transcript still reaches the next response's messages
+    feed(c, "server", {"type": "response.created", "response": {"id": "resp_1"}})
+    (response,) = feed(c, "server", {"type": "response.done", "response": {"id": "resp_1", "usage": USAGE}})
+    assert response["messages"][-1]["content"] == "What time is it?"
+    session = c.finish(SessionEnd("client", 1000))
+    assert session["transcriptions"] == 1 and session["transcription_usage"]["input_tokens"] == 110
+    assert session["cost_usd"] == pytest.approx(record["cost_usd"] + response["cost_usd"])
+
+
+def test_a_whisper_transcription_is_billed_by_duration_and_an_unpriced_one_makes_the_total_unknown() -> None:
+    import attrs
+    c = Collector(attrs.evolve(meta(), transcription_price=_priced), now=Clock())
+    feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "transcription": {"model": "whisper-1"}}}}})
+    (record,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed",
+                                   "item_id": "i", "transcript": "", "usage": {"type": "duration", "seconds": 60}})
+    assert record["cost_usd"] == pytest.approx(0.006) and record["transcript"] is None
+    feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "transcription": {"model": "some-new-transcriber"}}}}})
+    (unpriced,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed",
+                                     "item_id": "j", "transcript": "x", "usage": {"type": "duration", "seconds": 1}})
+    assert unpriced["cost_usd"] is None
+    assert c.finish(SessionEnd("client", 1000))["cost_usd"] is None  # unknown, never understated
+
+
+def test_a_transcription_session_records_transcripts_only_in_transcription_records() -> None:
+    import attrs
+    m = attrs.evolve(meta(price=TRANSCRIBE), call_type="transcription", model="gpt-4o-transcribe",
+                     upstream_model="gpt-4o-transcribe", transcription_price=_priced)
+    c = Collector(m, now=Clock())
+    feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "item_1"})
+    (record,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed",
+                                   "item_id": "item_1", "transcript": "Hello", "usage": TOKEN_USAGE})
+    assert record["call_type"] == "transcription" and record["transcription_model"] == "gpt-4o-transcribe"
+    assert c._pending == []
+    feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "item_2"})
+    assert c.unsettled() == [] and c.in_flight == 0
+    session = c.finish(SessionEnd("client", 1000))
+    assert session["call_type"] == "transcription" and session["transcriptions_unreported"] == 1
+    assert session["responses"] == 0 and session["cost_usd"] == pytest.approx(record["cost_usd"])
+
+
+def test_mcp_tool_lists_approvals_and_calls_are_recorded_as_tool_calls_without_credentials() -> None:
+    c = Collector(meta(), now=Clock())
+    mcp_tool = {"type": "mcp", "server_label": "docs", "server_url": "https://u:p@mcp.example:8443/sse?token=s3cret",
+                "authorization": "Bearer s3cret", "headers": {"X-Api-Key": "s3cret"}, "require_approval": "never"}
+    feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "tools": [mcp_tool]}})
+    feed(c, "server", {"type": "conversation.item.done", "item": {
+        "id": "mcpl_1", "type": "mcp_list_tools", "server_label": "docs",
+        "tools": [{"name": "echo", "input_schema": {}}, {"name": "add", "input_schema": {}}]}})
+    feed(c, "client", {"type": "conversation.item.create", "item": {
+        "type": "mcp_approval_response", "id": "apr_1", "approval_request_id": "mcpr_0", "approve": True}})
+    feed(c, "client", {"type": "response.create", "response": {"tools": [mcp_tool]}})
+    feed(c, "server", {"type": "response.created", "response": {"id": "resp_1"}})
+    output = [{"id": "mcp_1", "type": "mcp_call", "server_label": "docs", "name": "echo", "arguments": '{"text":"hi"}',
+               "output": "hi", "error": None, "approval_request_id": "mcpr_0"},
+              {"id": "mcpr_2", "type": "mcp_approval_request", "server_label": "docs", "name": "add",
+               "arguments": '{"a":1,"b":2}'}]
+    (record,) = feed(c, "server", {"type": "response.done", "response": {"id": "resp_1", "output": output,
+                                                                         "usage": USAGE}})
+    calls = record["response"]["tool_calls"]
+    assert [call["type"] for call in calls] == ["mcp_list_tools", "mcp_approval_response", "mcp_call",
+                                                "mcp_approval_request"]
+    assert calls[0]["mcp"] == {"server_label": "docs", "tools": ["echo", "add"]}
+    assert calls[1]["mcp"] == {"approval_request_id": "mcpr_0", "approve": True, "reason": None}
+    assert calls[2]["mcp"] == {"server_label": "docs", "name": "echo", "arguments": '{"text":"hi"}', "output": "hi",
+                               "error": None, "approval_request_id": "mcpr_0"}
+    (recorded_tool,) = record["proxy_server_request"]["tools"]
+    assert recorded_tool == {"type": "mcp", "server_label": "docs", "server_url": "https://mcp.example:8443/sse?[redacted]",
+                             "require_approval": "never"}
+    text = json.dumps(record) + json.dumps(c.finish(SessionEnd("client", 1000)))
+    assert "s3cret" not in text and "u:p@" not in text

@@ -17,12 +17,12 @@ from rtproxy.protocols.realtime import REALTIME
 from rtproxy.protocols.realtime.collector import Collector
 from rtproxy.protocols.seam import AUDIO, COLLECT
 from rtproxy.spend.records import SessionEnd, SessionMeta
-from rtproxy.spend.pricing import PRICES
+from rtproxy.spend.pricing import database_price
 
 from .helpers import examples
 
 META = SessionMeta(session_id="s", key_name="k", key_hash="h", model="m", provider="local", upstream_model="m",
-                   api_base="ws://x", store_prompts=True, price=PRICES["gpt-realtime"])
+                   api_base="ws://x", store_prompts=True, price=database_price("openai", "gpt-realtime"))
 
 #: Conversation text: what store_prompts = false must keep out of every record.
 MARK = "PROMPT-TEXT-MARK"

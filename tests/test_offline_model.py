@@ -30,8 +30,8 @@ TOOLS = [{"type": "function", "name": "get_weather", "description": "Weather for
 class Driver:
     """Feeds a model client events and collects (and validates) everything it sends."""
 
-    def __init__(self, dialect: str = "ga") -> None:
-        self.model = OfflineModel(dialect=dialect)
+    def __init__(self, dialect: str = "ga", intent: str = "conversation") -> None:
+        self.model = OfflineModel(dialect=dialect, intent=intent)
         self.adapter = BETA if dialect == "beta" else GA
         self.sent: list[dict[str, Any]] = []
         self._take(self.model.start())
@@ -112,13 +112,16 @@ def test_voice_turn_with_server_vad_transcribes_and_answers() -> None:
         events.extend(d.send(append))
     events.extend(d.drain())
     types = d.types(events)
-    assert types[:6] == ["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
+    assert types[:7] == ["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
                          "input_audio_buffer.committed", "conversation.item.added", "conversation.item.done",
+                         "conversation.item.input_audio_transcription.delta",
                          "conversation.item.input_audio_transcription.completed"]
-    assert types[6] == "response.created" and types[-1] == "response.done"
+    assert types[7] == "response.created" and types[-1] == "response.done"
     started, stopped = events[0], events[1]
     assert 0 <= started["audio_start_ms"] <= 300 and 1150 <= stopped["audio_end_ms"] <= 1250
-    transcript = events[5]["transcript"]
+    transcript = events[6]["transcript"]
+    usage = events[6]["usage"]  # gpt-4o-mini-transcribe bills tokens: audio in, the transcript's text out
+    assert usage["type"] == "tokens" and usage["input_token_details"]["audio_tokens"] > 0 and usage["output_tokens"] > 0
     assert transcript.startswith("(spoken, ")
     reply = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
     assert reply == f"You said: {transcript}"

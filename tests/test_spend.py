@@ -50,8 +50,8 @@ async def test_text_turn_record_field_by_field(server: RunningServer, listener: 
                + cached.get("text_tokens", 0) * 0.4 + cached.get("audio_tokens", 0) * 0.4
                + d_out["text_tokens"] * 16.0 + d_out["audio_tokens"] * 64.0) / 1e6
     assert by_hand > 0 and resp["cost_usd"] == pytest.approx(by_hand)
-    assert set(resp["cost_breakdown"]) == {"input_text", "input_audio", "cached_text", "cached_audio",
-                                           "output_text", "output_audio"}
+    assert set(resp["cost_breakdown"]) == {"input_text", "input_audio", "input_image", "cached_text",
+                                           "cached_audio", "cached_image", "output_text", "output_audio"}
     assert (resp["key_name"], resp["model"], resp["provider"], resp["end_user"], resp["tags"]) == \
         ("user", "gpt-realtime", "local", "u-7", ["demo", "web"])
     assert resp["upstream_session_id"].startswith("sess_")  # the offline model's own session id

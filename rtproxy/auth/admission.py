@@ -96,6 +96,13 @@ class Admission:
     initial_session: dict[str, Any] | None = None
     #: A token's session config kept in the state store (resolved by the gateway before planning).
     session_ref: str | None = None
+    #: ``"transcription"`` for a transcription session (``?intent=transcription``): ``model`` is
+    #: then the transcription model it is routed by; else ``"conversation"``.
+    intent: Literal["conversation", "transcription"] = "conversation"
+
+    @property
+    def transcription(self) -> bool:
+        return self.intent == "transcription"
 
 
 @attrs.frozen
@@ -215,15 +222,25 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
     if key is None:
         return reject(401, "invalid_api_key", "the API key is not valid for this gateway")
 
-    if not model_name:
-        return reject(400, "missing_model", "name a model: /v1/realtime?model=<model>")
-    if not _MODEL_NAME.match(model_name):
-        return reject(400, "invalid_model", "the model name has characters that are not allowed")
-    model = config.model(model_name)
-    if model is None:
-        return reject(404, "model_not_found", f"model {model_name!r} is not served by this gateway")
-    if not key.allows_model(model.name):
-        return reject(403, "model_not_allowed", f"this key may not use model {model.name!r}")
+    transcription = params.get("intent") == "transcription"
+    if transcription:
+        routed = _transcription_route(model_name, key, config)
+        if isinstance(routed, tuple):
+            return reject(*routed)
+        model = routed
+    else:
+        if not model_name:
+            return reject(400, "missing_model", "name a model: /v1/realtime?model=<model>")
+        if not _MODEL_NAME.match(model_name):
+            return reject(400, "invalid_model", "the model name has characters that are not allowed")
+        model = config.model(model_name)
+        if model is None:
+            return reject(404, "model_not_found", f"model {model_name!r} is not served by this gateway")
+        if model.api != "realtime":
+            return reject(400, "wrong_api", f"model {model.name!r} serves {model.api} sessions, not realtime "
+                          f"conversations" + (": add ?intent=transcription" if model.api == "transcription" else ""))
+        if not key.allows_model(model.name):
+            return reject(403, "model_not_allowed", f"this key may not use model {model.name!r}")
 
     forward = tuple((k, v) for k, v in query if k in FORWARDED_QUERY)
     tags_raw = _clean_attribution(request.header(TAGS_HEADER))
@@ -243,4 +260,34 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
         ephemeral=claims is not None,
         initial_session=claims.session if claims is not None else None,
         session_ref=claims.session_ref if claims is not None else None,
+        intent="transcription" if transcription else "conversation",
     )
+
+
+def _upstream_of(model: ModelConfig) -> tuple[str, str | None, str | None, str | None]:
+    return model.provider, model.api_base, model.api_version, model.api_key
+
+
+def _transcription_route(named: str | None, key: VirtualKey, config: Config) -> ModelConfig | tuple[int, str, str]:
+    """The ``api = "transcription"`` model a transcription session is routed by: the one named in
+    the URL, else the key's only upstream for transcription. A refusal as (status, code, message)."""
+    served = [m for m in config.models if m.api == "transcription"]
+    if named:
+        if not _MODEL_NAME.match(named):
+            return 400, "invalid_model", "the model name has characters that are not allowed"
+        model = next((m for m in served if m.name == named), None)
+        if model is None:
+            return 404, "model_not_found", f"transcription model {named!r} is not served by this gateway"
+        if not key.allows_transcription_model(model.name):
+            return 403, "model_not_allowed", f"this key may not use transcription model {model.name!r}"
+        return model
+    allowed = [m for m in served if key.allows_transcription_model(m.name)]
+    if not allowed:
+        if served:
+            return 403, "model_not_allowed", "this key may use none of the gateway's transcription models"
+        return 404, "model_not_found", "this gateway serves no transcription models ([[models]] api = \"transcription\")"
+    if len({_upstream_of(m) for m in allowed}) > 1:
+        # the session's model is named only after the socket opens: the upstream must be known now
+        return 400, "missing_model", ("this gateway's transcription models are on several upstreams: name one, "
+                                      "/v1/realtime?intent=transcription&model=<model>")
+    return allowed[0]

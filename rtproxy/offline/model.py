@@ -12,7 +12,11 @@ validate everything it sends (GA names by default, beta names for beta sessions)
   or PCM16 24 kHz audio with its transcript, derived deterministically from the input; a
   ``function_call`` when a defined tool is named in the user's text;
 - ``response.cancel`` (and barge-in) → ``response.done`` with status ``cancelled``;
-- ``response.done`` with deterministic usage (text/audio/cached token details);
+- ``response.done`` with deterministic usage (text/audio/image/cached token details);
+- MCP tools (``{"type": "mcp"}``) served by a simulated server (:mod:`rtproxy.offline.mcp`): tool
+  lists on ``session.update``, approval requests, ``mcp_call`` items with their output;
+- transcription sessions (``intent=transcription``): committed audio is transcribed and billed
+  per item (tokens for the gpt-4o transcribe models, a duration for whisper-1), no responses;
 - ``error`` for anything invalid, with the offending client ``event_id``.
 
 The server (:mod:`rtproxy.offline.server`) calls :meth:`receive` per client frame and, while
@@ -32,6 +36,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from . import mcp
 from .audio import BYTES_PER_MS, SpeechStarted, Vad, VadSettings, synthesize_word
 
 Event = dict[str, Any]
@@ -47,6 +52,10 @@ MAX_ITEMS = 1000
 CACHE_BLOCK_TOKENS = 16
 #: Minimum audio a manual commit needs (the real API's rule).
 MIN_COMMIT_MS = 100
+#: Input tokens one image part counts as (deterministic; the real count depends on its size).
+IMAGE_TOKENS = 256
+#: Transcription models that report a duration (the others report tokens).
+DURATION_BILLED_TRANSCRIBERS = frozenset({"whisper-1"})
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _GA_TO_BETA = {
     "response.output_text.delta": "response.text.delta",
@@ -98,6 +107,7 @@ class _Response:
         self.input_audio_tokens = 0
         self.cached_text = 0
         self.cached_audio = 0
+        self.input_image_tokens = 0
         #: The request's ``response.metadata``, echoed on response.created and response.done as
         #: the API does (clients match their request to the response by it).
         self.metadata: dict[str, Any] | None = None
@@ -105,9 +115,13 @@ class _Response:
 
 
 class OfflineModel:
-    def __init__(self, *, model: str = "gpt-realtime", dialect: str = "ga") -> None:
+    def __init__(self, *, model: str = "gpt-realtime", dialect: str = "ga", intent: str = "conversation") -> None:
         self.model = model
         self.beta = dialect == "beta"
+        #: A transcription session: audio in, transcripts out, no responses.
+        self.transcribing = intent == "transcription"
+        #: MCP server labels whose tools were listed (once per label, as the API does).
+        self._listed_servers: set[str] = set()
         self.session_id = "sess_" + secrets.token_hex(8)
         self.conversation_id = "conv_" + secrets.token_hex(8)
         self._counter = 0
@@ -161,6 +175,8 @@ class OfflineModel:
     # -- the session object --------------------------------------------------------------------
 
     def session_object(self) -> dict[str, Any]:
+        if self.transcribing:
+            return self._transcription_session_object()
         if self.beta:
             return {
                 "id": self.session_id, "object": "realtime.session", "model": self.model,
@@ -180,6 +196,20 @@ class OfflineModel:
             },
             "tools": self.tools, "tool_choice": self.tool_choice, "max_output_tokens": "inf",
             "tracing": None, "truncation": "auto", "prompt": None, "expires_at": self.created_at + 3600,
+        }
+
+    def _transcription_session_object(self) -> dict[str, Any]:
+        if self.beta:
+            return {"id": self.session_id, "object": "realtime.transcription_session", "modalities": ["text"],
+                    "input_audio_format": "pcm16", "input_audio_transcription": self.transcription,
+                    "turn_detection": self.turn_detection, "expires_at": self.created_at + 3600,
+                    # the SDK's beta type requires it; a WebSocket session has no secret to give
+                    "client_secret": {"value": "", "expires_at": self.created_at + 3600}}
+        return {
+            "type": "transcription", "object": "realtime.transcription_session", "id": self.session_id,
+            "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}, "transcription": self.transcription,
+                                "noise_reduction": None, "turn_detection": self.turn_detection}},
+            "include": None, "expires_at": self.created_at + 3600,
         }
 
     def start(self) -> list[Event]:
@@ -222,18 +252,27 @@ class OfflineModel:
             "conversation.item.retrieve": self._item_retrieve,
             "conversation.item.truncate": self._item_truncate,
             "response.create": self._response_create,
+            "transcription_session.update": self._transcription_session_update,
             "response.cancel": self._response_cancel,
             "output_audio_buffer.clear": lambda e: [self._ev("output_audio_buffer.cleared",
                                                              response_id=self._response.id if self._response else "")],
         }
 
+    def _transcription_session_update(self, event: Event) -> list[Event]:
+        if not (self.beta and self.transcribing):
+            raise ClientError("invalid_value", "transcription_session.update is for beta transcription sessions",
+                              "type")
+        self._session_update(event)
+        return [self._ev("transcription_session.updated", session=self.session_object())]
+
     def _session_update(self, event: Event) -> list[Event]:
         s = event.get("session")
         if not isinstance(s, dict):
             raise ClientError("invalid_value", "session must be an object", "session")
-        if not self.beta and s.get("type") not in ("realtime",):
+        kind = "transcription" if self.transcribing else "realtime"
+        if not self.beta and s.get("type") != kind:
             raise ClientError("missing_required_parameter",
-                              "Missing required parameter: 'session.type' (must be 'realtime').", "session.type")
+                              f"Missing required parameter: 'session.type' (must be '{kind}').", "session.type")
         update: dict[str, Any] = {}
         if "instructions" in s:
             if not isinstance(s["instructions"], str):
@@ -283,7 +322,7 @@ class OfflineModel:
             if not isinstance(voice, str):
                 raise ClientError("invalid_type", "voice must be a string", "session.voice")
             update["voice"] = voice
-        if "tools" in s:
+        if "tools" in s and not self.transcribing:
             update["tools"] = self._check_tools(s["tools"], "session.tools")
         if "tool_choice" in s:
             update["tool_choice"] = s["tool_choice"]
@@ -293,13 +332,39 @@ class OfflineModel:
         if "turn_detection" in update:
             self._vad = Vad(self._vad_settings())
             self._vad_item = None
-        return [self._ev("session.updated", session=self.session_object())]
+        return [self._ev("session.updated", session=self.session_object()), *self._list_mcp_tools()]
+
+    def _list_mcp_tools(self) -> list[Event]:
+        """Each MCP server new to the session lists its tools, as a conversation item."""
+        events: list[Event] = []
+        for server in mcp.mcp_servers(self.tools):
+            label = server["server_label"]
+            if label in self._listed_servers:
+                continue
+            self._listed_servers.add(label)
+            previous = self.items[-1]["id"] if self.items else None
+            item: Event = {"id": self._id("mcpl"), "type": "mcp_list_tools", "server_label": label, "tools": []}
+            events += [self._ev("mcp_list_tools.in_progress", item_id=item["id"]),
+                       self._ev("conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item))]
+            item["tools"] = [dict(t) for t in mcp.TOOLS if mcp.allowed(server, t["name"])]
+            self.items.append(item)
+            events += [self._ev("mcp_list_tools.completed", item_id=item["id"]),
+                       self._ev("conversation.item.done", previous_item_id=previous, item=copy.deepcopy(item))]
+        return events
 
     @staticmethod
     def _check_tools(tools: Any, param: str) -> list[dict[str, Any]]:
         if not isinstance(tools, list):
             raise ClientError("invalid_type", "tools must be an array", param)
         for i, tool in enumerate(tools):
+            if isinstance(tool, dict) and tool.get("type") == "mcp":
+                if not isinstance(tool.get("server_label"), str) or not _TOOL_NAME.match(tool["server_label"]):
+                    raise ClientError("invalid_value", "an mcp tool needs a server_label matching "
+                                      "^[A-Za-z0-9_-]{1,64}$", f"{param}[{i}].server_label")
+                if not any(isinstance(tool.get(k), str) for k in ("server_url", "connector_id", "tunnel_id")):
+                    raise ClientError("missing_required_parameter", "an mcp tool needs server_url, connector_id "
+                                      "or tunnel_id", f"{param}[{i}]")
+                continue
             if not isinstance(tool, dict) or tool.get("type", "function") != "function":
                 raise ClientError("invalid_value", "each tool must be {type: 'function', name, parameters}",
                                   f"{param}[{i}]")
@@ -309,7 +374,7 @@ class OfflineModel:
             if "parameters" in tool and not isinstance(tool["parameters"], dict):
                 raise ClientError("invalid_type", "tool parameters must be a JSON schema object",
                                   f"{param}[{i}].parameters")
-        return [dict(t, type="function") for t in tools]
+        return [dict(t) if t.get("type") == "mcp" else dict(t, type="function") for t in tools]
 
     def _append(self, event: Event) -> list[Event]:
         audio = event.get("audio")
@@ -339,7 +404,8 @@ class OfflineModel:
                 out.append(self._ev("input_audio_buffer.speech_stopped", item_id=item_id,
                                     audio_end_ms=vad_event.audio_end_ms))
                 out.extend(self._commit_audio(vad_event.pcm, item_id))
-                if (self.turn_detection or {}).get("create_response", True) and self._response is None:
+                if (self.turn_detection or {}).get("create_response", True) and self._response is None \
+                        and not self.transcribing:
                     out.extend(self._start_response({}))
         return out
 
@@ -366,14 +432,29 @@ class OfflineModel:
                 "content": [{"type": "input_audio", "transcript": None}]}
         self._item_ms[item_id] = ms
         out = [self._ev("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)]
-        out.extend(self._add_item(item, previous))
+        if not self.transcribing:  # a transcription session keeps no conversation
+            out.extend(self._add_item(item, previous))
         transcript = f"(spoken, {ms / 1000:.1f} seconds)"
         item["content"][0]["transcript"] = transcript
         if self.transcription is not None:
+            out.append(self._ev("conversation.item.input_audio_transcription.delta", item_id=item_id,
+                                content_index=0, delta=transcript))
             out.append(self._ev("conversation.item.input_audio_transcription.completed", item_id=item_id,
                                 content_index=0, transcript=transcript,
-                                usage={"type": "duration", "seconds": round(ms / 1000, 3)}))
+                                usage=self._transcription_usage(ms, transcript)))
         return out
+
+    def _transcription_usage(self, ms: int, transcript: str) -> dict[str, Any]:
+        """What the provider bills one transcription by: whisper-1 a duration, the others tokens."""
+        model = (self.transcription or {}).get("model")
+        if model in DURATION_BILLED_TRANSCRIBERS:
+            return {"type": "duration", "seconds": round(ms / 1000, 3)}
+        prompt = (self.transcription or {}).get("prompt")
+        text_in = text_tokens(prompt) if isinstance(prompt, str) and prompt else 0
+        audio_in, text_out = audio_in_tokens(ms), text_tokens(transcript)
+        return {"type": "tokens", "input_tokens": text_in + audio_in, "output_tokens": text_out,
+                "total_tokens": text_in + audio_in + text_out,
+                "input_token_details": {"text_tokens": text_in, "audio_tokens": audio_in}}
 
     def _add_item(self, item: Event, previous: str | None) -> list[Event]:
         self.items.append(item)
@@ -388,8 +469,14 @@ class OfflineModel:
         item = event.get("item")
         if not isinstance(item, dict):
             raise ClientError("invalid_value", "item must be an object", "item")
+        if self.transcribing:
+            raise ClientError("invalid_request_error", "a transcription session has no conversation", "type")
         itype = item.get("type")
-        if itype == "message":
+        if itype == "mcp_approval_response":
+            if not isinstance(item.get("approval_request_id"), str) or not isinstance(item.get("approve"), bool):
+                raise ClientError("invalid_value", "mcp_approval_response needs approval_request_id and approve",
+                                  "item")
+        elif itype == "message":
             role = item.get("role")
             if role not in ("user", "system", "assistant"):
                 raise ClientError("invalid_value", "message role must be user, system or assistant", "item.role")
@@ -437,6 +524,8 @@ class OfflineModel:
     # -- responses -----------------------------------------------------------------------------
 
     def _response_create(self, event: Event) -> list[Event]:
+        if self.transcribing:
+            raise ClientError("invalid_request_error", "a transcription session gives no responses", "type")
         if self._response is not None:
             raise ClientError("conversation_already_has_active_response",
                               f"Conversation already has an active response in progress: {self._response.id}.")
@@ -484,6 +573,9 @@ class OfflineModel:
         # usage: the whole context is input; what the previous response saw is the cached prefix
         text_in = text_tokens(instructions) + sum(text_tokens(t) for t in self._item_texts())
         audio_in = sum(audio_in_tokens(ms) for ms in self._item_ms.values())
+        r.input_image_tokens = IMAGE_TOKENS * sum(
+            1 for item in self.items for part in item.get("content") or []
+            if isinstance(part, dict) and part.get("type") == "input_image")
         prev_text, prev_audio = self._prev_input
         r.input_text_tokens, r.input_audio_tokens = text_in, audio_in
         cached = (min(prev_text, text_in) + min(prev_audio, audio_in)) // CACHE_BLOCK_TOKENS * CACHE_BLOCK_TOKENS
@@ -566,15 +658,82 @@ class OfflineModel:
         return f"You said: {text}" if text else "I heard you."
 
     def _plan(self, r: _Response, tools: list[dict[str, Any]], tool_choice: Any) -> Iterator[list[Event]]:
+        last = self.items[-1] if self.items else None
+        if last is not None and last.get("type") == "mcp_approval_response":
+            yield from self._plan_approved(r, last)
+            yield self._finish(r, "completed", None)
+            return
         text, item = self._last_input()
         tool = None
         if item is not None and item.get("type") == "message":
-            tool = self._choose_tool(text, tools, tool_choice)
+            server, mcp_tool = self._choose_mcp_tool(text, tools, tool_choice)
+            if server is not None:
+                yield from self._plan_mcp(r, server, mcp_tool, mcp.arguments_for(mcp_tool, text))
+                yield self._finish(r, "completed", None)
+                return
+            tool = self._choose_tool(text, [t for t in tools if t.get("type") != "mcp"], tool_choice)
         if tool is not None:
             yield from self._plan_function_call(r, tool, self._arguments(text, tool))
         else:
             yield from self._plan_message(r, self._reply_text(text, item))
         yield self._finish(r, "completed", None)
+
+    @staticmethod
+    def _choose_mcp_tool(text: str, tools: list[dict[str, Any]], tool_choice: Any) -> tuple[dict[str, Any] | None, str]:
+        """The MCP server and tool the user's words name (``echo …``, ``add 2 and 3``), if any."""
+        if tool_choice == "none":
+            return None, ""
+        words = set(re.findall(r"[a-z]+", text.lower()))
+        for server in mcp.mcp_servers(tools):
+            for name in mcp.TOOL_NAMES:
+                if name in words and mcp.allowed(server, name):
+                    return server, name
+        return None, ""
+
+    def _plan_mcp(self, r: _Response, server: dict[str, Any], tool: str, arguments: str) -> Iterator[list[Event]]:
+        label = server["server_label"]
+        if mcp.needs_approval(server, tool):
+            item: Event = {"id": self._id("mcpr"), "type": "mcp_approval_request", "server_label": label,
+                           "name": tool, "arguments": arguments}
+            previous = self.items[-1]["id"] if self.items else None
+            yield [self._ev("response.output_item.added", response_id=r.id, output_index=r.output_index,
+                            item=copy.deepcopy(item)),
+                   self._ev("conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item)),
+                   *self._close_item(r, item, previous)]
+            return
+        yield from self._plan_mcp_call(r, label, tool, arguments, None)
+
+    def _plan_approved(self, r: _Response, answer: Event) -> Iterator[list[Event]]:
+        request = next((i for i in self.items if i.get("type") == "mcp_approval_request"
+                        and i.get("id") == answer.get("approval_request_id")), None)
+        if request is None or not answer.get("approve"):
+            yield from self._plan_message(r, "The tool call was not approved, so I did not make it.")
+            return
+        yield from self._plan_mcp_call(r, request["server_label"], request["name"], request["arguments"],
+                                       request["id"])
+
+    def _plan_mcp_call(self, r: _Response, label: str, tool: str, arguments: str,
+                       approval_request_id: str | None) -> Iterator[list[Event]]:
+        item: Event = {"id": self._id("mcp"), "type": "mcp_call", "server_label": label, "name": tool,
+                       "arguments": "", "approval_request_id": approval_request_id, "output": None, "error": None}
+        r.open_item = item
+        previous = self.items[-1]["id"] if self.items else None
+        ids = {"response_id": r.id, "item_id": item["id"], "output_index": r.output_index}
+        yield [self._ev("response.output_item.added", response_id=r.id, output_index=r.output_index,
+                        item=copy.deepcopy(item)),
+               self._ev("conversation.item.added", previous_item_id=previous, item=copy.deepcopy(item))]
+        item["arguments"] = arguments
+        r.text_out += arguments
+        yield [self._ev("response.mcp_call_arguments.delta", delta=arguments, **ids),
+               self._ev("response.mcp_call_arguments.done", arguments=arguments, **ids),
+               self._ev("response.mcp_call.in_progress", item_id=item["id"], output_index=r.output_index)]
+        output, error = mcp.call(tool, arguments)
+        item["output"], item["error"] = output, error
+        outcome = "failed" if error else "completed"
+        yield [self._ev(f"response.mcp_call.{outcome}", item_id=item["id"], output_index=r.output_index),
+               *self._close_item(r, item, previous)]
+        reply = f"{tool} returned {output}" if error is None else f"{tool} failed: {error['message']}"
+        yield from self._plan_message(r, reply)
 
     def _plan_function_call(self, r: _Response, tool: dict[str, Any], arguments: str) -> Iterator[list[Event]]:
         item_id, call_id = self._id("item"), self._id("call")
@@ -659,7 +818,7 @@ class OfflineModel:
     def _usage(self, r: _Response) -> dict[str, Any]:
         out_audio = audio_out_tokens(r.audio_out_ms) if r.audio_out_ms else 0
         out_text = text_tokens(r.text_out)
-        in_total = r.input_text_tokens + r.input_audio_tokens
+        in_total = r.input_text_tokens + r.input_audio_tokens + r.input_image_tokens
         cached = r.cached_text + r.cached_audio
         usage: dict[str, Any] = {
             "total_tokens": in_total + out_text + out_audio, "input_tokens": in_total,
@@ -670,7 +829,7 @@ class OfflineModel:
         }
         if not self.beta:
             usage["input_token_details"].update({
-                "image_tokens": 0,
+                "image_tokens": r.input_image_tokens,
                 "cached_tokens_details": {"text_tokens": r.cached_text, "audio_tokens": r.cached_audio,
                                           "image_tokens": 0}})
         return usage

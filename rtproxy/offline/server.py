@@ -47,7 +47,9 @@ async def _handle(request: WebSocketRequest, secret: str | None, stream_delay_s:
     beta = "realtime=v1" in headers.get("openai-beta", "").replace(" ", "")
     offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     ws = await request.accept(subprotocol="realtime" if "realtime" in offered else None)
-    model = OfflineModel(model=model_name, dialect="beta" if beta else "ga")
+    intent = (query.get("intent") or ["conversation"])[0]
+    model = OfflineModel(model=model_name, dialect="beta" if beta else "ga",
+                         intent="transcription" if intent == "transcription" else "conversation")
     await serve_session(ws, model, stream_delay_s)
 
 

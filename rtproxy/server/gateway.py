@@ -40,7 +40,7 @@ from ..relay.session import Session
 from ..relay.wsleg import WebSocketLeg
 from ..spend.log import SpendLogWriter
 from ..spend.pricing import Price, price_for
-from ..spend.records import SessionMeta
+from ..spend.records import BILLED_RECORDS, SessionMeta
 from .connections import ConnectionSlots, descriptor_cap
 from .limits import TICK_S, Limits
 from .listener import serve_realtime_listener
@@ -115,6 +115,9 @@ class Gateway:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await self.limits.seed(self.spend.path)
+                # look every model's price up now (the price database loads once, in a thread), so
+                # no session waits for it and an unpriced model is warned about at start-up
+                await trio.to_thread.run_sync(lambda: [self.price_of(m) for m in cfg.models])
                 nursery.start_soon(self._housekeeping)
                 if any(m.provider == "local" for m in cfg.models):
                     port = await nursery.start(serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
@@ -229,6 +232,8 @@ class Gateway:
             user_agent=user_agent,
             dialect=admission.dialect,
             credential="ephemeral_token" if admission.ephemeral else "key",
+            call_type="transcription" if admission.transcription else "realtime",
+            transcription_price=functools.partial(self.transcription_price_of, model.provider),
         )
         initial = token_session_update(admission.initial_session, admission.dialect)
         return SessionPlan(
@@ -302,7 +307,8 @@ class Gateway:
 
     def target_for(self, admission: Admission) -> UpstreamTarget:
         return build_target(admission.model, dialect=admission.dialect, forward_query=admission.forward_query,
-                            local_url=self.local_url, local_secret=self.local_secret)
+                            local_url=self.local_url, local_secret=self.local_secret,
+                            transcription=admission.transcription)
 
     async def dial(self, target: UpstreamTarget) -> WebSocketLeg:
         s = self.config.server
@@ -316,18 +322,25 @@ class Gateway:
         return self.config.spend_log.store_prompts if key.store_prompts is None else key.store_prompts
 
     def price_of(self, model: ModelConfig) -> Price | None:
-        price = price_for(model)
+        price = price_for(model)  # the database lookup is cached per model name
         if price is None and model.name not in self._warned_unpriced:
             self._warned_unpriced.add(model.name)
             log.warning("model %r (%s) has no price: its records get cost_usd null; add [models.price]",
                         model.name, model.target_model)
         return price
 
+    def transcription_price_of(self, provider: str, name: str) -> Price | None:
+        """The price of an input-transcription model a session names: its ``[[models]]`` entry's
+        (``api = "transcription"``), else the price database's for the session's provider."""
+        configured = next((m for m in self.config.models if m.api == "transcription" and m.name == name), None)
+        model = configured or ModelConfig(name=name, provider=provider)  # type: ignore[arg-type]
+        return self.price_of(model)
+
     async def write_record(self, record: dict[str, Any]) -> None:
-        """Append to the spend log, then add a response's cost to its key's shared total."""
+        """Append to the spend log, then add a billed record's cost to its key's shared total."""
         self.spend.write(record)
         cost, key = record.get("cost_usd"), record.get("key_name")
-        if record.get("record") == "response" and isinstance(cost, (int, float)) and isinstance(key, str) and cost:
+        if record.get("record") in BILLED_RECORDS and isinstance(cost, (int, float)) and isinstance(key, str) and cost:
             await self.limits.charge(key, float(cost))
 
     def health(self) -> dict[str, Any]:

@@ -1,13 +1,23 @@
-"""Prices of realtime models and the cost of one response's usage.
+"""Prices of realtime and transcription models, and the cost of one usage object.
 
-Rates are USD per one million tokens, per modality: uncached text in, uncached audio in, cached
-text in, cached audio in, text out, audio out. ``usage`` is what ``response.done`` reports;
-cached tokens are a subset of input tokens, so the uncached part is ``details - cached``.
-An unknown model has no price: its cost is ``None`` (and the caller warns once), never $0.
+Where prices come from: a model's ``[models.price]`` in the config when it has one, else the
+``genai-prices`` package (Pydantic's maintained price database, looked up by the provider's model
+name once per model and converted to a :class:`Price`). Newer prices arrive by upgrading that
+package. An unknown model has no price: its cost is ``None`` (and the caller warns once), never $0.
+
+Rates are USD per one million tokens, per modality: uncached text / audio / image in, cached
+text / audio / image in, text and audio out; and USD per hour of audio for models billed by
+duration (whisper-1, gpt-live-1). ``usage`` is what the provider reports: a ``response.done``'s
+``usage``, or an input transcription's (``{"type": "tokens", …}`` or ``{"type": "duration",
+"seconds": …}``). Cached tokens are a subset of input tokens, so the uncached part is
+``details - cached``. Pricing a usage object is plain arithmetic, with no lookup and no import of
+the price database: it runs once per billed response.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from typing import Any
 
@@ -15,7 +25,13 @@ import attrs
 
 from ..config import ModelConfig, PriceConfig
 
-PER_TOKEN = 1e-6  # table rates are per 1M tokens
+log = logging.getLogger("rtproxy.pricing")
+
+PER_TOKEN = 1e-6  # rates are per 1M tokens
+PER_SECOND = 1 / 3600  # duration rates are per hour
+#: The token modalities a price has a rate for, in ``cost_breakdown`` order.
+TOKEN_MODALITIES = ("input_text", "input_audio", "input_image", "cached_text", "cached_audio", "cached_image",
+                    "output_text", "output_audio")
 
 
 @attrs.frozen
@@ -26,37 +42,23 @@ class Price:
     cached_audio: float
     output_text: float
     output_audio: float
+    input_image: float = 0.0
+    cached_image: float = 0.0
+    #: USD per hour of audio, for usage reported as a duration (``{"type": "duration"}``).
+    audio_per_hour: float | None = None
 
-    def to_json(self) -> dict[str, float]:
-        """Per-1M-token rates, for the playground's live cost display."""
+    def to_json(self) -> dict[str, float | None]:
+        """Per-1M-token rates (and the hourly audio rate), for the playground's live cost display."""
         return attrs.asdict(self)
 
 
-# Published list prices (USD / 1M tokens). Azure's realtime deployments are priced like OpenAI's.
-_GPT_REALTIME = Price(4.00, 32.00, 0.40, 0.40, 16.00, 64.00)
-_GPT_REALTIME_MINI = Price(0.60, 10.00, 0.06, 0.30, 2.40, 20.00)
-_GPT_4O_RT = Price(5.00, 40.00, 2.50, 2.50, 20.00, 80.00)
-_GPT_4O_RT_2024_10 = Price(5.00, 100.00, 2.50, 20.00, 20.00, 200.00)
-_GPT_4O_MINI_RT = Price(0.60, 10.00, 0.30, 0.30, 2.40, 20.00)
-
-PRICES: dict[str, Price] = {
-    "gpt-realtime": _GPT_REALTIME,
-    "gpt-realtime-2025-08-28": _GPT_REALTIME,
-    "gpt-realtime-mini": _GPT_REALTIME_MINI,
-    "gpt-realtime-mini-2025-10-06": _GPT_REALTIME_MINI,
-    "gpt-4o-realtime-preview": _GPT_4O_RT,
-    "gpt-4o-realtime-preview-2025-06-03": _GPT_4O_RT,
-    "gpt-4o-realtime-preview-2024-12-17": _GPT_4O_RT,
-    "gpt-4o-realtime-preview-2024-10-01": _GPT_4O_RT_2024_10,
-    "gpt-4o-mini-realtime-preview": _GPT_4O_MINI_RT,
-    "gpt-4o-mini-realtime-preview-2024-12-17": _GPT_4O_MINI_RT,
-}
-PRICES.update({f"azure/{name}": price for name, price in list(PRICES.items())})
-
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+#: genai-prices' provider ids for rtproxy's providers; the offline model is priced as OpenAI's model.
+_PRICE_PROVIDER = {"openai": "openai", "azure": "azure", "local": "openai"}
 
 
 def price_from_config(p: PriceConfig) -> Price:
+    input_image = p.input_text if p.input_image is None else p.input_image
     return Price(
         input_text=p.input_text,
         input_audio=p.input_audio,
@@ -64,21 +66,87 @@ def price_from_config(p: PriceConfig) -> Price:
         cached_audio=p.input_audio if p.cached_audio is None else p.cached_audio,
         output_text=p.output_text,
         output_audio=p.output_audio,
+        input_image=input_image,
+        cached_image=input_image if p.cached_image is None else p.cached_image,
+        audio_per_hour=p.audio_per_hour,
     )
 
 
+def _rate(model_price: Any, *names: str) -> float | None:
+    """The first of ``names`` the database gives a rate for (a tiered rate: its base rate)."""
+    for name in names:
+        value = getattr(model_price, name, None)
+        if value is None:
+            continue
+        value = getattr(value, "base", value)  # TieredPrices: realtime models have no tiers
+        return float(value)
+    return None
+
+
+def price_from_database(model_price: Any) -> Price | None:
+    """A genai-prices ``ModelPrice`` as a :class:`Price`. A modality the database gives no
+    separate rate for is charged at the nearest rate it does give, never less: cached audio
+    without a cache rate costs as uncached audio, audio output without an audio rate as text."""
+    text_in = _rate(model_price, "input_mtok")
+    text_out = _rate(model_price, "output_mtok")
+    audio_in = _rate(model_price, "input_audio_mtok")
+    hourly = _rate(model_price, "input_audio_hours", "audio_hours")
+    if text_in is None and text_out is None and audio_in is None:
+        return None if hourly is None else Price(0, 0, 0, 0, 0, 0, audio_per_hour=hourly)
+    text_in = text_in or 0.0
+    audio_in = text_in if audio_in is None else audio_in
+    image_in = _rate(model_price, "input_image_mtok")
+    image_in = text_in if image_in is None else image_in
+    cached_text = _rate(model_price, "cache_read_mtok")
+    cached_audio = _rate(model_price, "cache_audio_read_mtok")
+    cached_image = _rate(model_price, "cache_image_read_mtok")
+    text_out = text_out or 0.0
+    audio_out = _rate(model_price, "output_audio_mtok")
+    return Price(
+        input_text=text_in,
+        input_audio=audio_in,
+        cached_text=text_in if cached_text is None else cached_text,
+        cached_audio=audio_in if cached_audio is None else cached_audio,
+        output_text=text_out,
+        output_audio=text_out if audio_out is None else audio_out,
+        input_image=image_in,
+        cached_image=image_in if cached_image is None else cached_image,
+        audio_per_hour=hourly,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def database_price(provider: str, model_name: str) -> Price | None:
+    """The database's current price for one provider model name, or None if it has none.
+
+    genai-prices matches names by its own rules (``gpt-realtime-2025-08-28`` → ``gpt-realtime``,
+    ``gpt-realtime-2.1`` → ``gpt-realtime-2``); a name it does not know is unpriced, never guessed."""
+    from datetime import datetime, timezone
+
+    from genai_prices import data_snapshot  # imported on first use: pydantic and the database load once
+
+    try:
+        _, model = data_snapshot.get_snapshot().find_provider_model(model_name, None, provider, None)
+    except LookupError:
+        return None
+    return price_from_database(model.get_prices(datetime.now(timezone.utc)))
+
+
 def price_for(model: ModelConfig) -> Price | None:
-    """The config override, else the table entry for the provider's model name, else None."""
+    """The config override, else the database price for the provider's model name (with and
+    without a date suffix), else for the gateway's name for it, else None."""
     if model.price is not None:
         return price_from_config(model.price)
+    provider = _PRICE_PROVIDER.get(model.provider, "openai")
     upstream = model.target_model
-    candidates = [upstream, _DATE_SUFFIX.sub("", upstream)]
-    if model.provider == "azure":
-        candidates = [f"azure/{c}" for c in candidates] + candidates
-    candidates.append(model.name)
-    for name in candidates:
-        if name in PRICES:
-            return PRICES[name]
+    candidates = [(provider, upstream), (provider, _DATE_SUFFIX.sub("", upstream))]
+    if provider == "azure":  # a deployment name is the operator's; Azure lists OpenAI's prices
+        candidates += [("openai", upstream), ("openai", _DATE_SUFFIX.sub("", upstream))]
+    candidates.append(("openai", model.name))
+    for provider_id, name in dict.fromkeys(candidates):
+        price = database_price(provider_id, name)
+        if price is not None:
+            return price
     return None
 
 
@@ -91,34 +159,55 @@ def _int(d: Any, key: str) -> int:
 
 
 def token_split(usage: dict[str, Any]) -> dict[str, int]:
-    """The six billable token counts of one usage object."""
+    """The eight billable token counts of one usage object (a response's or a transcription's)."""
     inp = usage.get("input_token_details") or {}
-    out = usage.get("output_token_details") or {}
-    text_in, audio_in = _int(inp, "text_tokens"), _int(inp, "audio_tokens")
+    out = usage.get("output_token_details")
+    text_in, audio_in, image_in = _int(inp, "text_tokens"), _int(inp, "audio_tokens"), _int(inp, "image_tokens")
     cached = _int(inp, "cached_tokens")
     details = inp.get("cached_tokens_details") if isinstance(inp, dict) else None
     if isinstance(details, dict):
         cached_text, cached_audio = _int(details, "text_tokens"), _int(details, "audio_tokens")
+        cached_image = _int(details, "image_tokens")
     else:
         # Beta usage has only the total: the cached prefix is text first (instructions, history).
         cached_text = min(cached, text_in)
         cached_audio = min(cached - cached_text, audio_in)
+        cached_image = 0
     cached_text = min(cached_text, text_in)
     cached_audio = min(cached_audio, audio_in)
+    cached_image = min(cached_image, image_in)
+    if isinstance(out, dict):
+        text_out, audio_out = _int(out, "text_tokens"), _int(out, "audio_tokens")
+    else:  # a transcription's usage: its output is the transcript's text tokens
+        text_out, audio_out = _int(usage, "output_tokens"), 0
     return {
         "input_text": text_in - cached_text,
         "input_audio": audio_in - cached_audio,
+        "input_image": image_in - cached_image,
         "cached_text": cached_text,
         "cached_audio": cached_audio,
-        "output_text": _int(out, "text_tokens"),
-        "output_audio": _int(out, "audio_tokens"),
+        "cached_image": cached_image,
+        "output_text": text_out,
+        "output_audio": audio_out,
     }
 
 
+def _seconds(usage: dict[str, Any]) -> float:
+    v = usage.get("seconds")
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else 0.0
+
+
 def price_usage(usage: dict[str, Any] | None, price: Price | None) -> tuple[float | None, dict[str, float] | None]:
-    """(total cost in USD, cost per modality), or (None, None) when the model has no price."""
+    """(total cost in USD, cost per modality), or (None, None) when the model has no price for
+    this kind of usage (no price at all, or a duration and no hourly rate)."""
     if price is None:
         return None, None
-    split = token_split(usage or {})
+    usage = usage or {}
+    if usage.get("type") == "duration":
+        if price.audio_per_hour is None:
+            return None, None
+        cost = round(_seconds(usage) * price.audio_per_hour * PER_SECOND, 10)
+        return cost, {"audio_duration": cost}
+    split = token_split(usage)
     breakdown = {name: round(count * getattr(price, name) * PER_TOKEN, 10) for name, count in split.items()}
     return round(sum(breakdown.values()), 10), breakdown

@@ -4,6 +4,7 @@ opens) and how it ended. Record shapes are DESIGN.md §Spend log."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -12,6 +13,8 @@ import attrs
 from .pricing import Price
 
 Record = dict[str, Any]
+#: The record kinds that carry a cost charged to the key: one model response, one input transcription.
+BILLED_RECORDS = frozenset({"response", "transcription"})
 
 
 def utc_now() -> datetime:
@@ -46,6 +49,11 @@ class SessionMeta:
     dialect: str = "ga"
     #: "key" or "ephemeral_token" (an ephemeral token is billed to its parent key, ``key_name``).
     credential: str = "key"
+    #: ``"realtime"`` (a conversation) or ``"transcription"`` (``intent=transcription``).
+    call_type: str = "realtime"
+    #: The price of an input-transcription model, by the name a session config gives it.
+    transcription_price: Callable[[str], Price | None] = attrs.field(default=lambda name: None, eq=False,
+                                                                      repr=False)
 
 
 @attrs.frozen

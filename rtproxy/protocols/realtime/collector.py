@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -37,6 +38,10 @@ MAX_TEXT_CHARS = 64 * 1024
 MAX_OPEN_RESPONSES = 64
 #: Distinct unknown event types counted by name; the rest are counted under "(other)".
 MAX_UNKNOWN_TYPE_NAMES = 32
+#: Committed audio items awaiting their input transcription (the provider bills each one).
+MAX_OPEN_TRANSCRIPTIONS = 64
+#: MCP items (tool lists, approval answers) kept for the next response record; older ones dropped.
+MAX_PENDING_TOOL_ITEMS = 64
 
 
 def _d(value: Any) -> dict[str, Any]:
@@ -59,6 +64,68 @@ def _image_placeholder(url: Any) -> str:
         size = len(data) * 3 // 4 if ";base64" in head else len(data)
         return f"[image: {mime}, about {size:,} bytes]"
     return "[image: by URL]"
+
+
+#: Fields of an MCP tool definition that carry credentials: never recorded.
+MCP_SECRET_FIELDS = frozenset({"authorization", "headers"})
+
+
+def _redact_url(url: Any) -> Any:
+    """An MCP server URL without its query, fragment or user info (where tokens hide)."""
+    if not isinstance(url, str):
+        return url
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "[unparsable URL]"
+    redacted = "?[redacted]" if parts.query else ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", "")) + redacted
+
+
+def redact_tools(tools: Any) -> Any:
+    """Tool definitions as recorded: an MCP tool's ``authorization`` and ``headers`` dropped, its
+    server URL cut to scheme, host and path. Function tools are kept as they are."""
+    if not isinstance(tools, list):
+        return tools
+    out = []
+    for tool in tools:
+        if isinstance(tool, dict) and tool.get("type") == "mcp":
+            tool = {k: v for k, v in tool.items() if k not in MCP_SECRET_FIELDS}
+            if "server_url" in tool:
+                tool["server_url"] = _redact_url(tool["server_url"])
+        out.append(tool)
+    return out
+
+
+def _mcp_call(item: dict[str, Any]) -> dict[str, Any] | None:
+    """An MCP item (from a response's output, or the conversation) as a recorded tool call."""
+    itype = item.get("type")
+    ident = _s(item.get("id"))
+    if itype == "mcp_call":
+        output = item.get("output")
+        return {"id": ident, "type": "mcp_call", "mcp": {
+            "server_label": _s(item.get("server_label")), "name": _s(item.get("name")),
+            "arguments": _s(item.get("arguments")),
+            "output": _clip(output) if isinstance(output, str) else None,
+            "error": item.get("error") if isinstance(item.get("error"), dict) else None,
+            "approval_request_id": _s(item.get("approval_request_id"))}}
+    if itype == "mcp_approval_request":
+        return {"id": ident, "type": "mcp_approval_request", "mcp": {
+            "server_label": _s(item.get("server_label")), "name": _s(item.get("name")),
+            "arguments": _s(item.get("arguments"))}}
+    if itype == "mcp_list_tools":
+        tools = item.get("tools")
+        names = [_s(_d(t).get("name")) for t in tools] if isinstance(tools, list) else []
+        return {"id": ident, "type": "mcp_list_tools", "mcp": {
+            "server_label": _s(item.get("server_label")), "tools": [n for n in names if n][:256]}}
+    if itype == "mcp_approval_response":
+        return {"id": ident, "type": "mcp_approval_response", "mcp": {
+            "approval_request_id": _s(item.get("approval_request_id")),
+            "approve": item.get("approve") if isinstance(item.get("approve"), bool) else None,
+            "reason": _s(item.get("reason"))}}
+    return None
 
 
 def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
@@ -115,7 +182,7 @@ class _SessionConfig:
             self.instructions = _s(session["instructions"])
         if "tools" in session:
             tools = session["tools"]
-            self.tools = tools if isinstance(tools, list) else None
+            self.tools = redact_tools(tools) if isinstance(tools, list) else None
         if "tool_choice" in session:
             self.tool_choice = session["tool_choice"]
         for key in ("output_modalities", "modalities"):
@@ -136,6 +203,10 @@ class _SessionConfig:
         if "transcription" in audio_in:
             self.transcription = audio_in["transcription"]
 
+    @property
+    def transcription_model(self) -> str | None:
+        return _s(_d(self.transcription).get("model"))
+
     def as_request(self, model: str, overrides: dict[str, Any] | None) -> dict[str, Any]:
         request = {
             "model": model,
@@ -148,6 +219,8 @@ class _SessionConfig:
             "input_audio_transcription": self.transcription,
         }
         if overrides:
+            if "tools" in overrides:
+                overrides = {**overrides, "tools": redact_tools(overrides["tools"])}
             request["response_overrides"] = overrides
         return request
 
@@ -194,6 +267,17 @@ class Collector:
         self.dropped_messages = 0
         #: Event types the protocol does not define, by name (forwarded all the same).
         self.unknown_types: dict[str, int] = {}
+        #: A transcription session (``intent=transcription``): no responses, and its transcripts
+        #: are recorded in their transcription records only.
+        self._transcription_session = meta.call_type == "transcription"
+        #: Committed audio items whose transcription the provider has not reported (ordered).
+        self._awaiting_transcripts: dict[str, None] = {}
+        #: Input transcriptions billed, their usage summed, and those never reported.
+        self.transcriptions = 0
+        self.transcription_usage: dict[str, Any] = {}
+        self.unreported_transcriptions = 0
+        #: MCP items seen outside a response (tool lists, approval answers), for the next record.
+        self._pending_tool_items: list[dict[str, Any]] = []
         self._client = {
             "session.update": self._on_session_update,
             "conversation.item.create": self._on_item_create,
@@ -204,6 +288,9 @@ class Collector:
             "session.updated": self._on_session_updated,
             "transcription_session.updated": self._on_session_updated,
             "conversation.item.input_audio_transcription.completed": self._on_transcript,
+            "conversation.item.input_audio_transcription.failed": self._on_transcript_failed,
+            "input_audio_buffer.committed": self._on_committed,
+            "conversation.item.done": self._on_item_done,
             "response.created": self._on_response_created,
             "response.done": self._on_response_done,
             "error": self._on_error,
@@ -295,6 +382,9 @@ class Collector:
                 "content": _clip(output if isinstance(output, str) else json.dumps(output)),
             })
             return
+        if itype == "mcp_approval_response":
+            self._push_tool_item(_mcp_call(item))
+            return
         if itype not in ("message", None):
             return
         role = _s(item.get("role")) or "user"
@@ -317,16 +407,71 @@ class Collector:
             elif ptype == "input_audio" and (_s(part.get("transcript")) or "").strip():
                 self._push({"role": role, "content": _clip(part["transcript"]), "source": "transcript"})
 
-    def _on_transcript(self, event: dict[str, Any]) -> None:
+    def _push_tool_item(self, call: dict[str, Any] | None) -> None:
+        if call is None:
+            return
+        if len(self._pending_tool_items) >= MAX_PENDING_TOOL_ITEMS:
+            self._pending_tool_items.pop(0)
+            self.dropped_messages += 1
+        self._pending_tool_items.append(call)
+
+    def _on_item_done(self, event: dict[str, Any]) -> None:
+        item = _d(event.get("item"))
+        if item.get("type") == "mcp_list_tools":  # listed when the session's MCP tools are set
+            self._push_tool_item(_mcp_call(item))
+
+    def _on_committed(self, event: dict[str, Any]) -> None:
+        # the provider transcribes (and bills) each committed item while transcription is on
+        item_id = _s(event.get("item_id"))
+        if item_id and (self._transcription_session or self.config.transcription is not None) \
+                and len(self._awaiting_transcripts) < MAX_OPEN_TRANSCRIPTIONS:
+            self._awaiting_transcripts[item_id] = None
+
+    def _on_transcript_failed(self, event: dict[str, Any]) -> None:
+        self._awaiting_transcripts.pop(_s(event.get("item_id")) or "", None)
+
+    def _on_transcript(self, event: dict[str, Any]) -> list[Record]:
+        item_id = _s(event.get("item_id"))
+        self._awaiting_transcripts.pop(item_id or "", None)
         transcript = _s(event.get("transcript"))
-        if transcript is None or not transcript.strip():
-            return  # silence, or noise the model heard as nothing
+        usage = event.get("usage")
+        records = [self._transcription_record(item_id, transcript, usage)] if isinstance(usage, dict) else []
+        if transcript is None or not transcript.strip() or self._transcription_session:
+            return records  # silence, or noise the model heard as nothing; or no response to give it to
         self._push({
             "role": "user",
             "content": _clip(transcript),
             "source": "transcript",
-            "item_id": _s(event.get("item_id")),
+            "item_id": item_id,
         })
+        return records
+
+    def _transcription_record(self, item_id: str | None, transcript: str | None, usage: dict[str, Any]) -> Record:
+        """One billed input transcription: the provider reports its usage per item, apart from any
+        response, and bills it at the transcription model's rates."""
+        name = self.config.transcription_model or (self.meta.upstream_model if self._transcription_session else None)
+        price = self.meta.transcription_price(name) if name else None
+        cost, breakdown = price_usage(usage, price)
+        self.transcriptions += 1
+        _add_usage(self.transcription_usage, {k: v for k, v in usage.items() if k != "type"})
+        if self.cost_usd is not None:
+            self.cost_usd = None if cost is None else round(self.cost_usd + cost, 10)
+        now = self._now()
+        record = self._base("transcription")
+        record.update({
+            "item_id": item_id,
+            "transcription_model": name,
+            "start_time": iso(now),
+            "end_time": iso(now),
+            "duration_ms": 0,
+            "usage": usage,
+            "usage_source": "provider",
+            "cost_usd": cost,
+            "cost_breakdown": breakdown,
+            "transcript": _clip(transcript) if self.meta.store_prompts and transcript else None,
+            "error": None,
+        })
+        return record
 
     def _on_response_create(self, event: dict[str, Any]) -> None:
         # The relay hands a client frame to the collector before forwarding it, so this count
@@ -372,7 +517,7 @@ class Collector:
             "id": self._new_id(),
             "session_id": m.session_id,
             "upstream_session_id": self.upstream_session_id,
-            "call_type": "realtime",
+            "call_type": m.call_type,
             "key_name": m.key_name,
             "key_hash": m.key_hash,
             "model": m.model,
@@ -428,11 +573,15 @@ class Collector:
 
         texts: list[str] = []
         transcripts: list[str] = []
-        tool_calls: list[dict[str, Any]] = []
+        tool_calls: list[dict[str, Any]] = self._pending_tool_items
+        self._pending_tool_items = []
         output = resp.get("output")
         for item in output if isinstance(output, list) else []:
             item = _d(item)
-            if item.get("type") == "function_call":
+            mcp = _mcp_call(item)
+            if mcp is not None:
+                tool_calls.append(mcp)
+            elif item.get("type") == "function_call":
                 args = item.get("arguments")
                 tool_calls.append({
                     "id": _s(item.get("call_id")),
@@ -471,8 +620,9 @@ class Collector:
 
     @property
     def in_flight(self) -> int:
-        """Responses started and not reported, and responses requested and not yet started."""
-        return len(self._open_responses) + self._awaiting_created
+        """Responses started and not reported, responses requested and not yet started, and input
+        transcriptions the provider has not reported yet (it bills them all the same)."""
+        return len(self._open_responses) + self._awaiting_created + len(self._awaiting_transcripts)
 
     def settle_frames(self) -> list[str]:
         """One ``response.cancel`` per response in flight not cancelled yet: the provider then
@@ -512,6 +662,9 @@ class Collector:
         self.untracked_responses += self._awaiting_created
         self._ended_in_flight += self._awaiting_created
         self._awaiting_created = 0
+        # billed by the provider, never reported: counted in the session record, not guessed
+        self.unreported_transcriptions += len(self._awaiting_transcripts)
+        self._awaiting_transcripts.clear()
         return records
 
     def finish(self, end: SessionEnd) -> Record:
@@ -529,6 +682,9 @@ class Collector:
             "responses_estimated": self.estimated_responses,
             "responses_unestimated": self.untracked_responses,
             "usage": self.usage,
+            "transcriptions": self.transcriptions,
+            "transcription_usage": self.transcription_usage,
+            "transcriptions_unreported": self.unreported_transcriptions + len(self._awaiting_transcripts),
             "cost_usd": self.cost_usd,
             "close": {"by": end.by, "code": end.code, "reason": end.reason},
             "status": "failure" if end.failed else "success",

@@ -27,6 +27,9 @@ COLLECTED_TYPES = frozenset({
     b"transcription_session.updated",
     b"conversation.item.create",
     b"conversation.item.input_audio_transcription.completed",
+    b"conversation.item.input_audio_transcription.failed",
+    b"input_audio_buffer.committed",  # a transcription starts (and will be billed)
+    b"conversation.item.done",  # MCP tool lists arrive as conversation items (one frame per item)
     b"response.create",
     b"response.created",
     b"response.done",

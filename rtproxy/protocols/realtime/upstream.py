@@ -8,6 +8,9 @@
 - ``local``: the built-in offline model on a loopback port, reached exactly like a provider,
   with a per-process secret so nothing else on the machine can use it through rtproxy's name.
 
+A transcription session (``intent=transcription``, passed on in ``forward_query``) names no
+model in the URL: the provider takes its transcription model from the session config.
+
 Nothing the client sent for authentication is forwarded: only the headers built here go up.
 """
 
@@ -31,7 +34,7 @@ def _ws_base(base: str) -> str:
 
 
 def build_target(model: ModelConfig, *, dialect: str, forward_query: tuple[tuple[str, str], ...] = (),
-                 local_url: str | None, local_secret: str) -> UpstreamTarget:
+                 local_url: str | None, local_secret: str, transcription: bool = False) -> UpstreamTarget:
     beta = dialect == "beta"
     headers: list[tuple[str, str]] = []
     query: list[tuple[str, str]]
@@ -62,6 +65,8 @@ def build_target(model: ModelConfig, *, dialect: str, forward_query: tuple[tuple
         raise ValueError(f"unknown provider {model.provider!r}")
     if beta:
         headers.append(("OpenAI-Beta", "realtime=v1"))
+    if transcription:
+        query = [(k, v) for k, v in query if k not in ("model", "deployment")]
     query.extend(forward_query)
     return UpstreamTarget(
         url=f"{url_path}?{urlencode(query)}",
