@@ -105,6 +105,10 @@ def write_server_config(directory: Path, port: int, rt_port: int, *, stream_dela
         [[models]]
         name = "gpt-realtime"
         provider = "local"
+        [[models]]
+        name = "gpt-4o-transcribe"
+        provider = "local"
+        api = "transcription"
         [[keys]]
         name = "user"
         key = "env:TEST_USER_KEY"

@@ -15,7 +15,7 @@ from pathlib import Path
 from openai import AsyncOpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from audio_fixtures import append_events, utterance  # noqa: E402
+from audio_fixtures import append_events, utterance
 
 MCP_TOOL = {"type": "mcp", "server_label": "docs", "server_url": "https://mcp.example/sse?token=s3cret",
             "authorization": "Bearer s3cret", "headers": {"X-Api-Key": "s3cret"}}

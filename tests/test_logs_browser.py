@@ -92,6 +92,44 @@ def test_logs_show_the_session_responses_and_tools(page: Page, server: LiveServe
     expect(calls.first.locator(".tool-output")).to_contain_text('{"temp_c": 18}')
 
 
+def run_sdk_surface(server: LiveServer, mode: str) -> None:
+    import subprocess
+    import sys
+
+    client = Path(__file__).with_name("sdk_surface_client.py")
+    subprocess.run([sys.executable, str(client), str(server.port), USER_KEY, mode], check=True, timeout=60,
+                   capture_output=True)
+
+
+def test_the_tools_section_shows_mcp_servers_and_calls_and_transcriptions_show_apart(page: Page,
+                                                                                     server: LiveServer) -> None:
+    run_sdk_surface(server, "mcp")
+    run_sdk_surface(server, "transcription")
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(2)
+    rows.nth(1).click()  # newest first: the MCP session is the older one
+    defs = page.locator('#d-tool-defs .tool-def[data-kind="mcp"]')
+    expect(defs.locator(".tool-name")).to_have_text("docs")
+    expect(defs).to_contain_text("MCP server https://mcp.example/sse?[redacted]")
+    call = page.locator('#d-tool-calls .tool-call[data-kind="mcp_call"]')
+    expect(call.locator(".tool-server")).to_have_text("docs")
+    expect(call.locator(".tool-name")).to_have_text("echo")
+    expect(call.locator(".tool-args")).to_contain_text('"text": "hello world"')
+    expect(call.locator(".tool-output")).to_contain_text("hello world")
+    request = page.locator('#d-tool-calls .tool-call[data-kind="mcp_approval_request"]')
+    expect(request.locator(".tool-name")).to_have_text("echo")
+    expect(page.locator('#d-tool-calls .tool-call[data-kind="mcp_list_tools"] .tool-output')).to_contain_text("echo, add")
+    expect(page.locator('#d-tool-calls .tool-call[data-kind="mcp_approval_response"] .tool-output')).to_contain_text(
+        "approved")
+    expect(page.locator("#d-transcriptions-section")).to_be_hidden()
+    rows.nth(0).click()
+    expect(page.locator("#d-transcriptions-section")).to_be_visible()
+    expect(page.locator("#d-transcriptions .transcription")).to_have_count(1)
+    expect(page.locator("#d-transcriptions .transcription")).to_contain_text("gpt-4o-transcribe")
+    expect(page.locator("#d-transcriptions .transcript")).to_contain_text("(spoken, ")
+
+
 def test_follow_mode_shows_new_sessions_and_admin_sees_all(page: Page, server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
     tool_call_session(page, server)  # a user's session, for the admin to see beside its own
     page.goto(f"{server.url}/logs#key={ADMIN_KEY}")

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import trio
 
-from rtproxy.config import Config
+from rtproxy.config import Config, ModelConfig
 from rtproxy.spend.pricing import price_for, price_usage
-from rtproxy.config import ModelConfig
 
 from .conftest import USER_KEY, RunningServer, make_config
 
@@ -107,3 +106,13 @@ async def test_a_session_update_naming_a_transcription_model_the_key_may_not_use
         (updated,) = await events_until(ws, "session.updated")
         assert updated["session"]["audio"]["input"]["transcription"]["model"] == "whisper-1"
     srv.stop.set()
+
+
+async def test_transcription_costs_count_in_the_keys_budget_live_and_when_rebuilt_from_the_log(
+        server: RunningServer) -> None:
+    from rtproxy.spend.budgets import spend_totals
+
+    await run_client(server.port("realtime"), "transcription")
+    (record,) = await settled_records(server, "transcription")
+    assert server.gateway.limits.spent["user"] == pytest.approx(record["cost_usd"])
+    assert spend_totals(server.gateway.spend.path) == {"user": pytest.approx(record["cost_usd"])}

@@ -233,9 +233,10 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
             return reject(400, "missing_model", "name a model: /v1/realtime?model=<model>")
         if not _MODEL_NAME.match(model_name):
             return reject(400, "invalid_model", "the model name has characters that are not allowed")
-        model = config.model(model_name)
-        if model is None:
+        configured = config.model(model_name)
+        if configured is None:
             return reject(404, "model_not_found", f"model {model_name!r} is not served by this gateway")
+        model = configured
         if model.api != "realtime":
             return reject(400, "wrong_api", f"model {model.name!r} serves {model.api} sessions, not realtime "
                           f"conversations" + (": add ?intent=transcription" if model.api == "transcription" else ""))

@@ -185,7 +185,10 @@ def _fmt_row(r: dict[str, Any]) -> str:
     usage = r.get("usage") or {}
     cost = r.get("cost_usd")
     cost_s = f"${cost:.6f}" if isinstance(cost, (int, float)) else "   n/a"
-    ident = r.get("response_id") if r.get("record") == "response" else f"({r.get('responses', 0)} responses)"
+    kind = r.get("record")
+    ident = (r.get("response_id") if kind == "response"
+             else f"{r.get('transcription_model')} {r.get('item_id')}" if kind == "transcription"
+             else f"({r.get('responses', 0)} responses)")
     return (f"{str(r.get('start_time', ''))[:23]:23}  {r.get('record', '?'):8}  {str(r.get('session_id', ''))[:28]:28}  "
             f"{str(r.get('key_name', ''))[:14]:14}  {str(r.get('model', ''))[:20]:20}  {str(r.get('status', '')):10}  "
             f"in {usage.get('input_tokens', 0):>6}  out {usage.get('output_tokens', 0):>6}  {cost_s:>11}  {ident or ''}")

@@ -7,15 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from .log import iter_records
+from .records import BILLED_RECORDS
 
 
 def spend_totals(path: Path) -> dict[str, float]:
-    """The sum of ``cost_usd`` of every response record, per ``key_name``; a record written again
-    after a copytruncate (the same ``id``) counts once."""
+    """The sum of ``cost_usd`` of every billed record (responses, input transcriptions), per
+    ``key_name``; a record written again after a copytruncate (the same ``id``) counts once."""
     totals: dict[str, float] = {}
     seen: set[str] = set()
     for _, record in iter_records(path):
-        if record.get("record") != "response":
+        if record.get("record") not in BILLED_RECORDS:
             continue
         rid = record.get("id")
         if isinstance(rid, str):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from datetime import UTC
 from typing import Any
 
 import attrs
@@ -121,7 +122,7 @@ def database_price(provider: str, model_name: str) -> Price | None:
 
     genai-prices matches names by its own rules (``gpt-realtime-2025-08-28`` → ``gpt-realtime``,
     ``gpt-realtime-2.1`` → ``gpt-realtime-2``); a name it does not know is unpriced, never guessed."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from genai_prices import data_snapshot  # imported on first use: pydantic and the database load once
 
@@ -129,7 +130,7 @@ def database_price(provider: str, model_name: str) -> Price | None:
         _, model = data_snapshot.get_snapshot().find_provider_model(model_name, None, provider, None)
     except LookupError:
         return None
-    return price_from_database(model.get_prices(datetime.now(timezone.utc)))
+    return price_from_database(model.get_prices(datetime.now(UTC)))
 
 
 def price_for(model: ModelConfig) -> Price | None:

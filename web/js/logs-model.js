@@ -32,7 +32,7 @@ export function sessionRow(session, responses = []) {
   }
   return {
     id: first.session_id, live: true, time: time(first), key: first.key_name, model: first.model,
-    durationMs: null, responses: responses.length, tokens, cost: priced ? cost : null, status: "live", closedBy: "",
+    durationMs: null, responses: responses.filter((r) => r.record !== "transcription").length, tokens, cost: priced ? cost : null, status: "live", closedBy: "",
   };
 }
 
@@ -52,7 +52,7 @@ export class SessionList {
       if (r.record === "session") {
         this.sessions.set(r.session_id, r);
         this.live.delete(r.session_id);
-      } else if (r.record === "response" && !this.sessions.has(r.session_id)) {
+      } else if ((r.record === "response" || r.record === "transcription") && !this.sessions.has(r.session_id)) {
         const list = this.live.get(r.session_id) || [];
         if (!list.some((x) => x.id === r.id)) list.push(r);
         this.live.set(r.session_id, list);
@@ -74,7 +74,12 @@ export function toolDefinitions(responses, session) {
   if (session && Array.isArray(session.tools)) lists.push(session.tools);
   for (const list of lists) {
     for (const t of Array.isArray(list) ? list : []) {
-      if (t && typeof t === "object" && typeof t.name === "string") byName.set(t.name, t);
+      if (t && typeof t === "object" && t.type === "mcp" && typeof t.server_label === "string") {
+        // an MCP server: its tools are listed by the provider (see the calls); show what it is
+        byName.set(`mcp:${t.server_label}`, { name: t.server_label, kind: "mcp",
+          description: `MCP server ${t.server_url || t.connector_id || ""}`.trim(),
+          parameters: { require_approval: t.require_approval ?? "always", allowed_tools: t.allowed_tools ?? null } });
+      } else if (t && typeof t === "object" && typeof t.name === "string") byName.set(t.name, t);
     }
   }
   return [...byName.values()];
@@ -82,7 +87,9 @@ export function toolDefinitions(responses, session) {
 
 /** Everything the session detail shows, from all of one session's records (any order). */
 export function sessionDetail(records) {
-  const responses = records.filter((r) => r.record === "response").sort((a, b) => (time(a) < time(b) ? -1 : 1));
+  const byTime = (a, b) => (time(a) < time(b) ? -1 : 1);
+  const responses = records.filter((r) => r.record === "response").sort(byTime);
+  const transcriptions = records.filter((r) => r.record === "transcription").sort(byTime);
   const session = records.find((r) => r.record === "session") || null;
   const outputs = new Map(); // tool_call_id → output
   for (const r of responses) {
@@ -93,10 +100,12 @@ export function sessionDetail(records) {
   const toolCalls = [];
   for (const r of responses) {
     for (const call of extractToolCalls(r.response)) {
-      toolCalls.push({ ...call, responseId: r.response_id, output: call.id && outputs.has(call.id) ? outputs.get(call.id) : null });
+      // an MCP call carries its own output; a function call's comes back as a tool message
+      const output = call.kind !== "function" ? call.output ?? null : call.id && outputs.has(call.id) ? outputs.get(call.id) : null;
+      toolCalls.push({ ...call, responseId: r.response_id, output });
     }
   }
-  return { session, responses, tools: toolDefinitions(responses, session), toolCalls };
+  return { session, responses, transcriptions, tools: toolDefinitions(responses, session), toolCalls };
 }
 
 /** "1.2 s", "3 min 4 s" */

@@ -175,20 +175,44 @@ async function showSession(id) {
       ["status", s.status], ["closed by", `${s.close.by} ${s.close.code ?? ""} ${s.close.reason || ""}`],
       ["client", `${(s.client && s.client.ip) || ""} ${(s.client && s.client.user_agent) || ""}`]]
     : [["status", "live — no session record yet"]];
+  if (s && s.transcriptions) facts.push(["transcriptions", s.transcriptions]);
   if (s && s.error) facts.push(["error", `${s.error.code || s.error.type}: ${s.error.message}`]);
   $("d-summary").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v ?? ""))]));
   $("d-responses").replaceChildren(...d.responses.map(responseNode));
   $("d-tool-defs").replaceChildren(...(d.tools.length ? d.tools.map((t) =>
-    el("li", { className: "tool-def" }, el("code", { className: "tool-name" }, t.name), " ",
+    el("li", { className: "tool-def", dataset: { kind: t.kind || "function" } },
+      t.kind === "mcp" ? el("span", { className: "badge" }, "MCP") : "", el("code", { className: "tool-name" }, t.name), " ",
       el("span", {}, t.description || ""), el("pre", { className: "tool-schema" }, JSON.stringify(t.parameters ?? {}, null, 2))))
     : [el("li", { className: "muted" }, "No tools defined.")]));
-  $("d-tool-calls").replaceChildren(...(d.toolCalls.length ? d.toolCalls.map((c) =>
-    el("li", { className: "tool-call" }, el("code", { className: "tool-name" }, c.name || "?"), " ",
-      el("small", { className: "tool-call-id" }, c.id || ""),
-      el("pre", { className: "tool-args" }, prettyArguments(c.arguments)),
-      c.output !== null ? el("div", { className: "tool-output" }, el("span", { className: "badge" }, "result"), fold(c.output))
-        : el("div", { className: "muted" }, "no result recorded")))
+  $("d-transcriptions-section").hidden = !d.transcriptions.length;
+  $("d-transcriptions").replaceChildren(...d.transcriptions.map(transcriptionNode));
+  $("d-tool-calls").replaceChildren(...(d.toolCalls.length ? d.toolCalls.map(toolCallNode)
     : [el("li", { className: "muted" }, "No tool calls.")]));
+}
+
+const CALL_KINDS = { function: "function", mcp_call: "MCP call", mcp_approval_request: "approval request",
+  mcp_approval_response: "approval", mcp_list_tools: "MCP tools" };
+
+function toolCallNode(c) {
+  const noResult = c.kind === "mcp_approval_request" ? "awaiting approval" : "no result recorded";
+  return el("li", { className: "tool-call", dataset: { kind: c.kind } },
+    el("span", { className: "badge tool-kind" }, CALL_KINDS[c.kind] || c.kind), " ",
+    c.server ? el("span", { className: "tool-server" }, c.server) : "", c.server ? " · " : "",
+    el("code", { className: "tool-name" }, c.name || "?"), " ",
+    el("small", { className: "tool-call-id" }, c.id || ""),
+    c.arguments ? el("pre", { className: "tool-args" }, prettyArguments(c.arguments)) : "",
+    c.error ? el("div", { className: "tool-error error" }, el("span", { className: "badge" }, "error"), fold(c.error))
+      : c.output !== null && c.output !== undefined
+        ? el("div", { className: "tool-output" }, el("span", { className: "badge" }, "result"), fold(c.output))
+        : el("div", { className: "muted" }, noResult));
+}
+
+function transcriptionNode(t) {
+  const seconds = t.usage && t.usage.type === "duration" ? `${t.usage.seconds} s of audio` : `${(t.usage && t.usage.total_tokens) || 0} tokens`;
+  return el("li", { className: "transcription" },
+    el("code", {}, t.transcription_model || "?"), " ", el("small", {}, `${seconds} · ${formatCost(t.cost_usd)} · ${t.start_time || ""}`),
+    t.transcript ? el("div", { className: "transcript" }, fold(t.transcript))
+      : el("div", { className: "muted" }, t.transcript === null ? "Transcript not stored (or silence)." : ""));
 }
 
 function init() {

@@ -2,6 +2,8 @@
 //
 // Shapes accepted, in this order of preference:
 //   response.tool_calls                      [{id, type: "function", function: {name, arguments}}]
+//                                            and MCP items: {id, type: "mcp_call" | "mcp_approval_request" |
+//                                            "mcp_approval_response" | "mcp_list_tools", mcp: {server_label, …}}
 //   response.results[].response.output[]     realtime response.done items {type: "function_call", call_id, name, arguments}
 //   response.output[]                        the same items, when a bare response object is stored
 //   response.choices[].message.tool_calls    chat-completions style
@@ -21,13 +23,33 @@ function argumentsText(value) {
   }
 }
 
+const MCP_KINDS = new Set(["mcp_call", "mcp_approval_request", "mcp_approval_response", "mcp_list_tools"]);
+
+/** An MCP item (recorded `{type, mcp: {...}}`, or a raw output item) as a call the viewer shows. */
+function fromMcp(kind, id, m) {
+  const call = { id: id ?? null, kind, server: m.server_label ?? null, name: m.name ?? null,
+    arguments: argumentsText(m.arguments), output: typeof m.output === "string" ? m.output : null,
+    error: isObject(m.error) ? m.error.message || m.error.type || "error" : null };
+  if (kind === "mcp_list_tools") {
+    call.name = "(list tools)";
+    call.output = asArray(m.tools).map((t) => (isObject(t) ? t.name : t)).filter((n) => typeof n === "string").join(", ");
+  } else if (kind === "mcp_approval_response") {
+    call.name = "(approval)";
+    call.arguments = m.approval_request_id ? `request ${m.approval_request_id}` : "";
+    call.output = m.approve === true ? "approved" : m.approve === false ? `denied${m.reason ? `: ${m.reason}` : ""}` : null;
+  }
+  return call;
+}
+
 function fromToolCall(call) {
   if (!isObject(call)) return null;
+  if (MCP_KINDS.has(call.type)) return fromMcp(call.type, call.id, isObject(call.mcp) ? call.mcp : call);
   const fn = isObject(call.function) ? call.function : {};
   return { id: call.id ?? call.call_id ?? null, name: fn.name ?? call.name ?? null, arguments: argumentsText(fn.arguments ?? call.arguments) };
 }
 
 function fromOutputItem(item) {
+  if (isObject(item) && MCP_KINDS.has(item.type)) return fromMcp(item.type, item.id, item);
   if (!isObject(item) || item.type !== "function_call") return null;
   return { id: item.call_id ?? item.id ?? null, name: item.name ?? null, arguments: argumentsText(item.arguments) };
 }
@@ -52,7 +74,8 @@ export function extractToolCalls(response) {
     const key = call.id ?? `${call.name}\u0000${call.arguments}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    calls.push({ id: call.id === null ? null : String(call.id), name: call.name === null ? null : String(call.name), arguments: call.arguments });
+    calls.push({ ...call, kind: call.kind || "function", id: call.id === null ? null : String(call.id),
+      name: call.name === null ? null : String(call.name) });
   }
   return calls;
 }

@@ -17,7 +17,22 @@ test("session detail joins tool calls with the outputs that answered them", () =
   const d = sessionDetail([s1, r2, r1]);
   assert.deepEqual(d.responses.map((r) => r.response_id), ["r1", "r2"]);
   assert.deepEqual(d.tools.map((t) => t.name), ["get_weather"]);
-  assert.deepEqual(d.toolCalls, [{ id: "c1", name: "get_weather", arguments: '{"city":"Paris"}', responseId: "r1", output: '{"t":18}' }]);
+  assert.deepEqual(d.toolCalls, [{ id: "c1", kind: "function", name: "get_weather", arguments: '{"city":"Paris"}', responseId: "r1", output: '{"t":18}' }]);
+});
+
+test("session detail lists transcriptions, MCP servers as tools, and an MCP call's own output", () => {
+  const mcpTool = { type: "mcp", server_label: "docs", server_url: "https://mcp.example/sse", require_approval: "never" };
+  const r = { ...r1, proxy_server_request: { tools: [mcpTool] }, response: { tool_calls: [
+    { id: "m1", type: "mcp_call", mcp: { server_label: "docs", name: "echo", arguments: "{}", output: "hi" } }] } };
+  const t = { record: "transcription", id: "rec3", session_id: "s1", start_time: "2026-01-01T00:00:00.5Z",
+    transcription_model: "whisper-1", transcript: "Hello", usage: { type: "duration", seconds: 1 }, cost_usd: 0.0001 };
+  const d = sessionDetail([t, r]);
+  assert.deepEqual(d.transcriptions.map((x) => x.transcript), ["Hello"]);
+  assert.deepEqual(d.tools.map((x) => [x.kind, x.name]), [["mcp", "docs"]]);
+  assert.deepEqual(d.toolCalls.map((c) => [c.kind, c.server, c.name, c.output]), [["mcp_call", "docs", "echo", "hi"]]);
+  const list = new SessionList();
+  list.add([t, r]);
+  assert.deepEqual(list.rows().map((x) => [x.id, x.responses]), [["s1", 1]]);
 });
 
 test("live sessions show until their session record arrives, newest first", () => {
