@@ -116,3 +116,67 @@ async def test_transcription_costs_count_in_the_keys_budget_live_and_when_rebuil
     (record,) = await settled_records(server, "transcription")
     assert server.gateway.limits.spent["user"] == pytest.approx(record["cost_usd"])
     assert spend_totals(server.gateway.spend.path) == {"user": pytest.approx(record["cost_usd"])}
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/realtime/client_secrets", "/v1/realtime/transcription_sessions"])
+async def test_a_browser_opens_a_transcription_session_with_an_ephemeral_token(
+        server: RunningServer, listener: str, endpoint: str) -> None:
+    import httpx
+
+    from .audio_fixtures import append_events, utterance
+    from .helpers import events_until, send_event, ws_connect
+
+    ga = endpoint.endswith("client_secrets")
+    transcription = {"model": "whisper-1"}
+    body = ({"session": {"type": "transcription", "audio": {"input": {"transcription": transcription}}}} if ga
+            else {"input_audio_transcription": transcription})
+    async with httpx.AsyncClient() as http:
+        minted = (await http.post(server.http + endpoint, json=body,
+                                  headers={"Authorization": f"Bearer {USER_KEY}"})).json()
+    token = minted["value"] if ga else minted["client_secret"]["value"]
+    assert (minted["session"]["type"] if ga else minted["object"]) == ("transcription" if ga
+                                                                       else "realtime.transcription_session")
+    subprotocols = ["realtime", f"openai-insecure-api-key.{token}"] + ([] if ga else ["openai-beta.realtime-v1"])
+    async with ws_connect(server.ws_url(listener, query="intent=transcription"), subprotocols=subprotocols) as ws:
+        assert ws.subprotocol == "realtime"
+        (created,) = await events_until(ws, "session.created")
+        updated = (await events_until(ws, "session.updated" if ga else "transcription_session.updated"))[-1]
+        assert (updated["session"]["audio"]["input"]["transcription"] if ga
+                else updated["session"]["input_audio_transcription"]) == transcription
+        for append in append_events(utterance(speech_ms=900)):
+            await send_event(ws, append)
+        await events_until(ws, "conversation.item.input_audio_transcription.completed")
+    (record,) = await settled_records(server, "transcription")
+    (session,) = [r for r in server.records() if r["record"] == "session"]
+    assert session["credential"] == "ephemeral_token" and record["key_name"] == "user"
+    assert record["transcription_model"] == "whisper-1" and record["usage"]["type"] == "duration"
+
+
+async def test_a_conversation_token_cannot_open_a_transcription_session_nor_the_reverse(
+        server: RunningServer) -> None:
+    import httpx
+
+    from .helpers import events_until, ws_connect
+
+    async with httpx.AsyncClient() as http:
+        conversation = (await http.post(server.http + "/v1/realtime/client_secrets",
+                                        json={"session": {"type": "realtime", "model": "gpt-realtime"}},
+                                        headers={"Authorization": f"Bearer {USER_KEY}"})).json()["value"]
+        refused = await http.post(server.http + "/v1/realtime/client_secrets", json={"session": {
+            "type": "transcription", "audio": {"input": {"transcription": {"model": 7}}}}},
+            headers={"Authorization": f"Bearer {USER_KEY}"})
+    assert refused.status_code == 403
+    # the token opens what it was minted for: intent=transcription in the URL changes nothing
+    async with ws_connect(server.ws_url("realtime", query="intent=transcription"),
+                          subprotocols=["realtime", f"openai-insecure-api-key.{conversation}"]) as ws:
+        (created,) = await events_until(ws, "session.created")
+        assert created["session"]["type"] == "realtime"
+
+
+async def test_the_model_list_names_each_models_api(server: RunningServer) -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        listed = (await http.get(server.http + "/v1/models", headers={"Authorization": f"Bearer {USER_KEY}"})).json()
+    assert [(m["id"], m["api"]) for m in listed["data"]] == [
+        ("gpt-realtime", "realtime"), ("gpt-4o-transcribe", "transcription"), ("whisper-1", "transcription")]

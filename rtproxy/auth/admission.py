@@ -223,8 +223,12 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
         return reject(401, "invalid_api_key", "the API key is not valid for this gateway")
 
     transcription = params.get("intent") == "transcription"
+    if claims is not None:
+        # a token minted for a transcription model opens a transcription session, and only that
+        minted = config.model(claims.model)
+        transcription = minted is not None and minted.api == "transcription"
     if transcription:
-        routed = _transcription_route(model_name, key, config)
+        routed = transcription_route(model_name, key, config)
         if isinstance(routed, tuple):
             return reject(*routed)
         model = routed
@@ -243,7 +247,9 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
         if not key.allows_model(model.name):
             return reject(403, "model_not_allowed", f"this key may not use model {model.name!r}")
 
-    forward = tuple((k, v) for k, v in query if k in FORWARDED_QUERY)
+    forward = tuple((k, v) for k, v in query if k in FORWARDED_QUERY and not (k == "intent" and claims is not None))
+    if transcription and claims is not None:
+        forward += (("intent", "transcription"),)
     tags_raw = _clean_attribution(request.header(TAGS_HEADER))
     tags = tuple(t.strip() for t in tags_raw.split(",") if t.strip())[:32] if tags_raw else ()
     end_user = _clean_attribution(request.header(END_USER_HEADER))
@@ -269,7 +275,7 @@ def _upstream_of(model: ModelConfig) -> tuple[str, str | None, str | None, str |
     return model.provider, model.api_base, model.api_version, model.api_key
 
 
-def _transcription_route(named: str | None, key: VirtualKey, config: Config) -> ModelConfig | tuple[int, str, str]:
+def transcription_route(named: str | None, key: VirtualKey, config: Config) -> ModelConfig | tuple[int, str, str]:
     """The ``api = "transcription"`` model a transcription session is routed by: the one named in
     the URL, else the key's only upstream for transcription. A refusal as (status, code, message)."""
     served = [m for m in config.models if m.api == "transcription"]

@@ -23,10 +23,10 @@ import trio
 from quart import Response, jsonify, request, send_from_directory
 from quart_trio import QuartTrio
 
-from ..auth.admission import END_USER_HEADER, REALTIME_PATHS
+from ..auth.admission import END_USER_HEADER, REALTIME_PATHS, transcription_route
 from ..auth.keys import VirtualKey
 from ..auth.tokens import MAX_TTL_S, TokenClaims, TokenError
-from ..config import Config, load_config
+from ..config import Config, ModelConfig, load_config
 from ..spend.query import SpendFilter, appended_since, newest_first, parse_time
 from .asgi_leg import AsgiHandshake
 from .gateway import Gateway, TokenStoreUnavailable
@@ -43,6 +43,12 @@ CONTENT_SECURITY_POLICY = (
     "media-src 'self' blob:; connect-src 'self' ws: wss:; worker-src 'self' blob:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+
+
+def _may_use(key: VirtualKey, model: ModelConfig) -> bool:
+    if model.api == "transcription":
+        return key.allows_transcription_model(model.name)
+    return key.allows_model(model.name)
 
 
 def _json_error(status: int, code: str, message: str, error_type: str = "invalid_request_error") -> Response:
@@ -138,8 +144,8 @@ def build_quart(gateway: Gateway) -> QuartTrio:
         key = require_key()
         if isinstance(key, Response):
             return key
-        data = [{"id": m.name, "object": "model", "created": 0, "owned_by": f"rtproxy:{m.provider}"}
-                for m in gateway.config.models if key.allows_model(m.name)]
+        data = [{"id": m.name, "object": "model", "created": 0, "owned_by": f"rtproxy:{m.provider}", "api": m.api}
+                for m in gateway.config.models if _may_use(key, m)]
         return jsonify({"object": "list", "data": data})
 
     @quart.get("/v1/realtime/endpoints")
@@ -166,14 +172,42 @@ def build_quart(gateway: Gateway) -> QuartTrio:
         if key is not None:
             models_out = []
             for m in gateway.config.models:
-                if key.allows_model(m.name):
+                if _may_use(key, m):
                     price = gateway.price_of(m)
-                    models_out.append({"id": m.name, "provider": m.provider,
+                    models_out.append({"id": m.name, "provider": m.provider, "api": m.api,
                                        "price_per_million_tokens": price.to_json() if price else None})
             out["models"] = models_out
         return jsonify(out)
 
-    async def mint(shape: str) -> Any:
+    def minted_model(session: dict[str, Any], transcription: bool, key: VirtualKey) -> Any:
+        """The model a token opens (a Response refusing it instead): ``session.model`` for a
+        conversation; for a transcription session, the route its transcription model names."""
+        if not transcription:
+            model_name = session.get("model")
+            if not isinstance(model_name, str) or not model_name:
+                return _json_error(400, "missing_model", "name the model: session.model")
+            model = gateway.config.model(model_name)
+            if model is None or model.api != "realtime":
+                return _json_error(404, "model_not_found", f"model {model_name[:100]!r} is not served by this gateway")
+            if not key.allows_model(model.name):
+                return _json_error(403, "model_not_allowed", f"this key may not use model {model.name!r}",
+                                   "permission_error")
+            return model
+        audio_in = ((session.get("audio") or {}).get("input") or {}) if isinstance(session.get("audio"), dict) else {}
+        named = ((audio_in.get("transcription") if isinstance(audio_in, dict) else None)
+                 or session.get("input_audio_transcription") or {})
+        name = named.get("model") if isinstance(named, dict) else None
+        if name is not None and (not isinstance(name, str) or not key.allows_transcription_model(name)):
+            return _json_error(403, "model_not_allowed", "this key may not use that transcription model",
+                               "permission_error")
+        served = any(m.name == name and m.api == "transcription" for m in gateway.config.models)
+        routed = transcription_route(name if served else None, key, gateway.config)
+        if isinstance(routed, tuple):
+            status, code, message = routed
+            return _json_error(status, code, message, "permission_error" if status == 403 else "invalid_request_error")
+        return routed
+
+    async def mint(shape: str, *, transcription_endpoint: bool = False) -> Any:
         key = require_key()
         if isinstance(key, Response):
             return key
@@ -198,15 +232,10 @@ def build_quart(gateway: Gateway) -> QuartTrio:
             return _json_error(400, "invalid_expires_after", f"expires_after.seconds must be 10 to {MAX_TTL_S}")
         if expires.get("anchor", "created_at") != "created_at":
             return _json_error(400, "invalid_expires_after", "expires_after.anchor must be 'created_at'")
-        model_name = session.get("model")
-        if not isinstance(model_name, str) or not model_name:
-            return _json_error(400, "missing_model", "name the model: session.model")
-        model = gateway.config.model(model_name)
-        if model is None:
-            return _json_error(404, "model_not_found", f"model {model_name[:100]!r} is not served by this gateway")
-        if not key.allows_model(model.name):
-            return _json_error(403, "model_not_allowed", f"this key may not use model {model.name!r}",
-                               "permission_error")
+        transcription = transcription_endpoint or session.get("type") == "transcription"
+        model = minted_model(session, transcription, key)
+        if isinstance(model, Response):
+            return model
         refusal = await gateway.limits.budget_refusal(key)
         if refusal is not None:
             return _json_error(429, refusal.code, refusal.message, "rate_limit_error")
@@ -224,8 +253,11 @@ def build_quart(gateway: Gateway) -> QuartTrio:
             return _json_error(413, "session_too_large", str(exc))
         described = {"id": "sess_rtp_" + secrets.token_hex(10), "object": "realtime.session", "model": model.name,
                      "expires_at": expires_at, **config}
+        if transcription:
+            described["object"] = "realtime.transcription_session"
         if shape == "ga":
-            response = jsonify({"value": token, "expires_at": expires_at, "session": {"type": "realtime", **described}})
+            kind = "transcription" if transcription else "realtime"
+            response = jsonify({"value": token, "expires_at": expires_at, "session": {"type": kind, **described}})
         else:
             response = jsonify({**described, "client_secret": {"value": token, "expires_at": expires_at}})
         return response
@@ -237,6 +269,10 @@ def build_quart(gateway: Gateway) -> QuartTrio:
     @quart.post("/v1/realtime/sessions")
     async def beta_sessions() -> Any:
         return await mint("beta")
+
+    @quart.post("/v1/realtime/transcription_sessions")
+    async def beta_transcription_sessions() -> Any:
+        return await mint("beta", transcription_endpoint=True)
 
     @quart.get("/admin/sessions")
     async def admin_sessions() -> Any:

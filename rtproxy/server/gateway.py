@@ -235,7 +235,8 @@ class Gateway:
             call_type="transcription" if admission.transcription else "realtime",
             transcription_price=functools.partial(self.transcription_price_of, model.provider),
         )
-        initial = token_session_update(admission.initial_session, admission.dialect)
+        initial = token_session_update(admission.initial_session, admission.dialect,
+                                       transcription=admission.transcription)
         return SessionPlan(
             session_id=session_id,
             key=admission.key,

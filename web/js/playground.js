@@ -106,7 +106,8 @@ async function loadServerInfo() {
   }
   try {
     const models = await fetchJSON("/v1/models");
-    fillSelect($("model"), models.data.map((m) => [m.id, m.id]));
+    // conversations only: transcription models route transcription sessions, not this page
+    fillSelect($("model"), models.data.filter((m) => (m.api || "realtime") === "realtime").map((m) => [m.id, m.id]));
     setStatus("Ready: pick a model and Connect.", "idle");
   } catch (e) {
     fillSelect($("model"), []);

@@ -16,13 +16,16 @@ def error_event(code: str, message: str, error_type: str = "invalid_request_erro
     })
 
 
-def token_session_update(config: dict[str, Any] | None, dialect: str) -> str | None:
-    """The ``session.update`` an ephemeral token carries, in the session's dialect (or None)."""
+def token_session_update(config: dict[str, Any] | None, dialect: str, *, transcription: bool = False) -> str | None:
+    """The ``session.update`` an ephemeral token carries, in the session's dialect (or None); for
+    a transcription session GA's ``session.type = "transcription"``, beta's
+    ``transcription_session.update``."""
     if not config:
         return None
     session = {k: v for k, v in config.items() if k not in ("model", "client_secret", "expires_after")}
     if dialect == "ga":
-        session["type"] = "realtime"
+        session["type"] = "transcription" if transcription else "realtime"
     else:
         session.pop("type", None)
-    return json.dumps({"type": "session.update", "event_id": "event_rtp_token_config", "session": session})
+    etype = "transcription_session.update" if transcription and dialect != "ga" else "session.update"
+    return json.dumps({"type": etype, "event_id": "event_rtp_token_config", "session": session})
