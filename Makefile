@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-$(TSTAMP): $(STAMP) pyproject.toml scripts/install-test-deps
+$(TSTAMP): $(STAMP) pyproject.toml scripts/install-test-deps tests/clients-requirements.txt
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PYTHON) -m venv .venv-clients
+	.venv-clients/bin/python -m pip install --quiet -r tests/clients-requirements.txt
 	scripts/install-test-deps
 	touch $@
 
@@ -49,4 +51,4 @@ mutation: $(TSTAMP)
 	$(PY) scripts/mutation-report
 
 clean:
-	rm -rf $(VENV) .pytest_cache mutants mutation.log
+	rm -rf $(VENV) .venv-clients .pytest_cache mutants mutation.log
