@@ -1,18 +1,22 @@
 """Run by tests in a subprocess: the official openai SDK (asyncio) doing one text turn.
 
-Usage: python sdk_client.py PORT KEY ga|beta  → prints one JSON line with what happened.
+Usage: python sdk_client.py PORT KEY ga|beta|azure  → prints one JSON line with what happened.
+(azure: AsyncAzureOpenAI in its GA mode, on /openai/realtime with a GA api-version.)
 """
 
 import asyncio
 import json
 import sys
 
-from openai import AsyncOpenAI
+from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 
 async def main(port: int, key: str, dialect: str) -> None:
     client = AsyncOpenAI(api_key=key, base_url=f"http://127.0.0.1:{port}/v1",
                          websocket_base_url=f"ws://127.0.0.1:{port}/v1")
+    if dialect == "azure":
+        client = AsyncAzureOpenAI(api_key=key, api_version="2025-08-28", azure_endpoint=f"http://127.0.0.1:{port}",
+                                  websocket_base_url=f"ws://127.0.0.1:{port}/openai")
     if dialect == "beta":
         connect = client.beta.realtime.connect(model="gpt-realtime")
         session = {"modalities": ["text"]}

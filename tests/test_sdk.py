@@ -21,7 +21,7 @@ async def run_sdk(port: int, key: str, dialect: str) -> subprocess.CompletedProc
                                       capture_stdout=True, capture_stderr=True, check=False)
 
 
-@pytest.mark.parametrize("dialect", ["ga", "beta"])
+@pytest.mark.parametrize("dialect", ["ga", "beta", "azure"])
 async def test_official_sdk_completes_a_text_turn(server: RunningServer, listener: str, dialect: str) -> None:
     result = await run_sdk(server.port(listener), USER_KEY, dialect)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
