@@ -27,7 +27,7 @@ MIB = 1024 * 1024
 
 Provider = Literal["openai", "azure", "local"]
 Role = Literal["user", "admin"]
-Api = Literal["realtime", "transcription"]
+Api = Literal["realtime", "transcription", "live"]
 
 #: The value of ``[[keys]].key`` that asks rtproxy to generate a key on first run.
 AUTO_KEY = "auto"
@@ -78,6 +78,9 @@ class ServerConfig:
     #: When a client leaves with responses in flight, the upstream stays open this long to cancel
     #: them and bill them as the provider reports; what is not reported by then is estimated.
     settle_window_s: float = 5.0
+    #: A GPT-Live client must send its first frame (``session.start``) within this long of the
+    #: upgrade, or it is told why and closed (the gateway dials only once it has read it).
+    live_start_timeout_s: float = 10.0
     #: Client connections open at once in this process, both ports together (a handshake in
     #: progress, a session, an idle HTTP keep-alive); more get a 503 and are closed. Lowered at
     #: start to what the process's descriptor limit allows (two descriptors per connection).
@@ -129,6 +132,9 @@ class LocalModelConfig:
     port: int = 0
     #: Pause between streamed response chunks, so responses take time like a real model's.
     stream_delay_ms: float = 5.0
+    #: How often a GPT-Live session checks its billed seconds and sends ``session.usage.updated``
+    #: when they rose (the real API: about every 15 s).
+    live_usage_interval_ms: float = 1000.0
 
 
 @attrs.frozen
@@ -144,8 +150,11 @@ class PriceConfig:
     cached_audio: float | None = None
     input_image: float | None = None
     cached_image: float | None = None
-    #: USD per hour of audio, for usage the provider reports as a duration (whisper-1).
+    #: USD per hour of audio, for usage the provider reports as a duration (whisper-1), and a
+    #: GPT-Live voice model's active seconds.
     audio_per_hour: float | None = None
+    #: USD per hour of a GPT-Live session's paused (standby) seconds; none: the active rate.
+    standby_audio_per_hour: float | None = None
 
 
 @attrs.frozen
@@ -183,6 +192,9 @@ class KeyConfig:
     #: Input-transcription models (``whisper-1``, ``gpt-4o-transcribe``, …) a session of this key
     #: may name in ``session.update``; the provider bills them apart. ``["*"]``: any.
     transcription_models: tuple[str, ...] = ("*",)
+    #: GPT-Live delegated backend models (``delegation.responses.model``, ``decisions.model``) a
+    #: session of this key may name; the provider bills their tokens apart. ``["*"]``: any.
+    delegation_models: tuple[str, ...] = ("*",)
     role: Role = "user"
     max_budget_usd: float | None = None
     max_sessions: int | None = None
@@ -348,7 +360,8 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
     if s.max_message_bytes < 1024:
         raise ConfigError(file, "server.max_message_bytes", "must be at least 1024 bytes")
     for name in ("handshake_timeout_s", "upstream_connect_timeout_s", "close_timeout_s", "shutdown_grace_s",
-                 "client_send_timeout_s", "token_ttl_s", "keep_alive_timeout_s", "http_read_timeout_s"):
+                 "client_send_timeout_s", "token_ttl_s", "keep_alive_timeout_s", "http_read_timeout_s",
+                 "live_start_timeout_s"):
         if getattr(s, name) <= 0:
             raise ConfigError(file, f"server.{name}", "must be a positive number of seconds")
     for name in ("max_session_duration_s", "idle_timeout_s"):

@@ -264,7 +264,7 @@ def _priced(name: str) -> Any:
 
 def test_each_input_transcription_is_billed_at_its_models_rates_in_a_record_of_its_own() -> None:
     import attrs
-    c = Collector(attrs.evolve(meta(), transcription_price=_priced), now=Clock())
+    c = Collector(attrs.evolve(meta(), model_price=_priced), now=Clock())
     feed(c, "server", {"type": "session.updated", "session": {"type": "realtime", "audio": {"input": {
         "transcription": {"model": "gpt-4o-transcribe"}}}}})
     feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "item_1"})
@@ -288,7 +288,7 @@ def test_each_input_transcription_is_billed_at_its_models_rates_in_a_record_of_i
 
 def test_a_whisper_transcription_is_billed_by_duration_and_an_unpriced_one_makes_the_total_unknown() -> None:
     import attrs
-    c = Collector(attrs.evolve(meta(), transcription_price=_priced), now=Clock())
+    c = Collector(attrs.evolve(meta(), model_price=_priced), now=Clock())
     feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
         "transcription": {"model": "whisper-1"}}}}})
     (record,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed",
@@ -305,7 +305,7 @@ def test_a_whisper_transcription_is_billed_by_duration_and_an_unpriced_one_makes
 def test_a_transcription_session_records_transcripts_only_in_transcription_records() -> None:
     import attrs
     m = attrs.evolve(meta(price=TRANSCRIBE), call_type="transcription", model="gpt-4o-transcribe",
-                     upstream_model="gpt-4o-transcribe", transcription_price=_priced)
+                     upstream_model="gpt-4o-transcribe", model_price=_priced)
     c = Collector(m, now=Clock())
     feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "item_1"})
     (record,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed",

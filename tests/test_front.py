@@ -12,12 +12,13 @@ import httpx
 import trio
 import trustme
 
+from rtproxy.auth.admission import is_session_path
 from rtproxy.server.front import realtime_request_line
 
 from .conftest import ADMIN_KEY, USER_KEY, RunningServer, make_config, start_server
 from .helpers import auth_headers, text_turn, ws_connect
 
-PATHS = frozenset({"/v1/realtime", "/openai/realtime"})
+PATHS = is_session_path
 
 
 def test_only_a_get_to_a_realtime_path_is_a_realtime_request() -> None:
@@ -29,6 +30,13 @@ def test_only_a_get_to_a_realtime_path_is_a_realtime_request() -> None:
     assert not realtime_request_line(b"GET /v1/realtimex HTTP/1.1\r\n", PATHS)
     assert not realtime_request_line(b"GET /v1/realtime HTTP/2\r\n", PATHS)
     assert not realtime_request_line(b"GET  /v1/realtime HTTP/1.1\r\n", PATHS)
+    # GPT-Live's primary, sideband and fork paths, OpenAI's and Azure's
+    assert realtime_request_line(b"GET /v1/live/sessions HTTP/1.1\r\n", PATHS)
+    assert realtime_request_line(b"GET /openai/v1/live/sessions/live_ab12/attach?graceful_close=true HTTP/1.1\r\n",
+                                 PATHS)
+    assert realtime_request_line(b"GET /v1/live/sessions/live_ab12/fork HTTP/1.1\r\n", PATHS)
+    assert not realtime_request_line(b"GET /v1/live/sessions/abc/attach HTTP/1.1\r\n", PATHS)
+    assert not realtime_request_line(b"GET /v1/live/sessions/live_ab12/hangup HTTP/1.1\r\n", PATHS)
 
 
 async def read_responses(stream: trio.SocketStream, count: int) -> list[tuple[int, bytes]]:

@@ -39,6 +39,15 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 #: ``model`` / Azure's ``deployment`` and ``api-version`` itself; every other parameter (a
 #: ``model `` with a trailing space, an ``api-key``, anything unknown) is dropped.
 FORWARDED_QUERY = frozenset({"intent", "call_id"})
+#: GPT-Live's WebSocket paths (OpenAI's, and Azure's under /openai): the primary session, and an
+#: existing session's sideband (``attach``) or fork, named by its ``live_…`` id.
+LIVE_PATH = re.compile(r"^/(?:openai/)?v1/live/sessions(?:/(live_[A-Za-z0-9_-]{1,128})/(attach|fork))?$")
+
+
+def is_session_path(path: str) -> bool:
+    """Whether a request path opens a session (Realtime or GPT-Live), on either listener."""
+    path = path.rstrip("/") or "/"
+    return path in REALTIME_PATHS or LIVE_PATH.match(path) is not None
 #: Attribution headers set by the app (see DESIGN.md §Spend log).
 END_USER_HEADER = "x-rtproxy-end-user"
 TAGS_HEADER = "x-rtproxy-tags"
@@ -81,7 +90,7 @@ class HandshakeRequest:
 @attrs.frozen
 class Admission:
     key: VirtualKey
-    model: ModelConfig
+    model: ModelConfig | None
     dialect: Dialect
     browser: bool
     #: The subprotocol to echo in the 101 response (None when none was offered).
@@ -99,6 +108,13 @@ class Admission:
     #: ``"transcription"`` for a transcription session (``?intent=transcription``): ``model`` is
     #: then the transcription model it is routed by; else ``"conversation"``.
     intent: Literal["conversation", "transcription"] = "conversation"
+    #: ``"live"`` for a GPT-Live session: ``model`` is None until its first frame names it (or,
+    #: for a sideband or fork, until the gateway looks up who opened ``live_id``).
+    api: Literal["realtime", "live"] = "realtime"
+    live_op: Literal["start", "attach", "fork"] = "start"
+    live_id: str | None = None
+    #: A sideband asking for the WebSocket close handshake (``?graceful_close=true``).
+    graceful_close: bool = False
 
     @property
     def transcription(self) -> bool:
@@ -187,7 +203,8 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
         return Rejection(403, "origin_not_allowed", "this Origin may not open realtime sessions", browser=False)
 
     path = request.path.rstrip("/") or "/"
-    if path not in REALTIME_PATHS:
+    live = LIVE_PATH.match(path)
+    if path not in REALTIME_PATHS and live is None:
         return reject(404, "not_found", f"no realtime endpoint at {path[:100]!r}; use /v1/realtime?model=...")
 
     query = request.query
@@ -222,6 +239,8 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
     if key is None:
         return reject(401, "invalid_api_key", "the API key is not valid for this gateway")
 
+    if live is not None:
+        return _live_admission(request, key, config, claims, live, browser, echo, offered)
     transcription = params.get("intent") == "transcription"
     if claims is not None:
         # a token minted for a transcription model opens a transcription session, and only that
@@ -298,3 +317,31 @@ def transcription_route(named: str | None, key: VirtualKey, config: Config) -> M
         return 400, "missing_model", ("this gateway's transcription models are on several upstreams: name one, "
                                       "/v1/realtime?intent=transcription&model=<model>")
     return allowed[0]
+
+
+
+def _attribution(request: HandshakeRequest) -> tuple[str | None, tuple[str, ...]]:
+    tags_raw = _clean_attribution(request.header(TAGS_HEADER))
+    tags = tuple(t.strip() for t in tags_raw.split(",") if t.strip())[:32] if tags_raw else ()
+    return _clean_attribution(request.header(END_USER_HEADER)), tags
+
+
+def _live_admission(request: HandshakeRequest, key: VirtualKey, config: Config, claims: Any, live: re.Match[str],
+                    browser: bool, echo: str | None, offered: list[str]) -> Admission | Rejection:
+    """A GPT-Live handshake: the key is known, the model is not (it comes in the first frame)."""
+    live_id, op = live.group(1), live.group(2) or "start"
+    model = None
+    if claims is not None:
+        # a token opens the one live model it was minted for; its first frame must name it
+        model = config.model(claims.model)
+        if model is None or model.api != "live":
+            return Rejection(403, "model_not_allowed", f"this ephemeral token opens model {claims.model!r} only, "
+                             "not GPT-Live sessions", browser=browser, subprotocol=echo)
+    end_user, tags = _attribution(request)
+    if claims is not None and claims.end_user:
+        end_user = claims.end_user
+    return Admission(
+        key=key, model=model, dialect="ga", browser=browser, subprotocol=echo, end_user=end_user, tags=tags,
+        ephemeral=claims is not None, api="live", live_op=op, live_id=live_id,  # type: ignore[arg-type]
+        graceful_close=dict(request.query).get("graceful_close") == "true",
+    )

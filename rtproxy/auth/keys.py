@@ -40,6 +40,7 @@ class VirtualKey:
     max_sessions_per_minute: int | None
     store_prompts: bool | None
     transcription_models: tuple[str, ...] = ("*",)
+    delegation_models: tuple[str, ...] = ("*",)
 
     @property
     def is_admin(self) -> bool:
@@ -54,6 +55,9 @@ class VirtualKey:
 
     def allows_transcription_model(self, model: str) -> bool:
         return "*" in self.transcription_models or model in self.transcription_models
+
+    def allows_delegation_model(self, model: str) -> bool:
+        return "*" in self.delegation_models or model in self.delegation_models
 
 
 @attrs.frozen
@@ -139,4 +143,5 @@ def _virtual_key(kc: KeyConfig, digest: str) -> VirtualKey:
         max_sessions_per_minute=kc.max_sessions_per_minute,
         store_prompts=kc.store_prompts,
         transcription_models=tuple(kc.transcription_models),
+        delegation_models=tuple(kc.delegation_models),
     )

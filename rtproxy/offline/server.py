@@ -14,11 +14,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
+from .live import OfflineLiveModel
 from .model import OfflineModel
 
 log = logging.getLogger("rtproxy.offline")
@@ -29,12 +31,17 @@ logging.getLogger("trio-websocket").setLevel(max(logging.getLogger("trio-websock
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Messages trio-websocket queues per connection before the reader waits.
 MESSAGE_QUEUE_SIZE = 64
+#: GPT-Live sessions kept for their sideband and forks (the oldest are forgotten beyond this).
+MAX_LIVE_SESSIONS = 256
+_LIVE_PATH = re.compile(r"^/v1/live/sessions(?:/(live_[A-Za-z0-9_-]+)/(attach|fork))?$")
 
 
-async def _handle(request: WebSocketRequest, secret: str | None, stream_delay_s: float) -> None:
+async def _handle(request: WebSocketRequest, secret: str | None, stream_delay_s: float,
+                  live: LiveSessions) -> None:
     path = urlsplit(request.path)
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-    if path.path.rstrip("/") not in ("/v1/realtime", "/realtime"):
+    live_path = _LIVE_PATH.match(path.path.rstrip("/"))
+    if path.path.rstrip("/") not in ("/v1/realtime", "/realtime") and live_path is None:
         await request.reject(404, body=b'{"error":{"message":"not found"}}')
         return
     if secret is not None:
@@ -42,6 +49,9 @@ async def _handle(request: WebSocketRequest, secret: str | None, stream_delay_s:
         if not hmac.compare_digest(auth.encode(), f"Bearer {secret}".encode()):
             await request.reject(401, body=b'{"error":{"message":"invalid credentials"}}')
             return
+    if live_path is not None:
+        await _handle_live(request, live_path.group(1), live_path.group(2) or "start", stream_delay_s, live)
+        return
     query = parse_qs(path.query)
     model_name = (query.get("model") or ["gpt-realtime"])[0]
     beta = "realtime=v1" in headers.get("openai-beta", "").replace(" ", "")
@@ -92,13 +102,92 @@ async def serve_session(ws: WebSocketConnection, model: OfflineModel, stream_del
         nursery.start_soon(until_closed, reader, nursery)
 
 
+class LiveSessions:
+    """The GPT-Live sessions this offline server holds, by id (for their sideband and forks)."""
+
+    def __init__(self, usage_interval_s: float) -> None:
+        self.usage_interval_s = usage_interval_s
+        self.by_id: dict[str, OfflineLiveModel] = {}
+
+    def add(self, model: OfflineLiveModel) -> None:
+        self.by_id[model.session_id] = model
+        while len(self.by_id) > MAX_LIVE_SESSIONS:
+            del self.by_id[next(iter(self.by_id))]
+
+
+async def _handle_live(request: WebSocketRequest, live_id: str | None, op: str, stream_delay_s: float,
+                       live: LiveSessions) -> None:
+    source = live.by_id.get(live_id or "")
+    if op != "start" and source is None:
+        await request.reject(404, body=b'{"error":{"code":"session_not_found","message":"no such session"}}')
+        return
+    ws = await request.accept()
+    if op == "attach":  # a sideband: controls the session it names; its replies come here
+        assert source is not None
+        await serve_live_session(ws, source, stream_delay_s, live.usage_interval_s, sideband=True)
+        return
+    model = OfflineLiveModel(op=op, source=source)
+    live.add(model)
+    await serve_live_session(ws, model, stream_delay_s, live.usage_interval_s)
+
+
+async def serve_live_session(ws: WebSocketConnection, model: OfflineLiveModel, stream_delay_s: float,
+                             usage_interval_s: float, *, sideband: bool = False) -> None:
+    """One GPT-Live connection: a reader answering at once, a streamer pacing speech and the
+    backend stream, and (for the primary) a ticker sending usage when the billed seconds rose."""
+    wake = trio.Event()
+
+    async def send(events: list[dict[str, object]]) -> None:
+        for event in events:
+            await ws.send_message(json.dumps(event))
+
+    async def reader() -> None:
+        nonlocal wake
+        while True:
+            await send(model.receive(await ws.get_message()))
+            if model.closed:
+                await ws.aclose(1000)
+                return
+            if model.responding:
+                wake.set()
+
+    async def streamer() -> None:
+        nonlocal wake
+        while True:
+            await wake.wait()
+            wake = trio.Event()
+            while model.responding:
+                await send(model.next_chunk())
+                await trio.sleep(stream_delay_s)
+
+    async def ticker() -> None:
+        while True:
+            await trio.sleep(usage_interval_s)
+            await send(model.usage_tick())
+
+    async def until_closed(task, nursery: trio.Nursery) -> None:
+        try:
+            await task()
+        except ConnectionClosed:
+            pass
+        nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(until_closed, reader, nursery)
+        if not sideband:
+            nursery.start_soon(until_closed, streamer, nursery)
+            nursery.start_soon(until_closed, ticker, nursery)
+
+
 async def serve_offline_model(host: str, port: int, secret: str | None, stream_delay_s: float, *,
+                              live_usage_interval_s: float = 1.0,
                               task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled; reports the bound port through ``task_status``."""
+    live = LiveSessions(live_usage_interval_s)
 
     async def handler(request: WebSocketRequest) -> None:
         try:
-            await _handle(request, secret, stream_delay_s)
+            await _handle(request, secret, stream_delay_s, live)
         except ConnectionClosed:
             pass
         except Exception:

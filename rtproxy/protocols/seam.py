@@ -13,8 +13,8 @@ A protocol is a value with these abilities (:class:`ApiProtocol`):
   whether any is still open, and estimated records for those the provider never reported;
 - ``error_event(code, message, error_type)``: the protocol's own ``error`` event, for what the
   gateway tells a client before closing it;
-- ``new_gate(session_models, allows, allows_transcription)``: a :class:`FrameGate` that refuses client frames which
-  would have the provider bill a model the key may not use (answered, never forwarded).
+- ``new_gate(policy)``: a :class:`FrameGate` that refuses client frames which would have the
+  provider bill a model the key may not use (:class:`ModelPolicy`; answered, never forwarded).
 
 Everything else a protocol knows (its paths, upstream URLs, initial frames) is used by the server
 while it plans a session, before the relay sees it.
@@ -60,6 +60,10 @@ class SessionCollector(Protocol):
     @property
     def responses(self) -> int: ...
 
+    @property
+    def upstream_session_id(self) -> str | None:
+        """The provider's id for the session, once it said it."""
+
     def note_audio(self, client_bytes: int, server_bytes: int) -> None:
         """The audio frames' bytes relayed so far each way (called before each :meth:`feed`)."""
 
@@ -81,6 +85,20 @@ class SessionCollector(Protocol):
         """The session record; called once, when the session is over."""
 
 
+@attrs.frozen
+class ModelPolicy:
+    """Which models a session's key may have the provider bill."""
+
+    #: The names the session's own model goes by (the gateway's, the provider's).
+    session_models: frozenset[str]
+    #: A realtime (or live) model of this name.
+    allows: Callable[[str], bool]
+    #: An input-transcription model of this name.
+    allows_transcription: Callable[[str], bool]
+    #: A GPT-Live delegated backend model of this name.
+    allows_delegation: Callable[[str], bool]
+
+
 class ApiProtocol(Protocol):
     """What the relay's session core asks of a protocol (see the module docstring)."""
 
@@ -93,8 +111,7 @@ class ApiProtocol(Protocol):
 
     def error_event(self, code: str, message: str, error_type: str) -> str: ...
 
-    def new_gate(self, session_models: frozenset[str], allows: Callable[[str], bool],
-                 allows_transcription: Callable[[str], bool]) -> FrameGate | None:
+    def new_gate(self, policy: ModelPolicy) -> FrameGate | None:
         """What refuses client frames that would have the provider bill what the key may not use."""
 
 

@@ -73,3 +73,50 @@ def upstream_rejection(exc: UpstreamError, browser: bool, subprotocol: str | Non
         return Rejection(502, "upstream_refused", f"the upstream provider refused the session (HTTP {exc.status})",
                          browser, subprotocol)
     return Rejection(502, "upstream_unreachable", f"the upstream provider is unreachable: {exc}", browser, subprotocol)
+
+
+class PrefetchedLeg:
+    """A client leg some of whose frames were read already (a GPT-Live client's first frame
+    read for admission, and whatever came with it): those come out of :meth:`receive` first."""
+
+    def __init__(self, leg: ClientLeg, prefetched: list[Message]) -> None:
+        self._leg = leg
+        self._prefetched = prefetched
+
+    async def receive(self) -> list[Message]:
+        if self._prefetched:
+            batch, self._prefetched = self._prefetched, []
+            return batch
+        return await self._leg.receive()
+
+    async def send(self, messages: list[Message]) -> None:
+        await self._leg.send(messages)
+
+    async def send_text(self, text: str) -> None:
+        await self._leg.send_text(text)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        await self._leg.close(code, reason)
+
+
+class AcceptedHandshake:
+    """A handshake already accepted (to read a first frame before dialing), presented to the
+    session core as a pending one: accepting returns the leg, and a refusal can no longer be an
+    HTTP status, so it is the protocol's error event and a ``4000 + status`` close."""
+
+    def __init__(self, request: HandshakeRequest, leg: ClientLeg, error_event: ErrorEvent) -> None:
+        self.request = request
+        self._leg = leg
+        self._error_event = error_event
+
+    async def accept(self, subprotocol: str | None) -> ClientLeg:
+        return self._leg
+
+    async def reject(self, status: int, body: bytes) -> None:
+        error = json.loads(body).get("error", {})
+        try:
+            await self._leg.send_text(self._error_event(error.get("code", "refused"), error.get("message", ""),
+                                                        error.get("type", "server_error")))
+        except LegClosed:
+            pass
+        await self._leg.close(4000 + status, str(error.get("message", ""))[:120])

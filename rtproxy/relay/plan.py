@@ -75,3 +75,6 @@ class SessionPorts:
     write_record: Callable[[Record], Awaitable[None]]
     #: Whether the session's key has used its budget (checked after each record is written).
     over_budget: Callable[[], bool]
+    #: Told the provider's id for the session once it is known (a GPT-Live ``live_…`` id, whose
+    #: sideband and forks only this key may open).
+    upstream_session_opened: Callable[[str], Awaitable[None]] | None = None

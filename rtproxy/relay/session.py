@@ -323,6 +323,7 @@ class Session:
         # the idle watch wakes a few times per timeout; without a timeout, never
         check_every = min(max(idle_limit / 4, 0.05), 5.0) if idle_limit else math.inf
         seen_batches, quiet_since = -1, trio.current_time()
+        known_upstream_id: str | None = None
         with trio.CancelScope(shield=True):
             async with events:
                 while True:
@@ -339,6 +340,10 @@ class Session:
                             await ports.write_record(record)
                             if ports.over_budget() and self._stop_reason is None:
                                 self.stop(4429, "budget_exceeded", f"key {key_name!r} has used its budget")
+                        upstream_id = collector.upstream_session_id
+                        if upstream_id != known_upstream_id and upstream_id and ports.upstream_session_opened:
+                            known_upstream_id = upstream_id
+                            await ports.upstream_session_opened(upstream_id)
                         continue
                     now = trio.current_time()
                     if self.batches != seen_batches:

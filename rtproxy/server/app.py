@@ -23,7 +23,7 @@ import trio
 from quart import Response, jsonify, request, send_from_directory
 from quart_trio import QuartTrio
 
-from ..auth.admission import END_USER_HEADER, REALTIME_PATHS, transcription_route
+from ..auth.admission import END_USER_HEADER, REALTIME_PATHS, is_session_path, transcription_route
 from ..auth.keys import VirtualKey
 from ..auth.tokens import MAX_TTL_S, TokenClaims, TokenError
 from ..config import Config, ModelConfig, load_config
@@ -65,7 +65,7 @@ class RtproxyApp:
         self.quart = quart
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket" and scope.get("path", "").rstrip("/") in REALTIME_PATHS:
+        if scope["type"] == "websocket" and is_session_path(scope.get("path", "")):
             server = self.gateway.config.server
             hs = AsgiHandshake(scope, receive, send, send_timeout_s=server.client_send_timeout_s,
                                spawn=self.gateway.spawn)

@@ -66,7 +66,7 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
     ``worker`` is set in ``--workers N`` processes: both ports are then bound with SO_REUSEPORT
     so the kernel spreads connections over the workers.
     """
-    from ..auth.admission import REALTIME_PATHS
+    from ..auth.admission import is_session_path
     from .app import create_app
     from .front import serve_main_port
     from .gateway import Gateway
@@ -94,7 +94,7 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
             task_status.started(gateway)
 
         nursery.start_soon(announce)
-        await serve_main_port(cfg, app, gateway.run_session, gateway.connections, REALTIME_PATHS,
+        await serve_main_port(cfg, app, gateway.run_session, gateway.connections, is_session_path,
                               gateway.server_ssl_context(), sock=main_socket, shutdown_trigger=shutdown_trigger)
         nursery.cancel_scope.cancel()
 

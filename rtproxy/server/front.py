@@ -59,14 +59,14 @@ def hypercorn_config(cfg: Config) -> HypercornConfig:
     return hc
 
 
-def realtime_request_line(head: bytes, paths: frozenset[str]) -> bool:
-    """Whether ``head`` starts with ``GET <a realtime path>[?query] HTTP/1.x``."""
+def realtime_request_line(head: bytes, is_session_path: Callable[[str], bool]) -> bool:
+    """Whether ``head`` starts with ``GET <a session path>[?query] HTTP/1.x`` (Realtime or GPT-Live)."""
     line = head.split(b"\r\n", 1)[0]
     parts = line.split(b" ")
     if len(parts) != 3 or parts[0] != b"GET" or not parts[2].startswith(b"HTTP/1."):
         return False
     target = parts[1].split(b"?", 1)[0]
-    return target.decode("latin-1").rstrip("/") in paths
+    return is_session_path(target.decode("latin-1"))
 
 
 class _Replay:
@@ -160,7 +160,7 @@ class MainPort:
     server: ServerConfig
     run_session: RunSession
     slots: ConnectionSlots
-    paths: frozenset[str]
+    is_session_path: Callable[[str], bool]
     app: AppWrapper
     hc: HypercornConfig
     context: WorkerContext
@@ -196,7 +196,7 @@ class MainPort:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await conn.aclose()
             return
-        if realtime_request_line(head, self.paths):
+        if realtime_request_line(head, self.is_session_path):
             await serve_websocket(self.server, self.run_session, conn, head)
             return
         timeout = self.server.client_send_timeout_s
@@ -217,7 +217,7 @@ async def open_main_listeners(host: str, port: int, sock: socket.socket | None) 
 
 
 async def serve_main_port(cfg: Config, asgi_app: Any, run_session: RunSession, slots: ConnectionSlots,
-                          paths: frozenset[str], ssl_context: ssl.SSLContext | None, *,
+                          is_session_path: Callable[[str], bool], ssl_context: ssl.SSLContext | None, *,
                           sock: socket.socket | None = None,
                           shutdown_trigger: Callable[[], Awaitable[None]],
                           task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
@@ -230,7 +230,7 @@ async def serve_main_port(cfg: Config, asgi_app: Any, run_session: RunSession, s
     context = WorkerContext(None)
     if ssl_context is not None:
         ssl_context.set_alpn_protocols(["http/1.1"])
-    main = MainPort(cfg.server, run_session, slots, paths, app, hc, context, state, ssl_context)
+    main = MainPort(cfg.server, run_session, slots, is_session_path, app, hc, context, state, ssl_context)
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
         await lifespan.wait_for_startup()

@@ -26,18 +26,21 @@ from typing import Any
 import attrs
 import trio
 
-from ..auth.admission import Admission, Rejection, admit
+from ..auth.admission import LIVE_PATH, Admission, Rejection, admit
 from ..auth.keys import KeyStore, VirtualKey
 from ..auth.tokens import MAX_INLINE_TOKEN_CHARS, TokenClaims, TokenError, TokenSigner
 from ..config import Config, ModelConfig
 from ..offline.server import serve_offline_model
+from ..protocols.live import LIVE, StartRefused, build_live_target, parse_start
+from ..protocols.live.messages import error_event as live_error_event
 from ..protocols.realtime import REALTIME, build_target, token_session_update
+from ..protocols.seam import ModelPolicy
 from ..protocols.seam import UpstreamTarget
 from ..relay.dial import default_ssl_context, dial_upstream
-from ..relay.handshake import ClientHandshake, deliver_rejection
+from ..relay.handshake import AcceptedHandshake, ClientHandshake, PrefetchedLeg, deliver_rejection
 from ..relay.plan import SessionLimits, SessionPlan, SessionPorts
 from ..relay.session import Session
-from ..relay.wsleg import WebSocketLeg
+from ..relay.wsleg import LegClosed, WebSocketLeg
 from ..spend.log import SpendLogWriter
 from ..spend.pricing import Price, price_for
 from ..spend.records import BILLED_RECORDS, SessionMeta
@@ -53,12 +56,24 @@ DialFn = Callable[..., Awaitable[WebSocketLeg]]
 WORKER_TOKEN_SECRET_ENV = "RTPROXY_WORKER_TOKEN_SECRET"
 #: Largest session config a token may carry by reference (instructions and tools included).
 MAX_TOKEN_SESSION_BYTES = 256 * 1024
+#: How long the gateway remembers which key opened a GPT-Live session (its sideband and forks).
+LIVE_OWNER_TTL_S = 24 * 3600.0
 #: A stored token session config outlives its token by this much (clocks of several servers).
 TOKEN_SESSION_SLACK_S = 30.0
 
 
 class TokenStoreUnavailable(TokenError):
     """The state store could not keep a token's session config (``fail_closed``)."""
+
+
+async def _refuse_live(leg: Any, refused: StartRefused) -> None:
+    """A GPT-Live refusal after the upgrade: the API's error event, then a 4000 + status close."""
+    try:
+        await leg.send_text(live_error_event(refused.code, refused.message, "invalid_request_error",
+                                             param=refused.param, client_event_id=refused.client_event_id))
+    except LegClosed:
+        pass
+    await leg.close(4000 + refused.status, refused.message[:120])
 
 
 def _json_object(text: str | None) -> dict[str, Any] | None:
@@ -120,8 +135,10 @@ class Gateway:
                 await trio.to_thread.run_sync(lambda: [self.price_of(m) for m in cfg.models])
                 nursery.start_soon(self._housekeeping)
                 if any(m.provider == "local" for m in cfg.models):
-                    port = await nursery.start(serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
-                                               cfg.local.stream_delay_ms / 1000.0)
+                    port = await nursery.start(functools.partial(
+                        serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
+                        cfg.local.stream_delay_ms / 1000.0,
+                        live_usage_interval_s=cfg.local.live_usage_interval_ms / 1000.0))
                     self.local_url = f"ws://127.0.0.1:{port}"
                 if cfg.server.realtime_port >= 0:
                     self.realtime_port = await nursery.start(functools.partial(
@@ -196,12 +213,22 @@ class Gateway:
         if isinstance(decision, Rejection):
             log.info("refused %s %s: %s (%d)", hs.request.client_ip, hs.request.path[:80], decision.code,
                      decision.status)
-            await deliver_rejection(hs, decision, REALTIME.error_event)
+            await deliver_rejection(hs, decision, (LIVE if LIVE_PATH.match(hs.request.path.rstrip("/")) else REALTIME).error_event)
             return
-        plan = self.plan(decision, hs.request.client_ip, hs.request.user_agent, session_id=session_id)
+        initial: tuple[str, ...] = ()
+        if decision.api == "live":
+            opened = await self._open_live(hs, decision, session_id)
+            if opened is None:
+                await self.limits.release(session_id)
+                return
+            hs, decision, initial = opened
+        plan = self.plan(decision, hs.request.client_ip, hs.request.user_agent, session_id=session_id,
+                         initial_frames=initial)
         key = plan.key
-        session = Session(plan, SessionPorts(dial=self.dial, write_record=self.write_record,
-                                             over_budget=lambda: self.limits.over_budget(key)))
+        session = Session(plan, SessionPorts(
+            dial=self.dial, write_record=self.write_record, over_budget=lambda: self.limits.over_budget(key),
+            upstream_session_opened=functools.partial(self._live_opened, key.name, plan.model.name)
+            if decision.api == "live" and decision.live_op != "attach" else None))
         self.session_opened(session)
         try:
             await session.run(hs)
@@ -209,11 +236,76 @@ class Gateway:
             with trio.CancelScope(shield=True), trio.move_on_after(self.config.state.timeout_s + 1):
                 await self.session_closed(session)
 
+    async def _open_live(self, hs: ClientHandshake, admission: Admission, session_id: str
+                         ) -> tuple[ClientHandshake, Admission, tuple[str, ...]] | None:
+        """A GPT-Live session's admission past the handshake: for a sideband or fork, who opened
+        the session it names; for a primary session or fork, its first frame (the model, the
+        delegated models), read before dialing. None when refused (the client was told why)."""
+        key, browser, echo = admission.key, admission.browser, admission.subprotocol
+        model = admission.model
+        if admission.live_op != "start":
+            owner = _json_object(await self.limits.live_session(admission.live_id or ""))
+            owned = owner is not None and owner.get("key") == key.name
+            model = self.config.model(str(owner.get("model"))) if owner and owned else None
+            if model is None or model.api != "live":
+                refusal = Rejection(404 if owner is None else 403, "session_not_found" if owner is None
+                                    else "session_not_owned", f"no GPT-Live session {admission.live_id!r} was "
+                                    "opened through this gateway with this key", browser, echo)
+                log.info("refused %s %s: %s", hs.request.client_ip, hs.request.path[:80], refusal.code)
+                await deliver_rejection(hs, refusal, LIVE.error_event)
+                return None
+            if admission.live_op == "attach":  # a sideband sends no session.start
+                return hs, attrs.evolve(admission, model=model), ()
+        leg = await hs.accept(echo)
+        timeout = self.config.server.live_start_timeout_s
+        with trio.move_on_after(timeout):
+            try:
+                batch = await leg.receive()
+            except LegClosed:
+                return None
+            is_text, first = batch[0]
+            try:
+                if not is_text:
+                    raise StartRefused(400, "invalid_frame", "the first frame must be a text frame (session.start)")
+                fixed = model
+
+                def served(name: str) -> ModelConfig | None:
+                    found = self.config.model(name)
+                    if fixed is not None:  # a token's model, or a fork's source's
+                        return fixed if found is fixed or name in (fixed.name, fixed.target_model) else None
+                    return found if found is not None and found.api == "live" else None
+
+                start = parse_start(first, fork=admission.live_op == "fork", served=served,
+                                    allows=key.allows_model, allows_delegation=key.allows_delegation_model)
+            except StartRefused as refused:
+                log.info("refused %s %s: %s (%d)", hs.request.client_ip, hs.request.path[:80], refused.code,
+                         refused.status)
+                await _refuse_live(leg, refused)
+                return None
+            resolved = start.model or model
+            assert resolved is not None
+            accepted = AcceptedHandshake(hs.request, PrefetchedLeg(leg, batch[1:]), LIVE.error_event)
+            return accepted, attrs.evolve(admission, model=resolved), (start.frame,)
+        await _refuse_live(leg, StartRefused(408, "session_start_timeout",
+                                             f"no session.start within {timeout:g} s of connecting"))
+        return None
+
+    async def _live_opened(self, key_name: str, model_name: str, live_id: str) -> None:
+        """Remember who opened this GPT-Live session: its sideband and forks are that key's only."""
+        owner = json.dumps({"key": key_name, "model": model_name})
+        if not await self.limits.keep_live_session(live_id, owner, LIVE_OWNER_TTL_S):
+            log.warning("GPT-Live session %s: the state store is unavailable; its sideband and forks will be refused",
+                        live_id)
+
     def plan(self, admission: Admission, client_ip: str = "", user_agent: str = "", *,
-             session_id: str | None = None) -> SessionPlan:
+             session_id: str | None = None, initial_frames: tuple[str, ...] = ()) -> SessionPlan:
         """Resolve everything an admitted session needs into one frozen value."""
         model = admission.model
-        target = self.target_for(admission)
+        assert model is not None, "a session is planned once its model is known"
+        key = admission.key
+        live = admission.api == "live"
+        protocol = LIVE if live else REALTIME
+        target = self.live_target_for(admission) if live else self.target_for(admission)
         s = self.config.server
         session_id = session_id or new_session_id()
         meta = SessionMeta(
@@ -232,16 +324,17 @@ class Gateway:
             user_agent=user_agent,
             dialect=admission.dialect,
             credential="ephemeral_token" if admission.ephemeral else "key",
-            call_type="transcription" if admission.transcription else "realtime",
-            transcription_price=functools.partial(self.transcription_price_of, model.provider),
+            call_type="live" if live else "transcription" if admission.transcription else "realtime",
+            model_price=functools.partial(self.named_model_price, model.provider),
         )
         initial = token_session_update(admission.initial_session, admission.dialect,
                                        transcription=admission.transcription)
+        frames = initial_frames + ((initial,) if initial is not None else ())
         return SessionPlan(
             session_id=session_id,
             key=admission.key,
             model=model,
-            protocol=REALTIME,
+            protocol=protocol,
             target=target,
             meta=meta,
             limits=SessionLimits(max_duration_s=s.max_session_duration_s, idle_timeout_s=s.idle_timeout_s,
@@ -250,9 +343,9 @@ class Gateway:
             browser=admission.browser,
             subprotocol=admission.subprotocol,
             ephemeral=admission.ephemeral,
-            initial_frames=(initial,) if initial is not None else (),
-            gate=REALTIME.new_gate(frozenset({model.name, model.target_model}), admission.key.allows_model,
-                                   admission.key.allows_transcription_model),
+            initial_frames=frames,
+            gate=protocol.new_gate(ModelPolicy(frozenset({model.name, model.target_model}), key.allows_model,
+                                               key.allows_transcription_model, key.allows_delegation_model)),
         )
 
     async def check_admission(self, admission: Admission, session_id: str) -> Admission | Rejection:
@@ -306,7 +399,14 @@ class Gateway:
             self._no_sessions.set()
         await self.limits.release(session.id)
 
+    def live_target_for(self, admission: Admission) -> UpstreamTarget:
+        assert admission.model is not None
+        return build_live_target(admission.model, op=admission.live_op, live_id=admission.live_id,
+                                 graceful_close=admission.graceful_close, local_url=self.local_url,
+                                 local_secret=self.local_secret)
+
     def target_for(self, admission: Admission) -> UpstreamTarget:
+        assert admission.model is not None
         return build_target(admission.model, dialect=admission.dialect, forward_query=admission.forward_query,
                             local_url=self.local_url, local_secret=self.local_secret,
                             transcription=admission.transcription)
@@ -330,10 +430,11 @@ class Gateway:
                         model.name, model.target_model)
         return price
 
-    def transcription_price_of(self, provider: str, name: str) -> Price | None:
-        """The price of an input-transcription model a session names: its ``[[models]]`` entry's
-        (``api = "transcription"``), else the price database's for the session's provider."""
-        configured = next((m for m in self.config.models if m.api == "transcription" and m.name == name), None)
+    def named_model_price(self, provider: str, name: str) -> Price | None:
+        """The price of another model a session names (an input-transcription model, a delegated
+        backend model): its ``[[models]]`` entry's, else the price database's for the session's
+        provider."""
+        configured = next((m for m in self.config.models if m.api != "realtime" and m.name == name), None)
         model = configured or ModelConfig(name=name, provider=provider)  # type: ignore[arg-type]
         return self.price_of(model)
 

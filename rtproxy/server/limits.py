@@ -39,6 +39,8 @@ TICK_S = 1.0
 ERROR_LOG_INTERVAL_S = 30.0
 #: What a token's stored session config is named under in the store.
 TOKEN_SESSION_PREFIX = "token_session:"
+#: State-store names of GPT-Live session owners (key and model), for its sideband and forks.
+LIVE_SESSION_PREFIX = "live_session:"
 UNAVAILABLE = Refusal("state_store_unavailable",
                       "the gateway cannot reach its state store, so it cannot check this key's limits; retry later")
 
@@ -132,29 +134,43 @@ class Limits:
     async def keep_token_session(self, ref: str, config: str, ttl_s: float) -> bool:
         """Keep an ephemeral token's session config until the token expires. False when the store
         is unreachable under ``fail_closed`` (kept in this process only under ``fail_open``)."""
+        return await self._keep(TOKEN_SESSION_PREFIX + ref, config, ttl_s)
+
+    async def token_session(self, ref: str) -> str | None:
+        """The session config kept for a token, or None (expired, or kept by no store we share)."""
+        return await self._recall(TOKEN_SESSION_PREFIX + ref)
+
+    async def keep_live_session(self, live_id: str, owner: str, ttl_s: float) -> bool:
+        """Remember which key (and model) opened a GPT-Live session, so that its sideband and
+        forks are allowed only to that key, on any instance sharing the store."""
+        return await self._keep(LIVE_SESSION_PREFIX + live_id, owner, ttl_s)
+
+    async def live_session(self, live_id: str) -> str | None:
+        return await self._recall(LIVE_SESSION_PREFIX + live_id)
+
+    async def _keep(self, name: str, value: str, ttl_s: float) -> bool:
         now = time.time()
         try:
-            await self.store.put_blob(TOKEN_SESSION_PREFIX + ref, config, now=now, ttl_s=ttl_s)
+            await self.store.put_blob(name, value, now=now, ttl_s=ttl_s)
             self._ok()
             return True
         except StateStoreError as exc:
             self._failed(exc)
             if self.policy == "fail_closed":
                 return False
-            await self.fallback.put_blob(TOKEN_SESSION_PREFIX + ref, config, now=now, ttl_s=ttl_s)
+            await self.fallback.put_blob(name, value, now=now, ttl_s=ttl_s)
             return True
 
-    async def token_session(self, ref: str) -> str | None:
-        """The session config kept for a token, or None (expired, or kept by no store we share)."""
+    async def _recall(self, name: str) -> str | None:
         now = time.time()
         try:
-            found = await self.store.get_blob(TOKEN_SESSION_PREFIX + ref, now=now)
+            found = await self.store.get_blob(name, now=now)
             self._ok()
         except StateStoreError as exc:
             self._failed(exc)
             found = None
         if found is None:
-            found = await self.fallback.get_blob(TOKEN_SESSION_PREFIX + ref, now=now)
+            found = await self.fallback.get_blob(name, now=now)
         return found
 
     async def charge(self, key: str, cost_usd: float) -> None:

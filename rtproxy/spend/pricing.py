@@ -45,8 +45,11 @@ class Price:
     output_audio: float
     input_image: float = 0.0
     cached_image: float = 0.0
-    #: USD per hour of audio, for usage reported as a duration (``{"type": "duration"}``).
+    #: USD per hour of audio, for usage reported as a duration (``{"type": "duration"}``) and
+    #: a GPT-Live voice model's active seconds.
     audio_per_hour: float | None = None
+    #: USD per hour of a GPT-Live session's paused (standby) seconds; None: the active rate.
+    standby_per_hour: float | None = None
 
     def to_json(self) -> dict[str, float | None]:
         """Per-1M-token rates (and the hourly audio rate), for the playground's live cost display."""
@@ -70,6 +73,7 @@ def price_from_config(p: PriceConfig) -> Price:
         input_image=input_image,
         cached_image=input_image if p.cached_image is None else p.cached_image,
         audio_per_hour=p.audio_per_hour,
+        standby_per_hour=p.standby_audio_per_hour,
     )
 
 
@@ -211,4 +215,32 @@ def price_usage(usage: dict[str, Any] | None, price: Price | None) -> tuple[floa
         return cost, {"audio_duration": cost}
     split = token_split(usage)
     breakdown = {name: round(count * getattr(price, name) * PER_TOKEN, 10) for name, count in split.items()}
+    return round(sum(breakdown.values()), 10), breakdown
+
+
+def price_seconds(active_seconds: float, paused_seconds: float, price: Price | None
+                  ) -> tuple[float | None, dict[str, float] | None]:
+    """The voice cost of a GPT-Live session's billed seconds: active at the hourly rate, paused
+    at the standby rate (the active rate when the model has none: never less than billed)."""
+    if price is None or price.audio_per_hour is None:
+        return None, None
+    standby = price.audio_per_hour if price.standby_per_hour is None else price.standby_per_hour
+    breakdown = {"active_seconds": round(active_seconds * price.audio_per_hour * PER_SECOND, 10),
+                 "paused_seconds": round(paused_seconds * standby * PER_SECOND, 10)}
+    return round(sum(breakdown.values()), 10), breakdown
+
+
+def price_responses_usage(usage: dict[str, Any] | None, price: Price | None
+                          ) -> tuple[float | None, dict[str, float] | None]:
+    """The cost of a Responses API usage object (a GPT-Live delegated response): input tokens
+    less the cached ones at the text input rate, cached at the cached rate, output (reasoning
+    included) at the text output rate."""
+    if price is None:
+        return None, None
+    usage = usage or {}
+    total_in, out = _int(usage, "input_tokens"), _int(usage, "output_tokens")
+    cached = min(_int(usage.get("input_tokens_details"), "cached_tokens"), total_in)
+    breakdown = {"input_text": round((total_in - cached) * price.input_text * PER_TOKEN, 10),
+                 "cached_text": round(cached * price.cached_text * PER_TOKEN, 10),
+                 "output_text": round(out * price.output_text * PER_TOKEN, 10)}
     return round(sum(breakdown.values()), 10), breakdown

@@ -13,8 +13,9 @@ import attrs
 from .pricing import Price
 
 Record = dict[str, Any]
-#: The record kinds that carry a cost charged to the key: one model response, one input transcription.
-BILLED_RECORDS = frozenset({"response", "transcription"})
+#: The record kinds that carry a cost charged to the key: one model response, one input
+#: transcription, the seconds a GPT-Live session added since its previous usage record.
+BILLED_RECORDS = frozenset({"response", "transcription", "usage"})
 
 
 def utc_now() -> datetime:
@@ -51,9 +52,9 @@ class SessionMeta:
     credential: str = "key"
     #: ``"realtime"`` (a conversation) or ``"transcription"`` (``intent=transcription``).
     call_type: str = "realtime"
-    #: The price of an input-transcription model, by the name a session config gives it.
-    transcription_price: Callable[[str], Price | None] = attrs.field(default=lambda name: None, eq=False,
-                                                                      repr=False)
+    #: The price of another model the session bills, by the name the session gives it: an
+    #: input-transcription model, a GPT-Live delegated backend model.
+    model_price: Callable[[str], Price | None] = attrs.field(default=lambda name: None, eq=False, repr=False)
 
 
 @attrs.frozen

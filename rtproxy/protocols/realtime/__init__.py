@@ -6,9 +6,8 @@ the server also uses :func:`build_target` and :func:`token_session_update` while
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ...spend.records import SessionMeta
+from ..seam import ModelPolicy
 from .collector import Collector
 from .events import classify, is_collected
 from .gate import ModelGate
@@ -33,9 +32,8 @@ class RealtimeProtocol:
         return error_event(code, message, error_type)
 
     @staticmethod
-    def new_gate(session_models: frozenset[str], allows: Callable[[str], bool],
-                 allows_transcription: Callable[[str], bool]) -> ModelGate:
-        return ModelGate(session_models, allows, allows_transcription)
+    def new_gate(policy: ModelPolicy) -> ModelGate:
+        return ModelGate(policy.session_models, policy.allows, policy.allows_transcription)
 
 
 REALTIME = RealtimeProtocol()

@@ -450,7 +450,7 @@ class Collector:
         """One billed input transcription: the provider reports its usage per item, apart from any
         response, and bills it at the transcription model's rates."""
         name = self.config.transcription_model or (self.meta.upstream_model if self._transcription_session else None)
-        price = self.meta.transcription_price(name) if name else None
+        price = self.meta.model_price(name) if name else None
         cost, breakdown = price_usage(usage, price)
         self.transcriptions += 1
         _add_usage(self.transcription_usage, {k: v for k, v in usage.items() if k != "type"})

@@ -1,0 +1,40 @@
+"""OpenAI's GPT-Live API (``/v1/live/sessions``): the second protocol behind the relay's seam.
+
+:data:`LIVE` is the protocol value the relay is handed; the server also uses
+:func:`~.start.parse_start` (admission from the first frame) and :func:`build_live_target`
+while planning.
+"""
+
+from __future__ import annotations
+
+from ...spend.records import SessionMeta
+from ..seam import ModelPolicy
+from .collector import LiveCollector
+from .events import classify
+from .gate import DelegationGate
+from .messages import error_event
+from .start import LiveStart, StartRefused, parse_start
+from .upstream import build_live_target
+
+
+class LiveProtocol:
+    name = "live"
+    classify = staticmethod(classify)
+
+    @staticmethod
+    def new_collector(meta: SessionMeta) -> LiveCollector:
+        return LiveCollector(meta)
+
+    @staticmethod
+    def error_event(code: str, message: str, error_type: str) -> str:
+        return error_event(code, message, error_type)
+
+    @staticmethod
+    def new_gate(policy: ModelPolicy) -> DelegationGate:
+        return DelegationGate(policy.allows_delegation)
+
+
+LIVE = LiveProtocol()
+
+__all__ = ["LIVE", "LiveCollector", "LiveProtocol", "LiveStart", "StartRefused", "build_live_target", "classify",
+           "error_event", "parse_start"]

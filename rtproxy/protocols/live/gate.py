@@ -1,0 +1,38 @@
+"""The client frames a GPT-Live session refuses instead of forwarding: a ``session.update``
+naming a delegated backend model the key may not use (it may change mid-session, and the
+provider bills its tokens). Sans-IO."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import attrs
+
+from ..peek import peek_type
+from .messages import error_event
+from .start import check_delegation
+
+GATED_TYPES = frozenset({b"session.update"})
+
+
+@attrs.frozen
+class DelegationGate:
+    allows_delegation: Callable[[str], bool]
+
+    def check(self, payload: bytes) -> str | None:
+        peeked = peek_type(payload)
+        if peeked is not None and peeked not in GATED_TYPES:
+            return None
+        try:
+            event = json.loads(payload)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(event, dict) or event.get("type") != "session.update":
+            return None
+        session = event.get("session")
+        refused = check_delegation(session if isinstance(session, dict) else {}, self.allows_delegation)
+        if refused is None:
+            return None
+        return error_event("model_not_allowed", refused[0], "invalid_request_error", param=refused[1],
+                           client_event_id=event.get("event_id"))

@@ -1,0 +1,79 @@
+"""Live transcript turns as the official SDK's TranscriptGrouper makes them: the same random
+fragment streams through both (the SDK's clock frozen, so only fragments and the end close
+turns) must give the same closed turns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openai.lib.live._transcript_state import TranscriptState
+from openai.lib.live._types import TranscriptGrouperOptions, TranscriptSegmentClosedEvent
+from openai.types.live import SessionClosedEvent
+from openai.types.live.input_transcript_delta_event import InputTranscriptDeltaEvent
+from openai.types.live.output_transcript_delta_event import OutputTranscriptDeltaEvent
+
+from rtproxy.protocols.live.transcripts import TranscriptTurns
+
+from .helpers import examples
+
+WORDS = ["Hello", " there", "yeah", " mm", "ok", " What", " is", " the weather", "?", " in Paris", "", " right"]
+
+
+@st.composite
+def fragment_streams(draw: Any) -> list[dict[str, Any]]:
+    events, t = [], 0
+    for i in range(draw(st.integers(1, 25))):
+        t = max(0, t + draw(st.sampled_from([-3000, 0, 0, 100, 200, 400, 600, 1500, 2500])))
+        duration = draw(st.sampled_from([0, 100, 200, 300, 900]))
+        events.append({"type": draw(st.sampled_from(["session.input_transcript.delta",
+                                                     "session.output_transcript.delta"])),
+                       "event_id": f"e{draw(st.integers(0, i + 2))}", "delta": draw(st.sampled_from(WORDS)),
+                       "start_ms": t, "end_ms": t + duration})
+    return events
+
+
+def sdk_turns(events: list[dict[str, Any]]) -> list[tuple[str, str, int, int]]:
+    state = TranscriptState(TranscriptGrouperOptions(), lambda: 0.0)
+    updates = []
+    for e in events:
+        cls = InputTranscriptDeltaEvent if e["type"] == "session.input_transcript.delta" else OutputTranscriptDeltaEvent
+        updates += state.push(cls.construct(**e)) or []
+    updates += state.push(SessionClosedEvent.construct(type="session.closed")) or []
+    return [(u.segment.speaker, u.segment.text, u.segment.start_ms, u.segment.end_ms) for u in updates
+            if isinstance(u, TranscriptSegmentClosedEvent) and u.segment.text.strip()]
+
+
+def our_turns(events: list[dict[str, Any]]) -> list[tuple[str, str, int, int]]:
+    turns = TranscriptTurns()
+    out = []
+    for e in events:
+        out += turns.push(e)
+    out += turns.finish()
+    return [(t["role"], t["content"], t["start_ms"], t["end_ms"]) for t in out]
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(fragment_streams())
+def test_turns_match_the_sdks_transcript_grouper(events: list[dict[str, Any]]) -> None:
+    assert our_turns(events) == sdk_turns(events)
+
+
+def test_a_pause_of_half_a_second_starts_a_new_turn_and_repeats_are_skipped() -> None:
+    user = "session.input_transcript.delta"
+    events = [{"type": user, "event_id": "a", "delta": "Hello", "start_ms": 0, "end_ms": 300},
+              {"type": user, "event_id": "a", "delta": "Hello", "start_ms": 0, "end_ms": 300},
+              {"type": user, "event_id": "b", "delta": " there", "start_ms": 300, "end_ms": 500},
+              {"type": "session.output_transcript.delta", "event_id": "c", "delta": "Hi!", "start_ms": 1200,
+               "end_ms": 1500}]
+    assert our_turns(events) == [("user", "Hello there", 0, 500), ("assistant", "Hi!", 1200, 1500)]
+
+
+def test_invalid_fragments_are_counted_and_skipped() -> None:
+    turns = TranscriptTurns()
+    assert turns.push({"type": "session.input_transcript.delta", "event_id": "x", "delta": "a",
+                       "start_ms": 5, "end_ms": 1}) == []
+    assert turns.push({"type": "session.input_transcript.delta", "event_id": "y", "delta": 3,
+                       "start_ms": 0, "end_ms": 1}) == []
+    assert turns.invalid == 2 and turns.finish() == []
