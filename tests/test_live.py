@@ -113,3 +113,74 @@ async def test_a_key_not_allowed_the_live_model_is_refused_before_anything_goes_
     unknown = await run_client(server.port(listener), "voice", model="gpt-live-9")
     assert unknown.returncode == 3 and json.loads(unknown.stdout)["error"]["code"] == "model_not_found"
     assert server.records() == []  # nothing went upstream: no session, nothing billed
+
+
+async def raw_start(url: str, *, subprotocols: list[str] | None = None, headers: dict[str, str] | None = None,
+                    first: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], int | None, str | None]:
+    """Open a Live socket, send one first frame, read until the socket closes or session.started."""
+    from trio_websocket import ConnectionClosed
+
+    from .helpers import ws_connect
+
+    events: list[dict[str, Any]] = []
+    async with ws_connect(url, headers=headers, subprotocols=subprotocols) as ws:
+        if first is not None:
+            await ws.send_message(json.dumps(first))
+        try:
+            with trio.fail_after(15):
+                while True:
+                    events.append(json.loads(await ws.get_message()))
+                    if events[-1]["type"] == "session.started":
+                        return events, None, ws.subprotocol
+        except ConnectionClosed as exc:
+            return events, exc.reason.code, ws.subprotocol
+
+
+START = {"type": "session.start", "event_id": "c1", "session": {"model": "gpt-live-1"}}
+
+
+async def test_a_browser_opens_a_live_session_with_an_ephemeral_token(server: RunningServer, listener: str) -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        minted = (await http.post(server.http + "/v1/realtime/client_secrets", json={"session": {"model": "gpt-live-1"}},
+                                  headers={"Authorization": f"Bearer {USER_KEY}"})).json()
+        refused = await http.post(server.http + "/v1/realtime/client_secrets", json={"session": {
+            "model": "gpt-live-1", "instructions": "x"}}, headers={"Authorization": f"Bearer {USER_KEY}"})
+    assert minted["session"]["type"] == "live" and refused.status_code == 400
+    events, code, echoed = await raw_start(server.ws_url(listener, "/v1/live/sessions", ""), first=START,
+                                           subprotocols=["realtime", f"openai-insecure-api-key.{minted['value']}"])
+    assert echoed == "realtime" and code is None and events[-1]["type"] == "session.started"
+    # the token opens its model only
+    other = dict(START, session={"model": "gpt-realtime"})
+    events, code, _ = await raw_start(server.ws_url(listener, "/v1/live/sessions", ""), first=other,
+                                      subprotocols=["realtime", f"openai-insecure-api-key.{minted['value']}"])
+    assert code == 4404 and events[0]["error"]["code"] == "model_not_found"
+
+
+@pytest.mark.parametrize("first, code, error", [
+    ({"type": "session.update", "session": {}}, 4400, "session_not_started"),
+    ({"type": "session.start", "session": {}}, 4400, "missing_required_parameter"),
+    ({"type": "session.start", "session": {"model": "gpt-realtime"}}, 4404, "model_not_found"),
+    ({"type": "session.start", "event_id": "c7", "session": {"model": "gpt-live-1", "delegation": {
+        "type": "responses", "responses": {"model": "gpt-9-secret"}}}}, 4403, "model_not_allowed"),
+    (None, 4408, "session_start_timeout"),
+])
+async def test_a_first_frame_that_cannot_start_a_session_gets_the_apis_error_and_a_close(
+        nursery: trio.Nursery, tmp_path: Path, listener: str, first: dict[str, Any] | None, code: int,
+        error: str) -> None:
+    from .conftest import start_server
+
+    cfg = make_config(tmp_path, models=[{"name": "gpt-realtime", "provider": "local"},
+                                        {"name": "gpt-live-1", "provider": "local", "api": "live"}],
+                      keys=[{"name": "user", "key": USER_KEY, "delegation_models": ["gpt-5.6-luna"]}],
+                      server={"live_start_timeout_s": 0.3})
+    srv = await start_server(nursery, cfg)
+    events, closed, _ = await raw_start(srv.ws_url(listener, "/v1/live/sessions", ""), first=first,
+                                        headers={"Authorization": f"Bearer {USER_KEY}"})
+    assert closed == code and len(events) == 1
+    assert events[0]["type"] == "error" and events[0]["error"]["code"] == error
+    if first and first.get("event_id"):
+        assert events[0]["error"]["client_event_id"] == first["event_id"]
+    assert srv.records() == []
+    srv.stop.set()

@@ -64,8 +64,8 @@ class OfflineLiveModel:
         self.session_id = "live_" + secrets.token_hex(10)
         self.started = False
         self.closed = False
-        self.model = source.model if source else ""
-        self.instructions = source.instructions if source else ""
+        self.model: str = source.model if source else ""
+        self.instructions: str = source.instructions if source else ""
         self.voice: Any = source.voice if source else DEFAULT_VOICE
         self.audio_format: dict[str, Any] = {"type": "audio/pcm", "rate": 24000}
         self.delegation: dict[str, Any] = dict(source.delegation) if source else {"type": "client"}
@@ -381,7 +381,7 @@ class OfflineLiveModel:
             inner["sequence_number"] = next(seq)
             return self._ev("response.event", cid, event=inner, delegation_id=delegation_id)
 
-        snapshot = {"id": rid, "object": "response", "created_at": int(time.time()), "model": model,
+        snapshot: dict[str, Any] = {"id": rid, "object": "response", "created_at": int(time.time()), "model": model,
                     "status": "in_progress", "output": [], "parallel_tool_calls": True, "tool_choice": "auto",
                     "tools": [], "instructions": None, "metadata": {}, "temperature": 1.0, "top_p": 1.0,
                     "error": None, "incomplete_details": None}
@@ -408,9 +408,9 @@ class OfflineLiveModel:
         else:
             reply = self._reply(last)
             item_id = self._id("msg")
-            message = {"type": "message", "id": item_id, "role": "assistant", "status": "in_progress", "content": []}
+            message: dict[str, Any] = {"type": "message", "id": item_id, "role": "assistant", "status": "in_progress", "content": []}
             yield [wrap({"type": "response.output_item.added", "output_index": 0, "item": dict(message)})]
-            part = {"type": "output_text", "text": "", "annotations": []}
+            part: dict[str, Any] = {"type": "output_text", "text": "", "annotations": []}
             yield [wrap({"type": "response.content_part.added", "item_id": item_id, "output_index": 0,
                          "content_index": 0, "part": dict(part)})]
             for i, word in enumerate(reply.split(" ")):

@@ -187,7 +187,7 @@ def build_quart(gateway: Gateway) -> QuartTrio:
             if not isinstance(model_name, str) or not model_name:
                 return _json_error(400, "missing_model", "name the model: session.model")
             model = gateway.config.model(model_name)
-            if model is None or model.api != "realtime":
+            if model is None or model.api == "transcription":
                 return _json_error(404, "model_not_found", f"model {model_name[:100]!r} is not served by this gateway")
             if not key.allows_model(model.name):
                 return _json_error(403, "model_not_allowed", f"this key may not use model {model.name!r}",
@@ -242,6 +242,10 @@ def build_quart(gateway: Gateway) -> QuartTrio:
         now = int(time.time())
         expires_at = now + int(ttl)
         config = {k: v for k, v in session.items() if k not in ("model", "type")}
+        if model.api == "live" and config:
+            # a GPT-Live client sets its session in its own session.start; the token opens the model only
+            return _json_error(400, "unknown_parameter", "a GPT-Live token carries no session config: "
+                               "send it in session.start", )
         end_user = request.headers.get(END_USER_HEADER)
         try:
             token = await gateway.mint_token(TokenClaims(
@@ -256,7 +260,7 @@ def build_quart(gateway: Gateway) -> QuartTrio:
         if transcription:
             described["object"] = "realtime.transcription_session"
         if shape == "ga":
-            kind = "transcription" if transcription else "realtime"
+            kind = "transcription" if transcription else "live" if model.api == "live" else "realtime"
             response = jsonify({"value": token, "expires_at": expires_at, "session": {"type": kind, **described}})
         else:
             response = jsonify({**described, "client_secret": {"value": token, "expires_at": expires_at}})

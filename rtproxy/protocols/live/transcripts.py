@@ -12,7 +12,7 @@ turn is only ever recorded once it is closed.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from .grouping import (
     GroupingUpdate,
@@ -29,7 +29,7 @@ MAX_TURN_CHARS = 64 * 1024
 _MAX_SAFE_INTEGER = 9_007_199_254_740_991
 
 
-def _valid_ms(value: Any) -> bool:
+def _valid_ms(value: Any) -> TypeGuard[int | float]:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= _MAX_SAFE_INTEGER \
         and int(value) == value
 
