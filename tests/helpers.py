@@ -102,6 +102,7 @@ def write_server_config(directory: Path, port: int, rt_port: int, *, stream_dela
         path = "spend.jsonl"
         [local]
         stream_delay_ms = {stream_delay_ms}
+        live_usage_interval_ms = 100
         [[models]]
         name = "gpt-realtime"
         provider = "local"
@@ -109,6 +110,10 @@ def write_server_config(directory: Path, port: int, rt_port: int, *, stream_dela
         name = "gpt-4o-transcribe"
         provider = "local"
         api = "transcription"
+        [[models]]
+        name = "gpt-live-1"
+        provider = "local"
+        api = "live"
         [[keys]]
         name = "user"
         key = "env:TEST_USER_KEY"

@@ -130,6 +130,32 @@ def test_the_tools_section_shows_mcp_servers_and_calls_and_transcriptions_show_a
     expect(page.locator("#d-transcriptions .transcript")).to_contain_text("(spoken, ")
 
 
+def test_a_gpt_live_session_shows_its_seconds_costs_conversation_and_tools(page: Page, server: LiveServer) -> None:
+    import subprocess
+    import sys
+
+    client = Path(__file__).with_name("sdk_live_client.py")
+    subprocess.run([sys.executable, str(client), str(server.port), USER_KEY, "delegated"], check=True, timeout=60,
+                   capture_output=True)
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(1)
+    rows.first.click()
+    (session,) = httpx.get(f"{server.url}/spend/logs", params={"record": "session"},
+                           headers={"Authorization": f"Bearer {USER_KEY}"}).json()["data"]
+    summary = page.locator("#d-summary")
+    expect(summary).to_contain_text(f"{session['seconds']} (session.closed)")
+    expect(summary).to_contain_text(f"${session['voice_cost_usd']:.6f}")
+    expect(summary).to_contain_text(f"${session['delegated_cost_usd']:.6f}")
+    expect(page.locator("#d-conversation-section")).to_be_visible()
+    expect(page.locator('#d-conversation .message[data-source="text"]')).to_contain_text("What is the weather in Paris?")
+    expect(page.locator("#d-responses > li")).to_have_count(2)
+    expect(page.locator("#d-responses > li").first.locator(".usage th").first).to_have_text("gpt-5.6-luna in")
+    call = page.locator('#d-tool-calls .tool-call[data-kind="function"]')
+    expect(call.locator(".tool-name")).to_have_text("get_weather")
+    expect(call.locator(".tool-output")).to_contain_text('{"temp_c": 18}')
+
+
 def test_follow_mode_shows_new_sessions_and_admin_sees_all(page: Page, server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
     tool_call_session(page, server)  # a user's session, for the admin to see beside its own
     page.goto(f"{server.url}/logs#key={ADMIN_KEY}")

@@ -32,7 +32,7 @@ export function sessionRow(session, responses = []) {
   }
   return {
     id: first.session_id, live: true, time: time(first), key: first.key_name, model: first.model,
-    durationMs: null, responses: responses.filter((r) => r.record !== "transcription").length, tokens, cost: priced ? cost : null, status: "live", closedBy: "",
+    durationMs: null, responses: responses.filter((r) => r.record === "response").length, tokens, cost: priced ? cost : null, status: "live", closedBy: "",
   };
 }
 
@@ -52,7 +52,7 @@ export class SessionList {
       if (r.record === "session") {
         this.sessions.set(r.session_id, r);
         this.live.delete(r.session_id);
-      } else if ((r.record === "response" || r.record === "transcription") && !this.sessions.has(r.session_id)) {
+      } else if (["response", "transcription", "usage"].includes(r.record) && !this.sessions.has(r.session_id)) {
         const list = this.live.get(r.session_id) || [];
         if (!list.some((x) => x.id === r.id)) list.push(r);
         this.live.set(r.session_id, list);
@@ -90,9 +90,17 @@ export function sessionDetail(records) {
   const byTime = (a, b) => (time(a) < time(b) ? -1 : 1);
   const responses = records.filter((r) => r.record === "response").sort(byTime);
   const transcriptions = records.filter((r) => r.record === "transcription").sort(byTime);
+  const usage = records.filter((r) => r.record === "usage").sort((a, b) => (a.seconds ?? 0) - (b.seconds ?? 0));
   const session = records.find((r) => r.record === "session") || null;
   const outputs = new Map(); // tool_call_id → output
-  for (const r of responses) {
+  // a GPT-Live session's messages are in whichever record came next: responses, usage checkpoints, the session
+  const live = (session && session.api === "live") || usage.length > 0;
+  // when a record was written (its messages are those before it): a checkpoint's time, a response's end, the session's end
+  const writtenAt = (r) => (r.record === "usage" ? r.time : r.end_time || r.start_time) || "\uffff";
+  const withMessages = live ? [...responses, ...usage, ...(session ? [session] : [])]
+    .sort((a, b) => (writtenAt(a) < writtenAt(b) ? -1 : writtenAt(a) > writtenAt(b) ? 1 : 0)) : responses;
+  const conversation = live ? withMessages.flatMap((r) => (Array.isArray(r.messages) ? r.messages : [])) : [];
+  for (const r of withMessages) {
     for (const m of Array.isArray(r.messages) ? r.messages : []) {
       if (m && m.role === "tool" && m.tool_call_id && !outputs.has(m.tool_call_id)) outputs.set(m.tool_call_id, m.content);
     }
@@ -105,7 +113,13 @@ export function sessionDetail(records) {
       toolCalls.push({ ...call, responseId: r.response_id, output });
     }
   }
-  return { session, responses, transcriptions, tools: toolDefinitions(responses, session), toolCalls };
+  // a GPT-Live client delegation is a call the app answers with the appends that name it
+  for (const d of session && Array.isArray(session.delegations) ? session.delegations : []) {
+    if (!d || d.target !== "client") continue;
+    toolCalls.push({ id: d.id, kind: "delegation", name: "(client delegation)", arguments: d.offset_ms != null ? `at ${d.offset_ms} ms` : "",
+      server: null, error: null, responseId: null, output: d.id && outputs.has(d.id) ? outputs.get(d.id) : null });
+  }
+  return { session, responses, transcriptions, usage, live, conversation, tools: toolDefinitions(responses, session), toolCalls };
 }
 
 /** "1.2 s", "3 min 4 s" */

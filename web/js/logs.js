@@ -117,13 +117,27 @@ function fold(text, className = "") {
 }
 
 function messageNode(m) {
-  const kind = m.role === "user" ? m.source || "text" : m.role;
+  const kind = m.role === "user" ? m.source || "text" : m.role === "assistant" && m.source === "transcript" ? "said"
+    : m.source && m.role !== "assistant" && m.role !== "tool" ? m.source : m.role === "tool" && m.source ? `answer (${m.source})` : m.role;
   const label = { text: "typed", transcript: "spoken", system: "instructions", tool: "tool output", assistant: "assistant" }[kind] || kind;
   return el("li", { className: "message", dataset: { role: m.role, source: m.source || "" } },
     el("span", { className: "badge" }, label), m.tool_call_id ? el("code", {}, `${m.tool_call_id} `) : "", fold(m.content));
 }
 
+function responsesUsageTable(r) {
+  // a GPT-Live delegated response: the Responses API's usage (input, cached, output tokens)
+  const u = r.usage || {};
+  const cached = (u.input_tokens_details && u.input_tokens_details.cached_tokens) || 0;
+  const b = r.cost_breakdown || {};
+  const cell = (n, c) => el("td", {}, `${n ?? 0}`, c === undefined ? "" : el("small", {}, ` ${formatCost(c)}`));
+  return el("table", { className: "usage" },
+    el("thead", {}, el("tr", {}, ...[`${r.response_model || "model"} in`, "cached", "out", "total"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, el("tr", {}, cell((u.input_tokens ?? 0) - cached, b.input_text), cell(cached, b.cached_text),
+      cell(u.output_tokens, b.output_text), el("td", { className: "cost" }, `${u.total_tokens ?? 0} · ${formatCost(r.cost_usd)}`))));
+}
+
 function usageTable(r) {
+  if (r.call_type === "live") return responsesUsageTable(r);
   const u = r.usage || {};
   const i = u.input_token_details || {};
   const o = u.output_token_details || {};
@@ -176,6 +190,14 @@ async function showSession(id) {
       ["client", `${(s.client && s.client.ip) || ""} ${(s.client && s.client.user_agent) || ""}`]]
     : [["status", "live — no session record yet"]];
   if (s && s.transcriptions) facts.push(["transcriptions", s.transcriptions]);
+  if (s && s.api === "live") {
+    facts.push(["seconds", `${s.seconds ?? 0} (${s.seconds_source || "not reported"})`],
+      ["voice cost", formatCost(s.voice_cost_usd)], ["delegated cost", formatCost(s.delegated_cost_usd)]);
+    if (s.closed_reason) facts.push(["session closed", s.closed_reason]);
+  } else if (!s && d.usage.length) {
+    const last = d.usage[d.usage.length - 1];
+    facts.push(["seconds so far", last.seconds], ["voice cost so far", formatCost(last.voice_cost_usd)]);
+  }
   if (s && s.error) facts.push(["error", `${s.error.code || s.error.type}: ${s.error.message}`]);
   $("d-summary").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v ?? ""))]));
   $("d-responses").replaceChildren(...d.responses.map(responseNode));
@@ -184,6 +206,9 @@ async function showSession(id) {
       t.kind === "mcp" ? el("span", { className: "badge" }, "MCP") : "", el("code", { className: "tool-name" }, t.name), " ",
       el("span", {}, t.description || ""), el("pre", { className: "tool-schema" }, JSON.stringify(t.parameters ?? {}, null, 2))))
     : [el("li", { className: "muted" }, "No tools defined.")]));
+  $("d-conversation-section").hidden = !d.live;
+  $("d-conversation").replaceChildren(...(d.conversation.length ? d.conversation.map(messageNode)
+    : [el("li", { className: "muted" }, "Nothing recorded (or prompts not stored for this key).")]));
   $("d-transcriptions-section").hidden = !d.transcriptions.length;
   $("d-transcriptions").replaceChildren(...d.transcriptions.map(transcriptionNode));
   $("d-tool-calls").replaceChildren(...(d.toolCalls.length ? d.toolCalls.map(toolCallNode)
@@ -191,7 +216,7 @@ async function showSession(id) {
 }
 
 const CALL_KINDS = { function: "function", mcp_call: "MCP call", mcp_approval_request: "approval request",
-  mcp_approval_response: "approval", mcp_list_tools: "MCP tools" };
+  mcp_approval_response: "approval", mcp_list_tools: "MCP tools", delegation: "delegation" };
 
 function toolCallNode(c) {
   const noResult = c.kind === "mcp_approval_request" ? "awaiting approval" : "no result recorded";

@@ -50,3 +50,27 @@ test("durations read well", () => {
   assert.equal(formatDuration(125000), "2 min 5 s");
   assert.equal(formatDuration(null), "—");
 });
+
+test("a GPT-Live session's detail: its conversation across records, seconds and client delegations", () => {
+  const base = { session_id: "l1", call_type: "live" };
+  const u1 = { ...base, record: "usage", id: "u1", time: "2026-01-01T00:00:02Z", seconds: 2, cost_usd: 0.0016,
+    messages: [{ role: "user", content: "Hello", source: "transcript" }] };
+  const resp = { ...base, record: "response", id: "r1", start_time: "2026-01-01T00:00:03Z", response_id: "resp_1",
+    usage: { input_tokens: 10, output_tokens: 2 }, cost_usd: 0.00001, messages: [{ role: "user", content: "typed", source: "text" }],
+    response: { tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: "{}" } }] } };
+  const u2 = { ...base, record: "usage", id: "u2", time: "2026-01-01T00:00:05Z", seconds: 5, cost_usd: 0.0025,
+    messages: [{ role: "tool", tool_call_id: "call_1", content: "sunny" }, { role: "tool", tool_call_id: "d1", content: "It is sunny.", source: "commentary" }] };
+  const s = { ...base, record: "session", api: "live", start_time: "2026-01-01T00:00:00Z", end_time: "2026-01-01T00:00:06Z",
+    seconds: 5, delegations: [{ id: "d1", target: "client", offset_ms: 1200 }],
+    messages: [{ role: "assistant", content: "It is sunny.", source: "transcript" }] };
+  const d = sessionDetail([s, u2, resp, u1]);
+  assert.equal(d.live, true);
+  assert.deepEqual(d.usage.map((x) => x.seconds), [2, 5]);
+  assert.deepEqual(d.conversation.map((m) => m.content), ["Hello", "typed", "sunny", "It is sunny.", "It is sunny."]);
+  assert.deepEqual(d.toolCalls.map((c) => [c.kind, c.name, c.output]),
+    [["function", "get_weather", "sunny"], ["delegation", "(client delegation)", "It is sunny."]]);
+  const list = new SessionList();
+  list.add([u1, resp]);
+  assert.deepEqual(list.rows().map((r) => [r.id, r.responses, r.status]), [["l1", 1, "live"]]);
+  assert.equal(list.rows()[0].cost, 0.0016 + 0.00001);
+});
