@@ -250,3 +250,53 @@ def test_speaking_over_the_reply_truncates_what_was_not_heard(barge_in_page: Pag
     assert sent["content_index"] == 0 and sent["item_id"]
     assert sent["audio_end_ms"] > 0  # some of the reply was heard before the user spoke again
     page.click("#mic")
+
+
+def connect_live(page: Page, delegation: str) -> None:
+    page.select_option("#api", "live")
+    expect(page.locator("#model option")).to_have_text(["gpt-live-1"])
+    page.select_option("#delegation", delegation)
+    page.click("#connect")
+    expect(page.locator("#status")).to_have_attribute("data-state", "ok")
+    expect(page.locator("#status")).to_contain_text("Connected (GPT-Live live_")
+
+
+def test_live_mode_speaks_with_the_microphone_and_the_page_answers_a_client_delegation(
+        page: Page, server: LiveServer) -> None:
+    open_playground(page, server)
+    connect_live(page, "client")
+    page.click("#mic")  # the fake microphone says "What is the weather like in Paris today?"
+    voice = page.locator('.entry[data-kind="voice"][data-role="user"] .text').first
+    expect(voice).to_contain_text("(spoken, ", timeout=20_000)
+    card = page.locator('.tool-card[data-kind="delegation"]').first
+    expect(card.locator(".tool-name")).to_have_text("(the last turn)", timeout=20_000)
+    card.locator(".tool-result").fill("It is sunny in Paris.")
+    card.locator(".tool-send").click()
+    said = page.locator('.entry[data-kind="voice"][data-role="assistant"] .text')
+    expect(said.last).to_contain_text("It is sunny in Paris.", timeout=20_000)
+    expect(page.locator('.log-entry[data-type="session.output_audio.delta"]').first).to_be_attached()
+    page.wait_for_function("() => parseInt(document.querySelector('#live-seconds').textContent) > 0", timeout=20_000)
+    expect(page.locator("#live-voice-cost")).not_to_have_text("n/a")
+    page.click("#mic")
+    page.click("#disconnect")
+    expect(page.locator("#status")).to_contain_text("s billed.")
+    records = httpx.get(f"{server.url}/spend/logs", params={"record": "session", "limit": 5},
+                        headers={"Authorization": f"Bearer {USER_KEY}"}).json()["data"]
+    live = next(r for r in records if r.get("api") == "live")
+    assert live["seconds_source"] == "session.closed" and live["credential"] == "ephemeral_token"
+    seconds = int(page.locator("#live-seconds").text_content() or "0")
+    assert live["seconds"] == seconds  # the page and the spend log agree on what was billed
+
+
+def test_live_mode_with_responses_delegation_runs_a_typed_turn_and_a_tool_call(page: Page, server: LiveServer) -> None:
+    open_playground(page, server)
+    connect_live(page, "responses")
+    page.fill("#text-input", "What is the weather in Paris? use get_weather")
+    page.click("#send")
+    card = page.locator('.tool-card[data-kind="tool_call"]')
+    expect(card.locator(".tool-name")).to_have_text("get_weather")
+    card.locator(".tool-result").fill('{"temp_c": 18}')
+    card.locator(".tool-send").click()
+    said = page.locator('.entry[data-kind="voice"][data-role="assistant"] .text').last
+    expect(said).to_contain_text('get_weather returned {"temp_c": 18}')
+    page.wait_for_function("() => parseInt(document.querySelector('#live-tokens').textContent) > 0")

@@ -6,6 +6,7 @@ import { CHUNK_MS, base64ToPcm16, pcm16ToBase64, samplesToMs } from "./audio.js"
 import { decodeFrame } from "./frames.js";
 import { buildSessionUpdate, parseTools, sessionUrl, subprotocols } from "./session-config.js";
 import { SessionState, normalizeType } from "./session-state.js";
+import { LiveState } from "./live-state.js";
 import { authHeaders, el, loadKey, saveKey } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +25,8 @@ const TOKEN_TTL_S = 60;
 
 let ws = null;
 let state = new SessionState();
+let live = null; // a LiveState while a GPT-Live session is open (GPT-Live mode)
+let models = []; // [{id, api}] the key may use
 let prices = {}; // model → price per 1M tokens
 let listeners = [];
 let mic = null; // {ctx, stream, node}
@@ -71,7 +74,8 @@ function validateTools() {
 function send(event) {
   if (!ws || ws.readyState !== WebSocket.OPEN) return false;
   ws.send(JSON.stringify(event));
-  if (event.type !== "input_audio_buffer.append") state.apply(event, "client");
+  if (live) live.apply(event.type === "session.input_audio.append" ? { type: event.type } : event, "client");
+  else if (event.type !== "input_audio_buffer.append") state.apply(event, "client");
   else state.apply({ type: event.type, audio: event.audio }, "client");
   scheduleRender();
   return true;
@@ -105,14 +109,19 @@ async function loadServerInfo() {
     return;
   }
   try {
-    const models = await fetchJSON("/v1/models");
-    // conversations only: transcription models route transcription sessions, not this page
-    fillSelect($("model"), models.data.filter((m) => (m.api || "realtime") === "realtime").map((m) => [m.id, m.id]));
+    models = (await fetchJSON("/v1/models")).data;
+    fillModels();
     setStatus("Ready: pick a model and Connect.", "idle");
   } catch (e) {
     fillSelect($("model"), []);
     setStatus(e.message.includes("401") ? "That key is not valid for this gateway." : e.message, "error");
   }
+}
+
+/** The models of the chosen API (transcription models route transcription sessions, not this page). */
+function fillModels() {
+  const api = $("api").value;
+  fillSelect($("model"), models.filter((m) => (m.api || "realtime") === api).map((m) => [m.id, m.id]));
 }
 
 function fillSelect(select, options, preferred) {
@@ -154,6 +163,8 @@ async function connect() {
     return setStatus(`Refused (${e.status || "network"}): ${e.message}`, "error");
   }
   const listenerUrl = $("listener").value || `ws://${location.host}/v1/realtime`;
+  if ($("api").value === "live") return connectLive(listenerUrl, model, token);
+  live = null;
   const url = sessionUrl(listenerUrl, $("path").value || "/v1/realtime", model);
   state = new SessionState({ price: prices[model] || null });
   entryNodes.clear();
@@ -191,7 +202,54 @@ async function connect() {
   };
 }
 
+/** A GPT-Live session: the model goes in the first frame (session.start), never in the URL. */
+function connectLive(listenerUrl, model, token) {
+  live = new LiveState({ voicePerHour: (prices[model] && prices[model].audio_per_hour) ?? null });
+  entryNodes.clear();
+  $("transcript").replaceChildren();
+  ensurePlayer();
+  const url = listenerUrl.replace(/\/v1\/realtime$/, "") + "/v1/live/sessions";
+  setStatus(`Connecting to ${url} …`, "busy");
+  let opened = false;
+  const socket = new WebSocket(url, ["realtime", `openai-insecure-api-key.${token}`]);
+  ws = socket;
+  socket.binaryType = "blob";
+  socket.onopen = () => {
+    opened = true;
+    const { values } = settings();
+    const delegation = $("delegation").value === "responses"
+      ? { type: "responses", responses: { model: $("backend-model").value.trim() || "gpt-5.6-luna", tools: values.tools } }
+      : { type: "client" };
+    send({ type: "session.start", session: { model, instructions: values.instructions, delegation,
+      audio: { format: { type: "audio/pcm", rate: 24000 }, output: { voice: values.voice } } } });
+  };
+  socket.onmessage = async (msg) => {
+    const { event, error } = await decodeFrame(msg.data);
+    if (error) return;
+    live.apply(event, "server");
+    if (event.type === "session.started") {
+      setStatus(`Connected (GPT-Live ${event.session.id}) to ${model}.`, "ok");
+      setConnected(true);
+    } else if (event.type === "session.output_audio.delta") {
+      playDelta({ item_id: "live", delta: event.delta });
+    } else if (event.type === "error") {
+      setStatus(`Server error: ${event.error && event.error.message}`, "error");
+    }
+    scheduleRender();
+  };
+  socket.onclose = (e) => {
+    if (ws === socket) ws = null;
+    setConnected(false);
+    const why = live && live.lastError ? live.lastError.message : e.reason;
+    if (!opened || e.code >= 4000) setStatus(`Refused (${e.code}): ${why || "the gateway refused or is unreachable"}`, "error");
+    else setStatus(`Disconnected (${e.code}); ${live ? live.seconds : 0} s billed.`, e.code === 1000 ? "idle" : "error");
+    scheduleRender();
+  };
+}
+
 function disconnect() {
+  // GPT-Live: ask for the session's end (its final seconds come back), then the server closes
+  if (live && ws && send({ type: "session.close" })) return;
   if (ws) ws.close(1000, "user closed the playground session");
 }
 
@@ -321,6 +379,7 @@ function stopMic() {
 
 function onMicChunk(msg) {
   $("level").style.width = `${Math.min(100, Math.round(msg.level * 300))}%`;
+  if (live) return send({ type: "session.input_audio.append", audio: pcm16ToBase64(new Int16Array(msg.pcm)) });
   const streaming = $("turn").value === "server_vad" || pttDown;
   if (streaming) send({ type: "input_audio_buffer.append", audio: pcm16ToBase64(new Int16Array(msg.pcm)) });
 }
@@ -346,6 +405,16 @@ function sendText(e) {
   e.preventDefault();
   const text = $("text-input").value.trim();
   if (!text) return;
+  if (live) {
+    $("text-input").value = "";
+    if ($("delegation").value === "responses") {
+      send({ type: "response.item.create", item: { type: "message", role: "user", content: [{ type: "input_text", text }] } });
+      send({ type: "response.create" });
+    } else {
+      send({ type: "session.commentary.append", delegation_id: null, content: text }); // the voice model says it
+    }
+    return;
+  }
   interrupt({ cancel: true });
   send({ type: "conversation.item.create", item: { type: "message", role: "user", content: [{ type: "input_text", text }] } });
   send({ type: "response.create" });
@@ -353,8 +422,17 @@ function sendText(e) {
 }
 
 function sendToolResult(callId, output) {
+  if (live) {
+    send({ type: "response.item.create", item: { type: "function_call_output", call_id: callId, output } });
+    send({ type: "response.create" });
+    return;
+  }
   send({ type: "conversation.item.create", item: { type: "function_call_output", call_id: callId, output } });
   send({ type: "response.create" });
+}
+
+function sendDelegationAnswer(delegationId, content) {
+  send({ type: "session.commentary.append", delegation_id: delegationId, content });
 }
 
 // -- rendering ----------------------------------------------------------------------------------
@@ -364,7 +442,7 @@ function scheduleRender() {
   renderQueued = true;
   requestAnimationFrame(() => {
     renderQueued = false;
-    if (state.version !== lastRendered) render();
+    if (live || state.version !== lastRendered) render();
   });
 }
 
@@ -379,16 +457,19 @@ function prettyArgs(args) {
 function entryNode(entry) {
   let node = entryNodes.get(entry.id);
   if (node) return node;
-  if (entry.kind === "tool_call") {
-    const result = el("textarea", { className: "tool-result", rows: 2, placeholder: "result (JSON or text)" });
-    const button = el("button", { type: "button", className: "tool-send" }, "Send result");
+  if (entry.kind === "tool_call" || entry.kind === "delegation") {
+    const delegation = entry.kind === "delegation";
+    const result = el("textarea", { className: "tool-result", rows: 2,
+      placeholder: delegation ? "the answer the voice model should say" : "result (JSON or text)" });
+    const button = el("button", { type: "button", className: "tool-send" }, delegation ? "Send answer" : "Send result");
     button.addEventListener("click", () => {
       if (!result.value.trim()) return;
-      sendToolResult(entry.callId, result.value.trim());
+      if (delegation) sendDelegationAnswer(entry.delegationId, result.value.trim());
+      else sendToolResult(entry.callId, result.value.trim());
       button.disabled = true;
     });
     node = el("li", { className: "entry tool-card" },
-      el("div", { className: "tool-head" }, "Tool call ", el("code", { className: "tool-name" }), " ",
+      el("div", { className: "tool-head" }, delegation ? "Delegated to you " : "Tool call ", el("code", { className: "tool-name" }), " ",
         el("small", { className: "tool-call-id" })),
       el("pre", { className: "tool-args" }),
       el("div", { className: "tool-answer" }, result, button),
@@ -406,9 +487,9 @@ function entryNode(entry) {
 function renderEntry(entry) {
   const node = entryNode(entry);
   node.dataset.status = entry.status;
-  if (entry.kind === "tool_call") {
-    node.querySelector(".tool-name").textContent = entry.name || "…";
-    node.querySelector(".tool-call-id").textContent = entry.callId || "";
+  if (entry.kind === "tool_call" || entry.kind === "delegation") {
+    node.querySelector(".tool-name").textContent = entry.name || (entry.kind === "delegation" ? "(the last turn)" : "…");
+    node.querySelector(".tool-call-id").textContent = entry.callId || entry.delegationId || "";
     node.querySelector(".tool-args").textContent = prettyArgs(entry.arguments);
     const out = node.querySelector(".tool-output");
     if (entry.output !== undefined) {
@@ -427,7 +508,31 @@ function money(v) {
   return v === null || v === undefined ? "n/a" : `$${v.toFixed(6)}`;
 }
 
+function renderLive() {
+  for (const entry of live.entries) renderEntry(entry);
+  const t = $("transcript");
+  t.scrollTop = t.scrollHeight;
+  $("live-seconds").textContent = String(live.seconds);
+  $("live-voice-cost").textContent = money(live.voiceCost);
+  $("live-tokens").textContent = String(live.delegatedTokens);
+  renderLog(live.log);
+}
+
+function renderLog(log) {
+  const filter = $("log-filter").value.trim().toLowerCase();
+  const lines = log.filter((l) => !filter || l.type.toLowerCase().includes(filter)).slice(-LOG_LINES_SHOWN);
+  $("event-log").replaceChildren(...lines.map((l) => {
+    const details = el("details", { className: "log-entry", dataset: { direction: l.direction, type: l.type } },
+      el("summary", {}, el("span", { className: "log-dir" }, l.direction === "client" ? "↑" : "↓"), " ",
+        el("span", { className: "log-type" }, l.type),
+        l.count > 1 ? el("span", { className: "log-count" }, ` ×${l.count}`) : ""),
+      el("pre", {}, JSON.stringify(l.event, null, 2)));
+    return el("li", {}, details);
+  }));
+}
+
 function render() {
+  if (live) return renderLive();
   lastRendered = state.version;
   for (const entry of state.entries) renderEntry(entry);
   const t = $("transcript");
@@ -445,17 +550,7 @@ function render() {
   $("usage-table").tBodies[0].replaceChildren(...rows);
   $("session-cost").textContent = state.price ? money(state.totalCost) : "n/a (no price for this model)";
   $("session-tokens").textContent = String(state.totalTokens);
-
-  const filter = $("log-filter").value.trim().toLowerCase();
-  const lines = state.log.filter((l) => !filter || l.type.toLowerCase().includes(filter)).slice(-LOG_LINES_SHOWN);
-  $("event-log").replaceChildren(...lines.map((l) => {
-    const details = el("details", { className: "log-entry", dataset: { direction: l.direction, type: l.type } },
-      el("summary", {}, el("span", { className: "log-dir" }, l.direction === "client" ? "↑" : "↓"), " ",
-        el("span", { className: "log-type" }, l.type),
-        l.count > 1 ? el("span", { className: "log-count" }, ` ×${l.count}`) : ""),
-      el("pre", {}, JSON.stringify(l.event, null, 2)));
-    return el("li", {}, details);
-  }));
+  renderLog(state.log);
 }
 
 // -- start-up -----------------------------------------------------------------------------------
@@ -465,6 +560,11 @@ function init() {
   if (key) $("key").value = key;
   $("tools").value = JSON.stringify(EXAMPLE_TOOLS, null, 2);
   document.body.dataset.turn = $("turn").value;
+  document.body.dataset.api = $("api").value;
+  $("api").addEventListener("change", () => {
+    document.body.dataset.api = $("api").value;
+    fillModels();
+  });
   $("key").addEventListener("change", () => {
     saveKey($("key").value.trim());
     loadServerInfo();
@@ -486,5 +586,5 @@ function init() {
   loadServerInfo();
 }
 
-window.rtproxyPlayground = { state: () => state, chunkMs: CHUNK_MS };
+window.rtproxyPlayground = { state: () => state, live: () => live, chunkMs: CHUNK_MS };
 init();
