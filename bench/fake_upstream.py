@@ -9,6 +9,12 @@ Speaks just enough of the protocol, cheaply, so the proxy is what gets measured:
 - ``response.create`` → ``response.created`` + ``response.done`` with usage, so the proxy's
   collector writes real spend records during the run.
 
+GPT-Live (``/v1/live/sessions``): ``session.start`` → ``session.started``; each
+``session.input_audio.append`` → one ``session.output_audio.delta`` of the same audio, carrying
+the append's ``event_id`` (so the load generator can time it); every 200 appends a cumulative
+``session.usage.updated``, so the proxy writes usage records; ``session.close`` →
+``session.closed``.
+
 The event_id sits at a fixed place right after the type, so no JSON is parsed here.
 
     python bench/fake_upstream.py PORT
@@ -46,7 +52,40 @@ def response_pair() -> tuple[str, str]:
     return created, done
 
 
+LIVE_APPEND = '{"type":"session.input_audio.append","event_id":"'
+LIVE_DELTA_HEAD = '{"type":"session.output_audio.delta","event_id":"'
+LIVE_STARTED = json.dumps({"type": "session.started", "event_id": "event_0", "session": {
+    "id": "live_bench", "expires_at": 2000000000, "model": "gpt-live-1", "status": "active"}})
+#: 50 ms of PCM16 at 24 kHz per append: this many appends make one billed second.
+LIVE_APPENDS_PER_S = 20
+
+
+async def live_handler(ws) -> None:  # type: ignore[no-untyped-def]
+    appends = 0
+    try:
+        async for msg in ws:
+            if msg.startswith(LIVE_APPEND):
+                end = msg.index('"', len(LIVE_APPEND))
+                audio_at = msg.index('"audio":"', end) + 9
+                await ws.send(LIVE_DELTA_HEAD + msg[len(LIVE_APPEND):end] + '","delta":"' + msg[audio_at:])
+                appends += 1
+                if appends % 200 == 0:
+                    await ws.send(json.dumps({"type": "session.usage.updated", "event_id": f"u{appends}",
+                                              "usage": {"seconds": appends // LIVE_APPENDS_PER_S}}))
+            elif '"session.start"' in msg[:40]:
+                await ws.send(LIVE_STARTED)
+            elif '"session.close"' in msg[:40]:
+                await ws.send(json.dumps({"type": "session.closed", "event_id": "c", "reason": "close_requested",
+                                          "session": json.loads(LIVE_STARTED)["session"],
+                                          "usage": {"seconds": appends // LIVE_APPENDS_PER_S}}))
+                return
+    except Exception:
+        pass
+
+
 async def handler(ws) -> None:  # type: ignore[no-untyped-def]
+    if ws.request.path.startswith("/v1/live/"):
+        return await live_handler(ws)
     await ws.send(SESSION_CREATED)
     try:
         async for msg in ws:

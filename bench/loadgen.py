@@ -1,6 +1,8 @@
 """Load generator for the benchmarks (asyncio + websockets + uvloop). One scenario per run:
 
-    python bench/loadgen.py s1|s2|s3|s4|s5 URL [--key K] [--sessions N] [--seconds S] [--rss-pid PID]
+    python bench/loadgen.py s1|s2|s3|s4|s5|l2|l3 URL [--key K] [--sessions N] [--seconds S] [--rss-pid PID]
+
+(l2, l3: GPT-Live: pipelined 50 ms appends, and N sessions of 50 ms appends at real-time pace.)
 
 prints one JSON object with the scenario's figures. Every loop is bounded in count and time.
 """
@@ -230,9 +232,139 @@ async def s5(url: str, key: str | None, connects: int = 200) -> dict[str, Any]:
             "mean_ms": round(statistics.fmean(times), 3)}
 
 
+#: 50 ms of PCM16 mono at 24 kHz, base64 (3,200 characters): GPT-Live's usual append.
+AUDIO_50MS = base64.b64encode(bytes(range(256)) * 9 + bytes(96)).decode()
+assert len(base64.b64decode(AUDIO_50MS)) == 2400
+_LIVE_DELTA_ID = slice(len('{"type":"session.output_audio.delta","event_id":"'),
+                       len('{"type":"session.output_audio.delta","event_id":"') + 11)
+
+
+def live_append(event_id: str) -> str:
+    return '{"type":"session.input_audio.append","event_id":"' + event_id + '","audio":"' + AUDIO_50MS + '"}'
+
+
+async def open_live(url: str, key: str | None):  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    ws = await connect(url, additional_headers=headers, max_size=None, compression=None, ping_interval=None,
+                       open_timeout=30, close_timeout=5)
+    await ws.send(json.dumps({"type": "session.start", "session": {"model": "gpt-live-1"}}))
+    first = await ws.recv()
+    assert '"session.started"' in first, first[:200]
+    return ws
+
+
+async def close_live(ws) -> None:  # type: ignore[no-untyped-def]
+    try:
+        await ws.send('{"type":"session.close"}')
+        async for _ in ws:
+            pass
+    except Exception:
+        pass
+
+
+async def l2(url: str, key: str | None, events: int = 20000, in_flight: int = 64,
+             max_seconds: float = 30.0) -> dict[str, Any]:
+    """GPT-Live: pipelined 50 ms appends, ``in_flight`` outstanding, each answered by one delta."""
+    ws = await open_live(url, key)
+    sent = received = 0
+    size = len(live_append("b%010d" % 0))
+    sent_at: dict[str, float] = {}
+    rtts: list[float] = []
+    done = asyncio.Event()
+    credit = asyncio.Semaphore(in_flight)
+
+    async def reader() -> None:
+        nonlocal received
+        async for msg in ws:
+            if msg.startswith('{"type":"session.output_audio.delta"'):
+                rtts.append((time.perf_counter() - sent_at.pop(msg[_LIVE_DELTA_ID], time.perf_counter())) * 1000)
+                received += 1
+                credit.release()
+                if received >= events:
+                    done.set()
+                    return
+
+    t0 = time.perf_counter()
+    task = asyncio.create_task(reader())
+    deadline = t0 + max_seconds
+    while sent < events and time.perf_counter() < deadline:
+        await credit.acquire()
+        eid = "b%010d" % sent
+        sent_at[eid] = time.perf_counter()
+        await ws.send(live_append(eid))
+        sent += 1
+    try:
+        await asyncio.wait_for(done.wait(), timeout=max(1.0, deadline - time.perf_counter() + 5))
+    except asyncio.TimeoutError:
+        pass
+    elapsed = time.perf_counter() - t0
+    task.cancel()
+    await close_live(ws)
+    return {"events": received, "seconds": round(elapsed, 3), "events_per_s": round(received / elapsed, 1),
+            "mb_per_s": round(2 * received * size / elapsed / 1e6, 2), "p99_ms": pct(rtts, 99)}
+
+
+async def l3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ramp_s: float = 5.0) -> dict[str, Any]:
+    """``sessions`` GPT-Live sessions at real-time pace: one 50 ms append every 50 ms each way."""
+    rtts: list[float] = []
+    late = lost = errors = sent_total = 0
+    start_measure = asyncio.Event()
+
+    async def session(idx: int) -> None:
+        nonlocal lost, errors, sent_total, late
+        try:
+            ws = await open_live(url, key)
+        except Exception:
+            errors += 1
+            return
+        sent_at: dict[str, float] = {}
+
+        async def reader() -> None:
+            nonlocal late
+            async for msg in ws:
+                if msg.startswith('{"type":"session.output_audio.delta"'):
+                    t = sent_at.pop(msg[_LIVE_DELTA_ID], None)
+                    if t is not None:
+                        rtt = (time.perf_counter() - t) * 1000
+                        rtts.append(rtt)
+                        late += rtt > LATE_MS
+
+        task = asyncio.create_task(reader())
+        await start_measure.wait()
+        await asyncio.sleep(0.050 * idx / sessions)
+        t0 = time.perf_counter()
+        seq = 0
+        try:
+            while time.perf_counter() - t0 < seconds:
+                eid = "%04d%07d" % (idx, seq)
+                sent_at[eid] = time.perf_counter()
+                await ws.send(live_append(eid))
+                sent_total += 1
+                seq += 1
+                await asyncio.sleep(max(0.0, t0 + seq * 0.050 - time.perf_counter()))
+            await asyncio.sleep(0.5)
+        except Exception:
+            errors += 1
+        lost += len(sent_at)
+        task.cancel()
+        await close_live(ws)
+
+    tasks = []
+    for i in range(sessions):
+        tasks.append(asyncio.create_task(session(i)))
+        await asyncio.sleep(ramp_s / sessions)
+    await asyncio.sleep(0.5)
+    start_measure.set()
+    await asyncio.gather(*tasks)
+    total = len(rtts) + lost
+    return {"sessions": sessions, "seconds": seconds, "events": sent_total, "p50_ms": pct(rtts, 50),
+            "p99_ms": pct(rtts, 99), "late_fraction": round((late + lost) / total, 4) if total else None,
+            "lost": lost, "errors": errors}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5"])
+    ap.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5", "l2", "l3"])
     ap.add_argument("url")
     ap.add_argument("--key")
     ap.add_argument("--sessions", type=int, default=200)
@@ -246,6 +378,10 @@ def main() -> None:
         coro = s2(a.url, a.key, a.events or 20000)
     elif a.scenario == "s3":
         coro = s3(a.url, a.key, a.sessions, a.seconds)
+    elif a.scenario == "l2":
+        coro = l2(a.url, a.key, a.events or 20000)
+    elif a.scenario == "l3":
+        coro = l3(a.url, a.key, a.sessions, a.seconds)
     elif a.scenario == "s4":
         coro = s4(a.url, a.key, a.sessions, a.rss_pid)
     else:

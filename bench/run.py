@@ -2,6 +2,7 @@
 
     make bench                        # everything (about 6 minutes)
     .venv/bin/python bench/run.py --scenarios s1,s2 --quick
+    .venv/bin/python bench/run.py --scenarios l2,l3 --s3-sessions 50,200   # GPT-Live
 
 Each scenario gets a fresh fake upstream and a fresh ``rtproxy serve`` (spend log on,
 store_prompts on: the real configuration), then runs the load generator against the upstream
@@ -96,6 +97,12 @@ class Stack:
             provider = "openai"
             api_base = "ws://127.0.0.1:{self.up_port}/v1"
             api_key = "env:BENCH_PROVIDER_KEY"
+            [[models]]
+            name = "gpt-live-1"
+            provider = "openai"
+            api = "live"
+            api_base = "ws://127.0.0.1:{self.up_port}/v1"
+            api_key = "env:BENCH_PROVIDER_KEY"
             [[keys]]
             name = "bench"
             key = "env:BENCH_KEY"
@@ -112,8 +119,10 @@ class Stack:
         wait_port(self.rt_port)
         time.sleep(0.5)
 
-    def url(self, target: str) -> str:
+    def url(self, target: str, live: bool = False) -> str:
         port = {"direct": self.up_port, "realtime": self.rt_port, "main": self.port}[target]
+        if live:
+            return f"ws://127.0.0.1:{port}/v1/live/sessions"
         return f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
 
     def pid(self, target: str) -> int:
@@ -150,7 +159,7 @@ def measure(stack: Stack, target: str, scenario: str, timeout: float, **opts: An
     key = None if target == "direct" else BENCH_KEY
     pid = stack.pid(target)
     c0, t0 = cpu_seconds(pid), time.monotonic()
-    result = loadgen(scenario, stack.url(target), key, timeout, **opts)
+    result = loadgen(scenario, stack.url(target, live=scenario.startswith("l")), key, timeout, **opts)
     cpu, wall = cpu_seconds(pid) - c0, time.monotonic() - t0
     result["cpu_s"] = round(cpu, 3)
     result["cpu_pct_of_core"] = round(100 * cpu / wall, 1) if wall else None
@@ -174,6 +183,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             plan.append((f"S3 N={n}", "s3", targets, {"sessions": n, "seconds": 5 if quick else args.s3_seconds}))
     if "s4" in scen:
         plan.append(("S4", "s4", ["direct", "realtime"], {"sessions": 50 if quick else 300}))
+    if "l2" in scen:
+        plan.append(("L2 (Live)", "l2", ["direct", "realtime", "main"], {"events": 3000 if quick else 20000}))
+    if "l3" in scen:
+        for n in [int(x) for x in args.s3_sessions.split(",")]:
+            plan.append((f"L3 N={n} (Live)", "l3", ["direct", "realtime"], {"sessions": n,
+                                                                            "seconds": 5 if quick else args.s3_seconds}))
     if "s5" in scen:
         plan.append(("S5", "s5", ["direct", "realtime", "main"], {"events": 50 if quick else 200}))
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
@@ -215,6 +230,8 @@ def markdown(results: dict[str, Any]) -> str:
                ("rss_kept_after_close_mib", "RSS kept after close MiB")],
         "S5": [("p50_ms", "connect p50 ms"), ("p99_ms", "connect p99 ms")],
     }
+    metrics["L2"] = metrics["S2"]  # GPT-Live: the same figures, 50 ms appends
+    metrics["L3"] = metrics["S3"]
     for row in results["rows"]:
         kind = row["scenario"].split()[0]
         for key, label in metrics[kind]:
@@ -228,7 +245,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5")
+    ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5,l2,l3")
     ap.add_argument("--s3-sessions", default="50,200,500")
     ap.add_argument("--s3-seconds", type=float, default=15.0)
     ap.add_argument("--workers", type=int, default=1)
