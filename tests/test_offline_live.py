@@ -154,3 +154,20 @@ def test_invalid_client_events_get_error_events(event: dict[str, Any], code: str
     d.start()
     (err,) = d.send(event)
     assert err["type"] == "error" and err["error"]["code"] == code
+
+
+def test_mute_fixtures_and_forks_validate_and_a_fork_inherits_its_source() -> None:
+    d = LiveDriver()
+    d.start(instructions="Be brief.", store=True)
+    assert types(d.send({"type": "session.input_audio.mute", "event_id": "m"})) == ["session.input_audio.muted"]
+    assert [e for e in d.speak() if e["type"] == "session.input_transcript.delta"] == []  # muted: it heard silence
+    assert types(d.send({"type": "session.input_audio.unmute"})) == ["session.input_audio.unmuted"]
+    fixture = "AAAA" * 1200
+    assert types(d.send({"type": "session.output_audio.fixture.play", "audio": fixture})) == [
+        "session.output_audio.fixture.playing", "session.output_audio.fixture.played"]
+    fork = LiveDriver(op="fork", source=d.model)
+    (err,) = fork.send({"type": "session.start", "session": {"model": "gpt-live-1"}})
+    assert err["error"]["code"] == "unknown_parameter"  # a fork inherits its model
+    (started,) = fork.send({"type": "session.start", "session": {}})
+    assert started["session"]["model"] == "gpt-live-1" and started["session"]["instructions"] == "Be brief."
+    assert started["session"]["id"] != d.model.session_id
