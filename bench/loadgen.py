@@ -15,7 +15,8 @@ import base64
 import json
 import statistics
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 from websockets.asyncio.client import connect
 
@@ -67,12 +68,30 @@ async def s1(url: str, key: str | None, events: int = 3000) -> dict[str, Any]:
     return {"events": events, "p50_ms": pct(rtts, 50), "p90_ms": pct(rtts, 90), "p99_ms": pct(rtts, 99)}
 
 
+class Wire(NamedTuple):
+    """What a scenario says and hears, per API: the audio frame it sends, the reply that answers it
+    (and where the echoed id sits in it), how a session opens and closes."""
+
+    open: Callable[[str, str | None], Awaitable[Any]]
+    frame: Callable[[str], str]
+    reply: str
+    reply_id: slice
+    period_s: float
+    #: Sent every so often, so the proxy writes spend records (None: the upstream bills by itself).
+    response_create: str | None
+
+
+def realtime_wire() -> Wire:
+    return Wire(open_ws, append, '{"type":"response.output_audio.delta"', _DELTA_ID, 0.040, '{"type":"response.create"}')
+
+
 async def s2(url: str, key: str | None, events: int = 20000, in_flight: int = 64,
-             max_seconds: float = 30.0) -> dict[str, Any]:
+             max_seconds: float = 30.0, wire: Wire | None = None) -> dict[str, Any]:
     """Pipelined audio-sized events, ``in_flight`` outstanding."""
-    ws = await open_ws(url, key)
+    wire = wire or realtime_wire()
+    ws = await wire.open(url, key)
     sent = received = 0
-    size = len(append("b%010d" % 0))
+    size = len(wire.frame("b%010d" % 0))
     sent_at: dict[str, float] = {}
     rtts: list[float] = []
     done = asyncio.Event()
@@ -81,8 +100,8 @@ async def s2(url: str, key: str | None, events: int = 20000, in_flight: int = 64
     async def reader() -> None:
         nonlocal received
         async for msg in ws:
-            if msg.startswith('{"type":"response.output_audio.delta"'):
-                eid = msg[_DELTA_ID]
+            if msg.startswith(wire.reply):
+                eid = msg[wire.reply_id]
                 rtts.append((time.perf_counter() - sent_at.pop(eid, time.perf_counter())) * 1000)
                 received += 1
                 credit.release()
@@ -97,23 +116,25 @@ async def s2(url: str, key: str | None, events: int = 20000, in_flight: int = 64
         await credit.acquire()
         eid = "b%010d" % sent
         sent_at[eid] = time.perf_counter()
-        await ws.send(append(eid))
+        await ws.send(wire.frame(eid))
         sent += 1
-        if sent % S2_RESPONSE_EVERY == 0:
-            await ws.send('{"type":"response.create"}')
+        if wire.response_create and sent % S2_RESPONSE_EVERY == 0:
+            await ws.send(wire.response_create)
     try:
         await asyncio.wait_for(done.wait(), timeout=max(1.0, deadline - time.perf_counter() + 5))
     except asyncio.TimeoutError:
         pass
     elapsed = time.perf_counter() - t0
     task.cancel()
-    await ws.close()
+    await wire_close(wire, ws)
     return {"events": received, "seconds": round(elapsed, 3), "events_per_s": round(received / elapsed, 1),
             "mb_per_s": round(2 * received * size / elapsed / 1e6, 2), "p99_ms": pct(rtts, 99)}
 
 
-async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ramp_s: float = 5.0) -> dict[str, Any]:
-    """``sessions`` voice sessions at real-time rate: one 40 ms append every 40 ms each way."""
+async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ramp_s: float = 5.0,
+             wire: Wire | None = None) -> dict[str, Any]:
+    """``sessions`` voice sessions at real-time rate: one audio append per period each way."""
+    wire = wire or realtime_wire()
     rtts: list[float] = []
     late = lost = errors = sent_total = 0
     start_measure = asyncio.Event()
@@ -121,7 +142,7 @@ async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ra
     async def session(idx: int) -> None:
         nonlocal lost, errors, sent_total
         try:
-            ws = await open_ws(url, key)
+            ws = await wire.open(url, key)
         except Exception:
             errors += 1
             return
@@ -130,8 +151,8 @@ async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ra
         async def reader() -> None:
             nonlocal late
             async for msg in ws:
-                if msg.startswith('{"type":"response.output_audio.delta"'):
-                    t = sent_at.pop(msg[_DELTA_ID], None)
+                if msg.startswith(wire.reply):
+                    t = sent_at.pop(msg[wire.reply_id], None)
                     if t is not None:
                         rtt = (time.perf_counter() - t) * 1000
                         rtts.append(rtt)
@@ -140,7 +161,7 @@ async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ra
 
         task = asyncio.create_task(reader())
         await start_measure.wait()
-        await asyncio.sleep(0.040 * idx / sessions)  # spread the sessions over one period
+        await asyncio.sleep(wire.period_s * idx / sessions)  # spread the sessions over one period
         t0 = time.perf_counter()
         seq = 0
         next_response = t0 + S3_RESPONSE_EVERY_S
@@ -151,20 +172,20 @@ async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ra
                     break
                 eid = "%04d%07d" % (idx, seq)
                 sent_at[eid] = time.perf_counter()
-                await ws.send(append(eid))
+                await ws.send(wire.frame(eid))
                 sent_total += 1
                 seq += 1
-                if now >= next_response:
+                if wire.response_create and now >= next_response:
                     next_response += S3_RESPONSE_EVERY_S
-                    await ws.send('{"type":"response.create"}')
-                await asyncio.sleep(max(0.0, t0 + seq * 0.040 - time.perf_counter()))
+                    await ws.send(wire.response_create)
+                await asyncio.sleep(max(0.0, t0 + seq * wire.period_s - time.perf_counter()))
             await asyncio.sleep(0.5)  # let the last replies arrive
         except Exception:
             errors += 1
         lost += len(sent_at)
         task.cancel()
         try:
-            await ws.close()
+            await wire_close(wire, ws)
         except Exception:
             pass
 
@@ -254,6 +275,7 @@ async def open_live(url: str, key: str | None):  # type: ignore[no-untyped-def]
 
 
 async def close_live(ws) -> None:  # type: ignore[no-untyped-def]
+    """GPT-Live ends with session.close (the upstream answers with the final seconds)."""
     try:
         await ws.send('{"type":"session.close"}')
         async for _ in ws:
@@ -262,104 +284,12 @@ async def close_live(ws) -> None:  # type: ignore[no-untyped-def]
         pass
 
 
-async def l2(url: str, key: str | None, events: int = 20000, in_flight: int = 64,
-             max_seconds: float = 30.0) -> dict[str, Any]:
-    """GPT-Live: pipelined 50 ms appends, ``in_flight`` outstanding, each answered by one delta."""
-    ws = await open_live(url, key)
-    sent = received = 0
-    size = len(live_append("b%010d" % 0))
-    sent_at: dict[str, float] = {}
-    rtts: list[float] = []
-    done = asyncio.Event()
-    credit = asyncio.Semaphore(in_flight)
-
-    async def reader() -> None:
-        nonlocal received
-        async for msg in ws:
-            if msg.startswith('{"type":"session.output_audio.delta"'):
-                rtts.append((time.perf_counter() - sent_at.pop(msg[_LIVE_DELTA_ID], time.perf_counter())) * 1000)
-                received += 1
-                credit.release()
-                if received >= events:
-                    done.set()
-                    return
-
-    t0 = time.perf_counter()
-    task = asyncio.create_task(reader())
-    deadline = t0 + max_seconds
-    while sent < events and time.perf_counter() < deadline:
-        await credit.acquire()
-        eid = "b%010d" % sent
-        sent_at[eid] = time.perf_counter()
-        await ws.send(live_append(eid))
-        sent += 1
-    try:
-        await asyncio.wait_for(done.wait(), timeout=max(1.0, deadline - time.perf_counter() + 5))
-    except asyncio.TimeoutError:
-        pass
-    elapsed = time.perf_counter() - t0
-    task.cancel()
-    await close_live(ws)
-    return {"events": received, "seconds": round(elapsed, 3), "events_per_s": round(received / elapsed, 1),
-            "mb_per_s": round(2 * received * size / elapsed / 1e6, 2), "p99_ms": pct(rtts, 99)}
+def live_wire() -> Wire:
+    return Wire(open_live, live_append, '{"type":"session.output_audio.delta"', _LIVE_DELTA_ID, 0.050, None)
 
 
-async def l3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ramp_s: float = 5.0) -> dict[str, Any]:
-    """``sessions`` GPT-Live sessions at real-time pace: one 50 ms append every 50 ms each way."""
-    rtts: list[float] = []
-    late = lost = errors = sent_total = 0
-    start_measure = asyncio.Event()
-
-    async def session(idx: int) -> None:
-        nonlocal lost, errors, sent_total, late
-        try:
-            ws = await open_live(url, key)
-        except Exception:
-            errors += 1
-            return
-        sent_at: dict[str, float] = {}
-
-        async def reader() -> None:
-            nonlocal late
-            async for msg in ws:
-                if msg.startswith('{"type":"session.output_audio.delta"'):
-                    t = sent_at.pop(msg[_LIVE_DELTA_ID], None)
-                    if t is not None:
-                        rtt = (time.perf_counter() - t) * 1000
-                        rtts.append(rtt)
-                        late += rtt > LATE_MS
-
-        task = asyncio.create_task(reader())
-        await start_measure.wait()
-        await asyncio.sleep(0.050 * idx / sessions)
-        t0 = time.perf_counter()
-        seq = 0
-        try:
-            while time.perf_counter() - t0 < seconds:
-                eid = "%04d%07d" % (idx, seq)
-                sent_at[eid] = time.perf_counter()
-                await ws.send(live_append(eid))
-                sent_total += 1
-                seq += 1
-                await asyncio.sleep(max(0.0, t0 + seq * 0.050 - time.perf_counter()))
-            await asyncio.sleep(0.5)
-        except Exception:
-            errors += 1
-        lost += len(sent_at)
-        task.cancel()
-        await close_live(ws)
-
-    tasks = []
-    for i in range(sessions):
-        tasks.append(asyncio.create_task(session(i)))
-        await asyncio.sleep(ramp_s / sessions)
-    await asyncio.sleep(0.5)
-    start_measure.set()
-    await asyncio.gather(*tasks)
-    total = len(rtts) + lost
-    return {"sessions": sessions, "seconds": seconds, "events": sent_total, "p50_ms": pct(rtts, 50),
-            "p99_ms": pct(rtts, 99), "late_fraction": round((late + lost) / total, 4) if total else None,
-            "lost": lost, "errors": errors}
+async def wire_close(wire: Wire, ws: Any) -> None:
+    await (close_live(ws) if wire.open is open_live else ws.close())
 
 
 def main() -> None:
@@ -379,9 +309,9 @@ def main() -> None:
     elif a.scenario == "s3":
         coro = s3(a.url, a.key, a.sessions, a.seconds)
     elif a.scenario == "l2":
-        coro = l2(a.url, a.key, a.events or 20000)
+        coro = s2(a.url, a.key, a.events or 20000, wire=live_wire())
     elif a.scenario == "l3":
-        coro = l3(a.url, a.key, a.sessions, a.seconds)
+        coro = s3(a.url, a.key, a.sessions, a.seconds, wire=live_wire())
     elif a.scenario == "s4":
         coro = s4(a.url, a.key, a.sessions, a.rss_pid)
     else:
