@@ -23,7 +23,6 @@ models (and the nested Responses events against ``openai.types.responses``).
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import secrets
@@ -32,7 +31,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .audio import BYTES_PER_MS, SpeechStopped, Vad, VadSettings, synthesize_word
-from .model import text_tokens
+from .model import ClientError, audio_of, text_tokens
 
 Event = dict[str, Any]
 
@@ -52,10 +51,8 @@ DEFAULT_BACKEND_MODEL = "gpt-5.6-luna"
 HOLDING_LINE = "One moment."
 
 
-class LiveClientError(Exception):
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.param = code, message, param
+#: A client event the model refuses: the same error shape as the Realtime model's.
+LiveClientError = ClientError
 
 
 class OfflineLiveModel:
@@ -239,23 +236,13 @@ class OfflineLiveModel:
         return [self._ev("session.input_audio.muted" if muted else "session.input_audio.unmuted", event.get("event_id"))]
 
     def _fixture(self, event: Event) -> list[Event]:
-        audio = event.get("audio")
-        try:
-            pcm = base64.b64decode(audio if isinstance(audio, str) else "", validate=True)
-        except (binascii.Error, ValueError):
-            raise LiveClientError("invalid_value", "audio is not valid base64", "audio") from None
+        pcm = audio_of(event)
         self._output_end_ms = max(self._output_end_ms, self._input_ms) + len(pcm) // BYTES_PER_MS
         eid = event.get("event_id")
         return [self._ev("session.output_audio.fixture.playing", eid), self._ev("session.output_audio.fixture.played")]
 
     def _append(self, event: Event) -> list[Event]:
-        audio = event.get("audio")
-        if not isinstance(audio, str):
-            raise LiveClientError("invalid_type", "audio must be a base64 string", "audio")
-        try:
-            pcm = base64.b64decode(audio, validate=True)
-        except (binascii.Error, ValueError):
-            raise LiveClientError("invalid_value", "audio is not valid base64", "audio") from None
+        pcm = audio_of(event)
         self._input_ms += len(pcm) // BYTES_PER_MS
         if self._muted:
             pcm = bytes(len(pcm))  # muted: the model hears silence (and the session still bills)

@@ -80,6 +80,17 @@ class ClientError(Exception):
         self.param = param
 
 
+def audio_of(event: Event) -> bytes:
+    """The decoded ``audio`` of an append (both APIs), or the API's error for a bad one."""
+    audio = event.get("audio")
+    if not isinstance(audio, str):
+        raise ClientError("invalid_type", "audio must be a base64 string", "audio")
+    try:
+        return base64.b64decode(audio, validate=True)
+    except (binascii.Error, ValueError):
+        raise ClientError("invalid_value", "audio is not valid base64", "audio") from None
+
+
 def text_tokens(text: str) -> int:
     return math.ceil(len(text) / 4) if text else 0
 
@@ -377,13 +388,7 @@ class OfflineModel:
         return [dict(t) if t.get("type") == "mcp" else dict(t, type="function") for t in tools]
 
     def _append(self, event: Event) -> list[Event]:
-        audio = event.get("audio")
-        if not isinstance(audio, str):
-            raise ClientError("invalid_type", "audio must be a base64 string", "audio")
-        try:
-            pcm = base64.b64decode(audio, validate=True)
-        except (binascii.Error, ValueError):
-            raise ClientError("invalid_value", "audio is not valid base64", "audio") from None
+        pcm = audio_of(event)
         self._appended_ms += len(pcm) // BYTES_PER_MS
         if self.turn_detection is None:
             self._input += pcm

@@ -60,10 +60,15 @@ async def _handle(request: WebSocketRequest, secret: str | None, stream_delay_s:
     intent = (query.get("intent") or ["conversation"])[0]
     model = OfflineModel(model=model_name, dialect="beta" if beta else "ga",
                          intent="transcription" if intent == "transcription" else "conversation")
-    await serve_session(ws, model, stream_delay_s)
+    await serve_session(ws, model, stream_delay_s, opening=model.start())
 
 
-async def serve_session(ws: WebSocketConnection, model: OfflineModel, stream_delay_s: float) -> None:
+async def serve_session(ws: WebSocketConnection, model: OfflineModel | OfflineLiveModel, stream_delay_s: float, *,
+                        opening: list[dict[str, object]] | None = None, usage_interval_s: float | None = None,
+                        answers_only: bool = False) -> None:
+    """One connection to a model: ``opening`` events first; then a reader answering each client
+    event at once, a streamer sending the model's active output at its pace, and (GPT-Live) a
+    ticker sending billed usage. A sideband (``answers_only``) gets the reader's answers only."""
     wake = trio.Event()
 
     async def send(events: list[dict[str, object]]) -> None:
@@ -72,8 +77,10 @@ async def serve_session(ws: WebSocketConnection, model: OfflineModel, stream_del
 
     async def reader() -> None:
         while True:
-            message = await ws.get_message()
-            await send(model.receive(message))
+            await send(model.receive(await ws.get_message()))
+            if getattr(model, "closed", False):  # GPT-Live: session.closed is the last word
+                await ws.aclose(1000)
+                return
             if model.responding:
                 wake.set()
 
@@ -86,6 +93,12 @@ async def serve_session(ws: WebSocketConnection, model: OfflineModel, stream_del
                 await send(model.next_chunk())
                 await trio.sleep(stream_delay_s)
 
+    async def ticker() -> None:
+        assert isinstance(model, OfflineLiveModel) and usage_interval_s is not None
+        while True:
+            await trio.sleep(usage_interval_s)
+            await send(model.usage_tick())
+
     async def until_closed(task, nursery: trio.Nursery) -> None:
         try:
             await task()
@@ -94,12 +107,15 @@ async def serve_session(ws: WebSocketConnection, model: OfflineModel, stream_del
         nursery.cancel_scope.cancel()
 
     try:
-        await send(model.start())
+        await send(opening or [])
     except ConnectionClosed:
         return
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(until_closed, streamer, nursery)
         nursery.start_soon(until_closed, reader, nursery)
+        if not answers_only:
+            nursery.start_soon(until_closed, streamer, nursery)
+        if usage_interval_s is not None and not answers_only:
+            nursery.start_soon(until_closed, ticker, nursery)
 
 
 class LiveSessions:
@@ -124,59 +140,11 @@ async def _handle_live(request: WebSocketRequest, live_id: str | None, op: str, 
     ws = await request.accept()
     if op == "attach":  # a sideband: controls the session it names; its replies come here
         assert source is not None
-        await serve_live_session(ws, source, stream_delay_s, live.usage_interval_s, sideband=True)
+        await serve_session(ws, source, stream_delay_s, answers_only=True)
         return
     model = OfflineLiveModel(op=op, source=source)
     live.add(model)
-    await serve_live_session(ws, model, stream_delay_s, live.usage_interval_s)
-
-
-async def serve_live_session(ws: WebSocketConnection, model: OfflineLiveModel, stream_delay_s: float,
-                             usage_interval_s: float, *, sideband: bool = False) -> None:
-    """One GPT-Live connection: a reader answering at once, a streamer pacing speech and the
-    backend stream, and (for the primary) a ticker sending usage when the billed seconds rose."""
-    wake = trio.Event()
-
-    async def send(events: list[dict[str, object]]) -> None:
-        for event in events:
-            await ws.send_message(json.dumps(event))
-
-    async def reader() -> None:
-        nonlocal wake
-        while True:
-            await send(model.receive(await ws.get_message()))
-            if model.closed:
-                await ws.aclose(1000)
-                return
-            if model.responding:
-                wake.set()
-
-    async def streamer() -> None:
-        nonlocal wake
-        while True:
-            await wake.wait()
-            wake = trio.Event()
-            while model.responding:
-                await send(model.next_chunk())
-                await trio.sleep(stream_delay_s)
-
-    async def ticker() -> None:
-        while True:
-            await trio.sleep(usage_interval_s)
-            await send(model.usage_tick())
-
-    async def until_closed(task, nursery: trio.Nursery) -> None:
-        try:
-            await task()
-        except ConnectionClosed:
-            pass
-        nursery.cancel_scope.cancel()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(until_closed, reader, nursery)
-        if not sideband:
-            nursery.start_soon(until_closed, streamer, nursery)
-            nursery.start_soon(until_closed, ticker, nursery)
+    await serve_session(ws, model, stream_delay_s, usage_interval_s=live.usage_interval_s)
 
 
 async def serve_offline_model(host: str, port: int, secret: str | None, stream_delay_s: float, *,

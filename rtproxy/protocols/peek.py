@@ -9,6 +9,9 @@ which is correct, only slower.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 #: How far into a frame the type is looked for.
 PEEK_BYTES = 160
 _TYPE_KEY = b'"type"'
@@ -35,3 +38,22 @@ def peek_type(data: bytes) -> bytes | None:
     if end < 0:
         return None
     return bytes(data[j + 1:end])  # frames may be bytearrays (unmasked client data)
+
+
+#: Distinct unknown event types counted by name; the rest are counted under "(other)".
+MAX_UNKNOWN_TYPE_NAMES = 32
+
+
+def parse_event(payload: bytes | str) -> dict[str, Any] | None:
+    """The frame as an event (a JSON object with a string ``type``), or None for anything else."""
+    try:
+        event = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    return event if isinstance(event, dict) and isinstance(event.get("type"), str) else None
+
+
+def count_unknown(counts: dict[str, int], etype: str) -> None:
+    """Count an event type the protocol does not define, by name while there is room."""
+    name = etype[:80] if etype in counts or len(counts) < MAX_UNKNOWN_TYPE_NAMES else "(other)"
+    counts[name] = counts.get(name, 0) + 1

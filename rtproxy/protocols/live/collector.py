@@ -27,7 +27,7 @@ from typing import Any
 
 from ...spend.pricing import price_responses_usage, price_seconds
 from ...spend.records import Record, SessionEnd, SessionMeta, iso, new_record_id, utc_now
-from ..peek import peek_type
+from ..peek import count_unknown, parse_event, peek_type
 from ..realtime.collector import _add_usage, _clip, _error_of, redact_tools
 from ..seam import Direction
 from .events import AUDIO_TYPES, COLLECTED_TYPES, KNOWN_TYPES
@@ -41,8 +41,6 @@ MAX_OPEN_RESPONSES = 64
 MAX_BILLED_IDS = 4096
 #: Client delegations remembered for the session record.
 MAX_DELEGATIONS = 256
-#: Distinct unknown event types counted by name.
-MAX_UNKNOWN_TYPE_NAMES = 32
 #: The nested Responses events that end a response (and carry its usage).
 TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _APPEND_SOURCES = {"session.instructions.append": "instructions", "session.thinking.append": "thinking",
@@ -144,19 +142,13 @@ class LiveCollector:
             return []
         if peeked in KNOWN_TYPES and peeked not in COLLECTED_TYPES:
             return []
-        try:
-            event = json.loads(payload)
-        except (ValueError, RecursionError):
+        event = parse_event(payload)
+        if event is None:
             self.malformed += 1
             return []
-        etype = event.get("type") if isinstance(event, dict) else None
-        if not isinstance(etype, str):
-            self.malformed += 1
-            return []
+        etype = event["type"]
         if etype.encode() not in KNOWN_TYPES:
-            name = etype[:80] if etype in self.unknown_types or len(self.unknown_types) < MAX_UNKNOWN_TYPE_NAMES \
-                else "(other)"
-            self.unknown_types[name] = self.unknown_types.get(name, 0) + 1
+            count_unknown(self.unknown_types, etype)
             return []
         handler = (self._client if direction == "client" else self._server).get(etype)
         return (handler(event) or []) if handler is not None else []

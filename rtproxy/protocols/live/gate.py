@@ -4,12 +4,11 @@ provider bills its tokens). Sans-IO."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import attrs
 
-from ..peek import peek_type
+from ..peek import parse_event, peek_type
 from .messages import error_event
 from .start import check_delegation
 
@@ -24,12 +23,9 @@ class DelegationGate:
         peeked = peek_type(payload)
         if peeked is not None and peeked not in GATED_TYPES:
             return None
-        try:
-            event = json.loads(payload)
-        except (ValueError, RecursionError):
-            return None
-        if not isinstance(event, dict) or event.get("type") != "session.update":
-            return None
+        event = parse_event(payload)
+        if event is None or event["type"] != "session.update":
+            return None  # not JSON: the provider answers it (and the collector counts it)
         session = event.get("session")
         refused = check_delegation(session if isinstance(session, dict) else {}, self.allows_delegation)
         if refused is None:

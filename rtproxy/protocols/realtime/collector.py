@@ -26,7 +26,7 @@ import attrs
 from ...spend.estimate import estimate_usage
 from ...spend.pricing import price_usage
 from ...spend.records import Record, SessionEnd, SessionMeta, iso, new_record_id, utc_now
-from ..peek import peek_type
+from ..peek import count_unknown, parse_event, peek_type
 from ..seam import Direction
 from .events import AUDIO_TYPES, COLLECTED_TYPES, KNOWN_TYPES, TEXT_DELTA_TYPES, TRANSCRIPT_DELTA_TYPES
 
@@ -36,8 +36,6 @@ MAX_PENDING_MESSAGES = 500
 MAX_TEXT_CHARS = 64 * 1024
 #: Responses that may be in flight at once (response.created without response.done yet).
 MAX_OPEN_RESPONSES = 64
-#: Distinct unknown event types counted by name; the rest are counted under "(other)".
-MAX_UNKNOWN_TYPE_NAMES = 32
 #: Committed audio items awaiting their input transcription (the provider bills each one).
 MAX_OPEN_TRANSCRIPTIONS = 64
 #: MCP items (tool lists, approval answers) kept for the next response record; older ones dropped.
@@ -317,31 +315,19 @@ class Collector:
             return []
         # a needed type, or one the peek cannot vouch for: the first "type" in the head may be a
         # nested object's ("function_call", "message"), so only the parsed event decides
-        try:
-            event = json.loads(payload)
-        except (ValueError, RecursionError):
+        event = parse_event(payload)
+        if event is None:
             self.malformed += 1
             return []
-        if not isinstance(event, dict):
-            self.malformed += 1
-            return []
-        etype = event.get("type")
-        if not isinstance(etype, str):
-            self.malformed += 1
-            return []
+        etype = event["type"]
         if etype.encode() not in KNOWN_TYPES:
-            self._count_unknown(etype)
+            count_unknown(self.unknown_types, etype)
             return []
         handlers = self._client if direction == "client" else self._server
         handler = handlers.get(etype)
         if handler is None:
             return []
         return handler(event) or []
-
-    def _count_unknown(self, etype: str) -> None:
-        name = etype[:80] if etype in self.unknown_types or len(self.unknown_types) < MAX_UNKNOWN_TYPE_NAMES \
-            else "(other)"
-        self.unknown_types[name] = self.unknown_types.get(name, 0) + 1
 
     def _on_session_update(self, event: dict[str, Any]) -> None:
         self._apply_session(_d(event.get("session")))

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from ..peek import peek_type
+from ..peek import parse_event, peek_type
 from .messages import error_event
 
 #: Client event types that can name a model.
@@ -54,12 +54,9 @@ class ModelGate:
         peeked = peek_type(payload)
         if peeked is not None and peeked not in GATED_TYPES:
             return None
-        try:
-            event = json.loads(payload)
-        except (ValueError, RecursionError):
+        event = parse_event(payload)
+        if event is None or event["type"].encode() not in GATED_TYPES:
             return None  # not JSON: the provider answers it (and the collector counts it)
-        if not isinstance(event, dict) or str(event.get("type")).encode() not in GATED_TYPES:
-            return None
         model, transcription = named_models(event)
         if model is not None and model not in self.session_models:
             if not isinstance(model, str) or not self.allows(model):
