@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
+
 #: How far into a frame the type is looked for.
 PEEK_BYTES = 160
 _TYPE_KEY = b'"type"'
@@ -57,3 +59,36 @@ def count_unknown(counts: dict[str, int], etype: str) -> None:
     """Count an event type the protocol does not define, by name while there is room."""
     name = etype[:80] if etype in counts or len(counts) < MAX_UNKNOWN_TYPE_NAMES else "(other)"
     counts[name] = counts.get(name, 0) + 1
+
+
+@attrs.define
+class EventTriage:
+    """A collector's first look at a frame handed to it: audio is counted and never parsed, a
+    known type it does not need is skipped, anything else is parsed; what is not an event is
+    counted as malformed, and a type the protocol does not define by name. Never raises."""
+
+    audio: frozenset[bytes]
+    known: frozenset[bytes]
+    collected: frozenset[bytes]
+    audio_frames: int = 0
+    malformed: int = 0
+    unknown_types: dict[str, int] = attrs.field(factory=dict)
+
+    def event(self, payload: bytes) -> dict[str, Any] | None:
+        """The event to handle, or None."""
+        peeked = peek_type(payload)
+        if peeked in self.audio:
+            self.audio_frames += 1
+            return None
+        if peeked in self.known and peeked not in self.collected:
+            return None
+        # a needed type, or one the peek cannot vouch for: the first "type" in the head may be a
+        # nested object's ("function_call", "message"), so only the parsed event decides
+        event = parse_event(payload)
+        if event is None:
+            self.malformed += 1
+            return None
+        if event["type"].encode() not in self.known:
+            count_unknown(self.unknown_types, event["type"])
+            return None
+        return event

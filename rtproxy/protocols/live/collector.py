@@ -27,7 +27,7 @@ from typing import Any
 
 from ...spend.pricing import price_responses_usage, price_seconds
 from ...spend.records import Record, SessionEnd, SessionMeta, iso, new_record_id, utc_now
-from ..peek import count_unknown, parse_event, peek_type
+from ..peek import EventTriage
 from ..realtime.collector import _add_usage, _clip, _error_of, redact_tools
 from ..seam import Direction
 from .events import AUDIO_TYPES, COLLECTED_TYPES, KNOWN_TYPES
@@ -107,10 +107,8 @@ class LiveCollector:
         self._billed: dict[str, None] = {}
         self.delegations: list[dict[str, Any]] = []
         self.last_error: dict[str, Any] | None = None
-        self.audio_frames = 0
-        self.malformed = 0
+        self._triage = EventTriage(AUDIO_TYPES, KNOWN_TYPES, COLLECTED_TYPES)
         self.dropped_messages = 0
-        self.unknown_types: dict[str, int] = {}
         self._client = {
             "session.start": self._on_start,
             "session.update": self._on_update,
@@ -136,20 +134,10 @@ class LiveCollector:
         """Live bills seconds, not audio bytes: nothing is estimated from them."""
 
     def feed(self, direction: Direction, payload: bytes) -> list[Record]:
-        peeked = peek_type(payload)
-        if peeked in AUDIO_TYPES:
-            self.audio_frames += 1
-            return []
-        if peeked in KNOWN_TYPES and peeked not in COLLECTED_TYPES:
-            return []
-        event = parse_event(payload)
+        event = self._triage.event(payload)
         if event is None:
-            self.malformed += 1
             return []
         etype = event["type"]
-        if etype.encode() not in KNOWN_TYPES:
-            count_unknown(self.unknown_types, etype)
-            return []
         handler = (self._client if direction == "client" else self._server).get(etype)
         return (handler(event) or []) if handler is not None else []
 
@@ -429,8 +417,8 @@ class LiveCollector:
             "delegations": self.delegations,
             "tools": self.tools if self.meta.store_prompts else None,
             "messages": self._take_pending() if self.meta.store_prompts else None,
-            "unknown_event_types": self.unknown_types,
-            "malformed_frames": self.malformed,
+            "unknown_event_types": self._triage.unknown_types,
+            "malformed_frames": self._triage.malformed,
             "transcript_fragments_invalid": self._turns.invalid,
         })
         return record

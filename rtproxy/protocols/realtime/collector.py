@@ -26,7 +26,7 @@ import attrs
 from ...spend.estimate import estimate_usage
 from ...spend.pricing import price_usage
 from ...spend.records import Record, SessionEnd, SessionMeta, iso, new_record_id, utc_now
-from ..peek import count_unknown, parse_event, peek_type
+from ..peek import EventTriage
 from ..seam import Direction
 from .events import AUDIO_TYPES, COLLECTED_TYPES, KNOWN_TYPES, TEXT_DELTA_TYPES, TRANSCRIPT_DELTA_TYPES
 
@@ -259,12 +259,10 @@ class Collector:
         self.usage: dict[str, Any] = {}
         self.cost_usd: float | None = 0.0 if meta.price is not None else None
         self.last_error: dict[str, Any] | None = None
-        #: Frames seen but not parsed, by kind; malformed frames; messages dropped over the cap.
-        self.audio_frames = 0
-        self.malformed = 0
+        #: Audio frames counted, malformed frames, unknown types by name (forwarded all the same).
+        self._triage = EventTriage(AUDIO_TYPES, KNOWN_TYPES, COLLECTED_TYPES)
+        #: Messages dropped over the cap.
         self.dropped_messages = 0
-        #: Event types the protocol does not define, by name (forwarded all the same).
-        self.unknown_types: dict[str, int] = {}
         #: A transcription session (``intent=transcription``): no responses, and its transcripts
         #: are recorded in their transcription records only.
         self._transcription_session = meta.call_type == "transcription"
@@ -300,6 +298,14 @@ class Collector:
         #: response.cancel frames sent while settling: their response.done is "settled"
         self._settling = False
 
+    @property
+    def audio_frames(self) -> int:
+        return self._triage.audio_frames
+
+    @property
+    def malformed(self) -> int:
+        return self._triage.malformed
+
     # -- input ---------------------------------------------------------------------------------
 
     def note_audio(self, client_bytes: int, server_bytes: int) -> None:
@@ -307,22 +313,10 @@ class Collector:
 
     def feed(self, direction: Direction, payload: bytes) -> list[Record]:
         """Take one text frame; return the records it completes (usually none)."""
-        peeked = peek_type(payload)
-        if peeked in AUDIO_TYPES:
-            self.audio_frames += 1
-            return []
-        if peeked in KNOWN_TYPES and peeked not in COLLECTED_TYPES:
-            return []
-        # a needed type, or one the peek cannot vouch for: the first "type" in the head may be a
-        # nested object's ("function_call", "message"), so only the parsed event decides
-        event = parse_event(payload)
+        event = self._triage.event(payload)
         if event is None:
-            self.malformed += 1
             return []
         etype = event["type"]
-        if etype.encode() not in KNOWN_TYPES:
-            count_unknown(self.unknown_types, etype)
-            return []
         handlers = self._client if direction == "client" else self._server
         handler = handlers.get(etype)
         if handler is None:
@@ -680,7 +674,7 @@ class Collector:
             "dialect": self.meta.dialect,
             "credential": self.meta.credential,
             "tools": self.config.tools if self.meta.store_prompts else None,
-            "unknown_event_types": self.unknown_types,
-            "malformed_frames": self.malformed,
+            "unknown_event_types": self._triage.unknown_types,
+            "malformed_frames": self._triage.malformed,
         })
         return record
