@@ -184,3 +184,10 @@ async def test_a_first_frame_that_cannot_start_a_session_gets_the_apis_error_and
         assert events[0]["error"]["client_event_id"] == first["event_id"]
     assert srv.records() == []
     srv.stop.set()
+
+
+async def test_azures_live_path_and_its_api_key_header_open_a_session(server: RunningServer, listener: str) -> None:
+    events, code, _ = await raw_start(server.ws_url(listener, "/openai/v1/live/sessions", ""), first=START,
+                                      headers={"api-key": USER_KEY})
+    assert code is None and events[-1]["type"] == "session.started"
+    assert events[-1]["session"]["model"] == "gpt-live-1"  # the provider's name, rewritten by the gateway

@@ -132,3 +132,21 @@ def test_odd_frames_are_counted_never_raised_on() -> None:
     s = c.finish(SessionEnd("client", 1000))
     assert s["malformed_frames"] == 1 and s["unknown_event_types"] == {"session.brand_new": 1}
     assert s["seconds"] == 0 and s["seconds_source"] is None
+
+
+def test_live_upstreams_name_no_model_in_the_url_and_carry_the_providers_credential() -> None:
+    from rtproxy.protocols.live import build_live_target
+
+    openai = build_live_target(ModelConfig("gpt-live-1", "openai", api_key="sk-x", api="live"), local_url=None,
+                               local_secret="s")
+    assert openai.url == "wss://api.openai.com/v1/live/sessions"
+    assert dict(openai.headers) == {"Authorization": "Bearer sk-x"}
+    azure = build_live_target(ModelConfig("gpt-live-1", "azure", api_base="https://res.openai.azure.com",
+                                          api_key="az-x", api_version="v1", api="live"),
+                              op="attach", live_id="live_1", graceful_close=True, local_url=None, local_secret="s")
+    assert azure.url == "wss://res.openai.azure.com/openai/v1/live/sessions/live_1/attach?graceful_close=true"
+    assert dict(azure.headers) == {"api-key": "az-x"} and azure.api_base.endswith("/live_1/attach")
+    local = build_live_target(ModelConfig("gpt-live-1", "local", api="live"), op="fork", live_id="live_2",
+                              local_url="ws://127.0.0.1:9", local_secret="s3cret")
+    assert local.url == "ws://127.0.0.1:9/v1/live/sessions/live_2/fork"
+    assert dict(local.headers) == {"Authorization": "Bearer s3cret"}
