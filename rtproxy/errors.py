@@ -2,6 +2,7 @@
 
     RtproxyError
     ├── ConfigError          the configuration file is wrong; the message names file, key and problem
+    ├── StartupFailed        the server could not start (a port in use, a file it cannot read)
     └── UpstreamError        the upstream provider could not be reached or refused the session
         ├── UpstreamUnreachable   TCP/TLS connect failed or timed out, or the handshake was garbled
         └── UpstreamRejected      the upstream answered the handshake with an HTTP status
@@ -25,6 +26,10 @@ class ConfigError(RtproxyError):
         self.problem = problem
         where = f"{file}: {path}" if path else file
         super().__init__(f"{where}: {problem}")
+
+
+class StartupFailed(RtproxyError):
+    """The server could not start for a reason the operator can fix; ``str(error)`` says which."""
 
 
 class UpstreamError(RtproxyError):

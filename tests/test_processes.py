@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import functools
 import json
 import os
 import signal
@@ -239,3 +240,87 @@ async def test_logs_follow_prints_new_records_of_one_session_as_they_land(tmp_pa
     finally:
         proc.kill()
         await proc.wait()
+
+
+def test_logs_cli_shows_whole_ids_finds_a_session_by_a_shown_prefix_and_survives_a_closed_pipe(
+        tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, 1, 2)
+    w = SpendLogWriter(tmp_path / "spend.jsonl")
+    sid = "sess_rtp_0123456789abcdefce24"
+    w.write({"record": "response", "session_id": sid, "key_name": "user", "model": "gpt-realtime",
+             "status": "completed", "start_time": "2026-01-01T00:00:01.000Z", "response_id": "resp_1", "usage": {}})
+    w.write({"record": "session", "session_id": sid, "key_name": "user", "model": "gpt-realtime",
+             "status": "success", "start_time": "2026-01-01T00:00:00.000Z", "end_time": "2026-01-01T00:00:09.000Z",
+             "responses": 1, "usage": {}})
+    for i in range(3000):
+        w.write({"record": "response", "session_id": f"sess_rtp_{i:020d}", "key_name": "user", "usage": {},
+                 "start_time": "2026-01-01T00:01:00.000Z"})
+    env = {**os.environ, "TEST_USER_KEY": USER_KEY}
+    run = functools.partial(subprocess.run, capture_output=True, text=True, env=env)
+    out = run([str(BIN / "rtproxy"), "logs", "--config", str(cfg), "--session", sid[:20]]).stdout.splitlines()
+    assert len(out) == 3 and all(sid in line for line in out[1:])  # the whole id, found by its prefix
+    response, session = out[1:]
+    assert response.startswith("2026-01-01T00:00:01.000") and session.startswith("2026-01-01T00:00:09.000")
+    assert "(1 response; started 00:00:00)" in session
+    head = run(f"{BIN / 'rtproxy'} logs --config {cfg} | head -3", shell=True)
+    assert head.returncode == 0 and len(head.stdout.splitlines()) == 3
+    assert "Traceback" not in head.stderr and "BrokenPipe" not in head.stderr
+    helped = run([str(BIN / "rtproxy"), "logs", "--help"]).stdout
+    for option in ("--follow", "--session", "--key", "--json", "--config"):
+        assert option in helped
+    assert "prefix" in helped and "rotation" in helped
+
+
+def busy_port() -> tuple[socket.socket, int]:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s, s.getsockname()[1]
+
+
+@pytest.mark.parametrize("which", ["main", "realtime", "certificate"])
+def test_a_start_up_failure_is_one_clear_line_and_exit_2(tmp_path: Path, which: str) -> None:
+    sock, busy = busy_port()
+    port, rt_port = (busy, free_port()) if which == "main" else (free_port(), busy if which == "realtime" else free_port())
+    cfg = write_config(tmp_path, port, rt_port)
+    if which == "certificate":
+        (tmp_path / "cert.pem").write_text("not a certificate")
+        (tmp_path / "key.pem").write_text("not a key")
+        cfg.write_text(cfg.read_text().replace("shutdown_grace_s = 5.0",
+                                               'shutdown_grace_s = 5.0\ntls_certfile = "cert.pem"\ntls_keyfile = "key.pem"'))
+    env = {**os.environ, "TEST_USER_KEY": USER_KEY, "RTPROXY_LOG_LEVEL": "WARNING"}
+    with sock:
+        out = subprocess.run([str(BIN / "rtproxy"), "serve", "--config", str(cfg)], capture_output=True, text=True,
+                             env=env, timeout=30)
+        debug = subprocess.run([str(BIN / "rtproxy"), "serve", "--config", str(cfg), "--debug"],
+                               capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 2 and out.stdout == ""  # no banner for a server that did not start
+    (line,) = [line for line in out.stderr.splitlines() if line.strip()]
+    expected = {"main": f"port 127.0.0.1:{busy} is already in use", "realtime": f"realtime port 127.0.0.1:{busy}",
+                "certificate": "TLS certificate or key cannot be used"}[which]
+    assert line.startswith("rtproxy: ") and expected in line
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+async def test_the_readmes_hypercorn_command_binds_the_configured_port_prints_the_banner_and_fails_loudly(
+        tmp_path: Path) -> None:
+    port, rt_port = free_port(), free_port()
+    cfg = write_config(tmp_path, port, rt_port)
+    argv = [str(BIN / "hypercorn"), "--config", "python:rtproxy.hypercorn_conf", "rtproxy.app:create_app()"]
+    async with server_process(argv, tmp_path, port, {"RTPROXY_CONFIG": str(cfg)}) as proc:
+        async with ws_connect(f"ws://127.0.0.1:{rt_port}/v1/realtime?model=gpt-realtime",
+                              headers=auth_headers(USER_KEY)) as ws:
+            await text_turn(ws)
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(15):
+            assert await proc.wait() == 0
+    assert f"rtproxy on http://127.0.0.1:{port}/" in (tmp_path / "server.log").read_text()
+    sock, busy = busy_port()
+    with sock:
+        cfg = write_config(tmp_path, free_port(), busy)
+        failed = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False,
+                                        env={**os.environ, "TEST_USER_KEY": USER_KEY, "RTPROXY_CONFIG": str(cfg)})
+    assert failed.returncode == 2
+    assert f"rtproxy: realtime port 127.0.0.1:{busy} is already in use" in failed.stderr.decode()
+    assert b"Running on" not in failed.stderr and b"Traceback" not in failed.stderr

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,9 @@ from ..auth.tokens import MAX_TTL_S, TokenClaims, TokenError
 from ..config import Config, ModelConfig, load_config
 from ..spend.query import SpendFilter, appended_since, newest_first, parse_time
 from .asgi_leg import AsgiHandshake
+from ..errors import StartupFailed
 from .gateway import Gateway, TokenStoreUnavailable
+from .startup import banner, startup_failure
 
 #: Largest request body the REST endpoints read (a token's session config is at most 256 KiB).
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
@@ -88,14 +92,57 @@ def _presented_key(gateway: Gateway) -> VirtualKey | None:
     return gateway.keys.lookup(api_key) if api_key else None
 
 
-def build_quart(gateway: Gateway) -> QuartTrio:
-    quart = QuartTrio("rtproxy", static_folder=None)
+async def _stop_on_signal(gateway: Gateway) -> None:
+    """The hypercorn launch runs in one process (rtproxy/hypercorn_conf.py says why), where
+    hypercorn itself has no graceful stop: on SIGTERM or SIGINT, close every session (1001, its
+    records written; each spend-log line is in the kernel once written) and end the process."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            if signum == signal.SIGHUP:  # logrotate's postrotate, as for `rtproxy serve`
+                gateway.reopen_spend_log()
+                continue
+            break
+    await gateway.shutdown()
+    with trio.move_on_after(gateway.config.state.timeout_s + 1):
+        await gateway.stopped.wait()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+class _Quart(QuartTrio):
+    def log_exception(self, exc_info: Any) -> None:
+        # a start-up failure is told in one line (startup.py), not as a traceback
+        if not isinstance(exc_info[1], StartupFailed):
+            super().log_exception(exc_info)
+
+
+def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
+    """The pages and REST endpoints. ``standalone``: launched by hypercorn, not ``rtproxy serve``
+    (the app then prints the banner, and exits 2 on a start-up failure)."""
+    quart = _Quart("rtproxy", static_folder=None)
     quart.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = gateway.config.server.shutdown_grace_s
     quart.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BODY_BYTES
 
     @quart.before_serving
     async def start_services() -> None:
-        await quart.nursery.start(gateway.run)
+        try:
+            await quart.nursery.start(gateway.run)
+        except BaseException as exc:
+            message = startup_failure(exc)
+            if message is None or os.environ.get("RTPROXY_DEBUG") == "1":
+                raise
+            if standalone:
+                # launched by hypercorn: say why in one line and end this worker with status 2,
+                # which hypercorn's parent returns (it would go on serving without the gateway
+                # if the failure only ended the app's lifespan: hypercorn swallows that, even
+                # SystemExit). Nothing has started yet that would need closing.
+                print(f"rtproxy: {message}", file=sys.stderr, flush=True)
+                os._exit(2)
+            raise StartupFailed(message) from None
+        if standalone:
+            print(banner(gateway.config, gateway), flush=True)
+            quart.nursery.start_soon(_stop_on_signal, gateway)
 
     @quart.after_serving
     async def stop_services() -> None:
@@ -326,5 +373,6 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     if gateway is None:
         if config is None:
             config = load_config(os.environ.get("RTPROXY_CONFIG", DEFAULT_CONFIG))
-        gateway = Gateway(config)
+        standalone = Gateway(config)  # launched by hypercorn: the app prints the banner and exits 2 on failure
+        return RtproxyApp(standalone, build_quart(standalone, standalone=True))
     return RtproxyApp(gateway, build_quart(gateway))

@@ -23,6 +23,7 @@ from ..auth.keys import hash_key
 from ..config import Config, is_loopback_host, load_config, parse_config
 from ..errors import ConfigError
 from ..spend.log import LogCursor, iter_records
+from .startup import banner, startup_failure
 
 log = logging.getLogger("rtproxy")
 
@@ -86,35 +87,36 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
         # Close sessions (1001, records written) before the main port stops serving.
         await gateway.drain()
 
+    ssl_context = gateway.server_ssl_context()
     async with trio.open_nursery() as nursery:
-        async def announce() -> None:
-            await gateway.started.wait()
-            if not worker:  # worker None (single process) or 0
-                _print_banner(cfg, gateway)
-            task_status.started(gateway)
-
-        nursery.start_soon(announce)
-        await serve_main_port(cfg, app, gateway.run_session, gateway.connections, is_session_path,
-                              gateway.server_ssl_context(), sock=main_socket, shutdown_trigger=shutdown_trigger)
-        nursery.cancel_scope.cancel()
+        # the banner only once both ports listen: a port in use fails before anything is printed
+        await nursery.start(functools.partial(
+            serve_main_port, cfg, app, gateway.run_session, gateway.connections, is_session_path, ssl_context,
+            sock=main_socket, shutdown_trigger=shutdown_trigger))
+        await gateway.started.wait()
+        if not worker:  # worker None (single process) or 0
+            _print_banner(cfg, gateway)
+        task_status.started(gateway)
 
 
 def _print_banner(cfg: Config, gateway: Any) -> None:
-    host = cfg.server.host
-    shown = f"[{host}]" if ":" in host else host
-    http, ws = ("https", "wss") if gateway.tls else ("http", "ws")
-    lines = [
-        f"rtproxy on {http}://{shown}:{cfg.server.port}/  (playground)",
-        f"  realtime: {ws}://{shown}:{gateway.realtime_port}/v1/realtime" if gateway.realtime_port else "",
-        f"  also:     {ws}://{shown}:{cfg.server.port}/v1/realtime",
-        f"  models:   {', '.join(m.name for m in cfg.models) or '(none)'}",
-        f"  spend log: {gateway.spend.path}",
-    ]
-    for gk in gateway.keys.generated:
-        # Printed to the terminal (not the log) so the developer can paste it into the playground.
-        lines.append(f"  key {gk.name!r}: {gk.value}   (kept in {gk.path}, mode 0600)")
-        lines.append(f"  open: {http}://{shown}:{cfg.server.port}/#key={gk.value}")
-    print("\n".join(line for line in lines if line), flush=True)
+    print(banner(cfg, gateway), flush=True)
+
+
+def _run_server(cfg: Config, debug: bool, worker: int | None = None) -> int:
+    """Run until stopped: 0; a start-up failure: one line and 2 (the traceback too with --debug)."""
+    try:
+        trio.run(functools.partial(serve_main, cfg, worker=worker))
+    except KeyboardInterrupt:
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - classified below, re-raised unless explained
+        message = startup_failure(exc)
+        if message is None or debug or os.environ.get("RTPROXY_DEBUG") == "1":
+            raise
+        prefix = f"rtproxy [worker {worker}]" if worker is not None else "rtproxy"
+        print(f"{prefix}: {message}", file=sys.stderr, flush=True)
+        return 2
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -133,27 +135,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not is_loopback_host(cfg.server.host):
         log.warning("serving on %s: reachable from other machines", cfg.server.host)
     if args.workers > 1:
-        return _run_workers(args.config, overrides, args.workers)
-    try:
-        trio.run(serve_main, cfg)
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"rtproxy: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return _run_workers(args.config, overrides, args.workers, args.debug)
+    return _run_server(cfg, args.debug)
 
 
-def _worker_entry(config_path: str, overrides: dict[str, Any], worker: int) -> None:
+def _worker_entry(config_path: str, overrides: dict[str, Any], worker: int, debug: bool) -> None:
     logging.basicConfig(level=os.environ.get("RTPROXY_LOG_LEVEL", "INFO"),
                         format=f"%(asctime)s %(levelname)s [w{worker}] %(name)s: %(message)s")
-    try:
-        trio.run(functools.partial(serve_main, _load(config_path, overrides), worker=worker))
-    except KeyboardInterrupt:
-        pass
+    sys.exit(_run_server(_load(config_path, overrides), debug, worker=worker))
 
 
-def _run_workers(config_path: str, overrides: dict[str, Any], n: int) -> int:
+def _run_workers(config_path: str, overrides: dict[str, Any], n: int, debug: bool = False) -> int:
     """Run ``n`` worker processes sharing both ports; SIGINT/SIGTERM are passed on to them."""
     import multiprocessing
 
@@ -163,7 +155,7 @@ def _run_workers(config_path: str, overrides: dict[str, Any], n: int) -> int:
     from .gateway import WORKER_TOKEN_SECRET_ENV
 
     os.environ.setdefault(WORKER_TOKEN_SECRET_ENV, secrets.token_urlsafe(32))
-    procs = [ctx.Process(target=_worker_entry, args=(config_path, overrides, i), name=f"rtproxy-worker-{i}")
+    procs = [ctx.Process(target=_worker_entry, args=(config_path, overrides, i, debug), name=f"rtproxy-worker-{i}")
              for i in range(n)]
     for p in procs:
         p.start()
@@ -181,17 +173,39 @@ def _run_workers(config_path: str, overrides: dict[str, Any], n: int) -> int:
     return max((p.exitcode or 0) for p in procs)
 
 
+#: The table's columns: (heading, width). Session ids are ``sess_rtp_`` + 20 hex digits.
+_COLUMNS = (("time", 23), ("record", 13), ("session", 29), ("key", 14), ("model", 20), ("status", 10))
+
+
+def _plural(n: Any, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _fmt_row(r: dict[str, Any]) -> str:
+    """One record as a table row. A session record is written when the session ends: it is
+    stamped with its end time (so rows come in time order) and says when it started."""
     usage = r.get("usage") or {}
     cost = r.get("cost_usd")
     cost_s = f"${cost:.6f}" if isinstance(cost, (int, float)) else "   n/a"
     kind = r.get("record")
-    ident = (r.get("response_id") if kind == "response"
-             else f"{r.get('transcription_model')} {r.get('item_id')}" if kind == "transcription"
-             else f"({r.get('responses', 0)} responses)")
-    return (f"{str(r.get('start_time', ''))[:23]:23}  {r.get('record', '?'):8}  {str(r.get('session_id', ''))[:28]:28}  "
-            f"{str(r.get('key_name', ''))[:14]:14}  {str(r.get('model', ''))[:20]:20}  {str(r.get('status', '')):10}  "
-            f"in {usage.get('input_tokens', 0):>6}  out {usage.get('output_tokens', 0):>6}  {cost_s:>11}  {ident or ''}")
+    if kind == "session":
+        stamp = r.get("end_time") or r.get("start_time")
+        ident = f"({_plural(r.get('responses', 0), 'response')}; started {str(r.get('start_time', ''))[11:19]})"
+    else:
+        stamp = r.get("start_time") or r.get("time")
+        ident = (r.get("response_id") if kind == "response"
+                 else f"{r.get('transcription_model')} {r.get('item_id')}" if kind == "transcription"
+                 else f"{r.get('seconds')} s" if kind == "usage" else "")
+    cells = [str(v if v is not None else "")[:w].ljust(w) for v, (_, w) in
+             zip((stamp, kind or "?", r.get("session_id"), r.get("key_name"), r.get("model"), r.get("status")),
+                 _COLUMNS)]
+    return ("  ".join(cells) + f"  in {usage.get('input_tokens', 0):>6}  out {usage.get('output_tokens', 0):>6}"
+            f"  {cost_s:>11}  {ident or ''}")
+
+
+def _header() -> str:
+    return ("  ".join(h.ljust(w) for h, w in _COLUMNS)
+            + f"  {'tokens in':>9}  {'tokens out':>10}  {'cost':>11}  response / seconds")
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -203,22 +217,22 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = cfg.resolve_path(cfg.spend_log.path)
 
     def wanted(r: dict[str, Any]) -> bool:
-        return ((args.session is None or r.get("session_id") == args.session)
+        sid = r.get("session_id")
+        return ((args.session is None or (isinstance(sid, str) and sid.startswith(args.session)))
                 and (args.key is None or r.get("key_name") == args.key))
 
     def emit(r: dict[str, Any]) -> None:
         print(json.dumps(r, ensure_ascii=False) if args.json else _fmt_row(r), flush=True)
 
-    if not args.json:
-        print(f"{'time':23}  {'record':8}  {'session':28}  {'key':14}  {'model':20}  {'status':10}  "
-              f"{'tokens in':>9}  {'tokens out':>10}  {'cost':>11}  response", flush=True)
-    cursor = LogCursor()
-    for _, record in iter_records(path, cursor=cursor):
-        if wanted(record):
-            emit(record)
-    if not args.follow:
-        return 0
     try:
+        if not args.json:
+            print(_header(), flush=True)
+        cursor = LogCursor()
+        for _, record in iter_records(path, cursor=cursor):
+            if wanted(record):
+                emit(record)
+        if not args.follow:
+            return 0
         while True:
             time.sleep(FOLLOW_POLL_S)
             # the cursor restarts in the new file after a rotation or truncation
@@ -226,6 +240,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 if wanted(record):
                     emit(record)
     except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:
+        # `rtproxy logs | head`: the reader has what it wanted. Point stdout at /dev/null so
+        # Python's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 
@@ -266,14 +285,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--realtime-port", type=int, dest="realtime_port")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing both ports (SO_REUSEPORT)")
+    p.add_argument("--debug", action="store_true", help="show the whole traceback of a start-up failure")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("logs", help="print the spend log as a table (or JSON)")
-    p.add_argument("--config", default=default_config)
-    p.add_argument("--follow", "-f", action="store_true")
-    p.add_argument("--session")
-    p.add_argument("--key")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("logs", help="print the spend log as a table (or JSON)",
+                       description="Print the spend log ([spend_log].path of the config) as a table, "
+                                   "oldest first; a session's row comes when it ended.")
+    p.add_argument("--config", default=default_config, help="the config file (default: %(default)s)")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="keep printing records as they are written (across log rotations)")
+    p.add_argument("--session", metavar="ID", help="only this session's records (a prefix of the id is enough)")
+    p.add_argument("--key", metavar="NAME", help="only records of this key name")
+    p.add_argument("--json", action="store_true", help="one JSON record per line instead of the table")
     p.set_defaults(func=cmd_logs)
 
     p = sub.add_parser("hash-key", help="print the sha256 to put in key_sha256 (reads stdin when KEY is '-')")

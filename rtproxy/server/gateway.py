@@ -119,6 +119,8 @@ class Gateway:
         self._shutting_down = False
         self._warned_unpriced: set[str] = set()
         self.started = trio.Event()
+        #: Set when the services have stopped (the state store closed).
+        self.stopped = trio.Event()
 
     # -- services ------------------------------------------------------------------------------
 
@@ -127,26 +129,32 @@ class Gateway:
         cfg = self.config
         with trio.CancelScope() as scope:
             self._services = scope
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                await self.limits.seed(self.spend.path)
-                # look every model's price up now (the price database loads once, in a thread), so
-                # no session waits for it and an unpriced model is warned about at start-up
-                await trio.to_thread.run_sync(lambda: [self.price_of(m) for m in cfg.models])
-                nursery.start_soon(self._housekeeping)
-                if any(m.provider == "local" for m in cfg.models):
-                    port = await nursery.start(functools.partial(
-                        serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
-                        cfg.local.stream_delay_ms / 1000.0,
-                        live_usage_interval_s=cfg.local.live_usage_interval_ms / 1000.0))
-                    self.local_url = f"ws://127.0.0.1:{port}"
-                if cfg.server.realtime_port >= 0:
-                    self.realtime_port = await nursery.start(functools.partial(
-                        serve_realtime_listener, cfg.server, self.run_session, self.connections, cfg.server.host,
-                        cfg.server.realtime_port,
-                        reuse_port=self.reuse_port, ssl_context=self.server_ssl_context()))
-                self.started.set()
-                task_status.started()
+            try:
+                await self._run_services(cfg, task_status)
+            finally:
+                self.stopped.set()
+
+    async def _run_services(self, cfg: Config, task_status: trio.TaskStatus[None]) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await self.limits.seed(self.spend.path)
+            # look every model's price up now (the price database loads once, in a thread), so
+            # no session waits for it and an unpriced model is warned about at start-up
+            await trio.to_thread.run_sync(lambda: [self.price_of(m) for m in cfg.models])
+            nursery.start_soon(self._housekeeping)
+            if any(m.provider == "local" for m in cfg.models):
+                port = await nursery.start(functools.partial(
+                    serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
+                    cfg.local.stream_delay_ms / 1000.0,
+                    live_usage_interval_s=cfg.local.live_usage_interval_ms / 1000.0))
+                self.local_url = f"ws://127.0.0.1:{port}"
+            if cfg.server.realtime_port >= 0:
+                self.realtime_port = await nursery.start(functools.partial(
+                    serve_realtime_listener, cfg.server, self.run_session, self.connections, cfg.server.host,
+                    cfg.server.realtime_port,
+                    reuse_port=self.reuse_port, ssl_context=self.server_ssl_context()))
+            self.started.set()
+            task_status.started()
 
     async def _housekeeping(self) -> None:
         """Every TICK_S: notice a rotated spend log, renew leases, enforce budgets spent elsewhere."""
