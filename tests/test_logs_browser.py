@@ -196,3 +196,62 @@ def test_a_user_key_sees_only_its_own_sessions(page: Page, server: LiveServer, b
     page.fill("#f-key", "admin")
     page.click("#apply-filters")
     expect(page.locator("#status")).to_contain_text("only its own records")
+
+
+def write_sessions(server: LiveServer) -> None:
+    from rtproxy.spend.log import SpendLogWriter
+
+    w = SpendLogWriter(server.root / "spend.jsonl")
+    for sid, key, model, start in [("sess_rtp_aaaaaaaaaaaaaaaaaaaa", "user", "gpt-realtime", "2026-03-01T09:00:00.000Z"),
+                                   ("sess_rtp_bbbbbbbbbbbbbbbbbbbb", "user", "GPT-Live-1", "2026-03-01T15:30:00.000Z")]:
+        w.write({"record": "session", "session_id": sid, "key_name": key, "model": model, "start_time": start,
+                 "end_time": start, "status": "success", "responses": 0, "usage": {}, "cost_usd": 0.0,
+                 "close": {"by": "client", "code": 1000, "reason": ""}})
+
+
+def test_times_are_utc_both_ways_and_filters_are_case_insensitive_prefixes(browser, server: LiveServer) -> None:  # type: ignore[no-untyped-def]
+    write_sessions(server)
+    context = browser.new_context(viewport={"width": 1500, "height": 1000}, timezone_id="America/New_York")
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/logs#key={ADMIN_KEY}")
+        rows = page.locator("#sessions tbody tr")
+        expect(rows).to_have_count(2)
+        expect(page.locator("#sessions th").first).to_have_text("time (UTC)")
+        shown = rows.nth(1).locator("td").first.text_content() or ""
+        assert shown == "2026-03-01 09:00:00"  # UTC, not New York's 04:00
+        page.fill("#f-since", shown)  # a time copied from the list finds its session, in any zone
+        page.fill("#f-until", "2026-03-01 09:00:01")
+        page.click("#apply-filters")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_have_attribute("data-session", "sess_rtp_aaaaaaaaaaaaaaaaaaaa")
+        page.fill("#f-since", "")
+        page.fill("#f-until", "")
+        page.fill("#f-model", "gpt-l")  # a case-insensitive prefix
+        page.click("#apply-filters")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_have_attribute("data-session", "sess_rtp_bbbbbbbbbbbbbbbbbbbb")
+        page.fill("#f-model", "")
+        page.fill("#f-key", "US")
+        page.click("#apply-filters")
+        expect(rows).to_have_count(2)
+    finally:
+        context.close()
+
+
+def test_a_key_change_clears_the_old_keys_sessions_and_a_pasted_key_link_is_taken_at_once(
+        page: Page, server: LiveServer) -> None:
+    write_sessions(server)
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(2)
+    rows.first.click()
+    expect(page.locator("#detail")).to_be_visible()
+    page.fill("#key", "not-a-valid-key-0000")
+    page.locator("#key").dispatch_event("change")
+    expect(page.locator("#status")).to_have_attribute("data-state", "error")
+    expect(rows).to_have_count(0)  # nothing of the previous key stays under the error
+    expect(page.locator("#detail")).to_be_hidden()
+    page.evaluate(f"() => {{ location.hash = 'key={ADMIN_KEY}'; }}")  # a #key= link pasted into this tab
+    expect(rows).to_have_count(2)
+    expect(page.locator("#key")).to_have_value(ADMIN_KEY)

@@ -159,6 +159,9 @@ def test_tool_call_card_and_typed_result_continue_the_conversation(page: Page, s
     card.locator(".tool-send").click()
     expect(page.locator('.entry[data-role="assistant"] .text').last).to_have_text('get_weather returned {"temp_c": 18}')
     expect(card.locator(".tool-output")).to_have_text('→ {"temp_c": 18}')
+    # answered: the answer box is gone, not just its button disabled
+    expect(card.locator(".tool-result")).to_be_hidden()
+    expect(card.locator(".tool-send")).to_be_hidden()
 
 
 def test_invalid_tools_json_is_caught_before_sending(page: Page, server: LiveServer) -> None:
@@ -169,12 +172,18 @@ def test_invalid_tools_json_is_caught_before_sending(page: Page, server: LiveSer
     expect(page.locator("#status")).to_have_text("Fix the tools JSON first.")
 
 
-def test_wrong_key_shows_the_servers_reason(page: Page, server: LiveServer) -> None:
+def test_wrong_key_says_so_in_words_for_a_browser_and_a_new_key_keeps_the_connect_error(
+        page: Page, server: LiveServer) -> None:
     open_playground(page, server, key="not-a-valid-key-0000")
-    expect(page.locator("#status")).to_contain_text("not valid")
+    expect(page.locator("#key-status")).to_have_text("That key is not valid for this gateway.")
     page.click("#connect")
     expect(page.locator("#status")).to_have_attribute("data-state", "error")
-    expect(page.locator("#status")).to_contain_text("Refused (401): send a valid key")
+    expect(page.locator("#status")).to_have_text("Refused (401): that key is not valid for this gateway")
+    expect(page.locator("#status")).not_to_contain_text("Authorization")  # no header advice for a browser
+    page.fill("#key", USER_KEY)
+    page.locator("#key").dispatch_event("change")
+    expect(page.locator("#key-status")).to_contain_text("Key accepted")
+    expect(page.locator("#status")).to_have_text("Refused (401): that key is not valid for this gateway")
 
 
 def test_the_page_sends_an_ephemeral_token_never_the_key(page: Page, server: LiveServer) -> None:
@@ -249,6 +258,15 @@ def test_speaking_over_the_reply_truncates_what_was_not_heard(barge_in_page: Pag
     sent = json.loads(truncate.locator("pre").first.text_content() or "{}")
     assert sent["content_index"] == 0 and sent["item_id"]
     assert sent["audio_end_ms"] > 0  # some of the reply was heard before the user spoke again
+    # the bubble shows what was heard, marked interrupted; the whole reply stays in its title
+    bubble = page.locator('.entry[data-status="interrupted"] .text').first
+    expect(bubble).to_be_attached(timeout=10_000)
+    full = bubble.get_attribute("title") or ""
+    assert full.startswith("interrupted after ")
+    shown = bubble.text_content() or ""
+    assert len(shown) < len(full.split(": ", 1)[1])
+    mark = page.evaluate("(el) => getComputedStyle(el, '::after').content", bubble.element_handle())
+    assert "interrupted" in mark
     page.click("#mic")
 
 
@@ -300,3 +318,38 @@ def test_live_mode_with_responses_delegation_runs_a_typed_turn_and_a_tool_call(p
     said = page.locator('.entry[data-kind="voice"][data-role="assistant"] .text').last
     expect(said).to_contain_text('get_weather returned {"temp_c": 18}')
     page.wait_for_function("() => parseInt(document.querySelector('#live-tokens').textContent) > 0")
+
+
+def test_the_event_log_follows_new_events_unless_scrolled_up(page: Page, server: LiveServer) -> None:
+    open_playground(page, server)
+    page.select_option("#modalities", "text")
+    connect(page)
+    for i in range(6):
+        page.fill("#text-input", f"message {i}")
+        page.click("#send")
+        expect(page.locator('.entry[data-role="assistant"] .text')).to_have_count(i + 1)
+    at_end = "() => { const b = document.querySelector('#events-panel'); return b.scrollHeight - b.scrollTop - b.clientHeight < 50; }"
+    page.wait_for_function(at_end)
+    page.evaluate("() => { document.querySelector('#events-panel').scrollTop = 0; }")
+    page.fill("#text-input", "one more")
+    page.click("#send")
+    expect(page.locator('.entry[data-role="assistant"] .text')).to_have_count(7)
+    assert page.evaluate("() => document.querySelector('#events-panel').scrollTop") == 0  # left where the reader is
+
+
+@pytest.mark.parametrize("width", [800, 1280])
+def test_both_pages_are_usable_from_800_pixels_wide(browser, server: LiveServer, width: int) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/#key={USER_KEY}")
+        for panel in ("#connection-panel", "#conversation-panel", "#events-panel"):
+            box = page.locator(panel).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (panel, box)
+        page.goto(f"{server.url}/logs#key={USER_KEY}")
+        for column in ("time (UTC)", "cost", "status"):
+            header = page.locator("#sessions th", has_text=column).first
+            box = header.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width + 1, (column, box)
+    finally:
+        context.close()

@@ -324,3 +324,24 @@ async def test_the_readmes_hypercorn_command_binds_the_configured_port_prints_th
     assert failed.returncode == 2
     assert f"rtproxy: realtime port 127.0.0.1:{busy} is already in use" in failed.stderr.decode()
     assert b"Running on" not in failed.stderr and b"Traceback" not in failed.stderr
+
+
+async def test_a_config_with_no_keys_says_at_start_up_that_nobody_can_connect(tmp_path: Path) -> None:
+    port, rt_port = free_port(), free_port()
+    cfg = write_config(tmp_path, port, rt_port)
+    text = cfg.read_text()
+    cfg.write_text(text[:text.index("[[keys]]")])
+    async with server_process([str(BIN / "rtproxy"), "serve", "--config", str(cfg)], tmp_path, port) as proc:
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(15):
+            await proc.wait()
+    assert "no [[keys]] in" in (tmp_path / "server.log").read_text()
+
+
+def test_the_package_metadata_builds_without_deprecation_warnings() -> None:
+    import tomllib
+
+    meta = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    # an SPDX string, not the deprecated table (setuptools warned on every install)
+    assert meta["project"]["license"] == "MIT"
+    assert any(r.startswith("setuptools>=77") for r in meta["build-system"]["requires"])

@@ -162,8 +162,11 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         key = _presented_key(gateway)
         if key is None:
             has = bool(request.headers.get("Authorization") or request.headers.get("api-key"))
-            return _json_error(401, "invalid_api_key" if has else "missing_api_key",
-                               "send a valid key as 'Authorization: Bearer <key>'", "authentication_error")
+            if has:
+                return _json_error(401, "invalid_api_key", "the API key is not valid for this gateway",
+                                   "authentication_error")
+            return _json_error(401, "missing_api_key", "no API key: send 'Authorization: Bearer <key>'",
+                               "authentication_error")
         return key
 
     @quart.get("/")
@@ -356,7 +359,8 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         except ValueError:
             return _json_error(400, "invalid_number", "limit, cursor and after are whole numbers")
         flt = SpendFilter(session_id=args.get("session_id"), key_name=key_name, model=args.get("model"),
-                          record=args.get("record"), status=args.get("status"), since=since, until=until)
+                          record=args.get("record"), status=args.get("status"), since=since, until=until,
+                          key_prefix=args.get("key_prefix") or None, model_prefix=args.get("model_prefix") or None)
         path = gateway.spend.path
         if after is not None:
             page = appended_since(path, flt, after=after, limit=limit, since_file=args.get("file_id"))

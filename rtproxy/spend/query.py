@@ -37,6 +37,9 @@ class SpendFilter:
     status: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    #: Case-insensitive prefixes of the key name and the model (what a person types in the viewer).
+    key_prefix: str | None = None
+    model_prefix: str | None = None
 
     def matches(self, r: dict[str, Any]) -> bool:
         if self.session_id is not None and r.get("session_id") != self.session_id:
@@ -47,6 +50,9 @@ class SpendFilter:
             return False
         if self.record is not None and r.get("record") != self.record:
             return False
+        for prefix, field in ((self.key_prefix, "key_name"), (self.model_prefix, "model")):
+            if prefix is not None and not str(r.get(field) or "").casefold().startswith(prefix.casefold()):
+                return False
         if self.status is not None and r.get("status") != self.status:
             return False
         if self.since is not None or self.until is not None:

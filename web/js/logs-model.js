@@ -134,3 +134,12 @@ export function formatDuration(ms) {
 export function formatCost(v) {
   return typeof v === "number" ? `$${v.toFixed(6)}` : "n/a";
 }
+
+/** A From/To value ("2026-01-01T10:00", or a time copied from the list, "2026-01-01 10:00:00") as UTC ISO. */
+export function utcInput(value) {
+  const v = (value || "").trim().replace(" ", "T");
+  if (!v) return "";
+  const t = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v}Z`);
+  return Number.isNaN(t.getTime()) ? "" : t.toISOString();
+}
+

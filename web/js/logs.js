@@ -1,7 +1,7 @@
 // The logs viewer page: the thin DOM layer over logs-model.js and tool-calls.js.
 
 import { authHeaders, el, loadKey, saveKey } from "./common.js";
-import { SessionList, formatCost, formatDuration, sessionDetail } from "./logs-model.js";
+import { SessionList, formatCost, formatDuration, sessionDetail, utcInput } from "./logs-model.js";
 import { prettyArguments } from "./tool-calls.js";
 
 const $ = (id) => document.getElementById(id);
@@ -27,12 +27,14 @@ function setStatus(text, kind = "info") {
 function filterParams() {
   const p = new URLSearchParams();
   const add = (name, value) => value && p.set(name, value);
-  add("key_name", $("f-key").value.trim());
-  add("model", $("f-model").value.trim());
+  // what a person types: case-insensitive prefixes
+  add("key_prefix", $("f-key").value.trim());
+  add("model_prefix", $("f-model").value.trim());
   add("status", $("f-status").value);
+  // times are UTC both ways: the list shows UTC, and From/To are read as UTC (labelled so)
   for (const [name, id] of [["since", "f-since"], ["until", "f-until"]]) {
-    const v = $(id).value;
-    if (v) add(name, new Date(v).toISOString());
+    const v = utcInput($(id).value);
+    if (v) add(name, v);
   }
   return p;
 }
@@ -65,8 +67,21 @@ async function loadSessions(reset = true) {
     renderSessions();
     setStatus(`${list.rows().length} session(s).`, "ok");
   } catch (e) {
+    // nothing from a previous key (or filter) stays on screen under the error
+    list = new SessionList();
+    cursor = null;
+    endOffset = null;
+    $("more").hidden = true;
+    renderSessions();
+    clearDetail();
     setStatus(`Cannot read the spend log: ${e.message}`, "error");
   }
+}
+
+function clearDetail() {
+  selected = null;
+  $("detail").hidden = true;
+  $("detail-empty").hidden = false;
 }
 
 async function poll() {
@@ -250,6 +265,18 @@ function init() {
   });
   $("more").addEventListener("click", () => loadSessions(false));
   $("follow").addEventListener("change", () => setFollow($("follow").checked));
+  $("key").addEventListener("change", () => {
+    saveKey($("key").value.trim());
+    loadSessions(true);
+  });
+  // a `#key=…` link pasted into this open tab: take the key at once, as on a fresh load
+  window.addEventListener("hashchange", () => {
+    const pasted = loadKey();
+    if (pasted && pasted !== $("key").value) {
+      $("key").value = pasted;
+      loadSessions(true);
+    }
+  });
   if (key) loadSessions(true);
 }
 

@@ -5,7 +5,7 @@
 import { CHUNK_MS, base64ToPcm16, pcm16ToBase64, samplesToMs } from "./audio.js";
 import { decodeFrame } from "./frames.js";
 import { buildSessionUpdate, parseTools, sessionUrl, subprotocols } from "./session-config.js";
-import { SessionState, normalizeType } from "./session-state.js";
+import { SessionState, heardText, normalizeType } from "./session-state.js";
 import { LiveState } from "./live-state.js";
 import { authHeaders, el, loadKey, saveKey } from "./common.js";
 
@@ -39,6 +39,12 @@ const pendingInterrupts = new Map();
 let renderQueued = false;
 let lastRendered = -1;
 const entryNodes = new Map();
+
+/** The key check's result, beside the key: the connection status above keeps its own message. */
+function setKeyStatus(text, kind) {
+  $("key-status").textContent = text;
+  $("key-status").dataset.state = kind;
+}
 
 function setStatus(text, kind = "info") {
   $("status").textContent = text;
@@ -105,16 +111,16 @@ async function loadServerInfo() {
     setStatus(`Cannot reach the gateway: ${e.message}`, "error");
   }
   if (!$("key").value.trim()) {
-    setStatus("Enter a key (make run prints one), then Connect.", "idle");
+    setKeyStatus("Enter a key (make run prints one).", "idle");
     return;
   }
   try {
     models = (await fetchJSON("/v1/models")).data;
     fillModels();
-    setStatus("Ready: pick a model and Connect.", "idle");
+    setKeyStatus(`Key accepted: ${models.length} model(s).`, "ok");
   } catch (e) {
     fillSelect($("model"), []);
-    setStatus(e.message.includes("401") ? "That key is not valid for this gateway." : e.message, "error");
+    setKeyStatus(e.message.includes("401") ? "That key is not valid for this gateway." : e.message, "error");
   }
 }
 
@@ -160,7 +166,8 @@ async function connect() {
     setStatus("Minting a session token …", "busy");
     token = await mintToken(key, model);
   } catch (e) {
-    return setStatus(`Refused (${e.status || "network"}): ${e.message}`, "error");
+    const why = e.status === 401 ? "that key is not valid for this gateway" : e.message;
+    return setStatus(`Refused (${e.status || "network"}): ${why}`, "error");
   }
   const listenerUrl = $("listener").value || `ws://${location.host}/v1/realtime`;
   if ($("api").value === "live") return connectLive(listenerUrl, model, token);
@@ -501,6 +508,12 @@ function renderEntry(entry) {
   }
   const who = { user: entry.kind === "voice" ? "You (voice)" : "You", assistant: "Assistant", system: "System" };
   node.querySelector(".who").textContent = who[entry.role] || entry.role;
+  if (entry.status === "interrupted") {
+    // what was heard, marked: the rest of the reply was never played
+    node.querySelector(".text").textContent = heardText(entry);
+    node.querySelector(".text").title = `interrupted after ${(entry.heardMs / 1000).toFixed(1)} s: ${entry.text}`;
+    return;
+  }
   node.querySelector(".text").textContent = entry.text || (entry.kind === "voice" ? "…" : "");
 }
 
@@ -519,6 +532,9 @@ function renderLive() {
 }
 
 function renderLog(log) {
+  // follow new events, unless the reader scrolled up to look at older ones
+  const box = $("events-panel");
+  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 48;
   const filter = $("log-filter").value.trim().toLowerCase();
   const lines = log.filter((l) => !filter || l.type.toLowerCase().includes(filter)).slice(-LOG_LINES_SHOWN);
   $("event-log").replaceChildren(...lines.map((l) => {
@@ -529,6 +545,7 @@ function renderLog(log) {
       el("pre", {}, JSON.stringify(l.event, null, 2)));
     return el("li", {}, details);
   }));
+  if (atEnd) box.scrollTop = box.scrollHeight;
 }
 
 function render() {

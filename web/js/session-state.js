@@ -81,6 +81,14 @@ function partsText(content) {
   return texts.join(" ");
 }
 
+/** What was heard of an interrupted reply: its text cut where its audio was cut (by duration). */
+export function heardText(entry) {
+  if (entry.heardMs === undefined || !entry.audioMs) return entry.text;
+  const fraction = Math.max(0, Math.min(1, entry.heardMs / entry.audioMs));
+  const cut = entry.text.slice(0, Math.round(entry.text.length * fraction));
+  return cut.replace(/\s+\S*$/, (m) => (fraction < 1 ? "" : m)); // no half words
+}
+
 export class SessionState {
   constructor({ price = null } = {}) {
     this.price = price;
@@ -220,6 +228,20 @@ export class SessionState {
 
   ["on:response.output_audio_transcript.done"](e) {
     this._entry(e.item_id, { role: "assistant", kind: "assistant" }).text = e.transcript || "";
+  }
+
+  ["on:response.output_audio.delta"](e) {
+    // how much audio the reply has (base64 PCM16 at 24 kHz: 48 bytes a millisecond)
+    const entry = this._entry(e.item_id, { role: "assistant", kind: "assistant" });
+    entry.audioMs = (entry.audioMs || 0) + ((e.delta || "").length * 3) / 4 / 48;
+  }
+
+  ["on:conversation.item.truncated"](e) {
+    // the user talked over the reply: only its first audio_end_ms were heard
+    const entry = this.byItem.get(e.item_id);
+    if (!entry) return;
+    entry.heardMs = Number.isFinite(e.audio_end_ms) ? e.audio_end_ms : 0;
+    entry.status = "interrupted";
   }
 
   ["on:response.function_call_arguments.delta"](e) {

@@ -74,3 +74,12 @@ test("a GPT-Live session's detail: its conversation across records, seconds and 
   assert.deepEqual(list.rows().map((r) => [r.id, r.responses, r.status]), [["l1", 1, "live"]]);
   assert.equal(list.rows()[0].cost, 0.0016 + 0.00001);
 });
+
+test("From/To are read as UTC, in the list's own format or the ISO one", async () => {
+  const { utcInput } = await import("../js/logs-model.js");
+  assert.equal(utcInput("2026-01-31 09:00:05"), "2026-01-31T09:00:05.000Z");
+  assert.equal(utcInput("2026-01-31T09:00"), "2026-01-31T09:00:00.000Z");
+  assert.equal(utcInput("2026-01-31T09:00:00+02:00"), "2026-01-31T07:00:00.000Z");
+  assert.equal(utcInput(""), "");
+  assert.equal(utcInput("yesterday"), "");
+});
