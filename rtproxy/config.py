@@ -39,6 +39,10 @@ class ServerConfig:
     port: int = 8000
     #: The realtime listener's port; 0 picks a free port (tests), -1 turns the listener off.
     realtime_port: int = 8001
+    #: A port of its own for Prometheus scrapers (``GET /metrics``, no key: bind it where only
+    #: the scraper reaches); -1: none (``/metrics`` on the main port answers admin keys either way).
+    metrics_port: int = -1
+    metrics_host: str = "127.0.0.1"
     #: Largest WebSocket message accepted on either leg; bigger ones close the session with 1009.
     max_message_bytes: int = 16 * MIB
     #: A client must finish its WebSocket handshake within this time.
@@ -353,7 +357,7 @@ def _check_price(p: PriceConfig, file: str, where: str) -> None:
 def _check(cfg: Config, env: dict[str, str]) -> Config:
     file = cfg.source
     s = cfg.server
-    for name in ("port", "realtime_port"):
+    for name in ("port", "realtime_port", "metrics_port"):
         port = getattr(s, name)
         if not (-1 <= port <= 65535) or (name == "port" and port < 0):
             raise ConfigError(file, f"server.{name}", f"{port} is not a valid port")

@@ -63,6 +63,9 @@ class HandshakeRequest:
     #: Header names lower-cased, in the order received.
     headers: tuple[tuple[str, str], ...]
     client_ip: str = ""
+    #: Which listener it came through: "realtime" (the realtime port), "main" (the main port's
+    #: fast path) or "asgi" (a hypercorn launch); for metrics.
+    listener: str = "realtime"
 
     def header(self, name: str) -> str | None:
         for k, v in self.headers:

@@ -105,6 +105,9 @@ class ApiProtocol(Protocol):
     @property
     def name(self) -> str: ...
 
+    #: The server event type a turn's audio is timed from (None: not timed).
+    turn_start: bytes | None
+
     def classify(self, payload: bytes) -> int: ...
 
     def new_collector(self, meta: SessionMeta) -> SessionCollector: ...

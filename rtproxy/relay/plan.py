@@ -56,6 +56,8 @@ class SessionPlan:
     initial_frames: tuple[str, ...] = ()
     #: Refuses client frames that would bill a model the key may not use (None: forward all).
     gate: FrameGate | None = None
+    #: The listener the client came through ("realtime", "main", "asgi"), for metrics.
+    listener: str = "realtime"
 
     @property
     def price(self) -> Price | None:

@@ -29,6 +29,7 @@ from typing import Any
 import trio
 
 from ..errors import UpstreamError
+from ..protocols.peek import peek_type
 from ..protocols.seam import AUDIO, COLLECT, SessionCollector
 from ..spend.records import SessionEnd
 from .handshake import ClientHandshake, ClientLeg, deliver_rejection, error_body, upstream_rejection
@@ -39,6 +40,8 @@ log = logging.getLogger("rtproxy.session")
 
 #: Events buffered between the pumps and the collector (see the overflow policy above).
 COLLECT_QUEUE_EVENTS = 256
+#: First-audio delays kept between two metrics flushes (one per turn; more are not timed).
+MAX_PENDING_SAMPLES = 64
 
 #: What the pumps hand the collector: (direction, frame, audio bytes relayed so far client→upstream,
 #: and upstream→client). Direction "barrier" carries a trio.Event the collector sets on reaching it.
@@ -61,6 +64,13 @@ class Session:
         self.batches = 0
         #: Bytes of audio frames relayed client→upstream and upstream→client.
         self.audio_bytes = [0, 0]
+        #: For metrics, taken (and reset) by :meth:`take_counts`: frames and payload bytes relayed
+        #: each way, the upstream connect time, the delays from a turn's start to its first audio.
+        self.frames = [0, 0]
+        self.payload_bytes = [0, 0]
+        self.connect_s: float | None = None
+        self.first_audio_s: list[float] = []
+        self._turn_started: float | None = None
 
     def stop(self, code: int, error_code: str, message: str) -> None:
         """End the session from outside: the client gets an error event and ``code``."""
@@ -86,7 +96,9 @@ class Session:
         upstream = None
         try:
             with self._stoppable_scope():
+                dial_started = trio.current_time()
                 upstream = await ports.dial(plan.target)
+                self.connect_s = trio.current_time() - dial_started
         except UpstreamError as exc:
             rejection = upstream_rejection(exc, plan.browser, plan.subprotocol)
             log.warning("session %s: %s", self.id, exc)
@@ -151,6 +163,9 @@ class Session:
         gate = self.plan.gate if side == "client" else None
         audio = self.audio_bytes
         at = 0 if side == "client" else 1
+        frames, payload_bytes = self.frames, self.payload_bytes
+        # a turn's start (realtime: response.created), to time its first audio; None: not timed
+        turn_start = self.plan.protocol.turn_start if side == "upstream" else None
         try:
             while True:
                 try:
@@ -161,10 +176,15 @@ class Session:
                         self._failed_leg = (side, exc)
                     return
                 refused: list[tuple[int, str]] | None = None
+                frames[at] += len(messages)
+                nbytes = 0
                 for i, (is_text, payload) in enumerate(messages):
+                    nbytes += len(payload)
                     if is_text:
                         kind = classify(payload)
                         if kind == COLLECT:
+                            if turn_start is not None and peek_type(payload) == turn_start:
+                                self._turn_started = trio.current_time()
                             if gate is not None:
                                 refusal = gate.check(payload)
                                 if refusal is not None:  # answered here, never forwarded nor billed
@@ -177,6 +197,11 @@ class Session:
                                 await collect.send(item)
                         elif kind == AUDIO:
                             audio[at] += len(payload)
+                            if self._turn_started is not None and turn_start is not None:
+                                if len(self.first_audio_s) < MAX_PENDING_SAMPLES:
+                                    self.first_audio_s.append(trio.current_time() - self._turn_started)
+                                self._turn_started = None
+                payload_bytes[at] += nbytes
                 if refused is not None:
                     dropped = {i for i, _ in refused}
                     messages = [m for i, m in enumerate(messages) if i not in dropped]
@@ -357,6 +382,15 @@ class Session:
                 await ports.write_record(record)
             end = self.end or SessionEnd("proxy", None, "")
             await ports.write_record(collector.finish(end))
+
+    def take_counts(self) -> tuple[tuple[int, int], tuple[int, int], float | None, list[float]]:
+        """(frames, payload bytes, connect seconds, first-audio delays) since the last call."""
+        counts = (tuple(self.frames), tuple(self.payload_bytes), self.connect_s, self.first_audio_s)
+        # reset in place: the pumps hold these lists (no await here, so nothing runs in between)
+        self.frames[:] = [0, 0]
+        self.payload_bytes[:] = [0, 0]
+        self.connect_s, self.first_audio_s = None, []
+        return counts  # type: ignore[return-value]
 
     def summary(self) -> dict[str, Any]:
         """What an operator sees of a live session (no secrets, no content)."""

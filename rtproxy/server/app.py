@@ -33,6 +33,7 @@ from ..spend.query import SpendFilter, appended_since, newest_first, parse_time
 from .asgi_leg import AsgiHandshake
 from ..errors import StartupFailed
 from .gateway import Gateway, TokenStoreUnavailable
+from .metrics import CONTENT_TYPE_LATEST
 from .startup import banner, startup_failure
 
 #: Largest request body the REST endpoints read (a token's session config is at most 256 KiB).
@@ -327,6 +328,18 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     @quart.post("/v1/realtime/transcription_sessions")
     async def beta_transcription_sessions() -> Any:
         return await mint("beta", transcription_endpoint=True)
+
+    @quart.get("/metrics")
+    async def metrics() -> Any:
+        """Prometheus text format, for admin keys (scrapers without a key: ``[server] metrics_port``)."""
+        key = require_key()
+        if isinstance(key, Response):
+            return key
+        if not key.is_admin:
+            return _json_error(403, "admin_only", "this route needs an admin key", "permission_error")
+        for session in list(gateway.sessions):  # what open sessions relayed since the last tick
+            gateway.flush_metrics(session)
+        return Response(gateway.metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
     @quart.get("/admin/sessions")
     async def admin_sessions() -> Any:

@@ -27,6 +27,7 @@ def request_from_scope(scope: dict[str, Any]) -> HandshakeRequest:
         query_string=(scope.get("query_string") or b"").decode("latin-1"),
         headers=tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope.get("headers", ())),
         client_ip=str(client[0]) if client else "",
+        listener="asgi",
     )
 
 

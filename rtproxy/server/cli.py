@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -155,6 +156,15 @@ def _run_workers(config_path: str, overrides: dict[str, Any], n: int, debug: boo
     from .gateway import WORKER_TOKEN_SECRET_ENV
 
     os.environ.setdefault(WORKER_TOKEN_SECRET_ENV, secrets.token_urlsafe(32))
+    # metrics whole across the workers: each writes its figures under one directory, and any
+    # worker's /metrics sums them (prometheus-client's multiprocess mode); fresh for each run
+    from .metrics import MULTIPROC_ENV
+
+    cfg = _load(config_path, overrides)
+    metrics_dir = cfg.resolve_path(cfg.server.state_dir) / f"prometheus-{os.getpid()}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
     procs = [ctx.Process(target=_worker_entry, args=(config_path, overrides, i, debug), name=f"rtproxy-worker-{i}")
              for i in range(n)]
     for p in procs:
@@ -170,6 +180,7 @@ def _run_workers(config_path: str, overrides: dict[str, Any], n: int, debug: boo
     signal.signal(signal.SIGHUP, forward)
     for p in procs:
         p.join()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     return max((p.exitcode or 0) for p in procs)
 
 

@@ -46,6 +46,8 @@ from ..spend.pricing import Price, price_for
 from ..spend.records import BILLED_RECORDS, SessionMeta
 from .connections import ConnectionSlots, descriptor_cap
 from .limits import TICK_S, Limits
+from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .metrics_http import serve_metrics
 from .listener import serve_realtime_listener
 
 log = logging.getLogger("rtproxy")
@@ -109,6 +111,9 @@ class Gateway:
         self.realtime_port: int | None = None
         self.spend = SpendLogWriter(config.resolve_path(config.spend_log.path))
         self.limits = Limits(config)
+        self.metrics = Metrics()
+        self.metrics_port: int | None = None
+        self.limits.on_error = self.metrics.state_store_errors.inc
         #: Client connections open in this process, both ports (see connections.py).
         self.connections = ConnectionSlots(descriptor_cap(config.server.max_connections))
         self.sessions: set[Session] = set()
@@ -153,8 +158,17 @@ class Gateway:
                     serve_realtime_listener, cfg.server, self.run_session, self.connections, cfg.server.host,
                     cfg.server.realtime_port,
                     reuse_port=self.reuse_port, ssl_context=self.server_ssl_context()))
+            if cfg.server.metrics_port >= 0:
+                self.metrics_port = await nursery.start(functools.partial(
+                    serve_metrics, cfg.server.metrics_host, cfg.server.metrics_port, self._scrape,
+                    CONTENT_TYPE_LATEST, reuse_port=self.reuse_port))
             self.started.set()
             task_status.started()
+
+    def _scrape(self) -> bytes:
+        for session in list(self.sessions):
+            self.flush_metrics(session)
+        return self.metrics.exposition()
 
     async def _housekeeping(self) -> None:
         """Every TICK_S: notice a rotated spend log, renew leases, enforce budgets spent elsewhere."""
@@ -162,6 +176,8 @@ class Gateway:
             while True:
                 await trio.sleep(TICK_S)
                 self.spend.check()
+                for session in list(self.sessions):
+                    self.flush_metrics(session)
                 budget_keys = {s.plan.key.name for s in self.sessions if s.plan.key.max_budget_usd is not None}
                 await self.limits.tick(budget_keys)
                 for session in list(self.sessions):
@@ -230,8 +246,8 @@ class Gateway:
                 await self.limits.release(session_id)
                 return
             hs, decision, initial = opened
-        plan = self.plan(decision, hs.request.client_ip, hs.request.user_agent, session_id=session_id,
-                         initial_frames=initial)
+        plan = attrs.evolve(self.plan(decision, hs.request.client_ip, hs.request.user_agent, session_id=session_id,
+                                      initial_frames=initial), listener=hs.request.listener)
         key = plan.key
         session = Session(plan, SessionPorts(
             dial=self.dial, write_record=self.write_record, over_budget=lambda: self.limits.over_budget(key),
@@ -396,12 +412,29 @@ class Gateway:
                                         "config; retry later")
         return self.tokens.mint(attrs.evolve(claims, session=None, session_ref=ref))
 
+    def _labels(self, session: Session) -> tuple[str, str, str]:
+        plan = session.plan
+        return plan.listener, plan.protocol.name, plan.model.name
+
+    def flush_metrics(self, session: Session) -> None:
+        """Add what the session relayed since the last flush (each tick, and at its end)."""
+        frames, payload_bytes, connect_s, first_audio = session.take_counts()
+        m = self.metrics
+        m.relayed(frames, payload_bytes)
+        if connect_s is not None:
+            m.connect.labels(session.plan.model.provider).observe(connect_s)
+        for delay in first_audio:
+            m.first_audio.labels(session.plan.model.name).observe(delay)
+
     def session_opened(self, session: Session) -> None:
+        self.metrics.sessions_open.labels(*self._labels(session)).inc()
         self.sessions.add(session)
         if self._no_sessions.is_set():
             self._no_sessions = trio.Event()
 
     async def session_closed(self, session: Session) -> None:
+        self.metrics.sessions_open.labels(*self._labels(session)).dec()
+        self.flush_metrics(session)
         self.sessions.discard(session)
         if not self.sessions:
             self._no_sessions.set()
@@ -448,7 +481,9 @@ class Gateway:
 
     async def write_record(self, record: dict[str, Any]) -> None:
         """Append to the spend log, then add a billed record's cost to its key's shared total."""
-        self.spend.write(record)
+        if not self.spend.write(record):
+            self.metrics.spend_log_failures.inc()
+        self.metrics.record(record)
         cost, key = record.get("cost_usd"), record.get("key_name")
         if record.get("record") in BILLED_RECORDS and isinstance(cost, (int, float)) and isinstance(key, str) and cost:
             await self.limits.charge(key, float(cost))

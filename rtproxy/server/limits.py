@@ -22,7 +22,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +66,13 @@ class Limits:
     def healthy(self) -> bool:
         return self.last_error is None
 
+    #: Called on each failed store call (the gateway counts them in its metrics).
+    on_error: Callable[[], None] | None = None
+
     def _failed(self, exc: StateStoreError) -> None:
         self.errors += 1
+        if self.on_error is not None:
+            self.on_error()
         self.last_error = str(exc)
         now = time.monotonic()
         if now - self._logged_at >= ERROR_LOG_INTERVAL_S:

@@ -160,8 +160,8 @@ class ListenerHandshake:
         headers = tuple((k.lower(), v) for k, v in request.headers.raw_items())
         # websockets' parser generator keeps the Request alive for the whole connection: empty it.
         request.headers.clear()
-        return cls(stream, proto, response, HandshakeRequest(path, query, headers, client_ip), cfg.close_timeout_s,
-                   _client_limits(cfg))
+        request_ = HandshakeRequest(path, query, headers, client_ip, listener="main" if initial else "realtime")
+        return cls(stream, proto, response, request_, cfg.close_timeout_s, _client_limits(cfg))
 
     async def reject(self, status: int, body: bytes) -> None:
         self._proto.send_response(json_response(status, body))

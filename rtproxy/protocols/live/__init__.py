@@ -19,6 +19,8 @@ from .upstream import build_live_target
 
 class LiveProtocol:
     name = "live"
+    #: GPT-Live's audio flows without turns (silence included): no first-audio timing.
+    turn_start: bytes | None = None
     classify = staticmethod(classify)
 
     @staticmethod

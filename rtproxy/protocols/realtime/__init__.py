@@ -19,6 +19,8 @@ class RealtimeProtocol:
     """The Realtime API as the relay sees it."""
 
     name = "realtime"
+    #: A turn's start: its first audio is timed from here (metrics).
+    turn_start: bytes | None = b"response.created"
 
     #: the module function itself: the relay calls it on every text frame, so no wrapper call
     classify = staticmethod(classify)
