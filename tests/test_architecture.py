@@ -22,8 +22,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"relay"}),
     frozenset({"offline"}),
     frozenset({"server"}),
-    # entry points: the package's public surface, hypercorn's app path, python -m rtproxy
-    frozenset({"__init__", "app", "__main__"}),
+    # entry points: the package's public surface, hypercorn's app path and its settings,
+    # python -m rtproxy
+    frozenset({"__init__", "app", "__main__", "hypercorn_conf"}),
 )
 #: The relay knows a protocol only through the seam: nothing protocol-specific below it.
 RELAY_MAY_USE_FROM_PROTOCOLS = frozenset({"rtproxy.protocols.seam"})
@@ -152,7 +153,7 @@ def test_relay_knows_protocols_only_through_the_seam() -> None:
 def test_the_tree_shows_the_architecture() -> None:
     """Subpackages carry the code; only the foundations and entry points sit at the top."""
     top = sorted(p.stem for p in PACKAGE.glob("*.py"))
-    assert top == ["__init__", "__main__", "app", "config", "errors"]
+    assert top == ["__init__", "__main__", "app", "config", "errors", "hypercorn_conf"]
     for unit in ("auth", "spend", "state", "protocols", "relay", "server", "offline"):
         assert (PACKAGE / unit / "__init__.py").is_file(), unit
 

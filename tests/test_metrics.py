@@ -113,3 +113,18 @@ async def test_metrics_are_whole_across_worker_processes(tmp_path: Path) -> None
     leftovers = [p for p in (tmp_path / ".rtproxy").glob("prometheus-*")] if (tmp_path / ".rtproxy").exists() else []
     assert leftovers == []  # the run's metrics directory is removed when it stops
     assert os.environ.get("PROMETHEUS_MULTIPROC_DIR") is None  # the test process was never in that mode
+
+
+async def test_the_time_to_first_audio_is_observed_once_per_spoken_reply(server: RunningServer) -> None:
+    from .helpers import events_until, send_event, user_text
+
+    async with ws_connect(server.ws_url("realtime"), headers=auth_headers(USER_KEY)) as ws:
+        await events_until(ws, "session.created")
+        await send_event(ws, {"type": "session.update", "session": {"type": "realtime", "output_modalities": ["audio"]}})
+        for text in ("Hello there", "And again"):
+            await send_event(ws, user_text(text))
+            await send_event(ws, {"type": "response.create"})
+            await events_until(ws, "response.done")
+    got = samples((await scrape(server)).text)
+    assert total(got, "rtproxy_time_to_first_audio_seconds_count", model="gpt-realtime") == 2
+    assert 0 < total(got, "rtproxy_time_to_first_audio_seconds_sum", model="gpt-realtime") < 10

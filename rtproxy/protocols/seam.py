@@ -105,10 +105,10 @@ class ApiProtocol(Protocol):
     @property
     def name(self) -> str: ...
 
-    #: The server event type a turn's audio is timed from (None: not timed).
-    turn_start: bytes | None
-
     def classify(self, payload: bytes) -> int: ...
+
+    def is_turn_start(self, payload: bytes) -> bool:
+        """Whether this collected server frame starts a turn, whose first audio is timed (metrics)."""
 
     def new_collector(self, meta: SessionMeta) -> SessionCollector: ...
 

@@ -29,7 +29,6 @@ from typing import Any
 import trio
 
 from ..errors import UpstreamError
-from ..protocols.peek import peek_type
 from ..protocols.seam import AUDIO, COLLECT, SessionCollector
 from ..spend.records import SessionEnd
 from .handshake import ClientHandshake, ClientLeg, deliver_rejection, error_body, upstream_rejection
@@ -164,8 +163,8 @@ class Session:
         audio = self.audio_bytes
         at = 0 if side == "client" else 1
         frames, payload_bytes = self.frames, self.payload_bytes
-        # a turn's start (realtime: response.created), to time its first audio; None: not timed
-        turn_start = self.plan.protocol.turn_start if side == "upstream" else None
+        # a turn's start (realtime: response.created), to time its first audio (metrics)
+        is_turn_start = self.plan.protocol.is_turn_start if side == "upstream" else None
         try:
             while True:
                 try:
@@ -183,7 +182,7 @@ class Session:
                     if is_text:
                         kind = classify(payload)
                         if kind == COLLECT:
-                            if turn_start is not None and peek_type(payload) == turn_start:
+                            if is_turn_start is not None and is_turn_start(payload):
                                 self._turn_started = trio.current_time()
                             if gate is not None:
                                 refusal = gate.check(payload)
@@ -197,7 +196,7 @@ class Session:
                                 await collect.send(item)
                         elif kind == AUDIO:
                             audio[at] += len(payload)
-                            if self._turn_started is not None and turn_start is not None:
+                            if self._turn_started is not None and is_turn_start is not None:
                                 if len(self.first_audio_s) < MAX_PENDING_SAMPLES:
                                     self.first_audio_s.append(trio.current_time() - self._turn_started)
                                 self._turn_started = None

@@ -358,7 +358,8 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         args = request.args
         key_name = args.get("key_name")
         if not key.is_admin:
-            if key_name not in (None, key.name):
+            key_prefix = args.get("key_prefix") or ""
+            if key_name not in (None, key.name) or not key.name.casefold().startswith(key_prefix.casefold()):
                 return _json_error(403, "forbidden", "a user key sees only its own records", "permission_error")
             key_name = key.name
         since, until = parse_time(args.get("since")), parse_time(args.get("until"))

@@ -19,13 +19,15 @@ from .upstream import build_live_target
 
 class LiveProtocol:
     name = "live"
-    #: GPT-Live's audio flows without turns (silence included): no first-audio timing.
-    turn_start: bytes | None = None
     classify = staticmethod(classify)
 
     @staticmethod
     def new_collector(meta: SessionMeta) -> LiveCollector:
         return LiveCollector(meta)
+
+    @staticmethod
+    def is_turn_start(payload: bytes) -> bool:
+        return False  # GPT-Live's audio flows without turns (silence included): not timed
 
     @staticmethod
     def error_event(code: str, message: str, error_type: str) -> str:

@@ -7,6 +7,7 @@ the server also uses :func:`build_target` and :func:`token_session_update` while
 from __future__ import annotations
 
 from ...spend.records import SessionMeta
+from ..peek import peek_type
 from ..seam import ModelPolicy
 from .collector import Collector
 from .events import classify, is_collected
@@ -19,8 +20,6 @@ class RealtimeProtocol:
     """The Realtime API as the relay sees it."""
 
     name = "realtime"
-    #: A turn's start: its first audio is timed from here (metrics).
-    turn_start: bytes | None = b"response.created"
 
     #: the module function itself: the relay calls it on every text frame, so no wrapper call
     classify = staticmethod(classify)
@@ -28,6 +27,10 @@ class RealtimeProtocol:
     @staticmethod
     def new_collector(meta: SessionMeta) -> Collector:
         return Collector(meta)
+
+    @staticmethod
+    def is_turn_start(payload: bytes) -> bool:
+        return peek_type(payload) == b"response.created"
 
     @staticmethod
     def error_event(code: str, message: str, error_type: str) -> str:
