@@ -1,4 +1,5 @@
-"""Regenerate docs/playground.png and docs/logs.png: a real server, real Chromium, a real session.
+"""Regenerate docs/playground.png, docs/logs.png and docs/dashboard.png: a real server, real
+Chromium, real sessions.
 
     .venv/bin/python scripts/screenshots.py
 """
@@ -83,6 +84,21 @@ def main() -> None:
             expect(page.locator("#d-tool-calls .tool-call")).to_have_count(1)
             page.locator("#d-tool-calls").scroll_into_view_if_needed()
             page.screenshot(path=str(ROOT / "docs" / "logs.png"))
+            # the dashboard: a few more sessions, so the charts have something to show
+            for text in ("Hello there", "Tell me a joke", "What time is it?"):
+                page.goto(f"{url}/#key={KEY}")
+                page.select_option("#modalities", "text")
+                page.click("#connect")
+                expect(page.locator("#status")).to_have_attribute("data-state", "ok")
+                page.fill("#text-input", text)
+                page.click("#send")
+                expect(page.locator('.entry[data-role="assistant"]').last).to_contain_text("You said")
+                page.click("#disconnect")
+            page.goto(f"{url}/logs")
+            page.locator("#dashboard summary").click()
+            page.select_option("#dash-by", "model")
+            expect(page.locator("#chart-latency svg")).to_have_count(1)
+            page.locator("#dashboard").screenshot(path=str(ROOT / "docs" / "dashboard.png"))
             browser.close()
     finally:
         server.terminate()

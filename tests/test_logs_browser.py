@@ -255,3 +255,30 @@ def test_a_key_change_clears_the_old_keys_sessions_and_a_pasted_key_link_is_take
     page.evaluate(f"() => {{ location.hash = 'key={ADMIN_KEY}'; }}")  # a #key= link pasted into this tab
     expect(rows).to_have_count(2)
     expect(page.locator("#key")).to_have_value(ADMIN_KEY)
+
+
+def test_the_dashboard_plots_spend_sessions_and_latency_from_the_summary(page: Page, server: LiveServer) -> None:
+    from rtproxy.spend.log import SpendLogWriter
+
+    w = SpendLogWriter(server.root / "spend.jsonl")
+    for i, (key, model, hour) in enumerate([("user", "gpt-realtime", "09"), ("user", "gpt-live-1", "09"),
+                                            ("user", "gpt-realtime", "10")]):
+        t = f"2026-03-01T{hour}:1{i}:00.000Z"
+        w.write({"record": "session", "id": f"s{i}", "session_id": f"sess_rtp_{i:020d}", "key_name": key,
+                 "model": model, "start_time": t, "end_time": t, "status": "success", "responses": 1, "usage": {},
+                 "cost_usd": 0.01 * (i + 1), "close": {"by": "client", "code": 1000, "reason": ""}})
+        w.write({"record": "response", "id": f"r{i}", "session_id": f"sess_rtp_{i:020d}", "key_name": key,
+                 "model": model, "start_time": t, "status": "completed", "usage": {}, "cost_usd": 0.01 * (i + 1),
+                 "duration_ms": 300 * (i + 1)})
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    expect(page.locator("#sessions tbody tr")).to_have_count(3)
+    page.locator("#dashboard summary").click()
+    spend = page.locator("#chart-spend svg")
+    expect(spend).to_have_attribute("aria-label", "Spend (USD)")
+    expect(spend.locator("rect.bar")).to_have_count(2)  # one key, two hours
+    expect(spend.locator("rect.bar").first.locator("title")).to_have_text("user · 2026-03-01T09:00:00Z: $0.03")
+    page.select_option("#dash-by", "model")
+    expect(page.locator("#chart-sessions svg rect.bar")).to_have_count(3)  # two models in hour 9, one in 10
+    expect(page.locator("#chart-latency svg polyline")).to_have_count(2)  # p50 and p95
+    page.select_option("#dash-bucket", "day")
+    expect(page.locator("#chart-spend svg rect.bar")).to_have_count(2)  # one day, two models

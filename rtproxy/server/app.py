@@ -29,7 +29,9 @@ from ..auth.admission import END_USER_HEADER, REALTIME_PATHS, is_session_path, t
 from ..auth.keys import VirtualKey
 from ..auth.tokens import MAX_TTL_S, TokenClaims, TokenError
 from ..config import Config, ModelConfig, load_config
+from ..spend.log import iter_records
 from ..spend.query import SpendFilter, appended_since, newest_first, parse_time
+from ..spend.summary import summarize
 from .asgi_leg import AsgiHandshake
 from ..errors import StartupFailed
 from .gateway import Gateway, TokenStoreUnavailable
@@ -340,6 +342,32 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         for session in list(gateway.sessions):  # what open sessions relayed since the last tick
             gateway.flush_metrics(session)
         return Response(gateway.metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+
+    @quart.get("/spend/summary")
+    async def spend_summary() -> Any:
+        """The dashboard's figures: ``bucket`` (hour, day) × key × model, with the same key rules
+        as ``/spend/logs`` (a user key sees its own) and its filters."""
+        key = require_key()
+        if isinstance(key, Response):
+            return key
+        args = request.args
+        bucket = args.get("bucket", "hour")
+        if bucket not in ("hour", "day"):
+            return _json_error(400, "invalid_bucket", "bucket is hour or day")
+        key_prefix = args.get("key_prefix") or None
+        if not key.is_admin and not key.name.casefold().startswith((key_prefix or "").casefold()):
+            return _json_error(403, "forbidden", "a user key sees only its own records", "permission_error")
+        since, until = parse_time(args.get("since")), parse_time(args.get("until"))
+        if (args.get("since") and since is None) or (args.get("until") and until is None):
+            return _json_error(400, "invalid_time", "since and until are ISO 8601 times, e.g. 2026-01-01T00:00:00Z")
+        flt = SpendFilter(key_name=None if key.is_admin else key.name, since=since, until=until,
+                          key_prefix=key_prefix, model_prefix=args.get("model_prefix") or None)
+        path = gateway.spend.path
+
+        def scan() -> dict[str, Any]:
+            return summarize((r for _, r in iter_records(path) if flt.matches(r)), bucket)  # type: ignore[arg-type]
+
+        return jsonify(await trio.to_thread.run_sync(scan))  # a whole-log scan: off the event loop
 
     @quart.get("/admin/sessions")
     async def admin_sessions() -> Any:

@@ -3,6 +3,7 @@
 import { authHeaders, el, loadKey, saveKey } from "./common.js";
 import { SessionList, formatCost, formatDuration, sessionDetail, utcInput } from "./logs-model.js";
 import { prettyArguments } from "./tool-calls.js";
+import { barChart, lineChart, seriesOf } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
 /** Sessions fetched per page. */
@@ -65,6 +66,7 @@ async function loadSessions(reset = true) {
     }
     $("more").hidden = cursor === null;
     renderSessions();
+    loadDashboard();
     setStatus(`${list.rows().length} session(s).`, "ok");
   } catch (e) {
     // nothing from a previous key (or filter) stays on screen under the error
@@ -76,6 +78,33 @@ async function loadSessions(reset = true) {
     clearDetail();
     setStatus(`Cannot read the spend log: ${e.message}`, "error");
   }
+}
+
+/** The dashboard: the same filters (and key rules) as the list, aggregated by the server. */
+async function loadDashboard() {
+  if (!$("dashboard").open) return;
+  const params = filterParams();
+  params.delete("status");
+  params.set("bucket", $("dash-bucket").value);
+  const res = await fetch(`/spend/summary?${params}`, { headers: authHeaders($("key").value.trim()) });
+  const body = await res.json().catch(() => ({}));
+  const boxes = ["chart-spend", "chart-sessions", "chart-latency"];
+  if (!res.ok) {
+    for (const id of boxes) $(id).replaceChildren();
+    return setStatus(`Cannot read the summary: ${(body.error && body.error.message) || res.status}`, "error");
+  }
+  const by = $("dash-by").value;
+  const charts = [
+    barChart(seriesOf(body, "cost_usd", by), { title: "Spend (USD)",
+      format: (v) => (v === 0 ? "$0" : v >= 0.01 ? `$${v.toFixed(2)}` : `$${v.toPrecision(2)}`) }),
+    barChart(seriesOf(body, "sessions", by), { title: "Sessions started", format: (v) => String(Math.round(v)) }),
+    lineChart({ buckets: body.buckets, hourly: body.bucket !== "day", series: [
+      { name: "p50", values: body.latency.map((l) => l.p50_ms) }, { name: "p95", values: body.latency.map((l) => l.p95_ms) }] },
+    { title: "Response latency (ms)", format: (v) => `${Math.round(v)} ms` }),
+  ];
+  boxes.forEach((id, i) => {
+    $(id).innerHTML = charts[i]; // markup built by charts.js, every text in it escaped
+  });
 }
 
 function clearDetail() {
@@ -264,6 +293,9 @@ function init() {
     loadSessions(true);
   });
   $("more").addEventListener("click", () => loadSessions(false));
+  $("dashboard").addEventListener("toggle", loadDashboard);
+  $("dash-bucket").addEventListener("change", loadDashboard);
+  $("dash-by").addEventListener("change", loadDashboard);
   $("follow").addEventListener("change", () => setFollow($("follow").checked));
   $("key").addEventListener("change", () => {
     saveKey($("key").value.trim());
