@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from .audio import BYTES_PER_MS, SpeechStopped, Vad, VadSettings, synthesize_word
-from .model import ClientError, audio_of, text_tokens
+from .model import ClientError, OfflineModel, audio_of, text_tokens
 
 Event = dict[str, Any]
 
@@ -380,7 +379,7 @@ class OfflineLiveModel:
         out_text = ""
         if tool is not None:
             call_id, item_id = self._id("call"), self._id("fc")
-            arguments = _arguments(text_in, tool)
+            arguments = OfflineModel.fill_arguments(text_in, tool)
             item = {"type": "function_call", "id": item_id, "call_id": call_id, "name": tool["name"],
                     "arguments": "", "status": "in_progress"}
             yield [wrap({"type": "response.output_item.added", "output_index": 0, "item": dict(item)})]
@@ -456,23 +455,3 @@ class OfflineLiveModel:
         self._billed_seconds = self.seconds
         return [self._ev("session.usage.updated", usage={"seconds": self.seconds},
                          context_window={"usage_ratio": round(min(1.0, self.seconds / 3600), 4)})]
-
-
-def _arguments(text: str, tool: dict[str, Any]) -> str:
-    """Fill the tool's parameters from the words: capitalised names for strings, numbers for numbers."""
-    props = (tool.get("parameters") or {}).get("properties") or {}
-    words = re.findall(r"[A-Za-z][\w'-]*", text)
-    names = [w for i, w in enumerate(words) if w[0].isupper() and i > 0 and "_" not in w]
-    numbers = re.findall(r"-?\d+(?:\.\d+)?", text)
-    args: dict[str, Any] = {}
-    for key, schema in props.items():
-        kind = schema.get("type") if isinstance(schema, dict) else None
-        if kind in ("number", "integer"):
-            value = float(numbers.pop(0)) if numbers else 1
-            args[key] = int(value) if kind == "integer" else value
-        elif kind == "boolean":
-            args[key] = True
-        else:
-            args[key] = names.pop() if names else "example"
-    return json.dumps(args)
-

@@ -632,7 +632,7 @@ class OfflineModel:
         return tools[0] if tool_choice == "required" else None
 
     @staticmethod
-    def _arguments(text: str, tool: dict[str, Any]) -> str:
+    def fill_arguments(text: str, tool: dict[str, Any]) -> str:
         """Fill the tool's parameters from the text: names for strings, numbers for numbers."""
         props = (tool.get("parameters") or {}).get("properties") or {}
         words = re.findall(r"[A-Za-z][\w'-]*", text)
@@ -678,7 +678,7 @@ class OfflineModel:
                 return
             tool = self._choose_tool(text, [t for t in tools if t.get("type") != "mcp"], tool_choice)
         if tool is not None:
-            yield from self._plan_function_call(r, tool, self._arguments(text, tool))
+            yield from self._plan_function_call(r, tool, self.fill_arguments(text, tool))
         else:
             yield from self._plan_message(r, self._reply_text(text, item))
         yield self._finish(r, "completed", None)

@@ -204,7 +204,7 @@ def _fmt_row(r: dict[str, Any]) -> str:
         ident = f"({_plural(r.get('responses', 0), 'response')}; started {str(r.get('start_time', ''))[11:19]})"
     else:
         stamp = r.get("start_time") or r.get("time")
-        ident = (r.get("response_id") if kind == "response"
+        ident = str(r.get("response_id") if kind == "response"
                  else f"{r.get('transcription_model')} {r.get('item_id')}" if kind == "transcription"
                  else f"{r.get('seconds')} s" if kind == "usage" else "")
     cells = [str(v if v is not None else "")[:w].ljust(w) for v, (_, w) in

@@ -102,11 +102,13 @@ class Metrics:
         if "input_token_details" in usage or "output_token_details" in usage or usage.get("type") == "tokens":
             split = token_split(usage)
         else:  # a Responses API usage (a GPT-Live delegated response)
-            total_in = usage.get("input_tokens") if isinstance(usage.get("input_tokens"), int) else 0
-            details = usage.get("input_tokens_details") if isinstance(usage.get("input_tokens_details"), dict) else {}
-            cached = details.get("cached_tokens") if isinstance(details.get("cached_tokens"), int) else 0
-            out = usage.get("output_tokens") if isinstance(usage.get("output_tokens"), int) else 0
-            split = {"input_text": max(0, total_in - cached), "cached_text": cached, "output_text": out}
+            def tokens(d: Any, name: str) -> int:
+                v = d.get(name) if isinstance(d, dict) else None
+                return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+            total_in, out = tokens(usage, "input_tokens"), tokens(usage, "output_tokens")
+            cached = min(tokens(usage.get("input_tokens_details"), "cached_tokens"), total_in)
+            split = {"input_text": total_in - cached, "cached_text": cached, "output_text": out}
         for modality, count in split.items():
             if count > 0:
                 self.tokens.labels(key, model, modality).inc(count)
