@@ -1,0 +1,79 @@
+"""GPT-Live admission from the first frame, sans-IO: session.start in, the frame to send upstream
+(or the API's refusal) out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from rtproxy.config import ModelConfig
+from rtproxy.protocols.live.start import MAX_START_FRAME_BYTES, StartRefused, check_delegation, delegated_models, \
+    parse_start
+
+LIVE = ModelConfig("gpt-live", "openai", "gpt-live-1", api_key="sk-x", api="live")
+
+
+def start(session: Any, *, fork: bool = False, allowed: tuple[str, ...] = ("gpt-live",),
+          delegation: tuple[str, ...] = ("luna",), **event: Any) -> Any:
+    frame = json.dumps({"type": "session.start", "session": session, **event})
+    return parse_start(frame, fork=fork, served=lambda n: LIVE if n in ("gpt-live", "gpt-live-1") else None,
+                       allows=lambda n: n in allowed, allows_delegation=lambda n: n in delegation)
+
+
+def test_an_admitted_start_is_rewritten_to_the_providers_model_and_keeps_everything_else() -> None:
+    got = start({"model": "gpt-live", "instructions": "Be brief.",
+                 "delegation": {"type": "responses", "responses": {"model": "luna"}}}, event_id="c1")
+    assert got.model is LIVE
+    sent = json.loads(got.frame)
+    assert sent == {"type": "session.start", "event_id": "c1", "session": {
+        "model": "gpt-live-1", "instructions": "Be brief.", "delegation": {"type": "responses", "responses": {"model": "luna"}}}}
+
+
+@pytest.mark.parametrize("session, kwargs, status, code, param", [
+    ({}, {}, 400, "missing_required_parameter", "session.model"),
+    ({"model": ""}, {}, 400, "missing_required_parameter", "session.model"),
+    ({"model": 7}, {}, 400, "missing_required_parameter", "session.model"),
+    ({"model": "gpt-realtime"}, {}, 404, "model_not_found", "session.model"),
+    ({"model": "gpt-live"}, {"allowed": ()}, 403, "model_not_allowed", "session.model"),
+    ({"model": "gpt-live", "delegation": {"type": "responses", "responses": {"model": "secret"}}}, {}, 403,
+     "model_not_allowed", "session.delegation.responses.model"),
+    ({"model": "gpt-live", "delegation": {"type": "decisions", "decisions": {"model": 3}}}, {}, 403,
+     "model_not_allowed", "session.delegation.responses.model"),
+    ({"model": "gpt-live"}, {"fork": True}, 400, "unknown_parameter", "session.model"),
+    ("not an object", {}, 400, "invalid_value", "session"),
+])
+def test_a_start_that_cannot_open_a_session_is_refused_with_the_apis_code_and_param(
+        session: Any, kwargs: dict[str, Any], status: int, code: str, param: str) -> None:
+    with pytest.raises(StartRefused) as refused:
+        start(session, event_id="c9", **kwargs)
+    r = refused.value
+    assert (r.status, r.code, r.param, r.client_event_id) == (status, code, param, "c9")
+
+
+@pytest.mark.parametrize("frame, code", [
+    (b"{nope", "invalid_json"),
+    (b'[1, 2]', "session_not_started"),
+    (b'{"type": "session.update", "session": {}}', "session_not_started"),
+    (b'{"type": "session.start", "session": {"model": "x"}}' + b" " * MAX_START_FRAME_BYTES, "start_too_large"),
+])
+def test_a_first_frame_that_is_not_a_session_start_is_refused(frame: bytes, code: str) -> None:
+    with pytest.raises(StartRefused) as refused:
+        parse_start(frame, fork=False, served=lambda n: LIVE, allows=lambda n: True, allows_delegation=lambda n: True)
+    assert refused.value.code == code and refused.value.status == 400
+
+
+def test_a_fork_needs_no_model_and_its_start_goes_up_unchanged() -> None:
+    got = start({"delegation": {"type": "responses", "responses": {"model": "luna"}}}, fork=True)
+    assert got.model is None and json.loads(got.frame)["session"] == {
+        "delegation": {"type": "responses", "responses": {"model": "luna"}}}
+
+
+def test_delegated_models_are_read_from_both_delegation_kinds() -> None:
+    session = {"delegation": {"responses": {"model": "a"}, "decisions": {"model": "b"}}}
+    assert delegated_models(session) == ["a", "b"]
+    assert delegated_models({"delegation": "odd"}) == [] and delegated_models({}) == []
+    assert check_delegation(session, lambda n: True) is None
+    message, param = check_delegation(session, lambda n: n == "a") or ("", "")
+    assert "'b'" in message and param == "session.delegation.responses.model"
