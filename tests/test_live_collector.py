@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -28,7 +28,7 @@ def meta(**kw: Any) -> SessionMeta:
 
 class Clock:
     def __init__(self) -> None:
-        self.t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self.t = datetime(2026, 1, 1, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         self.t += timedelta(milliseconds=100)
@@ -72,7 +72,7 @@ def test_paused_seconds_are_billed_at_the_standby_rate() -> None:
 
 def delegated(c: LiveCollector, rid: str, usage: dict[str, Any], *, text: str = "", call: bool = False,
               model: str = "gpt-5.6-luna") -> list[dict[str, Any]]:
-    wrap = lambda inner: {"type": "response.event", "event_id": f"e{rid}{inner['type']}", "delegation_id": "d1",  # noqa: E731
+    wrap = lambda inner: {"type": "response.event", "event_id": f"e{rid}{inner['type']}", "delegation_id": "d1",
                           "event": inner}
     feed(c, "server", wrap({"type": "response.created", "response": {"id": rid}}))
     if text:

@@ -9,8 +9,13 @@ from typing import Any
 import pytest
 
 from rtproxy.config import ModelConfig
-from rtproxy.protocols.live.start import MAX_START_FRAME_BYTES, StartRefused, check_delegation, delegated_models, \
-    parse_start
+from rtproxy.protocols.live.start import (
+    MAX_START_FRAME_BYTES,
+    StartRefused,
+    check_delegation,
+    delegated_models,
+    parse_start,
+)
 
 LIVE = ModelConfig("gpt-live", "openai", "gpt-live-1", api_key="sk-x", api="live")
 

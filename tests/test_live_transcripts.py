@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.lib.live._transcript_state import TranscriptState
@@ -77,3 +78,46 @@ def test_invalid_fragments_are_counted_and_skipped() -> None:
     assert turns.push({"type": "session.input_transcript.delta", "event_id": "y", "delta": 3,
                        "start_ms": 0, "end_ms": 1}) == []
     assert turns.invalid == 2 and turns.finish() == []
+
+
+@pytest.mark.parametrize("start, end", [(True, 5), (-1, 5), (0.5, 5), (0, "5"), (5, 4), (0, 2**53)])
+def test_a_fragment_without_a_whole_nonnegative_interval_is_skipped(start: Any, end: Any) -> None:
+    turns = TranscriptTurns()
+    assert turns.push({"type": "session.input_transcript.delta", "event_id": "e", "delta": "hi",
+                       "start_ms": start, "end_ms": end}) == []
+    assert turns.invalid == 1 and turns.finish() == []
+
+
+def test_the_largest_safe_time_is_still_a_time_and_an_empty_id_is_not() -> None:
+    turns = TranscriptTurns()
+    big = 2**53 - 1
+    turns.push({"type": "session.input_transcript.delta", "event_id": "", "delta": "no", "start_ms": 0, "end_ms": 1})
+    turns.push({"type": "session.input_transcript.delta", "event_id": "e", "delta": "yes", "start_ms": big,
+                "end_ms": big})
+    assert turns.invalid == 1
+    assert [t["content"] for t in turns.finish()] == ["yes"]
+
+
+def test_fragments_of_both_speakers_over_one_interval_are_grouped_and_the_end_closes_once() -> None:
+    turns = TranscriptTurns()
+    out = []
+    for eid, kind, text in (("a", "output", "Hi"), ("b", "input", "Hey"), ("c", "input", " there")):
+        out += turns.push({"type": f"session.{kind}_transcript.delta", "event_id": eid, "delta": text,
+                           "start_ms": 0 if eid != "c" else 300, "end_ms": 300 if eid != "c" else 600})
+    out += turns.finish()
+    assert sorted((t["role"], t["content"]) for t in out) == [("assistant", "Hi"), ("user", "Hey there")]
+    assert turns.finish() == [] and turns.closed
+    assert turns.push({"type": "session.input_transcript.delta", "event_id": "z", "delta": "late",
+                       "start_ms": 900, "end_ms": 950}) == []
+
+
+def test_repeats_are_remembered_up_to_the_bound_and_the_oldest_forgotten() -> None:
+    from rtproxy.protocols.live import transcripts
+
+    turns = TranscriptTurns()
+    first = {"type": "session.input_transcript.delta", "event_id": "e0", "delta": "a", "start_ms": 0, "end_ms": 1}
+    turns.push(first)
+    for i in range(1, transcripts.MAX_SEEN_EVENT_IDS + 1):
+        turns.push({**first, "event_id": f"e{i}", "start_ms": i, "end_ms": i + 1})
+    assert len(turns._seen) == transcripts.MAX_SEEN_EVENT_IDS and "e0" not in turns._seen
+    assert "e1" in turns._seen

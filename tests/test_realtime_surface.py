@@ -139,7 +139,7 @@ async def test_a_browser_opens_a_transcription_session_with_an_ephemeral_token(
     subprotocols = ["realtime", f"openai-insecure-api-key.{token}"] + ([] if ga else ["openai-beta.realtime-v1"])
     async with ws_connect(server.ws_url(listener, query="intent=transcription"), subprotocols=subprotocols) as ws:
         assert ws.subprotocol == "realtime"
-        (created,) = await events_until(ws, "session.created")
+        await events_until(ws, "session.created")
         updated = (await events_until(ws, "session.updated" if ga else "transcription_session.updated"))[-1]
         assert (updated["session"]["audio"]["input"]["transcription"] if ga
                 else updated["session"]["input_audio_transcription"]) == transcription

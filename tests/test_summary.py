@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -47,7 +48,7 @@ async def test_the_summary_endpoint_keeps_the_key_rules(server: RunningServer) -
     for r in RECORDS:
         w.write(r)
     async with httpx.AsyncClient() as http:
-        get = lambda key, **q: http.get(server.http + "/spend/summary", params=q,  # noqa: E731
+        get = lambda key, **q: http.get(server.http + "/spend/summary", params=q,
                                         headers={"Authorization": f"Bearer {key}"})
         admin = (await get(ADMIN_KEY)).json()
         user = (await get(USER_KEY)).json()
@@ -58,3 +59,31 @@ async def test_the_summary_endpoint_keeps_the_key_rules(server: RunningServer) -
     assert {r["key_name"] for r in admin["data"]} == {"user", "admin"}
     assert {r["key_name"] for r in user["data"]} == {"user"}  # a user key sees its own
     assert [(r["key_name"], r["model"]) for r in by_day["data"]] == [("admin", "gpt-live-1")]
+
+
+def test_buckets_are_utc_hours_percentiles_are_exact_and_odd_records_are_skipped() -> None:
+    records = [
+        rec("response", "k", "m", "2026-03-01T11:59:59.999+02:00", cost_usd=0.1, duration_ms=d, n=d)  # 09:59 UTC
+        for d in range(1, 101)
+    ]
+    records.insert(10, dict(records[3]))  # a line written again, in the middle: counted once, the rest still read
+    records += [
+        {"record": "usage", "id": "u1", "key_name": "k", "model": "m", "time": "2026-03-01T10:00:00.000Z", "cost_usd": 1.0},
+        {"record": "response", "id": "nt", "key_name": "k", "model": "m", "cost_usd": 5.0},  # no time: skipped
+        {"record": "rate_limits", "id": "x", "key_name": "k", "model": "m", "start_time": "2026-03-01T10:00:00Z",
+         "cost_usd": 9.0},  # not a billed kind: skipped
+        rec("response", "k", "m", "2026-03-01T10:05:00.000Z", cost_usd=0.0, duration_ms=-5, n=999),
+    ]
+    got = summarize(records, "hour")
+    assert got["buckets"] == ["2026-03-01T09:00:00Z", "2026-03-01T10:00:00Z"]
+    nine, ten = got["data"]
+    assert (nine["responses"], nine["cost_usd"]) == (100, pytest.approx(10.0))
+    assert (ten["responses"], ten["cost_usd"]) == (1, pytest.approx(1.0))
+    lat_nine, lat_ten = got["latency"]
+    assert (lat_nine["responses"], lat_nine["p50_ms"], lat_nine["p95_ms"]) == (100, 51.0, 96.0)
+    assert (lat_ten["responses"], lat_ten["p50_ms"]) == (0, None)  # a negative duration is not a latency
+    from datetime import datetime
+
+    from rtproxy.spend.summary import bucket_start
+    assert bucket_start(datetime(2026, 3, 1, 9, 59, 59, 999999, tzinfo=UTC), "hour") == "2026-03-01T09:00:00Z"
+    assert bucket_start(datetime(2026, 3, 1, 23, 30, tzinfo=UTC), "day") == "2026-03-01T00:00:00Z"

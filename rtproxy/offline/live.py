@@ -179,9 +179,8 @@ class OfflineLiveModel:
         if not isinstance(audio, dict):
             raise LiveClientError("invalid_type", "audio must be an object", "session.audio")
         fmt = audio.get("format")
-        if fmt is not None:
-            if fmt != {"type": "audio/pcm", "rate": 24000}:
-                raise LiveClientError("invalid_value", "the offline model speaks audio/pcm at 24000 Hz only",
+        if fmt is not None and fmt != {"type": "audio/pcm", "rate": 24000}:
+            raise LiveClientError("invalid_value", "the offline model speaks audio/pcm at 24000 Hz only",
                                       "session.audio.format")
         voice = (audio.get("output") or {}).get("voice") if isinstance(audio.get("output"), dict) else None
         if voice is not None:

@@ -25,7 +25,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Upper bounds of the latency histograms, in seconds.
 CONNECT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 FIRST_AUDIO_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0)
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "MULTIPROC_ENV"]
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "Metrics"]
 
 
 def multiprocess() -> bool:

@@ -10,7 +10,7 @@ the responses' latency (median and 95th percentile of ``duration_ms``, from at m
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .query import parse_time
@@ -24,7 +24,7 @@ MAX_BUCKETS = 744
 
 
 def bucket_start(t: datetime, bucket: Bucket) -> str:
-    t = t.astimezone(timezone.utc)
+    t = t.astimezone(UTC)
     t = t.replace(minute=0, second=0, microsecond=0)
     if bucket == "day":
         t = t.replace(hour=0)

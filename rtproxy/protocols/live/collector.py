@@ -65,7 +65,7 @@ def _seconds(value: Any) -> int | None:
 class _Delegated:
     """A delegated response in flight: what its stream has said so far."""
 
-    __slots__ = ("started", "delegation_id", "text", "tool_calls")
+    __slots__ = ("delegation_id", "started", "text", "tool_calls")
 
     def __init__(self, started: datetime, delegation_id: str | None) -> None:
         self.started = started

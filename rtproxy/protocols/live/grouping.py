@@ -15,8 +15,6 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-
-
 # -- the value types of openai/lib/live/_types.py, as the policy uses them ------------------------
 
 TranscriptSegmentCloseReason = Literal["speaker_change", "inactivity", "timestamp_reset", "session_closed", "manual"]
