@@ -82,3 +82,37 @@ def test_delegated_models_are_read_from_both_delegation_kinds() -> None:
     assert check_delegation(session, lambda n: True) is None
     message, param = check_delegation(session, lambda n: n == "a") or ("", "")
     assert "'b'" in message and param == "session.delegation.responses.model"
+
+
+@pytest.mark.parametrize("frame, message", [
+    (b"{nope", "the first frame is not valid JSON"),
+    (b'{"type": "session.update"}', "the first frame must be session.start, not 'session.update'"),
+    (b'{"type": 5}', "the first frame must be session.start, not (not a string)"),
+    (b'{"type": "session.start", "session": 3}', "session.start needs a session object"),
+    (b'{"type": "session.start", "session": {}}', "session.start needs session.model"),
+    (b'{"type": "session.start", "session": {"model": "' + b"n" * 300 + b'"}}',
+     "model '" + "n" * 100 + "' is not served by this gateway as a GPT-Live model"),
+    (b'{"type": "session.start", "session": {"model": "gpt-live", "delegation": {"responses": {"model": "x"}}}}',
+     "this key may not use the delegated model 'x'"),
+])
+def test_each_refusal_says_what_was_wrong_in_words(frame: bytes, message: str) -> None:
+    with pytest.raises(StartRefused) as refused:
+        parse_start(frame, fork=False, served=lambda n: LIVE if n == "gpt-live" else None, allows=lambda n: True,
+                    allows_delegation=lambda n: False)
+    assert refused.value.message == message
+
+
+def test_a_start_of_exactly_the_largest_size_is_read_and_a_non_string_event_id_is_not_echoed() -> None:
+    head = b'{"type": "session.start", "event_id": 7, "session": {"model": "gpt-live", "instructions": "'
+    frame = head + b"x" * (MAX_START_FRAME_BYTES - len(head) - 3) + b'"}}'
+    assert len(frame) == MAX_START_FRAME_BYTES
+    got = parse_start(frame, fork=False, served=lambda n: LIVE, allows=lambda n: True, allows_delegation=lambda n: True)
+    assert got.model is LIVE
+    with pytest.raises(StartRefused) as refused:
+        parse_start(b'{"type": "session.start", "event_id": 7, "session": {}}', fork=False, served=lambda n: LIVE,
+                    allows=lambda n: True, allows_delegation=lambda n: True)
+    assert refused.value.client_event_id is None
+    with pytest.raises(StartRefused) as fork:
+        parse_start(b'{"type": "session.start", "session": {"model": "m"}}', fork=True, served=lambda n: LIVE,
+                    allows=lambda n: True, allows_delegation=lambda n: True)
+    assert fork.value.message == "a fork inherits its model: no session.model"
