@@ -150,3 +150,46 @@ def test_live_upstreams_name_no_model_in_the_url_and_carry_the_providers_credent
                               local_url="ws://127.0.0.1:9", local_secret="s3cret")
     assert local.url == "ws://127.0.0.1:9/v1/live/sessions/live_2/fork"
     assert dict(local.headers) == {"Authorization": "Bearer s3cret"}
+
+
+def test_typed_items_of_every_shape_are_recorded_and_the_pending_list_is_bounded() -> None:
+    from rtproxy.protocols.live import collector as live_collector
+
+    c = LiveCollector(meta(), now=Clock())
+    feed(c, "client", {"type": "response.item.create", "item": {"type": "message", "content": "plain string"}})
+    feed(c, "client", {"type": "response.item.create", "item": {"type": "message", "role": "assistant",
+                                                                "content": [{"type": "output_text", "text": "said"}]}})
+    feed(c, "client", {"type": "response.item.create", "item": {"type": "function_call_output", "call_id": "c",
+                                                                "output": {"t": 1}}})
+    feed(c, "client", {"type": "response.item.create", "item": {"type": "reasoning", "content": "hidden"}})
+    feed(c, "client", {"type": "response.item.create", "item": {"type": "message", "content": [{"text": "  "}]}})
+    feed(c, "server", {"type": "session.updated", "session": {"instructions": "New rules."}})
+    (r,) = feed(c, "server", usage_event(1))
+    assert r["messages"] == [{"role": "user", "content": "plain string", "source": "text"},
+                             {"role": "assistant", "content": "said", "source": "text"},
+                             {"role": "tool", "tool_call_id": "c", "content": '{"t": 1}'},
+                             {"role": "system", "content": "New rules.", "source": "instructions"}]
+    for i in range(live_collector.MAX_PENDING_MESSAGES + 3):
+        feed(c, "client", {"type": "session.thinking.append", "delegation_id": None, "content": f"n{i}"})
+    (r,) = feed(c, "server", usage_event(2))
+    assert len(r["messages"]) == live_collector.MAX_PENDING_MESSAGES and r["messages"][0]["content"] == "n3"
+    assert c.finish(SessionEnd("client", 1000))["messages_dropped"] == 3
+
+
+def test_decisions_settings_merge_and_delegations_and_open_responses_are_bounded() -> None:
+    from rtproxy.protocols.live import collector as live_collector
+
+    c = LiveCollector(meta(), now=Clock())
+    feed(c, "client", {"type": "session.start", "session": {"model": "m", "delegation": {
+        "type": "decisions", "decisions": {"model": "gpt-5.6-luna", "questions": []}}}})
+    feed(c, "client", {"type": "session.update", "session": {"delegation": {"decisions": {"questions": [1]}}}})
+    assert c.delegation == {"type": "decisions", "decisions": {"model": "gpt-5.6-luna", "questions": [1]}}
+    for i in range(live_collector.MAX_DELEGATIONS + 2):
+        feed(c, "server", {"type": "session.delegation.created", "offset_ms": i,
+                           "delegation": {"id": f"d{i}", "target": "client"}})
+    assert len(c.delegations) == live_collector.MAX_DELEGATIONS
+    for i in range(live_collector.MAX_OPEN_RESPONSES + 2):
+        feed(c, "server", {"type": "response.event", "event": {"type": "response.created", "response": {"id": f"r{i}"}}})
+    assert len(c._open) == live_collector.MAX_OPEN_RESPONSES
+    s = c.finish(SessionEnd("client", 1000))
+    assert s["responses_in_flight"] == live_collector.MAX_OPEN_RESPONSES and s["delegation_type"] == "decisions"

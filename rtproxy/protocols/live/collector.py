@@ -419,6 +419,8 @@ class LiveCollector:
             "messages": self._take_pending() if self.meta.store_prompts else None,
             "unknown_event_types": self._triage.unknown_types,
             "malformed_frames": self._triage.malformed,
+            #: messages (and MCP items) dropped from a record over MAX_PENDING_MESSAGES
+            "messages_dropped": self.dropped_messages,
             "transcript_fragments_invalid": self._turns.invalid,
         })
         return record

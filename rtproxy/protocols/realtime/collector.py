@@ -676,5 +676,7 @@ class Collector:
             "tools": self.config.tools if self.meta.store_prompts else None,
             "unknown_event_types": self._triage.unknown_types,
             "malformed_frames": self._triage.malformed,
+            #: messages (and MCP items) dropped from a record over MAX_PENDING_MESSAGES
+            "messages_dropped": self.dropped_messages,
         })
         return record
