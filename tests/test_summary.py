@@ -87,3 +87,13 @@ def test_buckets_are_utc_hours_percentiles_are_exact_and_odd_records_are_skipped
     from rtproxy.spend.summary import bucket_start
     assert bucket_start(datetime(2026, 3, 1, 9, 59, 59, 999999, tzinfo=UTC), "hour") == "2026-03-01T09:00:00Z"
     assert bucket_start(datetime(2026, 3, 1, 23, 30, tzinfo=UTC), "day") == "2026-03-01T00:00:00Z"
+
+
+def test_the_repeat_memory_is_bounded_to_the_most_recent_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rtproxy.spend import summary
+
+    monkeypatch.setattr(summary, "MAX_DEDUPE_IDS", 3)
+    base = [rec("response", "k", "m", "2026-03-01T09:00:00Z", cost_usd=1.0, n=i) for i in range(5)]
+    # a recent repeat is dropped; one older than the memory counts again (a copytruncate never goes back so far)
+    got = summarize([*base, base[4], base[0]], "hour")
+    assert got["data"][0]["responses"] == 6

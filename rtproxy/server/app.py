@@ -331,14 +331,18 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     async def beta_transcription_sessions() -> Any:
         return await mint("beta", transcription_endpoint=True)
 
+    def require_admin() -> VirtualKey | Response:
+        key = require_key()
+        if isinstance(key, Response) or key.is_admin:
+            return key
+        return _json_error(403, "admin_only", "this route needs an admin key", "permission_error")
+
     @quart.get("/metrics")
     async def metrics() -> Any:
         """Prometheus text format, for admin keys (scrapers without a key: ``[server] metrics_port``)."""
-        key = require_key()
+        key = require_admin()
         if isinstance(key, Response):
             return key
-        if not key.is_admin:
-            return _json_error(403, "admin_only", "this route needs an admin key", "permission_error")
         for session in list(gateway.sessions):  # what open sessions relayed since the last tick
             gateway.flush_metrics(session)
         return Response(gateway.metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
@@ -371,11 +375,9 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
 
     @quart.get("/admin/sessions")
     async def admin_sessions() -> Any:
-        key = require_key()
+        key = require_admin()
         if isinstance(key, Response):
             return key
-        if not key.is_admin:
-            return _json_error(403, "admin_only", "this route needs an admin key", "permission_error")
         return jsonify({"object": "list", "data": [s.summary() for s in gateway.sessions]})
 
     @quart.get("/spend/logs")

@@ -21,6 +21,9 @@ Bucket = Literal["hour", "day"]
 MAX_LATENCY_SAMPLES = 5000
 #: Buckets one summary may hold (a year of days, or a month of hours).
 MAX_BUCKETS = 744
+#: Record ids remembered to count a line written twice once: a copytruncate rewrites only the
+#: last seconds' lines, so the most recent ids are enough, and memory stays bounded on any log.
+MAX_DEDUPE_IDS = 100_000
 
 
 def bucket_start(t: datetime, bucket: Bucket) -> str:
@@ -42,13 +45,15 @@ def summarize(records: Iterable[dict[str, Any]], bucket: Bucket = "hour") -> dic
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     latency: dict[str, list[float]] = {}
     latency_count: dict[str, int] = {}
-    seen: set[str] = set()
+    seen: dict[str, None] = {}  # insertion-ordered: the oldest are forgotten first
     for r in records:
         rid = r.get("id")
         if isinstance(rid, str):
             if rid in seen:  # a line written again after a copytruncate counts once
                 continue
-            seen.add(rid)
+            seen[rid] = None
+            if len(seen) > MAX_DEDUPE_IDS:
+                del seen[next(iter(seen))]
         kind = r.get("record")
         t = parse_time(r.get("start_time") or r.get("time"))
         if t is None or kind not in BILLED_RECORDS | {"session"}:
