@@ -139,6 +139,10 @@ class LocalModelConfig:
     #: How often a GPT-Live session checks its billed seconds and sends ``session.usage.updated``
     #: when they rose (the real API: about every 15 s).
     live_usage_interval_ms: float = 1000.0
+    #: ``"auto"``: the offline model hears speech (pocketsphinx) and speaks (espeak-ng) when those
+    #: packages are installed (``make run`` installs them); ``"off"``: placeholder transcripts
+    #: ("(spoken, 1.6 seconds)") and tone audio, deterministic and without their CPU cost.
+    speech: Literal["auto", "off"] = "auto"
 
 
 @attrs.frozen

@@ -1,4 +1,4 @@
-"""Synthetic audio for tests: speech-like bursts and silence, PCM16 24 kHz mono."""
+"""Audio for tests, PCM16 24 kHz mono: speech-like bursts, silence, and spoken sentences."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ def silence(ms: int) -> bytes:
 def utterance(speech_ms: int = 900, lead_ms: int = 300, tail_ms: int = 800) -> bytes:
     """Silence, a speech-like burst, then enough silence for the VAD to end the turn."""
     return silence(lead_ms) + tone(speech_ms) + silence(tail_ms)
+
+
+def said(sentence: str, lead_ms: int = 300, tail_ms: int = 800) -> bytes:
+    """Silence, ``sentence`` spoken by espeak-ng in the offline model's voice, silence."""
+    from rtproxy.offline.voice import Voice
+
+    return silence(lead_ms) + b"".join(pcm for _, pcm in Voice().speak(sentence)) + silence(tail_ms)
 
 
 def append_events(pcm: bytes, chunk_ms: int = 40) -> list[dict[str, str]]:

@@ -38,36 +38,44 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def speech_wav(path: Path) -> Path:
-    """A 48 kHz mono WAV: silence, a spoken sentence, silence (Chromium loops it as the mic)."""
-    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
-    if espeak and sox:
-        raw = path.with_suffix(".raw.wav")
-        subprocess.run([espeak, "-w", str(raw), "What is the weather like in Paris today?"], check=True)
-        subprocess.run([sox, str(raw), "-r", "48000", "-c", "1", "-b", "16", str(path), "pad", "0.8", "3.0"],
-                       check=True)
-        return path
-    # Without espeak-ng: a voiced, syllable-modulated signal, speech-like enough for an energy VAD
-    # and for Chromium's audio processing.
-    return voiced_wav(path, [(0.8, 2.6)], 5.0)
+def spoken(sentence: str, rate: int = 48000) -> bytes:
+    """``sentence`` spoken by espeak-ng in the offline model's own voice (its recognizer hears
+    the words), PCM16 mono at ``rate``."""
+    from rtproxy.offline.resample import resample
+    from rtproxy.offline.voice import Voice
+
+    return resample(b"".join(pcm for _, pcm in Voice().speak(sentence)), 24000, rate)
 
 
-def voiced_wav(path: Path, spans: list[tuple[float, float]], seconds: float) -> Path:
-    """A 48 kHz mono WAV, voiced during ``spans`` (start, end seconds) and silent elsewhere."""
-    rate, frames = 48000, []
+def silence(seconds: float, rate: int = 48000) -> bytes:
+    return bytes(2 * int(rate * seconds))
+
+
+def voiced(seconds: float, rate: int = 48000) -> bytes:
+    """A voiced, syllable-modulated tone: speech to an energy VAD, words to nobody."""
+    frames = []
     for i in range(int(rate * seconds)):
         t = i / rate
-        voiced = any(a <= t < b for a, b in spans)
         syll = 0.5 + 0.5 * math.sin(2 * math.pi * 4 * t)
         s = (math.sin(2 * math.pi * 150 * t) + 0.5 * math.sin(2 * math.pi * 300 * t)
-             + 0.3 * math.sin(2 * math.pi * 900 * t)) * syll * 0.35 if voiced else 0.0
+             + 0.3 * math.sin(2 * math.pi * 900 * t)) * syll * 0.35
         frames.append(struct.pack("<h", int(max(-1, min(1, s)) * 32767)))
+    return b"".join(frames)
+
+
+def mic_wav(path: Path, *parts: bytes) -> Path:
+    """A 48 kHz mono WAV of ``parts`` in order; Chromium loops it as the microphone."""
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(frames))
+        w.setframerate(48000)
+        w.writeframes(b"".join(parts))
     return path
+
+
+def speech_wav(path: Path, sentence: str = "What is the weather in Paris?") -> Path:
+    """Silence, ``sentence``, silence."""
+    return mic_wav(path, silence(0.8), spoken(sentence), silence(3.0))
 
 
 class LiveServer:

@@ -53,6 +53,7 @@ async def test_a_transcription_session_is_admitted_transcribed_billed_and_record
     assert out["types"][-1] == "conversation.item.input_audio_transcription.completed"
     (record,) = await settled_records(server, "transcription")
     assert record["call_type"] == "transcription" and record["transcription_model"] == "gpt-4o-transcribe"
+    assert out["transcript"] == "What is the weather in Paris?"  # heard by the offline model's recognizer
     assert record["transcript"] == out["transcript"] and record["usage"]["type"] == "tokens"
     expected, _ = price_usage(record["usage"], price_for(ModelConfig("gpt-4o-transcribe", "openai")))
     assert record["cost_usd"] == pytest.approx(expected) and expected > 0
@@ -180,3 +181,20 @@ async def test_the_model_list_names_each_models_api(server: RunningServer) -> No
         listed = (await http.get(server.http + "/v1/models", headers={"Authorization": f"Bearer {USER_KEY}"})).json()
     assert [(m["id"], m["api"]) for m in listed["data"]] == [
         ("gpt-realtime", "realtime"), ("gpt-4o-transcribe", "transcription"), ("whisper-1", "transcription")]
+
+
+async def test_a_spoken_question_is_heard_calls_the_tool_and_lands_in_the_record_with_its_words(
+        server: RunningServer, listener: str) -> None:
+    """The offline model hears espeak-ng speech (pocketsphinx): the input transcript holds the
+    words, "the weather" picks get_weather, "Paris" fills its city, and the gateway's records
+    keep the words next to the call."""
+    out = await run_client(server.port(listener), "spoken")
+    assert out["transcript"] == "What is the weather in Paris?"
+    assert out["call"] == {"type": "function_call", "name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert out["reply"] == "get_weather returned sunny" and out["reply_audio_bytes"] > 24000  # > 0.5 s of speech
+    responses = await settled_records(server, "response")
+    asked, answered = responses
+    assert {"role": "user", "content": "What is the weather in Paris?"}.items() <= asked["messages"][-1].items()
+    (call,) = asked["response"]["tool_calls"]
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert answered["response"]["output_transcript"] == "get_weather returned sunny"

@@ -12,12 +12,19 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection
 
-
-from .audio_fixtures import append_events, utterance
+from .audio_fixtures import append_events, said
 from .conftest import ADMIN_KEY, LIMITED_KEY, USER_KEY, RunningServer, make_config, start_server
 from .fakes import SESSION_CREATED, FakeUpstream
-from .helpers import (auth_headers, events_until, expect_error_then_close, send_event, server_with_fake, text_turn,
-                      user_text, ws_connect)
+from .helpers import (
+    auth_headers,
+    events_until,
+    expect_error_then_close,
+    send_event,
+    server_with_fake,
+    text_turn,
+    user_text,
+    ws_connect,
+)
 
 TOOLS = [{"type": "function", "name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
@@ -73,10 +80,11 @@ async def test_voice_turn_records_the_transcript(server: RunningServer, listener
             "input": {"transcription": {"model": "whisper-1"},
                       "turn_detection": {"type": "server_vad", "silence_duration_ms": 400}}}}})
         await events_until(ws, "session.updated")
-        for append in append_events(utterance()):
+        for append in append_events(said("What is the weather in Paris?")):
             await send_event(ws, append)
         events = await events_until(ws, "response.done")
     transcript = next(e for e in events if e["type"].endswith("transcription.completed"))["transcript"]
+    assert transcript == "What is the weather in Paris?"
     (resp,) = await wait_records(server, "response", 1)
     assert {"role": "user", "content": transcript, "source": "transcript"}.items() <= resp["messages"][-1].items()
     assert resp["usage"]["input_token_details"]["audio_tokens"] > 0

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .audio import BYTES_PER_MS, SpeechStopped, Vad, VadSettings, synthesize_word
-from .model import ClientError, OfflineModel, audio_of, text_tokens
+from .model import MAX_UNHEARD, ClientError, OfflineModel, Speaker, audio_of, text_tokens
 
 Event = dict[str, Any]
 
@@ -55,8 +55,15 @@ LiveClientError = ClientError
 
 
 class OfflineLiveModel:
-    def __init__(self, *, op: str = "start", source: OfflineLiveModel | None = None) -> None:
+    def __init__(self, *, op: str = "start", source: OfflineLiveModel | None = None, hears: bool = False,
+                 speaker: Speaker | None = None) -> None:
+        """``hears`` and ``speaker`` as for :class:`~rtproxy.offline.model.OfflineModel`: the
+        caller recognizes each utterance (:meth:`take_unheard`, :meth:`heard`), the speaker voices replies."""
         self.op = op
+        self.hears = hears
+        self.speaker = speaker
+        self._to_hear: list[tuple[str, bytes]] = []
+        self._unheard: dict[str, SpeechStopped] = {}
         self.session_id = "live_" + secrets.token_hex(10)
         self.started = False
         self.closed = False
@@ -298,9 +305,29 @@ class OfflineLiveModel:
 
     # -- turns ---------------------------------------------------------------------------------
 
+    def take_unheard(self) -> list[tuple[str, bytes]]:
+        """The utterances to recognize, ``(turn id, pcm)``, each handed out once."""
+        taken, self._to_hear = self._to_hear, []
+        return taken
+
+    def heard(self, turn_id: str, words: str | None) -> list[Event]:
+        """What was recognized in an utterance (``None``: not recognized): the turn goes on."""
+        stopped = self._unheard.pop(turn_id, None)
+        if stopped is None or self.closed:
+            return []
+        return self._heard_turn(stopped, words if words else None)
+
     def _voice_turn(self, stopped: SpeechStopped) -> list[Event]:
+        if self.hears and len(self._unheard) < MAX_UNHEARD:
+            turn_id = self._id("turn")
+            self._to_hear.append((turn_id, stopped.pcm))
+            self._unheard[turn_id] = stopped
+            return []
+        return self._heard_turn(stopped, None)
+
+    def _heard_turn(self, stopped: SpeechStopped, words: str | None) -> list[Event]:
         ms = len(stopped.pcm) // BYTES_PER_MS
-        heard = f"(spoken, {ms / 1000:.1f} seconds)"
+        heard = words or f"(spoken, {ms / 1000:.1f} seconds)"
         start = max(0, stopped.audio_end_ms - ms)
         out = self._fragments("session.input_transcript.delta", heard, start, stopped.audio_end_ms)
         if self._responses_mode:
@@ -328,13 +355,25 @@ class OfflineLiveModel:
                                 end_ms=end_ms if i == len(words) - 1 else a + step))
         return out
 
+    def _spoken(self, text: str, n_words: int) -> list[bytes] | None:
+        if self.speaker is None:
+            return None
+        try:
+            said = self.speaker(text)
+        except OSError:  # the voice failed: tones from now on
+            self.speaker = None
+            return None
+        return [pcm for _, pcm in said] if len(said) == n_words else None
+
     def _speak(self, text: str) -> Iterator[list[Event]]:
         """The voice model says ``text``: audio deltas and output transcript fragments, a word a step."""
         t = max(self._input_ms, self._output_end_ms)
         # fragments carry their own spacing: a new utterance after earlier speech starts with one
         lead = " " if self._output_end_ms else ""
-        for i, word in enumerate(text.split(" ")):
-            pcm = synthesize_word(word)
+        words = text.split(" ")
+        spoken = self._spoken(text, len(words))
+        for i, word in enumerate(words):
+            pcm = spoken[i] if spoken is not None else synthesize_word(word)
             ms = len(pcm) // BYTES_PER_MS
             batch = [self._ev("session.output_transcript.delta", delta=(lead if i == 0 else " ") + word,
                               start_ms=t, end_ms=t + ms)]

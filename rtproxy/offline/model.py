@@ -33,13 +33,15 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import mcp
 from .audio import BYTES_PER_MS, SpeechStarted, Vad, VadSettings, synthesize_word
 
 Event = dict[str, Any]
+#: Text → each word of ``text.split(" ")`` with its PCM16 24 kHz audio (:class:`rtproxy.offline.voice.Voice`).
+Speaker = Callable[[str], list[tuple[str, bytes]]]
 
 DEFAULT_INSTRUCTIONS = "You are the rtproxy offline model, a deterministic stand-in for a realtime model."
 #: Audio chunk streamed per ``response.output_audio.delta`` at most.
@@ -50,6 +52,8 @@ MAX_INPUT_BUFFER_BYTES = 15 * 1024 * 1024
 MAX_ITEMS = 1000
 #: The cached prefix is counted in blocks of this many tokens (small, so short demos show caching).
 CACHE_BLOCK_TOKENS = 16
+#: Utterances waiting to be heard at most; beyond, one gets its placeholder transcript at once.
+MAX_UNHEARD = 16
 #: Minimum audio a manual commit needs (the real API's rule).
 MIN_COMMIT_MS = 100
 #: Input tokens one image part counts as (deterministic; the real count depends on its size).
@@ -70,6 +74,18 @@ _DEFAULT_TURN_DETECTION = {
     "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
     "create_response": True, "interrupt_response": True,
 }
+
+
+#: Words of a tool's name that say what it does, not what it is about (``get`` in ``get_weather``).
+_ACTION_WORDS = frozenset({"get", "set", "fetch", "find", "lookup", "look", "search", "query", "list", "make",
+                           "create", "update", "delete", "remove", "call", "run", "send", "check", "tool", "the",
+                           "for", "and", "current", "info", "data"})
+
+
+def _topic_words(tool_name: str) -> frozenset[str]:
+    """``get_weather`` → {"weather"}; ``lookupOrderStatus`` → {"order", "status"}."""
+    parts = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", tool_name).lower())
+    return frozenset(p for p in parts if len(p) >= 3 and p not in _ACTION_WORDS)
 
 
 class ClientError(Exception):
@@ -126,8 +142,18 @@ class _Response:
 
 
 class OfflineModel:
-    def __init__(self, *, model: str = "gpt-realtime", dialect: str = "ga", intent: str = "conversation") -> None:
+    """``hears``: committed audio is left for the caller to recognize (:meth:`take_unheard`,
+    then :meth:`heard` with the words), and replies wait for it; otherwise a placeholder
+    transcript is written at once. ``speaker``: the voice of audio replies (default: tones)."""
+
+    def __init__(self, *, model: str = "gpt-realtime", dialect: str = "ga", intent: str = "conversation",
+                 hears: bool = False, speaker: Speaker | None = None) -> None:
         self.model = model
+        self.hears = hears
+        self.speaker = speaker
+        self._to_hear: list[tuple[str, bytes]] = []  # committed audio not yet handed out
+        self._unheard: dict[str, Event] = {}  # items handed out and not yet heard, by id
+        self._deferred: dict[str, Any] | None = None  # a response waiting until every item is heard
         self.beta = dialect == "beta"
         #: A transcription session: audio in, transcripts out, no responses.
         self.transcribing = intent == "transcription"
@@ -182,6 +208,28 @@ class OfflineModel:
     @property
     def responding(self) -> bool:
         return self._response is not None
+
+    # -- hearing (done by the caller: a recognizer costs real time) ----------------------------
+
+    def take_unheard(self) -> list[tuple[str, bytes]]:
+        """The committed utterances to recognize, ``(item_id, pcm)``, each handed out once."""
+        taken, self._to_hear = self._to_hear, []
+        return taken
+
+    def heard(self, item_id: str, words: str | None) -> list[Event]:
+        """What was recognized in ``item_id`` (``None``: not recognized): its transcript, the
+        input transcription events, and the response that was waiting for it."""
+        item = self._unheard.pop(item_id, None)
+        if item is None:
+            return []
+        out = self._transcribed(item, words if words is not None else self._placeholder(item_id))
+        if not self._unheard and self._deferred is not None and self._response is None:
+            params, self._deferred = self._deferred, None
+            out.extend(self._start_response(params))
+        return out
+
+    def _placeholder(self, item_id: str) -> str:
+        return f"(spoken, {self._item_ms.get(item_id, 0) / 1000:.1f} seconds)"
 
     # -- the session object --------------------------------------------------------------------
 
@@ -388,7 +436,10 @@ class OfflineModel:
         return [dict(t) if t.get("type") == "mcp" else dict(t, type="function") for t in tools]
 
     def _append(self, event: Event) -> list[Event]:
-        pcm = audio_of(event)
+        return self.feed_audio(audio_of(event))
+
+    def feed_audio(self, pcm: bytes) -> list[Event]:
+        """Input audio (PCM16 24 kHz mono) from an append or, over WebRTC, the microphone track."""
         self._appended_ms += len(pcm) // BYTES_PER_MS
         if self.turn_detection is None:
             self._input += pcm
@@ -410,7 +461,7 @@ class OfflineModel:
                                     audio_end_ms=vad_event.audio_end_ms))
                 out.extend(self._commit_audio(vad_event.pcm, item_id))
                 if (self.turn_detection or {}).get("create_response", True) and self._response is None \
-                        and not self.transcribing:
+                        and self._deferred is None and not self.transcribing:
                     out.extend(self._start_response({}))
         return out
 
@@ -439,7 +490,17 @@ class OfflineModel:
         out = [self._ev("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)]
         if not self.transcribing:  # a transcription session keeps no conversation
             out.extend(self._add_item(item, previous))
-        transcript = f"(spoken, {ms / 1000:.1f} seconds)"
+        if self.hears and len(self._unheard) < MAX_UNHEARD:
+            self._to_hear.append((item_id, pcm))
+            self._unheard[item_id] = item
+            return out
+        return out + self._transcribed(item, self._placeholder(item_id))
+
+    def _transcribed(self, item: Event, transcript: str) -> list[Event]:
+        """The item's words are known: its transcript, and the transcription events if enabled."""
+        item_id = item["id"]
+        ms = self._item_ms.get(item_id, 0)
+        out: list[Event] = []
         item["content"][0]["transcript"] = transcript
         if self.transcription is not None:
             out.append(self._ev("conversation.item.input_audio_transcription.delta", item_id=item_id,
@@ -534,6 +595,9 @@ class OfflineModel:
         if self._response is not None:
             raise ClientError("conversation_already_has_active_response",
                               f"Conversation already has an active response in progress: {self._response.id}.")
+        if self._deferred is not None:
+            raise ClientError("conversation_already_has_active_response",
+                              "Conversation already has a response waiting for its input audio to be heard.")
         params = event.get("response") or {}
         if not isinstance(params, dict):
             raise ClientError("invalid_type", "response must be an object", "response")
@@ -542,6 +606,9 @@ class OfflineModel:
         return self._start_response(params)
 
     def _response_cancel(self, event: Event) -> list[Event]:
+        if self._response is None and self._deferred is not None:
+            self._deferred = None  # it had not started: nothing to report
+            return []
         if self._response is None:
             raise ClientError("response_cancel_not_active", "Cancellation failed: no active response found")
         return self._cancel("client_cancelled")
@@ -572,6 +639,9 @@ class OfflineModel:
             raise ClientError("invalid_value", "metadata must be at most 16 string pairs (keys ≤ 64, values ≤ 512 "
                               "characters)", "response.metadata")
         r.metadata = metadata
+        if self._unheard:  # the reply answers the user's words: wait until they are heard
+            self._deferred = params
+            return []
         tools = params.get("tools", self.tools)
         tool_choice = params.get("tool_choice", self.tool_choice)
         instructions = params.get("instructions") if isinstance(params.get("instructions"), str) else self.instructions
@@ -628,6 +698,10 @@ class OfflineModel:
         for tool in tools:
             name = tool["name"].lower()
             if name in low or name.replace("_", " ") in low:
+                return tool
+        said = set(re.findall(r"[a-z0-9]+", low))
+        for tool in tools:  # then by the words that say what it is about: "the weather" → get_weather
+            if said & _topic_words(tool["name"]):
                 return tool
         return tools[0] if tool_choice == "required" else None
 
@@ -791,12 +865,13 @@ class OfflineModel:
         item["content"] = [{"type": content_type, "transcript": ""} if audio else {"type": content_type, "text": ""}]
         yield [self._ev("response.content_part.added", part=empty_part, **ids)]
         words = reply.split(" ")
+        spoken = self._speak(reply, len(words)) if audio else None
         for i, word in enumerate(words):
             delta = word if i == 0 else " " + word
             r.text_out += delta
             if audio:
                 item["content"][0]["transcript"] += delta
-                pcm = synthesize_word(word)
+                pcm = spoken[i] if spoken is not None else synthesize_word(word)
                 batch = [self._ev("response.output_audio_transcript.delta", delta=delta, **ids)]
                 chunk = AUDIO_CHUNK_MS * BYTES_PER_MS
                 for off in range(0, len(pcm), chunk):
@@ -819,6 +894,17 @@ class OfflineModel:
                     self._ev("response.content_part.done", part={"type": "text", "text": text}, **ids)]
         done.extend(self._close_item(r, item, previous))
         yield done
+
+    def _speak(self, reply: str, n_words: int) -> list[bytes] | None:
+        """The speaker's audio per word of ``reply``, or ``None`` for the tone synthesis."""
+        if self.speaker is None:
+            return None
+        try:
+            spoken = self.speaker(reply)
+        except OSError:  # the voice's library failed to load or speak: tones, not silence
+            self.speaker = None
+            return None
+        return [pcm for _, pcm in spoken] if len(spoken) == n_words else None
 
     def _usage(self, r: _Response) -> dict[str, Any]:
         out_audio = audio_out_tokens(r.audio_out_ms) if r.audio_out_ms else 0

@@ -275,7 +275,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve_offline_model, args.host, args.port, None, args.stream_delay_ms / 1000)
+            port = await nursery.start(functools.partial(
+                serve_offline_model, args.host, args.port, None, args.stream_delay_ms / 1000, speech=args.speech))
             print(f"offline realtime model on ws://{args.host}:{port}/v1/realtime", flush=True)
 
     try:
@@ -318,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8002)
     p.add_argument("--stream-delay-ms", type=float, default=5.0, dest="stream_delay_ms")
+    p.add_argument("--speech", choices=["auto", "off"], default="auto",
+                   help="hear with pocketsphinx and speak with espeak-ng when installed (auto), or not (off)")
     p.set_defaults(func=cmd_simulate)
     return parser
 

@@ -151,7 +151,7 @@ class Gateway:
                 port = await nursery.start(functools.partial(
                     serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
                     cfg.local.stream_delay_ms / 1000.0,
-                    live_usage_interval_s=cfg.local.live_usage_interval_ms / 1000.0))
+                    live_usage_interval_s=cfg.local.live_usage_interval_ms / 1000.0, speech=cfg.local.speech))
                 self.local_url = f"ws://127.0.0.1:{port}"
             if cfg.server.realtime_port >= 0:
                 self.realtime_port = await nursery.start(functools.partial(
