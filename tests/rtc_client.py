@@ -81,6 +81,10 @@ async def offer_and_answer(base, key, mode, model, pc):
     return r
 
 
+class CallEnded(Exception):
+    """The other side ended the call (the gateway hung it up) before the awaited event."""
+
+
 async def main(base, key, mode, model):
     pc = RTCPeerConnection()
     mic = Microphone()
@@ -91,9 +95,22 @@ async def main(base, key, mode, model):
     opened = asyncio.Event()
     heard_audio = {"frames": 0, "loud": 0}
 
+    ended = asyncio.Event()
+
     @channel.on("open")
     def on_open():
         opened.set()
+
+    @channel.on("close")
+    def on_close():
+        ended.set()
+        arrived.set()
+
+    @pc.on("connectionstatechange")
+    def on_state():
+        if pc.connectionState in ("failed", "closed"):
+            ended.set()
+            arrived.set()
 
     @channel.on("message")
     def on_message(message):
@@ -132,6 +149,8 @@ async def main(base, key, mode, model):
             for e in events[after:]:
                 if e.get("type") == etype:
                     return e
+            if ended.is_set():
+                raise CallEnded(etype)
             arrived.clear()
             try:
                 await asyncio.wait_for(arrived.wait(), max(0.01, deadline - time.monotonic()))
@@ -148,6 +167,15 @@ async def main(base, key, mode, model):
             "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}}})
         await until("session.updated")
     mic.say(said("What is the weather in Paris?"))
+    try:
+        await conversation(until, send, events, heard_audio, base, key, r, location, pc)
+    except CallEnded as exc:
+        await pc.close()
+        print(json.dumps({"status": r.status_code, "location": location, "ended_before": str(exc),
+                          "types": [e["type"] for e in events]}))
+
+
+async def conversation(until, send, events, heard_audio, base, key, r, location, pc):
     first = await until("response.done", timeout=60)
     heard = next((e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"), {})
     call = first["response"]["output"][0]

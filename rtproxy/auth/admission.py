@@ -38,7 +38,9 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
 #: (``intent=transcription``, a sideband's ``call_id``), spelt exactly. The gateway sets
 #: ``model`` / Azure's ``deployment`` and ``api-version`` itself; every other parameter (a
 #: ``model `` with a trailing space, an ``api-key``, anything unknown) is dropped.
-FORWARDED_QUERY = frozenset({"intent", "call_id"})
+FORWARDED_QUERY = frozenset({"intent"})
+#: A WebRTC call's id, as ``?call_id=`` names it for a sideband.
+CALL_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 #: GPT-Live's WebSocket paths (OpenAI's, and Azure's under /openai): the primary session, and an
 #: existing session's sideband (``attach``) or fork, named by its ``live_…`` id.
 LIVE_PATH = re.compile(r"^/(?:openai/)?v1/live/sessions(?:/(live_[A-Za-z0-9_-]{1,128})/(attach|fork))?$")
@@ -118,6 +120,9 @@ class Admission:
     live_id: str | None = None
     #: A sideband asking for the WebSocket close handshake (``?graceful_close=true``).
     graceful_close: bool = False
+    #: A WebRTC call's sideband (``/v1/realtime?call_id=…``): ``model`` is None until the gateway
+    #: looks up who made the call (only that key may attach).
+    call_id: str | None = None
 
     @property
     def transcription(self) -> bool:
@@ -244,6 +249,15 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
 
     if live is not None:
         return _live_admission(request, key, config, claims, live, browser, echo, offered)
+    if "call_id" in params:
+        call_id = params["call_id"]
+        if len({v for k, v in query if k == "call_id"}) > 1 or not CALL_ID.match(call_id):
+            return reject(400, "invalid_call_id", "call_id must be one call id (letters, digits, '_' and '-')")
+        if path not in ("/v1/realtime", "/openai/v1/realtime"):
+            return reject(400, "invalid_call_id", "a call's sideband is /v1/realtime?call_id=<call_id>")
+        return Admission(key=key, model=None, dialect="ga", browser=browser, subprotocol=echo,
+                         end_user=_clean_attribution(request.header(END_USER_HEADER)), ephemeral=claims is not None,
+                         call_id=call_id)
     transcription = params.get("intent") == "transcription"
     if claims is not None:
         # a token minted for a transcription model opens a transcription session, and only that

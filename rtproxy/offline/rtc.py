@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import email.parser
-import email.policy
 import fractions
 import hmac
 import json
@@ -52,6 +50,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from quart import Quart, Response, request, websocket
 
+from ..protocols.realtime.calls import OfferError, parse_offer
 from .audio import BYTES_PER_MS, SAMPLE_RATE
 from .hearing import Ears
 from .model import OfflineModel
@@ -61,8 +60,6 @@ log = logging.getLogger("rtproxy.offline.rtc")
 
 #: Calls held at once; beyond, a new offer gets 429.
 MAX_CALLS = 32
-#: Largest offer body (SDP plus session JSON, multipart overhead included).
-MAX_OFFER_BYTES = 256 * 1024
 #: A call whose peer connection is not up this long after the answer is dropped.
 CONNECT_TIMEOUT_S = 20.0
 #: Sidebands per call.
@@ -249,7 +246,7 @@ class Call:
     async def _watch(self) -> None:
         try:
             await asyncio.wait_for(self._connected(), CONNECT_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.info("call %s: not connected within %g s", self.id, CONNECT_TIMEOUT_S)
             await self.end()
 
@@ -263,7 +260,7 @@ class Call:
         try:
             while True:
                 frame = await track.recv()
-                for out in resampler.resample(frame):
+                for out in resampler.resample(frame):  # type: ignore[arg-type]
                     self.emit(self.model.feed_audio(bytes(out.planes[0])[: out.samples * 2]))
         except MediaStreamError:
             pass
@@ -304,7 +301,7 @@ class Peer:
             return _error(429, "too_many_calls", f"the offline peer holds {MAX_CALLS} calls already")
         model = OfflineModel(model=model_name, hears=self.ears is not None,
                              speaker=self.voice.speak if self.voice else None)
-        if session:
+        if set(session) - {"type"}:
             answer = model.receive(json.dumps({"type": "session.update", "session": session}))
             errors = [e for e in answer if e.get("type") == "error"]
             if errors:
@@ -355,30 +352,6 @@ class Peer:
         return call
 
 
-def _parse_offer(content_type: str, body: bytes) -> tuple[str, dict[str, Any] | None] | Response:
-    ctype = content_type.split(";")[0].strip().lower()
-    if ctype == "application/sdp":
-        return body.decode("utf-8", "replace"), None
-    if ctype == "multipart/form-data":
-        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-        sdp, session = None, None
-        for part in msg.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True) or b""
-            if name == "sdp":
-                sdp = payload.decode("utf-8", "replace")
-            elif name == "session":
-                try:
-                    session = json.loads(payload)
-                except ValueError:
-                    return _error(400, "invalid_session", "the session part is not JSON")
-        if sdp is None:
-            return _error(400, "missing_sdp", "the multipart body has no sdp part")
-        return sdp, session if isinstance(session, dict) else None
-    return _error(415, "unsupported_media_type", "send application/sdp or multipart/form-data")
-
-
 def create_app(peer: Peer) -> Quart:
     app = Quart("rtproxy-offline-rtc")
 
@@ -390,16 +363,14 @@ def create_app(peer: Peer) -> Quart:
 
     @app.post("/v1/realtime/calls")
     async def create_call() -> Response:
-        body = await request.get_data(cache=False)
-        if len(body) > MAX_OFFER_BYTES:
-            return _error(413, "offer_too_large", f"the offer is over {MAX_OFFER_BYTES // 1024} KiB")
-        parsed = _parse_offer(request.headers.get("Content-Type", ""), body)
-        if isinstance(parsed, Response):
-            return parsed
-        sdp, session = parsed
-        model_name = request.args.get("model") or (session or {}).get("model") or "gpt-realtime"
-        session = {k: v for k, v in (session or {}).items() if k != "model"}
-        created = await peer.create(sdp, str(model_name), session)
+        body = await request.get_data(cache=False, as_text=False)
+        try:
+            raw = body if isinstance(body, bytes) else body.encode()
+            offer = parse_offer(request.headers.get("Content-Type", ""), raw, request.args.get("model"))
+        except OfferError as exc:
+            return _error(exc.status, exc.code, exc.message)
+        session = {k: v for k, v in (offer.session or {}).items() if k != "model"}
+        created = await peer.create(offer.sdp, offer.model or "gpt-realtime", session)
         if isinstance(created, Response):
             return created
         answer = created.pc.localDescription.sdp
@@ -462,6 +433,7 @@ async def _main(args: argparse.Namespace) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     sock.set_inheritable(True)
+    sock.listen(128)  # before the port is told: the parent may connect at once
     config = HypercornConfig()
     config.bind = [f"fd://{sock.fileno()}"]
     config.accesslog = None

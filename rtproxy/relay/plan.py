@@ -9,6 +9,7 @@ value, and asks nothing else of the gateway.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 
 import attrs
@@ -19,6 +20,11 @@ from ..protocols.seam import ApiProtocol, FrameGate, UpstreamTarget
 from ..spend.pricing import Price
 from ..spend.records import Record, SessionMeta
 from .wsleg import WebSocketLeg
+
+
+def new_session_id() -> str:
+    """The gateway's own id for a session (``session_id`` in its records)."""
+    return "sess_rtp_" + secrets.token_hex(10)
 
 
 @attrs.frozen

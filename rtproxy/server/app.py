@@ -29,10 +29,12 @@ from ..auth.admission import END_USER_HEADER, REALTIME_PATHS, is_session_path, t
 from ..auth.keys import VirtualKey
 from ..auth.tokens import MAX_TTL_S, TokenClaims, TokenError
 from ..config import Config, ModelConfig, load_config
+from ..protocols.realtime.calls import MAX_OFFER_BODY_BYTES
 from ..spend.log import iter_records
 from ..spend.query import SpendFilter, appended_since, newest_first, parse_time
 from ..spend.summary import summarize
 from .asgi_leg import AsgiHandshake
+from .calls import Answer as CallAnswer
 from ..errors import StartupFailed
 from .gateway import Gateway, TokenStoreUnavailable
 from .metrics import CONTENT_TYPE_LATEST
@@ -56,6 +58,10 @@ def _may_use(key: VirtualKey, model: ModelConfig) -> bool:
     if model.api == "transcription":
         return key.allows_transcription_model(model.name)
     return key.allows_model(model.name)
+
+
+#: An operation on a call (hangup, accept, reject, refer) carries a small JSON body at most.
+MAX_CALL_OP_BODY_BYTES = 64 * 1024
 
 
 def _json_error(status: int, code: str, message: str, error_type: str = "invalid_request_error") -> Response:
@@ -318,6 +324,33 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         else:
             response = jsonify({**described, "client_secret": {"value": token, "expires_at": expires_at}})
         return response
+
+    def answer(out: CallAnswer) -> Response:
+        response = Response(out.body, status=out.status, content_type=out.content_type)
+        for name, value in out.headers:
+            response.headers[name] = value
+        return response
+
+    def request_headers() -> dict[str, str]:
+        return {k.lower(): v for k, v in request.headers.items()}
+
+    @quart.post("/v1/realtime/calls")
+    @quart.post("/openai/v1/realtime/calls")
+    async def create_call() -> Any:
+        if (request.content_length or 0) > MAX_OFFER_BODY_BYTES:
+            return _json_error(413, "offer_too_large", f"the offer is over {MAX_OFFER_BODY_BYTES // 1024} KiB")
+        body = await request.get_data(cache=False)
+        return answer(await gateway.calls.create(request_headers(), request.headers.get("Content-Type", ""),
+                                                 body, request.args.get("model"), request.remote_addr or ""))
+
+    @quart.post("/v1/realtime/calls/<call_id>/<op>")
+    @quart.post("/openai/v1/realtime/calls/<call_id>/<op>")
+    async def call_operation(call_id: str, op: str) -> Any:
+        if (request.content_length or 0) > MAX_CALL_OP_BODY_BYTES:
+            return _json_error(413, "body_too_large", "the body is too large")
+        body = await request.get_data(cache=False)
+        return answer(await gateway.calls.operate(call_id, op, request_headers(), body,
+                                                  request.headers.get("Content-Type", ""), request.remote_addr or ""))
 
     @quart.post("/v1/realtime/client_secrets")
     async def client_secrets() -> Any:

@@ -30,20 +30,24 @@ from ..auth.admission import LIVE_PATH, Admission, Rejection, admit
 from ..auth.keys import KeyStore, VirtualKey
 from ..auth.tokens import MAX_INLINE_TOKEN_CHARS, TokenClaims, TokenError, TokenSigner
 from ..config import Config, ModelConfig
+from ..errors import UpstreamError
+from ..offline.rtc_process import RtcPeerProcess
 from ..offline.server import serve_offline_model
 from ..protocols.live import LIVE, StartRefused, build_live_target, parse_start
 from ..protocols.live.messages import error_event as live_error_event
 from ..protocols.realtime import REALTIME, build_target, token_session_update
+from ..protocols.realtime.calls import CallsUnsupported, call_upstream
 from ..protocols.seam import ModelPolicy
 from ..protocols.seam import UpstreamTarget
 from ..relay.dial import default_ssl_context, dial_upstream
 from ..relay.handshake import AcceptedHandshake, ClientHandshake, PrefetchedLeg, deliver_rejection
-from ..relay.plan import SessionLimits, SessionPlan, SessionPorts
+from ..relay.plan import SessionLimits, SessionPlan, SessionPorts, new_session_id
 from ..relay.session import Session
 from ..relay.wsleg import LegClosed, WebSocketLeg
 from ..spend.log import SpendLogWriter
 from ..spend.pricing import Price, price_for
 from ..spend.records import BILLED_RECORDS, SessionMeta
+from .calls import CallBroker
 from .connections import ConnectionSlots, descriptor_cap
 from .limits import TICK_S, Limits
 from .metrics import CONTENT_TYPE_LATEST, Metrics
@@ -88,8 +92,9 @@ def _json_object(text: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def new_session_id() -> str:
-    return "sess_rtp_" + secrets.token_hex(10)
+async def _unbilled(record: dict[str, Any]) -> None:
+    """A client's own sideband on a WebRTC call writes no records: the gateway's observer of the
+    same call bills and records it (the same events, once)."""
 
 
 class Gateway:
@@ -126,6 +131,20 @@ class Gateway:
         self.started = trio.Event()
         #: Set when the services have stopped (the state store closed).
         self.stopped = trio.Event()
+        #: The offline model's WebRTC peer (a child process started by the first local call).
+        self.rtc_peer = RtcPeerProcess(self.local_secret, config.local.stream_delay_ms / 1000.0, config.local.speech) \
+            if any(m.provider == "local" for m in config.models) else None
+        self.calls = CallBroker(self)
+
+    @property
+    def upstream_ssl(self) -> ssl.SSLContext:
+        return self._upstream_ssl
+
+    async def rtc_url(self) -> str:
+        """The offline WebRTC peer's base URL (started now if need be). Raises UpstreamError."""
+        if self.rtc_peer is None:
+            raise UpstreamError("no local model is configured")
+        return await self.rtc_peer.url()
 
     # -- services ------------------------------------------------------------------------------
 
@@ -153,6 +172,8 @@ class Gateway:
                     cfg.local.stream_delay_ms / 1000.0,
                     live_usage_interval_s=cfg.local.live_usage_interval_ms / 1000.0, speech=cfg.local.speech))
                 self.local_url = f"ws://127.0.0.1:{port}"
+            if self.rtc_peer is not None:
+                nursery.start_soon(self.rtc_peer.serve)
             if cfg.server.realtime_port >= 0:
                 self.realtime_port = await nursery.start(functools.partial(
                     serve_realtime_listener, cfg.server, self.run_session, self.connections, cfg.server.host,
@@ -240,6 +261,13 @@ class Gateway:
             await deliver_rejection(hs, decision, (LIVE if LIVE_PATH.match(hs.request.path.rstrip("/")) else REALTIME).error_event)
             return
         initial: tuple[str, ...] = ()
+        target: UpstreamTarget | None = None
+        if decision.call_id is not None:
+            sideband = await self._open_call_sideband(hs, decision)
+            if sideband is None:
+                await self.limits.release(session_id)
+                return
+            decision, target = sideband
         if decision.api == "live":
             opened = await self._open_live(hs, decision, session_id)
             if opened is None:
@@ -248,9 +276,12 @@ class Gateway:
             hs, decision, initial = opened
         plan = attrs.evolve(self.plan(decision, hs.request.client_ip, hs.request.user_agent, session_id=session_id,
                                       initial_frames=initial), listener=hs.request.listener)
+        if target is not None:  # a client's sideband on a WebRTC call: billed by the gateway's own observer
+            plan = attrs.evolve(plan, target=target, meta=attrs.evolve(plan.meta, transport="webrtc"))
         key = plan.key
         session = Session(plan, SessionPorts(
-            dial=self.dial, write_record=self.write_record, over_budget=lambda: self.limits.over_budget(key),
+            dial=self.dial, write_record=self.write_record if target is None else _unbilled,
+            over_budget=lambda: self.limits.over_budget(key),
             upstream_session_opened=functools.partial(self._live_opened, key.name, plan.model.name)
             if decision.api == "live" and decision.live_op != "attach" else None))
         self.session_opened(session)
@@ -313,6 +344,35 @@ class Gateway:
         await _refuse_live(leg, StartRefused(408, "session_start_timeout",
                                              f"no session.start within {timeout:g} s of connecting"))
         return None
+
+    async def _open_call_sideband(self, hs: ClientHandshake, admission: Admission
+                                  ) -> tuple[Admission, UpstreamTarget] | None:
+        """A client's sideband on a WebRTC call: only the key that made the call may attach. None
+        when refused (the client was told why)."""
+        assert admission.call_id is not None
+        owner = _json_object(await self.limits.call(admission.call_id))
+        model = self.config.model(str(owner.get("model"))) if owner else None
+        refusal = None
+        if owner is None or model is None:
+            refusal = Rejection(404, "call_not_found", f"no call {admission.call_id!r} was made through this gateway",
+                                admission.browser, admission.subprotocol)
+        elif owner.get("key") != admission.key.name:
+            refusal = Rejection(403, "call_not_owned", "this call was made with another key", admission.browser,
+                                admission.subprotocol)
+        if refusal is not None:
+            log.info("refused %s %s: %s", hs.request.client_ip, hs.request.path[:80], refusal.code)
+            await deliver_rejection(hs, refusal, REALTIME.error_event)
+            return None
+        assert model is not None and owner is not None
+        rtc = owner.get("rtc")
+        try:
+            upstream = call_upstream(model, local_rtc_url=rtc if isinstance(rtc, str) else None,
+                                     local_secret=self.local_secret)
+        except CallsUnsupported as exc:
+            await deliver_rejection(hs, Rejection(400, "webrtc_unsupported", str(exc), admission.browser,
+                                                  admission.subprotocol), REALTIME.error_event)
+            return None
+        return attrs.evolve(admission, model=model), upstream.sideband(admission.call_id)
 
     async def _live_opened(self, key_name: str, model_name: str, live_id: str) -> None:
         """Remember who opened this GPT-Live session: its sideband and forks are that key's only."""

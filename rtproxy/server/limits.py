@@ -41,6 +41,7 @@ ERROR_LOG_INTERVAL_S = 30.0
 TOKEN_SESSION_PREFIX = "token_session:"
 #: State-store names of GPT-Live session owners (key and model), for its sideband and forks.
 LIVE_SESSION_PREFIX = "live_session:"
+CALL_PREFIX = "call:"
 UNAVAILABLE = Refusal("state_store_unavailable",
                       "the gateway cannot reach its state store, so it cannot check this key's limits; retry later")
 
@@ -152,6 +153,14 @@ class Limits:
 
     async def live_session(self, live_id: str) -> str | None:
         return await self._recall(LIVE_SESSION_PREFIX + live_id)
+
+    async def keep_call(self, call_id: str, owner: str, ttl_s: float) -> bool:
+        """Remember which key (and model) made a WebRTC call: its hang-up and sidebands are that
+        key's only, on any instance sharing the store."""
+        return await self._keep(CALL_PREFIX + call_id, owner, ttl_s)
+
+    async def call(self, call_id: str) -> str | None:
+        return await self._recall(CALL_PREFIX + call_id)
 
     async def _keep(self, name: str, value: str, ttl_s: float) -> bool:
         now = time.time()

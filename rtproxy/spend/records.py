@@ -52,6 +52,9 @@ class SessionMeta:
     credential: str = "key"
     #: ``"realtime"`` (a conversation) or ``"transcription"`` (``intent=transcription``).
     call_type: str = "realtime"
+    #: ``"websocket"``, or ``"webrtc"`` for a WebRTC call the gateway watches through its
+    #: sideband (its records carry ``"transport": "webrtc"``; a WebSocket session's carry none).
+    transport: str = "websocket"
     #: The price of another model the session bills, by the name the session gives it: an
     #: input-transcription model, a GPT-Live delegated backend model.
     model_price: Callable[[str], Price | None] = attrs.field(default=lambda name: None, eq=False, repr=False)

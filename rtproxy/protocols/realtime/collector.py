@@ -234,6 +234,8 @@ class Collector:
         self.started_at = now()
         self.upstream_session_id: str | None = None
         self.config = _SessionConfig()
+        #: Watching a WebRTC call's sideband: the client's own events are never seen.
+        self._observing = meta.transport == "webrtc"
         self._instructions_sent: str | None = None
         self._pending: list[dict[str, Any]] = []
         self._response_overrides: dict[str, Any] | None = None
@@ -399,6 +401,13 @@ class Collector:
         item = _d(event.get("item"))
         if item.get("type") == "mcp_list_tools":  # listed when the session's MCP tools are set
             self._push_tool_item(_mcp_call(item))
+        elif self._observing and (item.get("type") in ("function_call_output", "mcp_approval_response") or (
+                item.get("type") == "message" and item.get("role") in ("user", "system"))):
+            # a WebRTC call: the client's items went over its data channel, unseen; the provider's
+            # echo of each is what there is (voice turns come from their transcription events)
+            content = item.get("content")
+            parts = [p for p in content if _d(p).get("type") != "input_audio"] if isinstance(content, list) else None
+            self._on_item_create({"item": {**item, "content": parts} if parts is not None else item})
 
     def _on_committed(self, event: dict[str, Any]) -> None:
         # the provider transcribes (and bills) each committed item while transcription is on
@@ -506,6 +515,7 @@ class Collector:
             "api_base": m.api_base,
             "end_user": m.end_user,
             "tags": list(m.tags),
+            **({"transport": m.transport} if m.transport != "websocket" else {}),
         }
 
     def _response_record(self, rid: str | None, status: str, start: datetime, end: datetime,
