@@ -154,7 +154,7 @@ async def main(base, key, mode, model):
             arrived.clear()
             try:
                 await asyncio.wait_for(arrived.wait(), max(0.01, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise TimeoutError(f"no {etype} after event {after}; saw {[e.get('type') for e in events]}") from None
 
     def send(event):

@@ -18,6 +18,7 @@ import trio
 from rtproxy.config import Config
 
 from .conftest import ADMIN_KEY, USER_KEY, RunningServer, make_config, start_server
+from .fake_calls import FakeCalls, serve_fake_calls
 from .helpers import auth_headers, events_until, send_event, ws_connect
 
 CLIENT = Path(__file__).with_name("rtc_client.py")
@@ -209,3 +210,70 @@ async def test_a_call_over_budget_is_hung_up_by_the_gateway(nursery: trio.Nurser
         r = await http.post(f"{srv.http}/v1/realtime/calls", params={"model": "gpt-realtime"}, content=SDP_OFFER,
                             headers={**auth_headers(USER_KEY), "Content-Type": "application/sdp"})
     assert (r.status_code, r.json()["error"]["code"]) == (429, "budget_exceeded")
+
+
+@pytest.fixture
+async def provider(nursery: trio.Nursery) -> FakeCalls:
+    return await nursery.start(serve_fake_calls)
+
+
+def provider_config(tmp_path: Path, provider: FakeCalls) -> Config:
+    return make_config(tmp_path, models=[{"name": "gpt-realtime", "provider": "openai", "upstream_model": "gpt-rt-up",
+                                          "api_base": f"http://127.0.0.1:{provider.port}/v1",
+                                          "api_key": "sk-provider-secret"}])
+
+
+async def offer(srv: RunningServer) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.post(f"{srv.http}/v1/realtime/calls", params={"model": "gpt-realtime"}, content=SDP_OFFER,
+                               headers={**auth_headers(USER_KEY), "Content-Type": "application/sdp"})
+
+
+async def test_the_provider_gets_the_offer_with_its_own_key_and_the_configured_model_and_the_observer_says_nothing(
+        nursery: trio.Nursery, tmp_path: Path, provider: FakeCalls) -> None:
+    srv = await start_server(nursery, provider_config(tmp_path, provider))
+    r = await offer(srv)
+    assert r.status_code == 201 and r.content.startswith(b"v=0") and r.headers["location"] == "/v1/realtime/calls/rtc_fake1"
+    ((headers, body),) = provider.offers
+    assert headers["authorization"] == "Bearer sk-provider-secret" and USER_KEY not in json.dumps(headers)
+    assert headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert SDP_OFFER.encode() in body and b'"model": "gpt-rt-up"' in body and b'"type": "realtime"' in body
+    with trio.fail_after(10):
+        await provider.sideband_ended.wait()
+    assert provider.sideband_headers[0]["authorization"] == "Bearer sk-provider-secret"
+    records = await records_when_ended(srv)
+    (response,) = [x for x in records if x["record"] == "response"]
+    assert response["usage"]["total_tokens"] == 30 and response["transport"] == "webrtc" and response["cost_usd"] > 0
+    (session,) = [x for x in records if x["record"] == "session"]
+    assert session["close"] == {"by": "upstream", "code": 1000, "reason": ""} or session["close"]["code"] == 1000
+    assert provider.sent_by_observer == []
+    assert not provider.hung_up.is_set()  # the provider ended the call: nothing to hang up
+    assert "sk-provider-secret" not in json.dumps(records)
+
+
+async def test_a_provider_that_refuses_the_call_is_a_clear_error_without_its_secrets(
+        nursery: trio.Nursery, tmp_path: Path, provider: FakeCalls) -> None:
+    provider.refuse_status = 400
+    srv = await start_server(nursery, provider_config(tmp_path, provider))
+    r = await offer(srv)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "upstream_refused"
+    assert "Invalid SDP" in r.json()["error"]["message"] and "sk-proj" not in r.text
+    assert await held(srv) == 0 and not srv.gateway.sessions
+
+
+@pytest.mark.parametrize("ending", ["drop", "refuse"])
+async def test_a_sideband_that_drops_or_cannot_attach_hangs_the_call_up_and_is_recorded(
+        nursery: trio.Nursery, tmp_path: Path, provider: FakeCalls, ending: str) -> None:
+    provider.sideband = ending
+    srv = await start_server(nursery, provider_config(tmp_path, provider))
+    assert (await offer(srv)).status_code == 201
+    with trio.fail_after(10):
+        await provider.hung_up.wait()  # unwatched is unbilled: the gateway ends the call
+    (call_id, op, headers), = provider.ops
+    assert (call_id, op) == ("rtc_fake1", "hangup") and headers["authorization"] == "Bearer sk-provider-secret"
+    (session,) = [x for x in await records_when_ended(srv) if x["record"] == "session"]
+    assert session["status"] == "failure" and session["transport"] == "webrtc"
+    if ending == "drop":
+        assert session["close"]["code"] == 1011 and session["responses"] == 1
+        assert session["error"]["code"] == "sideband_lost"
+    assert await held(srv) == 0

@@ -62,8 +62,11 @@ class SessionPlan:
     initial_frames: tuple[str, ...] = ()
     #: Refuses client frames that would bill a model the key may not use (None: forward all).
     gate: FrameGate | None = None
-    #: The listener the client came through ("realtime", "main", "asgi"), for metrics.
+    #: The listener the client came through ("realtime", "main", "asgi", "webrtc"), for metrics.
     listener: str = "realtime"
+    #: The gateway's own sideband on a WebRTC call (no client leg): an upstream close other than
+    #: 1000 (the call's end) is recorded as a failure.
+    observer: bool = False
 
     @property
     def price(self) -> Price | None:

@@ -307,6 +307,12 @@ class Session:
                                         "message": "the upstream connection was lost"})
             else:
                 client_code, client_reason = sendable_code(code, 1011), end.reason
+            if self.plan.observer and code != 1000 and not end.failed:
+                # the gateway's sideband on a WebRTC call: anything but the call's normal end means
+                # the gateway lost sight of it (and hangs it up: unwatched is unbilled)
+                end = SessionEnd("upstream", code, end.reason, failed=True, error={
+                    "type": "server_error", "code": "sideband_lost",
+                    "message": f"the provider's sideband closed with {code}; the gateway hung the call up"})
             up_code, up_reason = 1000, ""
         self.end = end
 

@@ -213,7 +213,7 @@ class CallBroker:
         if not await gw.limits.keep_call(call_id, owner, ttl):
             log.warning("call %s: the state store is unavailable; its hang-up and sidebands will be refused", call_id)
         observed = attrs.evolve(
-            plan, target=upstream.sideband(call_id), listener="webrtc", browser=False, subprotocol=None,
+            plan, target=upstream.sideband(call_id), listener="webrtc", browser=False, subprotocol=None, observer=True,
             initial_frames=(), meta=attrs.evolve(plan.meta, transport="webrtc", api_base=upstream.calls_url),
             limits=attrs.evolve(plan.limits, idle_timeout_s=0.0, settle_window_s=0.0))
         gw.spawn(self._observe, observed, call_id, upstream)
