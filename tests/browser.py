@@ -29,6 +29,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
+    # WebRTC on this machine's loopback only (the offline model's peer gathers 127.0.0.1 alone)
+    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 

@@ -77,13 +77,13 @@ def test_providers_build_openai_azure_and_local_targets(tmp_path: Path) -> None:
         {"name": "l", "provider": "local"},
     ], keys=[{"name": "k", "key": USER_KEY}])
     keys = KeyStore.from_config(cfg)
-    o = admit(request(query="model=o&foo=bar&call_id=rtc_1", authorization=f"Bearer {USER_KEY}",
+    o = admit(request(query="model=o&foo=bar&intent=conversation", authorization=f"Bearer {USER_KEY}",
                       openai_beta="realtime=v1"), keys, cfg)
     a = admit(request("/openai/realtime", "api-version=x&deployment=a", api_key=USER_KEY), keys, cfg)
     loc = admit(request(query="model=l", authorization=f"Bearer {USER_KEY}"), keys, cfg)
     assert isinstance(o, Admission) and isinstance(a, Admission) and isinstance(loc, Admission)
     t = build_target(o.model, dialect=o.dialect, forward_query=o.forward_query, local_url=None, local_secret="s")
-    assert t.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime&call_id=rtc_1"  # foo: dropped
+    assert t.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime&intent=conversation"  # foo: dropped
     assert dict(t.headers) == {"Authorization": "Bearer sk-x", "OpenAI-Beta": "realtime=v1"}
     t = build_target(a.model, dialect=a.dialect, forward_query=a.forward_query, local_url=None, local_secret="s")
     assert t.url == "wss://res.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=dep1"

@@ -264,7 +264,14 @@ def test_attribution_headers_are_cleaned_and_bounded(env: Any, end_user: str | N
 
 
 def test_forwarded_query_keeps_order_and_values(env: Any) -> None:
-    got = run(env, req(query="call_id=c1&model=gpt-realtime&x=1&call_id=c2",
+    got = run(env, req(query="intent=conversation&model=gpt-realtime&x=1&intent=other",
                        authorization=f"Bearer {USER_KEY}"))
     assert isinstance(got, Admission)
-    assert got.forward_query == (("call_id", "c1"), ("call_id", "c2"))
+    assert got.forward_query == (("intent", "conversation"), ("intent", "other"))
+
+
+def test_a_call_id_is_a_sideband_of_that_call_never_a_query_passed_on(env: Any) -> None:
+    # before WebRTC calls had owners, call_id went upstream beside the model: any key could
+    # attach to any call it could name
+    got = run(env, req(query="model=gpt-realtime&call_id=rtc_1", authorization=f"Bearer {USER_KEY}"))
+    assert isinstance(got, Admission) and got.call_id == "rtc_1" and got.model is None and got.forward_query == ()

@@ -372,3 +372,43 @@ def test_both_pages_are_usable_from_800_pixels_wide(browser, server: LiveServer,
             assert box is not None and box["x"] + box["width"] <= width + 1, (column, box)
     finally:
         context.close()
+
+
+def test_a_webrtc_call_from_the_page_is_heard_calls_the_tool_and_is_billed_by_the_gateways_sideband(
+        page: Page, server: LiveServer) -> None:
+    """The WebRTC transport: an ek_ token, RTCPeerConnection with the microphone track, the
+    offer through the gateway, events on the data channel, the model's voice on the remote
+    track — and the spend records written by the gateway's own sideband."""
+    open_playground(page, server)
+    page.select_option("#transport", "webrtc")
+    page.select_option("#modalities", "audio")
+    page.select_option("#turn", "server_vad")
+    page.click("#connect")
+    expect(page.locator("#status")).to_contain_text("Connected over WebRTC to gpt-realtime (rtc_", timeout=30_000)
+    page.click("#mic")  # the fake microphone says "What is the weather in Paris?" into the call's track
+    # (the fake microphone loops its file: the track may open mid-sentence, so a first turn can
+    # be the sentence's tail; the next is whole)
+    voice = page.locator('.entry[data-kind="voice"] .text').filter(has_text="What is the weather in Paris?")
+    expect(voice.first).to_be_visible(timeout=40_000)
+    card = page.locator(".tool-card").first
+    expect(card.locator(".tool-name")).to_have_text("get_weather", timeout=20_000)
+    expect(card.locator(".tool-args")).to_have_text('{\n  "city": "Paris"\n}')
+    page.click("#mic")
+    card.locator(".tool-result").fill('{"temp_c": 18}')
+    card.locator(".tool-send").click()
+    reply = page.locator('.entry[data-role="assistant"] .text').last
+    expect(reply).to_have_text('get_weather returned {"temp_c": 18}', timeout=20_000)
+    log = page.locator("#event-log")
+    expect(log.locator('[data-type="output_audio_buffer.started"]').first).to_be_attached(timeout=20_000)
+    assert not log.locator('[data-type="response.output_audio.delta"]').count()  # audio is on the track
+    # Opus both ways: the microphone went out and the model's voice came in
+    page.wait_for_function("async () => { const s = await window.rtproxyPlayground.rtcStats();"
+                           " return s && s.sent > 2000 && s.received > 2000; }", timeout=20_000)
+    page.click("#disconnect")
+    expect(page.locator("#status")).to_have_text("Hung up.")
+    answered = newest_response(server, lambda r: r.get("transport") == "webrtc"
+                               and (r.get("response") or {}).get("output_transcript") == 'get_weather returned {"temp_c": 18}')
+    asked = newest_response(server, lambda r: r.get("transport") == "webrtc" and r["session_id"] == answered["session_id"]
+                            and (r.get("response") or {}).get("tool_calls"))
+    assert asked["response"]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert answered["cost_usd"] > 0 and answered["key_name"] == "user"

@@ -327,11 +327,11 @@ async def test_large_audio_sized_messages_pass_under_the_limit(
 async def test_undocumented_query_parameters_never_reach_the_provider(
         nursery: trio.Nursery, tmp_path: Path, fake_upstream: FakeUpstream, listener: str) -> None:
     srv = await server_with_fake(nursery, tmp_path, fake_upstream)
-    query = "model=fake&model%20=evil&api-key=sk-x&foo=bar&call_id=rtc_1"
+    query = "model=fake&model%20=evil&api-key=sk-x&foo=bar&intent=conversation"
     async with ws_connect(srv.ws_url(listener, query=query), headers=auth_headers(USER_KEY)) as ws:
         await ws.get_message()
     [seen] = fake_upstream.requests
-    assert seen.path == "/v1/realtime?model=gpt-realtime&call_id=rtc_1"
+    assert seen.path == "/v1/realtime?model=gpt-realtime&intent=conversation"
 
 
 # -- models named mid-session -------------------------------------------------------------------

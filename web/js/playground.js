@@ -24,6 +24,7 @@ const LOG_LINES_SHOWN = 200;
 const TOKEN_TTL_S = 60;
 
 let ws = null;
+let rtc = null; // {pc, channel, location, stream} while a WebRTC call is up (transport "webrtc")
 let state = new SessionState();
 let live = null; // a LiveState while a GPT-Live session is open (GPT-Live mode)
 let models = []; // [{id, api}] the key may use
@@ -78,8 +79,14 @@ function validateTools() {
 // -- talking to the server ----------------------------------------------------------------------
 
 function send(event) {
-  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-  ws.send(JSON.stringify(event));
+  if (rtc) {
+    if (rtc.channel.readyState !== "open") return false;
+    rtc.channel.send(JSON.stringify(event));
+  } else if (!ws || ws.readyState !== WebSocket.OPEN) {
+    return false;
+  } else {
+    ws.send(JSON.stringify(event));
+  }
   if (live) live.apply(event.type === "session.input_audio.append" ? { type: event.type } : event, "client");
   else if (event.type !== "input_audio_buffer.append") state.apply(event, "client");
   else state.apply({ type: event.type, audio: event.audio }, "client");
@@ -171,6 +178,10 @@ async function connect() {
   }
   const listenerUrl = $("listener").value || `ws://${location.host}/v1/realtime`;
   if ($("api").value === "live") return connectLive(listenerUrl, model, token);
+  if ($("transport").value === "webrtc") {
+    $("dialect").value = "ga"; // WebRTC calls speak the GA API
+    return connectWebRTC(model, token);
+  }
   live = null;
   const url = sessionUrl(listenerUrl, $("path").value || "/v1/realtime", model);
   state = new SessionState({ price: prices[model] || null });
@@ -254,7 +265,119 @@ function connectLive(listenerUrl, model, token) {
   };
 }
 
+/**
+ * A WebRTC call, as OpenAI's WebRTC guide makes one: the microphone as a track, events on the
+ * "oai-events" data channel, the SDP offer posted (with the ephemeral token) to the gateway's
+ * /v1/realtime/calls, which authorizes it, forwards it, and bills the call through its own
+ * sideband. Audio flows browser ↔ model directly; the page sees no audio deltas.
+ */
+async function connectWebRTC(model, token) {
+  live = null;
+  state = new SessionState({ price: prices[model] || null });
+  entryNodes.clear();
+  $("transcript").replaceChildren();
+  received.clear();
+  interrupted.clear();
+  setStatus("Starting a WebRTC call …", "busy");
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+  } catch (e) {
+    return setStatus(`Microphone unavailable: ${e.message}`, "error");
+  }
+  const pc = new RTCPeerConnection();
+  const track = stream.getAudioTracks()[0];
+  track.enabled = false; // "Start microphone" turns it on
+  pc.addTrack(track, stream);
+  const channel = pc.createDataChannel("oai-events");
+  const call = { pc, channel, stream, location: null };
+  rtc = call;
+  pc.ontrack = (e) => {
+    const audio = $("remote-audio");
+    audio.srcObject = e.streams[0] || new MediaStream([e.track]);
+    audio.play().catch(() => {});
+  };
+  channel.onopen = () => {
+    setStatus(`Connected over WebRTC to ${model} (${call.location ? call.location.split("/").pop() : "call"}).`, "ok");
+    setConnected(true);
+    applySettings();
+  };
+  channel.onmessage = (msg) => {
+    try {
+      onEvent(JSON.parse(msg.data));
+    } catch {
+      state.apply({ type: "rtproxy.bad_frame", error: "not JSON" }, "server");
+      scheduleRender();
+    }
+  };
+  const ended = () => {
+    if (rtc !== call) return;
+    rtc = null;
+    stopMic();
+    stream.getTracks().forEach((t) => t.stop());
+    setConnected(false);
+    const why = state.lastError ? ` ${state.lastError.message}` : "";
+    if (call.hangingUp) setStatus("Hung up.", "idle");
+    else setStatus(`The call ended.${why}`, state.lastError ? "error" : "idle");
+    scheduleRender();
+  };
+  channel.onclose = ended;
+  pc.onconnectionstatechange = () => {
+    if (["failed", "closed"].includes(pc.connectionState)) ended();
+  };
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(`/v1/realtime/calls?model=${encodeURIComponent(model)}`, {
+      method: "POST", body: pc.localDescription.sdp,
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/sdp" },
+    });
+    if (res.status !== 201) {
+      const body = await res.json().catch(() => ({}));
+      throw new Error(`Refused (${res.status}): ${(body.error && body.error.message) || "the gateway refused the call"}`);
+    }
+    call.location = res.headers.get("Location");
+    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    setStatus("Connecting the call …", "busy");
+  } catch (e) {
+    rtc = null;
+    pc.close();
+    stream.getTracks().forEach((t) => t.stop());
+    setStatus(e.message, "error");
+  }
+}
+
+/** Hang the call up through the gateway (with the key: the token may have expired), then close. */
+async function hangUp(call) {
+  call.hangingUp = true;
+  if (call.location) {
+    await fetch(`${call.location}/hangup`, { method: "POST", headers: authHeaders($("key").value.trim()) })
+      .catch(() => {});
+  }
+  call.pc.close();
+  if (rtc === call) {
+    rtc = null;
+    stopMic();
+    call.stream.getTracks().forEach((t) => t.stop());
+    setConnected(false);
+    setStatus("Hung up.", "idle");
+  }
+}
+
+/** The WebRTC call's media figures (for the status and for tests): audio bytes each way. */
+async function rtcStats() {
+  if (!rtc) return null;
+  const out = { sent: 0, received: 0 };
+  (await rtc.pc.getStats()).forEach((r) => {
+    if (r.type === "outbound-rtp" && r.kind === "audio") out.sent += r.bytesSent || 0;
+    if (r.type === "inbound-rtp" && r.kind === "audio") out.received += r.bytesReceived || 0;
+  });
+  return out;
+}
+
 function disconnect() {
+  if (rtc) return hangUp(rtc);
   // GPT-Live: ask for the session's end (its final seconds come back), then the server closes
   if (live && ws && send({ type: "session.close" })) return;
   if (ws) ws.close(1000, "user closed the playground session");
@@ -345,6 +468,7 @@ async function interrupt({ cancel }) {
 
 async function startMic() {
   if (mic) return stopMic();
+  if (rtc) rtc.stream.getAudioTracks().forEach((t) => { t.enabled = true; });
   try {
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
@@ -375,6 +499,7 @@ async function startMic() {
 }
 
 function stopMic() {
+  if (rtc) rtc.stream.getAudioTracks().forEach((t) => { t.enabled = false; });
   if (!mic) return;
   mic.stream.getTracks().forEach((t) => t.stop());
   mic.ctx.close();
@@ -386,13 +511,14 @@ function stopMic() {
 
 function onMicChunk(msg) {
   $("level").style.width = `${Math.min(100, Math.round(msg.level * 300))}%`;
+  if (rtc) return; // the call's own track carries the microphone; this capture only drives the meter
   if (live) return send({ type: "session.input_audio.append", audio: pcm16ToBase64(new Int16Array(msg.pcm)) });
   const streaming = $("turn").value === "server_vad" || pttDown;
   if (streaming) send({ type: "input_audio_buffer.append", audio: pcm16ToBase64(new Int16Array(msg.pcm)) });
 }
 
 function pttStart() {
-  if (!ws) return;
+  if (!ws && !rtc) return;
   pttDown = true;
   $("ptt").classList.add("active");
   interrupt({ cancel: true });
@@ -603,5 +729,5 @@ function init() {
   loadServerInfo();
 }
 
-window.rtproxyPlayground = { state: () => state, live: () => live, chunkMs: CHUNK_MS };
+window.rtproxyPlayground = { state: () => state, live: () => live, chunkMs: CHUNK_MS, rtcStats };
 init();
