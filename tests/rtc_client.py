@@ -7,6 +7,8 @@ Usage: python rtc_client.py BASE_URL KEY MODE [MODEL]
   raw        the offer as application/sdp with ?model= (a key, or an ek_ token with no model)
   multipart  the offer as multipart sdp + session (the SDKs' shape)
   offer      only the offer: print the status, headers and body the server answered
+  live       a GPT-Live session over WebRTC (POST /v1/live/sessions): a spoken question, a client
+             delegation answered on the data channel, billed seconds, a hang-up
 """
 
 import asyncio
@@ -68,7 +70,11 @@ async def offer_and_answer(base, key, mode, model, pc):
     sdp = pc.localDescription.sdp
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(timeout=30) as http:
-        if mode == "multipart":
+        if mode == "live":
+            r = await http.post(f"{base}/v1/live/sessions", headers=headers, json={
+                "session": {"model": model, "delegation": {"type": "client"}},
+                "transport": {"type": "webrtc", "sdp": sdp}})
+        elif mode == "multipart":
             session = {"type": "realtime", "model": model, "tools": [WEATHER_TOOL],
                        "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"}}}}
             r = await http.post(f"{base}/v1/realtime/calls", headers=headers,
@@ -132,13 +138,18 @@ async def main(base, key, mode, model):
         asyncio.ensure_future(play())
 
     r = await offer_and_answer(base, key, mode, model, pc)
-    if mode == "offer" or r.status_code != 201:
+    if mode == "offer" or r.status_code not in (200, 201):
         print(json.dumps({"status": r.status_code, "location": r.headers.get("location"),
                           "content_type": r.headers.get("content-type"), "body": r.text[:2000]}))
         await pc.close()
         return
-    location = r.headers["location"]
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+    if mode == "live":
+        answered = r.json()
+        location = f"/v1/live/sessions/{answered['session']['id']}"
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answered["transport"]["sdp"], type="answer"))
+    else:
+        location = r.headers["location"]
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
     await asyncio.wait_for(opened.wait(), 20)
 
     async def until(etype, after=0, timeout=30):
@@ -160,6 +171,15 @@ async def main(base, key, mode, model):
     def send(event):
         channel.send(json.dumps(event))
 
+    if mode == "live":
+        await until("session.started")
+        mic.say(said("What is the weather in Paris?"))
+        try:
+            await live_conversation(until, send, events, heard_audio, base, key, location, pc)
+        except CallEnded as exc:
+            await pc.close()
+            print(json.dumps({"status": r.status_code, "location": location, "ended_before": str(exc)}))
+        return
     await until("session.created")
     if mode != "multipart":
         send({"type": "session.update", "session": {
@@ -173,6 +193,30 @@ async def main(base, key, mode, model):
         await pc.close()
         print(json.dumps({"status": r.status_code, "location": location, "ended_before": str(exc),
                           "types": [e["type"] for e in events]}))
+
+
+async def live_conversation(until, send, events, heard_audio, base, key, location, pc):
+    delegation = await until("session.delegation.created", timeout=60)
+    heard = "".join(e["delta"] for e in events if e["type"] == "session.input_transcript.delta")
+    send({"type": "session.commentary.append", "delegation_id": delegation["delegation"]["id"],
+          "content": "It is sunny in Paris."})
+    appended = await until("session.commentary.appended", after=events.index(delegation))
+    await until("session.usage.updated", after=events.index(appended), timeout=30)
+    deadline = time.monotonic() + 20
+    said_back = ""
+    while "It is sunny in Paris." not in said_back and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        said_back = "".join(e["delta"] for e in events[events.index(appended):]
+                            if e["type"] == "session.output_transcript.delta")
+    await asyncio.sleep(1.5)  # let the voice play out on the track
+    async with httpx.AsyncClient(timeout=30) as http:
+        hung = await http.post(f"{base}{location}/hangup", headers={"Authorization": f"Bearer {key}"})
+    await pc.close()
+    print(json.dumps({
+        "status": 200, "location": location, "session_id": location.rsplit("/", 1)[1], "heard": heard,
+        "said": said_back.strip(), "audio_frames": heard_audio["frames"], "loud_frames": heard_audio["loud"],
+        "hangup": hung.status_code, "types": sorted({e["type"] for e in events}),
+    }))
 
 
 async def conversation(until, send, events, heard_audio, base, key, r, location, pc):

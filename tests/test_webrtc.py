@@ -277,3 +277,52 @@ async def test_a_sideband_that_drops_or_cannot_attach_hangs_the_call_up_and_is_r
         assert session["close"]["code"] == 1011 and session["responses"] == 1
         assert session["error"]["code"] == "sideband_lost"
     assert await held(srv) == 0
+
+
+@pytest.fixture
+def live_config(tmp_path: Path) -> Config:
+    return make_config(tmp_path, models=[{"name": "gpt-realtime", "provider": "local"},
+                                         {"name": "gpt-live-1", "provider": "local", "api": "live"}],
+                       keys=[{"name": "user", "key": USER_KEY, "models": ["gpt-realtime", "gpt-live-1"]},
+                             {"name": "admin", "key": ADMIN_KEY, "role": "admin"}],
+                       local={"live_usage_interval_ms": 200})
+
+
+async def test_a_gpt_live_session_over_webrtc_is_started_by_the_post_and_billed_by_the_second_through_attach(
+        nursery: trio.Nursery, live_config: Config) -> None:
+    srv = await start_server(nursery, live_config)
+    out = await call(srv, "live", model="gpt-live-1")
+    assert out["status"] == 200 and out["session_id"].startswith("live_"), out
+    assert out["heard"] == "What is the weather in Paris?"  # the input transcript, over the data channel
+    assert out["said"].endswith("It is sunny in Paris.") and out["loud_frames"] > 10 and out["hangup"] == 200
+    records = await records_when_ended(srv)
+    usage = [r for r in records if r["record"] == "usage"]
+    (session,) = [r for r in records if r["record"] == "session"]
+    assert usage and all(r["transport"] == "webrtc" for r in usage + [session])
+    assert session["upstream_session_id"] == out["session_id"] and session["model"] == "gpt-live-1"
+    assert session["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in usage)) and session["cost_usd"] > 0
+    assert session["close"]["by"] == "upstream" and session["close"]["code"] == 1000
+    # the attach sideband through the gateway is the session's key's only
+    async with httpx.AsyncClient() as http:
+        r = await http.post(f"{srv.http}/v1/live/sessions/{out['session_id']}/hangup", headers=auth_headers(ADMIN_KEY))
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "call_not_owned")
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({"session": {"model": "gpt-live-1"}, "transport": {"type": "websocket"}}, 400, "unsupported_transport"),
+    ({"session": {"model": "gpt-live-1"}, "transport": {"type": "webrtc", "sdp": "nope"}}, 400, "invalid_sdp"),
+    ({"session": {"model": "gpt-realtime"}, "transport": {"type": "webrtc", "sdp": SDP_OFFER}}, 404, "model_not_found"),
+    ({"session": {"model": "gpt-live-1", "delegation": {"type": "responses", "responses": {"model": "o-secret"}}},
+      "transport": {"type": "webrtc", "sdp": SDP_OFFER}}, 403, "model_not_allowed"),
+])
+async def test_a_gpt_live_webrtc_start_the_key_may_not_make_is_refused_before_the_provider(
+        nursery: trio.Nursery, tmp_path: Path, body: dict[str, Any], status: int, code: str) -> None:
+    config = make_config(tmp_path, models=[{"name": "gpt-realtime", "provider": "local"},
+                                           {"name": "gpt-live-1", "provider": "local", "api": "live"}],
+                         keys=[{"name": "user", "key": USER_KEY, "models": ["gpt-realtime", "gpt-live-1"],
+                                "delegation_models": ["gpt-5.6-luna"]}])
+    srv = await start_server(nursery, config)
+    async with httpx.AsyncClient() as http:
+        r = await http.post(f"{srv.http}/v1/live/sessions", headers=auth_headers(USER_KEY), json=body)
+    assert (r.status_code, r.json()["error"]["code"]) == (status, code)
+    assert srv.gateway.rtc_peer is not None and srv.gateway.rtc_peer.starts == 0

@@ -247,7 +247,10 @@ class OfflineLiveModel:
         return [self._ev("session.output_audio.fixture.playing", eid), self._ev("session.output_audio.fixture.played")]
 
     def _append(self, event: Event) -> list[Event]:
-        pcm = audio_of(event)
+        return self.feed_audio(audio_of(event))
+
+    def feed_audio(self, pcm: bytes) -> list[Event]:
+        """Input audio (PCM16 24 kHz mono) from an append or, over WebRTC, the microphone track."""
         self._input_ms += len(pcm) // BYTES_PER_MS
         if self._muted:
             pcm = bytes(len(pcm))  # muted: the model hears silence (and the session still bills)

@@ -50,9 +50,10 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from quart import Quart, Response, request, websocket
 
-from ..protocols.realtime.calls import OfferError, parse_offer
+from ..protocols.realtime.calls import OfferError, check_sdp, parse_offer
 from .audio import BYTES_PER_MS, SAMPLE_RATE
 from .hearing import Ears
+from .live import OfflineLiveModel
 from .model import OfflineModel
 from .voice import Voice
 
@@ -141,12 +142,17 @@ class ModelAudio(MediaStreamTrack):
 
 
 class Call:
-    """One WebRTC call: the peer connection, its model, its data channel and sidebands."""
+    """One WebRTC call: the peer connection, its model, its data channel and sidebands. A Realtime
+    call (``OfflineModel``) or a GPT-Live session (``OfflineLiveModel``): they differ in the audio
+    delta's name, Realtime's ``output_audio_buffer.*`` events, and GPT-Live's billed-seconds ticks."""
 
-    def __init__(self, peer: Peer, model: OfflineModel) -> None:
+    def __init__(self, peer: Peer, model: OfflineModel | OfflineLiveModel, opening: list[dict[str, Any]]) -> None:
         self.peer = peer
-        self.id = "rtc_" + secrets.token_hex(12)
-        self.model = model
+        self.live = isinstance(model, OfflineLiveModel)
+        self.id = model.session_id if isinstance(model, OfflineLiveModel) else "rtc_" + secrets.token_hex(12)
+        #: What the data channel is told when it opens (session.created; GPT-Live: session.started).
+        self.opening = opening
+        self.model: Any = model
         self.pc = RTCPeerConnection()
         self.channel: Any = None
         self.sidebands: set[asyncio.Queue[str | None]] = set()
@@ -162,6 +168,9 @@ class Call:
     def emit(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             etype = event.get("type")
+            if etype == "session.output_audio.delta":  # GPT-Live: the voice, on the track
+                self.out.queue(base64.b64decode(event["delta"]))
+                continue
             if etype == "response.output_audio.delta":
                 rid = event.get("response_id")
                 if self._playing_response != rid:
@@ -193,7 +202,7 @@ class Call:
                 queue.put_nowait(None)
 
     def _drained(self) -> None:
-        if self._playing_response is not None and not self.model.responding:
+        if not self.live and self._playing_response is not None and not self.model.responding:
             rid, self._playing_response = self._playing_response, None
             self._send({"type": "output_audio_buffer.stopped", "event_id": self.model._id("event"), "response_id": rid})
 
@@ -220,6 +229,14 @@ class Call:
         loop = asyncio.get_running_loop()
         self._tasks += [loop.create_task(self._stream(stream_delay_s)), loop.create_task(self._hear()),
                         loop.create_task(self._watch())]
+        if self.live:
+            self._tasks.append(loop.create_task(self._tick()))
+
+    async def _tick(self) -> None:
+        """GPT-Live bills seconds: session.usage.updated as they rise (the data channel and sidebands)."""
+        while True:
+            await asyncio.sleep(self.peer.usage_interval_s)
+            self.emit(self.model.usage_tick())
 
     async def _stream(self, delay_s: float) -> None:
         while True:
@@ -283,9 +300,10 @@ class Call:
 class Peer:
     """The calls this process holds, and what they share (the ears, the voice)."""
 
-    def __init__(self, secret: str | None, stream_delay_s: float, speech: str) -> None:
+    def __init__(self, secret: str | None, stream_delay_s: float, speech: str, usage_interval_s: float = 1.0) -> None:
         self.secret = secret
         self.stream_delay_s = stream_delay_s
+        self.usage_interval_s = usage_interval_s
         self.calls: dict[str, Call] = {}
         self.ears = Ears() if speech != "off" and Ears.available() else None
         self.voice = Voice() if speech != "off" and Voice.available() else None
@@ -297,16 +315,30 @@ class Peer:
         return hmac.compare_digest(headers.get("Authorization", "").encode(), f"Bearer {self.secret}".encode())
 
     async def create(self, sdp: str, model_name: str, session: dict[str, Any] | None) -> Call | Response:
-        if len(self.calls) >= MAX_CALLS:
-            return _error(429, "too_many_calls", f"the offline peer holds {MAX_CALLS} calls already")
+        """A Realtime call (``POST /v1/realtime/calls``)."""
         model = OfflineModel(model=model_name, hears=self.ears is not None,
                              speaker=self.voice.speak if self.voice else None)
-        if set(session) - {"type"}:
+        if set(session or {}) - {"type"}:
             answer = model.receive(json.dumps({"type": "session.update", "session": session}))
             errors = [e for e in answer if e.get("type") == "error"]
             if errors:
                 return _error(400, errors[0]["error"]["code"], errors[0]["error"]["message"])
-        call = Call(self, model)
+        return await self._connect(Call(self, model, model.start()), sdp)
+
+    async def create_live(self, sdp: str, session: dict[str, Any]) -> Call | Response:
+        """A GPT-Live session over WebRTC (``POST /v1/live/sessions``): the POST starts it."""
+        model = OfflineLiveModel(hears=self.ears is not None, speaker=self.voice.speak if self.voice else None)
+        started = model.receive(json.dumps({"type": "session.start", "session": session}))
+        errors = [e for e in started if e.get("type") == "error"]
+        if errors:
+            return _error(400, errors[0]["error"]["code"], errors[0]["error"]["message"])
+        return await self._connect(Call(self, model, started), sdp)
+
+    async def _connect(self, call: Call, sdp: str) -> Call | Response:
+        if len(self.calls) >= MAX_CALLS:
+            await call.pc.close()
+            return _error(429, "too_many_calls", f"the offline peer holds {MAX_CALLS} calls already")
+        model = call.model
 
         @call.pc.on("datachannel")
         def on_datachannel(channel: Any) -> None:
@@ -316,7 +348,7 @@ class Peer:
 
             @channel.on("open")
             def on_open() -> None:
-                for event in model.start():  # session.created, as on a WebSocket
+                for event in call.opening:  # session.created (GPT-Live: session.started), as on a WebSocket
                     channel.send(json.dumps(event))
 
             @channel.on("message")
@@ -348,7 +380,7 @@ class Peer:
             return _error(400, "invalid_offer", f"the SDP offer cannot be answered: {str(e)[:200]}")
         self.calls[call.id] = call
         call.start(self.stream_delay_s)
-        log.info("call %s created (model %s)", call.id, model_name)
+        log.info("call %s created (model %s)", call.id, model.model)
         return call
 
 
@@ -389,12 +421,45 @@ def create_app(peer: Peer) -> Quart:
             return _error(400, "not_a_sip_call", f"{op} is for SIP calls; this is a WebRTC call")
         return _error(404, "not_found", "no such operation")
 
+    @app.post("/v1/live/sessions")
+    async def create_live_session() -> Response:
+        body = await request.get_json(force=True, silent=True)
+        transport = body.get("transport") if isinstance(body, dict) else None
+        session = body.get("session") if isinstance(body, dict) else None
+        if not isinstance(transport, dict) or transport.get("type") != "webrtc" or not isinstance(session, dict):
+            return _error(400, "invalid_request", "send {session, transport: {type: 'webrtc', sdp}}")
+        try:
+            sdp = check_sdp(str(transport.get("sdp") or ""))
+        except OfferError as exc:
+            return _error(exc.status, exc.code, exc.message)
+        created = await peer.create_live(sdp, session)
+        if isinstance(created, Response):
+            return created
+        return Response(json.dumps({"session": created.model.resource(),
+                                    "transport": {"type": "webrtc", "sdp": created.pc.localDescription.sdp}}),
+                        status=200, content_type="application/json")
+
+    @app.post("/v1/live/sessions/<session_id>/hangup")
+    async def live_hangup(session_id: str) -> Response:
+        call = peer.calls.get(session_id)
+        if call is None:
+            return _error(404, "session_not_found", "no such session")
+        await call.end()
+        return Response("", status=200)
+
+    @app.websocket("/v1/live/sessions/<session_id>/attach")
+    async def live_sideband(session_id: str) -> None:
+        await sideband(session_id)
+
     @app.websocket("/v1/realtime")
-    async def sideband() -> None:
+    async def realtime_sideband() -> None:
+        await sideband(websocket.args.get("call_id", ""))
+
+    async def sideband(call_id: str) -> None:
         if not peer.authorized(websocket.headers):
             await websocket.close(1008, "invalid credentials")
             return
-        call = peer.calls.get(websocket.args.get("call_id", ""))
+        call = peer.calls.get(call_id)
         if call is None or call.ended.is_set():
             await websocket.close(4404, "no such call")
             return
@@ -403,7 +468,8 @@ def create_app(peer: Peer) -> Quart:
             return
         await websocket.accept()
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=SIDEBAND_QUEUE_EVENTS + 1)
-        queue.put_nowait(json.dumps(call.model._ev("session.created", session=call.model.session_object())))
+        if not call.live:  # a Realtime sideband starts with the session as it is now
+            queue.put_nowait(json.dumps(call.model._ev("session.created", session=call.model.session_object())))
         call.sidebands.add(queue)
 
         async def reader() -> None:
@@ -428,7 +494,8 @@ def create_app(peer: Peer) -> Quart:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    peer = Peer(os.environ.get("RTPROXY_LOCAL_SECRET") or None, args.stream_delay_ms / 1000, args.speech)
+    peer = Peer(os.environ.get("RTPROXY_LOCAL_SECRET") or None, args.stream_delay_ms / 1000, args.speech,
+                args.live_usage_interval_ms / 1000)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
@@ -463,6 +530,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--stream-delay-ms", type=float, default=5.0)
     p.add_argument("--speech", choices=["auto", "off"], default="auto")
+    p.add_argument("--live-usage-interval-ms", type=float, default=1000.0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="rtc %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("aioice").setLevel(logging.WARNING)  # a line per ICE check otherwise

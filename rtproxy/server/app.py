@@ -331,6 +331,10 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             response.headers[name] = value
         return response
 
+    async def request_body() -> bytes:
+        raw = await request.get_data(cache=False, as_text=False)
+        return raw if isinstance(raw, bytes) else raw.encode()
+
     def request_headers() -> dict[str, str]:
         return {k.lower(): v for k, v in request.headers.items()}
 
@@ -339,16 +343,34 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     async def create_call() -> Any:
         if (request.content_length or 0) > MAX_OFFER_BODY_BYTES:
             return _json_error(413, "offer_too_large", f"the offer is over {MAX_OFFER_BODY_BYTES // 1024} KiB")
-        body = await request.get_data(cache=False)
+        body = await request_body()
         return answer(await gateway.calls.create(request_headers(), request.headers.get("Content-Type", ""),
                                                  body, request.args.get("model"), request.remote_addr or ""))
+
+    @quart.post("/v1/live/sessions")
+    @quart.post("/openai/v1/live/sessions")
+    async def create_live_session() -> Any:
+        if (request.content_length or 0) > MAX_OFFER_BODY_BYTES:
+            return _json_error(413, "offer_too_large", f"the body is over {MAX_OFFER_BODY_BYTES // 1024} KiB")
+        body = await request_body()
+        return answer(await gateway.calls.create_live(request_headers(), body, request.remote_addr or ""))
+
+    @quart.post("/v1/live/sessions/<session_id>/<op>")
+    @quart.post("/openai/v1/live/sessions/<session_id>/<op>")
+    async def live_session_operation(session_id: str, op: str) -> Any:
+        if (request.content_length or 0) > MAX_CALL_OP_BODY_BYTES:
+            return _json_error(413, "body_too_large", "the body is too large")
+        body = await request_body()
+        return answer(await gateway.calls.operate(session_id, op, request_headers(), body,
+                                                  request.headers.get("Content-Type", ""), request.remote_addr or "",
+                                                  live=True))
 
     @quart.post("/v1/realtime/calls/<call_id>/<op>")
     @quart.post("/openai/v1/realtime/calls/<call_id>/<op>")
     async def call_operation(call_id: str, op: str) -> Any:
         if (request.content_length or 0) > MAX_CALL_OP_BODY_BYTES:
             return _json_error(413, "body_too_large", "the body is too large")
-        body = await request.get_data(cache=False)
+        body = await request_body()
         return answer(await gateway.calls.operate(call_id, op, request_headers(), body,
                                                   request.headers.get("Content-Type", ""), request.remote_addr or ""))
 

@@ -34,14 +34,17 @@ import trio
 
 from ..auth.admission import Admission, HandshakeRequest, Rejection, admit
 from ..errors import UpstreamError
+from ..protocols.live import StartRefused, parse_start
 from ..protocols.realtime.calls import (
     CALL_ID,
+    MAX_OFFER_BODY_BYTES,
     CALL_OPS,
     CallsUnsupported,
     CallUpstream,
     OfferError,
     call_id_of,
     call_upstream,
+    check_sdp,
     parse_offer,
     provider_body,
 )
@@ -61,6 +64,7 @@ CALL_OWNER_TTL_S = 24 * 3600.0
 MAX_PROVIDER_MESSAGE_CHARS = 300
 #: Headers of the request that admission reads (credentials, origin, attribution).
 _ADMISSION_HEADERS = ("authorization", "api-key", "origin", "x-rtproxy-end-user", "x-rtproxy-tags", "user-agent")
+LIVE_ID = re.compile(r"^live_[A-Za-z0-9_-]{1,128}$")
 _SECRET_LIKE = re.compile(r"(sk-[A-Za-z0-9_*-]{4,}|ek_[A-Za-z0-9_.-]{8,}|Bearer\s+\S+)")
 
 
@@ -227,6 +231,9 @@ class CallBroker:
                                              over_budget=lambda: gw.limits.over_budget(key)))
         hs = ObserverHandshake(HandshakeRequest(path="/v1/realtime", query_string=f"call_id={call_id}", headers=(),
                                                 client_ip=plan.meta.client_ip, listener="webrtc"))
+        if upstream.live:
+            # GPT-Live's sideband never sees session.started: the id came with the POST's answer
+            session.collector.upstream_session_id = call_id  # type: ignore[misc]
         self.observers[call_id] = session
         gw.session_opened(session)
         try:
@@ -253,23 +260,122 @@ class CallBroker:
             log.warning("call %s: %s could not reach the provider (%s)", call_id, op, type(exc).__name__)
             return None
 
+    # -- POST /v1/live/sessions (GPT-Live over WebRTC) ------------------------------------------------
+
+    async def create_live(self, headers: dict[str, str], body: bytes, client_ip: str) -> Answer:
+        """``{session, transport: {type: "webrtc", sdp}}``: the POST starts the session (there is
+        no session.start on the data channel); the gateway watches it through ``…/{id}/attach``."""
+        gw = self.gateway
+        if not (headers.get("authorization") or headers.get("api-key")):
+            return _error(401, "missing_api_key", "no API key: send 'Authorization: Bearer <key or ek_ token>'",
+                          "authentication_error")
+        if len(body) > MAX_OFFER_BODY_BYTES:
+            return _error(413, "offer_too_large", f"the body is over {MAX_OFFER_BODY_BYTES // 1024} KiB")
+        try:
+            request_body = json.loads(body)
+        except (ValueError, RecursionError):
+            return _error(400, "invalid_json", "the body must be JSON: {session, transport: {type, sdp}}")
+        transport = request_body.get("transport") if isinstance(request_body, dict) else None
+        session = request_body.get("session") if isinstance(request_body, dict) else None
+        if not isinstance(transport, dict) or transport.get("type") != "webrtc":
+            return _error(400, "unsupported_transport", "the gateway serves GPT-Live's WebRTC transport here "
+                          "(transport.type 'webrtc'); WebSocket sessions open on /v1/live/sessions directly")
+        if not isinstance(session, dict):
+            return _error(400, "invalid_value", "session must be an object")
+        try:
+            sdp = check_sdp(str(transport.get("sdp") or ""))
+        except OfferError as exc:
+            return _error(exc.status, exc.code, exc.message)
+        request = HandshakeRequest(path="/v1/live/sessions", query_string="",
+                                   headers=tuple((k, v) for k, v in headers.items() if k in _ADMISSION_HEADERS),
+                                   client_ip=client_ip, listener="webrtc")
+        decision = admit(request, gw.keys, gw.config, tokens=gw.tokens, now=time.time())
+        if isinstance(decision, Rejection):
+            return _refusal(decision)
+        key, fixed = decision.key, decision.model
+
+        def served(name: str) -> Any:
+            found = gw.config.model(name)
+            if fixed is not None:  # an ek_ token's model
+                return fixed if found is fixed or name in (fixed.name, fixed.target_model) else None
+            return found if found is not None and found.api == "live" else None
+
+        try:
+            start = parse_start(json.dumps({"type": "session.start", "session": session}), fork=False, served=served,
+                                allows=key.allows_model, allows_delegation=key.allows_delegation_model)
+        except StartRefused as refused:
+            return _error(refused.status, refused.code, refused.message,
+                          "permission_error" if refused.status == 403 else "invalid_request_error")
+        model = start.model
+        assert model is not None
+        try:
+            upstream = call_upstream(model, local_rtc_url=await gw.rtc_url() if model.provider == "local" else None,
+                                     local_secret=gw.local_secret, live=True)
+        except UpstreamError as exc:
+            return _error(502, "upstream_unreachable", str(exc), "server_error")
+        session_id = new_session_id()
+        admitted = await gw.check_admission(attrs.evolve(decision, model=model), session_id)
+        if isinstance(admitted, Rejection):
+            return _refusal(admitted)
+        forwarded = {"session": json.loads(start.frame)["session"], "transport": {"type": "webrtc", "sdp": sdp}}
+        answer = await self._start_live(admitted, forwarded, upstream, session_id, request)
+        if answer.status != 200:
+            await gw.limits.release(session_id)
+        return answer
+
+    async def _start_live(self, admission: Admission, forwarded: dict[str, Any], upstream: CallUpstream,
+                          session_id: str, request: HandshakeRequest) -> Answer:
+        gw = self.gateway
+        model = admission.model
+        assert model is not None
+        try:
+            async with httpx.AsyncClient(timeout=PROVIDER_TIMEOUT_S, verify=gw.upstream_ssl) as http:
+                response = await http.post(upstream.calls_url, json=forwarded, headers=dict(upstream.headers))
+        except httpx.HTTPError as exc:
+            return _error(502, "upstream_unreachable", f"the provider is unreachable ({type(exc).__name__})",
+                          "server_error")
+        if response.status_code not in (200, 201):
+            return _from_provider(response, "the GPT-Live session")
+        try:
+            answered = response.json()
+            live_id = answered["session"]["id"]
+            answer_sdp = answered["transport"]["sdp"]
+        except (ValueError, KeyError, TypeError):
+            live_id = answer_sdp = None
+        if not isinstance(live_id, str) or not LIVE_ID.match(live_id) or not isinstance(answer_sdp, str):
+            return _error(502, "upstream_bad_answer", "the provider answered without a session id or SDP",
+                          "server_error")
+        owner = json.dumps({"key": admission.key.name, "model": model.name,
+                            "rtc": await gw.rtc_url() if model.provider == "local" else None})
+        if not await gw.limits.keep_live_session(live_id, owner, CALL_OWNER_TTL_S):
+            log.warning("GPT-Live session %s: the state store is unavailable; its sidebands will be refused", live_id)
+        plan = gw.plan(admission, request.client_ip, request.header("user-agent") or "", session_id=session_id)
+        observed = attrs.evolve(
+            plan, target=upstream.sideband(live_id), listener="webrtc", browser=False, subprotocol=None, observer=True,
+            initial_frames=(), meta=attrs.evolve(plan.meta, transport="webrtc", api_base=upstream.calls_url),
+            limits=attrs.evolve(plan.limits, idle_timeout_s=0.0, settle_window_s=0.0))
+        gw.spawn(self._observe, observed, live_id, upstream)
+        log.info("GPT-Live session %s started over WebRTC: key=%s model=%s", live_id, admission.key.name, model.name)
+        return Answer(200, json.dumps({"session": answered["session"],
+                                       "transport": {"type": "webrtc", "sdp": answer_sdp}}).encode())
+
     # -- POST /v1/realtime/calls/{call_id}/{op} ------------------------------------------------------
 
     async def operate(self, call_id: str, op: str, headers: dict[str, str], body: bytes, content_type: str,
-                      client_ip: str) -> Answer:
+                      client_ip: str, *, live: bool = False) -> Answer:
         gw = self.gateway
         if op not in CALL_OPS:
             return _error(404, "not_found", f"calls have no {op[:40]!r} operation")
-        if not CALL_ID.match(call_id):
-            return _error(400, "invalid_call_id", "not a call id")
-        owner, answer = await self.owner(call_id, headers, client_ip)
+        if not (LIVE_ID if live else CALL_ID).match(call_id):
+            return _error(400, "invalid_call_id", "not a call id" if not live else "not a GPT-Live session id")
+        owner, answer = await self.owner(call_id, headers, client_ip, live=live)
         if answer is not None:
             return answer
         assert owner is not None
         model = gw.config.model(str(owner.get("model")))
         if model is None:
             return _error(404, "call_not_found", "the model of this call is no longer served")
-        upstream = call_upstream(model, local_rtc_url=owner.get("rtc"), local_secret=gw.local_secret)
+        upstream = call_upstream(model, local_rtc_url=owner.get("rtc"), local_secret=gw.local_secret, live=live)
         response = await self._provider_op(upstream, call_id, op, body, content_type or "application/json")
         if response is None:
             return _error(502, "upstream_unreachable", "the provider is unreachable", "server_error")
@@ -278,17 +384,19 @@ class CallBroker:
         log.info("call %s: %s by key %s", call_id, op, owner.get("key"))
         return Answer(200, b"", "application/json")
 
-    async def owner(self, call_id: str, headers: dict[str, str], client_ip: str
+    async def owner(self, call_id: str, headers: dict[str, str], client_ip: str, *, live: bool = False
                     ) -> tuple[dict[str, Any] | None, Answer | None]:
         """Who made ``call_id``, if the presented credential is that key; else the refusal."""
         gw = self.gateway
-        request = HandshakeRequest(path="/v1/realtime", query_string=urlencode({"call_id": call_id}),
+        path, query = (f"/v1/live/sessions/{call_id}/attach", "") if live else \
+            ("/v1/realtime", urlencode({"call_id": call_id}))
+        request = HandshakeRequest(path=path, query_string=query,
                                    headers=tuple((k, v) for k, v in headers.items() if k in _ADMISSION_HEADERS),
                                    client_ip=client_ip, listener="webrtc")
         decision = admit(request, gw.keys, gw.config, tokens=gw.tokens, now=time.time())
         if isinstance(decision, Rejection):
             return None, _refusal(decision)
-        stored = await gw.limits.call(call_id)
+        stored = await (gw.limits.live_session if live else gw.limits.call)(call_id)
         try:
             owner = json.loads(stored) if stored else None
         except ValueError:

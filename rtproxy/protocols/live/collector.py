@@ -388,6 +388,7 @@ class LiveCollector:
             "upstream_session_id": self.upstream_session_id, "call_type": "live", "key_name": m.key_name,
             "key_hash": m.key_hash, "model": m.model, "provider": m.provider, "upstream_model": m.upstream_model,
             "api_base": m.api_base, "end_user": m.end_user, "tags": list(m.tags),
+            **({"transport": m.transport} if m.transport != "websocket" else {}),
         }
 
     def finish(self, end: SessionEnd) -> Record:

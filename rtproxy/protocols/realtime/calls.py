@@ -147,20 +147,25 @@ class CallUpstream:
     headers: tuple[tuple[str, str], ...] = attrs.field(repr=False)
     sideband_base: str
     provider: str
+    #: GPT-Live (``/v1/live/sessions``: the sideband is ``…/{id}/attach``), else Realtime
+    #: (``/v1/realtime/calls``: the sideband is ``/v1/realtime?call_id=…``).
+    live: bool = False
 
     def op_url(self, call_id: str, op: str) -> str:
         return f"{self.calls_url}/{call_id}/{op}"
 
     def sideband(self, call_id: str) -> UpstreamTarget:
-        return UpstreamTarget(url=f"{self.sideband_base}?{urlencode({'call_id': call_id})}", headers=self.headers,
-                              provider=self.provider, api_base=self.sideband_base)
+        url = f"{self.sideband_base}/{call_id}/attach" if self.live else \
+            f"{self.sideband_base}?{urlencode({'call_id': call_id})}"
+        return UpstreamTarget(url=url, headers=self.headers, provider=self.provider, api_base=self.sideband_base)
 
 
 class CallsUnsupported(ValueError):
     """The model's provider has no WebRTC calls API the gateway can reach."""
 
 
-def call_upstream(model: ModelConfig, *, local_rtc_url: str | None, local_secret: str) -> CallUpstream:
+def call_upstream(model: ModelConfig, *, local_rtc_url: str | None, local_secret: str, live: bool = False
+                  ) -> CallUpstream:
     """OpenAI: ``https://api.openai.com/v1/realtime/calls`` and ``wss://…/v1/realtime``; Azure's
     GA v1 API (``api_version = "v1"``): the same under ``/openai/v1``; local: the offline model's
     WebRTC peer on loopback. Raises :class:`CallsUnsupported` for Azure's preview API versions."""
@@ -168,7 +173,7 @@ def call_upstream(model: ModelConfig, *, local_rtc_url: str | None, local_secret
         http_base = _http_base(model.api_base or "https://api.openai.com/v1")
         headers: tuple[tuple[str, str], ...] = (("Authorization", f"Bearer {model.api_key}"),)
     elif model.provider == "azure":
-        if model.api_version != "v1":
+        if model.api_version != "v1" and not live:
             raise CallsUnsupported(f"model {model.name!r} uses Azure API version {model.api_version!r}: WebRTC "
                                    "calls are served for Azure's v1 API only (api_version = \"v1\")")
         assert model.api_base is not None
@@ -184,6 +189,10 @@ def call_upstream(model: ModelConfig, *, local_rtc_url: str | None, local_secret
         raise CallsUnsupported(f"unknown provider {model.provider!r}")
     parts = urlsplit(http_base)
     ws_scheme = "wss" if parts.scheme == "https" else "ws"
+    if live:  # GPT-Live: POST /v1/live/sessions, sideband /v1/live/sessions/{id}/attach
+        return CallUpstream(calls_url=http_base + "/live/sessions", headers=headers, provider=model.provider,
+                            sideband_base=urlunsplit((ws_scheme, parts.netloc, parts.path + "/live/sessions", "", "")),
+                            live=True)
     return CallUpstream(calls_url=http_base + "/realtime/calls", headers=headers,
                         sideband_base=urlunsplit((ws_scheme, parts.netloc, parts.path + "/realtime", "", "")),
                         provider=model.provider)
