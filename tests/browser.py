@@ -41,12 +41,13 @@ def free_port() -> int:
 
 
 def spoken(sentence: str, rate: int = 48000) -> bytes:
-    """``sentence`` spoken by espeak-ng in the offline model's own voice (its recognizer hears
-    the words), PCM16 mono at ``rate``."""
+    """``sentence`` in the offline model's own voice (its recognizer hears the words; recorded
+    once, see ``audio_fixtures.speech``), PCM16 mono at ``rate``."""
     from rtproxy.offline.resample import resample
-    from rtproxy.offline.voice import Voice
 
-    return resample(b"".join(pcm for _, pcm in Voice().speak(sentence)), 24000, rate)
+    from .audio_fixtures import speech
+
+    return resample(speech(sentence), 24000, rate)
 
 
 def silence(seconds: float, rate: int = 48000) -> bytes:

@@ -247,11 +247,12 @@ def test_the_key_lives_in_this_tabs_session_storage_only(page: Page, server: Liv
 
 @pytest.fixture
 def barge_in_page(browser, server: LiveServer, tmp_path: Path) -> Iterator[Page]:  # type: ignore[no-untyped-def]
-    """A browser whose microphone says a long sentence, pauses, and speaks again: the second
-    utterance starts while the reply to the first (its words read back, about 4 s of audio) is
-    playing, after the model has heard the first (about 1 s) and begun to answer."""
+    """A browser whose microphone asks a question, pauses, and speaks again: the second
+    utterance starts while the reply (its words read back, about 3 s of audio; the page's tools
+    are cleared so that no tool is called) is playing, after the model has heard the question
+    (about 1 s) and begun to answer."""
     wav = mic_wav(tmp_path / "barge-in.wav", silence(0.5),
-                  spoken("Please tell me a long story about the sea and the mountains and the sky"),
+                  spoken("What is the weather in Paris?"),
                   silence(3.0), voiced(2.0), silence(3.0))
     b = browser.browser_type.launch(executable_path=CHROMIUM,
                                     args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}"])
@@ -266,6 +267,7 @@ def test_speaking_over_the_reply_truncates_what_was_not_heard(barge_in_page: Pag
     how much of the reply was heard (conversation.item.truncate), less than it received."""
     page = barge_in_page
     open_playground(page, server)
+    page.fill("#tools", "[]")
     page.select_option("#modalities", "audio")
     page.select_option("#turn", "server_vad")
     connect(page)

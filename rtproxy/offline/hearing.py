@@ -9,10 +9,10 @@ Two passes over each utterance, one decoder each:
 
 The grammar forces any sound into one of its sentences, so its answer must earn its place: it is
 kept when it parses whole and its path score is well above the general model's
-(:data:`GRAMMAR_SCORE_RATIO`), or somewhat above it with half its words also heard by the general
-model (:data:`CORROBORATED_SCORE_RATIO`); otherwise the general model's answer stands. Measured
-with espeak-ng speech: in-grammar sentences score 1.25–2.3× the general model, out-of-grammar
-ones 1.1–1.25× (with no words in common). Either way the words are written as a transcript:
+(:data:`GRAMMAR_SCORE_RATIO`), or somewhat above it with a third of its words also heard by the
+general model (:data:`CORROBORATED_SCORE_RATIO`, :data:`CORROBORATION`); otherwise the general
+model's answer stands. Measured with espeak-ng speech: in-grammar sentences score 1.25–2.3× the
+general model, out-of-grammar ones 1.1–1.25× (sharing at most one word in six). Either way the words are written as a transcript:
 digits for numbers, capitalized places, a question mark for questions.
 
 Each utterance is cut to its voiced part first (silence drags both path scores down, the
@@ -53,7 +53,7 @@ MARGIN_MS = 150
 GRAMMAR_SCORE_RATIO = 1.4
 #: … or at this ratio when at least :data:`CORROBORATION` of its words were heard by both.
 CORROBORATED_SCORE_RATIO = 1.2
-CORROBORATION = 0.5
+CORROBORATION = 1 / 3
 
 _NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
             "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]

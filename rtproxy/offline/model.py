@@ -76,6 +76,10 @@ _DEFAULT_TURN_DETECTION = {
 }
 
 
+#: What the offline model answers to "tell me a joke" (long enough to talk over, for barge-in).
+JOKE = ("Why did the realtime gateway cross the road? To bill the other side, exactly once, "
+        "with the receipt in a JSON line.")
+_JOKE_REQUEST = re.compile(r"\btell me a joke\b", re.IGNORECASE)
 #: Words of a tool's name that say what it does, not what it is about (``get`` in ``get_weather``).
 _ACTION_WORDS = frozenset({"get", "set", "fetch", "find", "lookup", "look", "search", "query", "list", "make",
                            "create", "update", "delete", "remove", "call", "run", "send", "check", "tool", "the",
@@ -734,6 +738,8 @@ class OfflineModel:
                          and i.get("call_id") == item.get("call_id")), None)
             name = call.get("name") if call else "the tool"
             return f"{name} returned {item.get('output', '')}"
+        if _JOKE_REQUEST.search(text):
+            return JOKE
         return f"You said: {text}" if text else "I heard you."
 
     def _plan(self, r: _Response, tools: list[dict[str, Any]], tool_choice: Any) -> Iterator[list[Event]]:
