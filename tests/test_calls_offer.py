@@ -145,3 +145,125 @@ def test_a_sideband_is_admitted_by_its_call_id_alone_and_never_forwards_it_with_
 def test_a_bad_call_id_is_a_400(tmp_path: Path, query: str, path: str) -> None:
     refused = sideband_admission(tmp_path, query, path)
     assert isinstance(refused, Rejection) and (refused.status, refused.code) == (400, "invalid_call_id")
+
+
+# -- every refusal exactly: the status, the code and the words the client reads ------------------
+
+
+@pytest.mark.parametrize("ctype, body, query, expected", [
+    ("application/sdp", b"v=0\r\n" + b"a=x\r\n" * 50_000, "m",
+     (413, "offer_too_large", "the offer is over 200 KiB")),
+    ("application/sdp", b"hello", "m", (400, "invalid_sdp", "the body is not an SDP offer (it must start with v=0)")),
+    ("application/sdp", b"", "m", (400, "invalid_sdp", "the body is not an SDP offer (it must start with v=0)")),
+    ("application/sdp", b"v=0\r\nm=audio 9 x\r\nbad line\r\n", "m",
+     (400, "invalid_sdp", "SDP line 3 is not '<letter>=<value>'")),
+    ("application/sdp", b"v=0\nm=video 9 x\n", "m", (400, "invalid_sdp", "the SDP offer has no audio section (m=audio)")),
+    ("application/sdp", b"v=0\r\nm=audio 9 \xff\r\n", "m", (400, "invalid_sdp", "the SDP offer is not UTF-8")),
+    ("text/plain", b"v=0", "m", (415, "unsupported_media_type",
+                                 "send the offer as application/sdp, or as multipart/form-data with an 'sdp' part")),
+    ("multipart/form-data", b"", None, (400, "invalid_multipart", "the multipart body has no boundary")),
+    (*multipart(("session", "application/json", b"{}")), None,
+     (400, "missing_sdp", "the multipart body has no 'sdp' part")),
+    (*multipart(("sdp", "application/sdp", b"v=0\r\nm=audio 9 \xff\r\n")), None,
+     (400, "invalid_sdp", "the sdp part is not UTF-8")),
+    (*multipart(("sdp", "application/sdp", SDP.encode()), ("session", "application/json", b"x" * (128 * 1024 + 1))),
+     None, (413, "session_too_large", "the session part is over 128 KiB")),
+    (*multipart(("sdp", "application/sdp", SDP.encode()), ("session", "application/json", b"{nope")), None,
+     (400, "invalid_session", "the session part is not JSON")),
+    (*multipart(("sdp", "application/sdp", SDP.encode()), ("session", "application/json", b"[1]")), None,
+     (400, "invalid_session", "the session part must be a JSON object")),
+    (*multipart(("sdp", "application/sdp", SDP.encode()), ("session", "application/json", b'{"type": "x"}')), None,
+     (400, "invalid_session", "a call's session must be of type 'realtime'")),
+    (*multipart(("sdp", "application/sdp", SDP.encode()), ("session", "application/json", b'{"model": 7}')), None,
+     (400, "invalid_session", "session.model must be a string")),
+    (*multipart(("sdp", "application/sdp", SDP.encode()), ("session", "application/json", b'{"model": "a"}')), "b",
+     (400, "ambiguous_model", "?model= and session.model name different models")),
+])
+def test_each_refused_offer_says_exactly_why(ctype: str, body: bytes, query: str | None,
+                                             expected: tuple[int, str, str]) -> None:
+    with pytest.raises(OfferError) as refused:
+        parse_offer(ctype, body, query)
+    assert (refused.value.status, refused.value.code, refused.value.message) == expected
+    assert str(refused.value) == expected[2]
+
+
+def test_an_offer_body_at_its_bound_is_read_and_one_byte_more_is_not() -> None:
+    from rtproxy.protocols.realtime.calls import MAX_OFFER_BODY_BYTES
+
+    with pytest.raises(OfferError) as at_bound:  # read (and refused for its SDP size, not the body's)
+        parse_offer("application/sdp", b"v=0\r\n" + b"a" * (MAX_OFFER_BODY_BYTES - 5), "m")
+    assert at_bound.value.code == "sdp_too_large" and at_bound.value.message == "the SDP offer is over 64 KiB"
+    with pytest.raises(OfferError) as over:
+        parse_offer("application/sdp", b"v=0\r\n" + b"a" * (MAX_OFFER_BODY_BYTES - 4), "m")
+    assert over.value.code == "offer_too_large"
+
+
+def test_a_session_part_at_its_bound_is_taken() -> None:
+    session = json.dumps({"type": "realtime", "instructions": ""}).encode()
+    padded = session + b" " * (128 * 1024 - len(session))  # JSON may end in whitespace
+    ctype, body = multipart(("sdp", "application/sdp", SDP.encode()), ("session", "application/json", padded))
+    assert parse_offer(ctype, body, None).session == {"type": "realtime", "instructions": ""}
+
+
+def test_an_offer_without_a_model_names_none_and_lf_lines_are_sdp_too() -> None:
+    sdp = SDP.replace("\r\n", "\n")
+    assert parse_offer("application/sdp", sdp.encode(), None) == Offer(sdp, None, None)
+    assert parse_offer("application/sdp", sdp.encode(), "") == Offer(sdp, None, None)
+    ctype, body = multipart(("sdp", "application/sdp", SDP.encode()), ("session", "application/json", b"{}"))
+    assert parse_offer(ctype, body, "m") == Offer(SDP, {}, "m")
+
+
+def test_the_providers_multipart_body_is_exactly_two_parts() -> None:
+    ctype, body = provider_body(Offer(SDP, None, "m"), "up", None)
+    assert ctype.startswith("multipart/form-data; boundary=rtproxy-") and len(ctype.split("=", 1)[1]) == 32
+    boundary = ctype.split("=", 1)[1]
+    assert body == (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="sdp"\r\nContent-Type: application/sdp\r\n\r\n'
+        f'{SDP}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="session"\r\nContent-Type: application/json\r\n\r\n'
+        '{"type": "realtime", "model": "up"}\r\n'
+        f'--{boundary}--\r\n').encode()
+    assert provider_body(Offer(SDP, None, "m"), "up", None)[0] != ctype  # a new boundary each time
+
+
+@pytest.mark.parametrize("model, live, expected", [
+    (ModelConfig("m", "openai", api_key="sk-1"), False,
+     ("https://api.openai.com/v1/realtime/calls", "wss://api.openai.com/v1/realtime", (("Authorization", "Bearer sk-1"),))),
+    (ModelConfig("m", "openai", api_key="sk-1", api_base="wss://proxy.example/v1/"), False,
+     ("https://proxy.example/v1/realtime/calls", "wss://proxy.example/v1/realtime", (("Authorization", "Bearer sk-1"),))),
+    (ModelConfig("m", "openai", api_key="sk-1", api_base="http://127.0.0.1:9/v1"), False,
+     ("http://127.0.0.1:9/v1/realtime/calls", "ws://127.0.0.1:9/v1/realtime", (("Authorization", "Bearer sk-1"),))),
+    (ModelConfig("m", "openai", api_key="sk-1", api_base="ws://127.0.0.1:9/v1"), True,
+     ("http://127.0.0.1:9/v1/live/sessions", "ws://127.0.0.1:9/v1/live/sessions", (("Authorization", "Bearer sk-1"),))),
+    (ModelConfig("m", "azure", api_base="https://r.openai.azure.com/openai", api_key="k", api_version="v1"), False,
+     ("https://r.openai.azure.com/openai/v1/realtime/calls", "wss://r.openai.azure.com/openai/v1/realtime",
+      (("api-key", "k"),))),
+    (ModelConfig("m", "azure", api_base="https://r.openai.azure.com", api_key="k", api_version="2025-04-01-preview"),
+     True, ("https://r.openai.azure.com/openai/v1/live/sessions", "wss://r.openai.azure.com/openai/v1/live/sessions",
+            (("api-key", "k"),))),
+    (ModelConfig("m", "local"), False,
+     ("http://127.0.0.1:5/v1/realtime/calls", "ws://127.0.0.1:5/v1/realtime", (("Authorization", "Bearer s"),))),
+    (ModelConfig("m", "local"), True,
+     ("http://127.0.0.1:5/v1/live/sessions", "ws://127.0.0.1:5/v1/live/sessions", (("Authorization", "Bearer s"),))),
+])
+def test_each_providers_calls_live_where_its_api_says(model: ModelConfig, live: bool,
+                                                       expected: tuple[str, str, tuple[tuple[str, str], ...]]) -> None:
+    up = call_upstream(model, local_rtc_url="http://127.0.0.1:5", local_secret="s", live=live)
+    assert (up.calls_url, up.sideband_base, up.headers) == expected
+    assert (up.provider, up.live) == (model.provider, live)
+    target = up.sideband("id_1")
+    assert target.url == (f"{expected[1]}/id_1/attach" if live else f"{expected[1]}?call_id=id_1")
+    assert (target.headers, target.provider, target.api_base) == (expected[2], model.provider, expected[1])
+    assert up.op_url("id_1", "hangup") == f"{expected[0]}/id_1/hangup"
+
+
+def test_unsupported_providers_say_why() -> None:
+    with pytest.raises(CallsUnsupported, match=r"^model 'm' uses Azure API version '2025-04-01-preview': WebRTC calls "
+                       r"are served for Azure's v1 API only \(api_version = \"v1\"\)$"):
+        call_upstream(ModelConfig("m", "azure", api_base="https://r", api_key="k", api_version="2025-04-01-preview"),
+                      local_rtc_url=None, local_secret="s")
+    with pytest.raises(CallsUnsupported, match=r"^the offline model's WebRTC peer is not running$"):
+        call_upstream(ModelConfig("m", "local"), local_rtc_url=None, local_secret="s")
+    with pytest.raises(ValueError, match=r"^api_base must be an http\(s\) or ws\(s\) URL, not 'ftp://x'$"):
+        call_upstream(ModelConfig("m", "openai", api_key="k", api_base="ftp://x"), local_rtc_url=None,
+                      local_secret="s")

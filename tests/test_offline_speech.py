@@ -307,3 +307,56 @@ def test_resampling_keeps_a_tones_pitch_and_length() -> None:
     assert out.size == 16000
     peak = np.argmax(np.abs(np.fft.rfft(out)))  # 1 Hz per bin over one second
     assert peak == 440
+
+
+# -- the grammar, rule by rule (literal lists: a test must not read the lists it checks) -----------
+
+GRAMMAR_PLACES = ["paris", "london", "tokyo", "berlin", "madrid", "rome", "new york", "boston", "chicago", "seattle",
+                  "sydney", "amsterdam", "lisbon", "dublin"]
+GRAMMAR_NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                   "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+                   "twenty"]
+
+
+@pytest.mark.parametrize("sentence", [
+    *(f"what is the weather in {p}" for p in GRAMMAR_PLACES),
+    *(f"add {n} and {n}" for n in GRAMMAR_NUMBERS),
+    *(f"{o} tell me a joke" for o in ["hello", "hi", "hey", "okay", "so", "please"]),
+    "what's the weather for london tomorrow", "how is the weather now", "what is the weather like",
+    "what time is it in tokyo now", "what time is it", "what is the time in rome", "what is the time",
+    "what is two plus three", "how are you today", "good morning", "good afternoon", "good evening", "hello",
+    "thank you", "thanks", "goodbye", "bye", "tell me a joke please", "tell me a joke thank you",
+])
+def test_every_alternative_of_every_rule_is_a_sentence_of_the_grammar(sentence: str) -> None:
+    assert hearing._ACCEPTS.match(sentence + " ")
+    assert hearing.grammar_regex().match(sentence + " ")
+
+
+@pytest.mark.parametrize("sentence", ["please", "what is the weather in", "add two", "good night", "tell me a",
+                                      "what time is it in", "the weather", "hi hi tell me a joke"])
+def test_half_sentences_are_not(sentence: str) -> None:
+    assert not hearing._ACCEPTS.match(sentence + " ")
+
+
+def test_the_jsgf_text_is_the_rules_in_order() -> None:
+    text = hearing.jsgf({"utt": "<a> [b]", "a": "x | y"})
+    assert text == "#JSGF V1.0;\ngrammar offline;\npublic <utt> = <a> [b];\n<a> = x | y;\n"
+    assert hearing.grammar_regex({"utt": "<a> [b] (c | d)", "a": "x | y"}).pattern == \
+        "^(?:(?:x |y )(?:b )?(?:c |d ))$"
+    with pytest.raises(ValueError, match="recursive grammar"):
+        hearing.grammar_regex({"utt": "<utt>"})
+
+
+@pytest.mark.parametrize("words, expected", [
+    ("what is the weather in new york", "What is the weather in New York?"),
+    ("please what is the weather in lisbon", "Please what is the weather in Lisbon?"),
+    ("hi how are you", "Hi how are you?"),
+    ("so is it raining", "So is it raining?"),
+    ("add zero and twenty", "Add 0 and 20."),
+    ("one one one", "1 1 1."),
+    ("paris", "Paris."),
+    ("where is it", "Where is it?"),
+    ("tell me", "Tell me."),
+])
+def test_transcripts_are_written_as_a_transcriber_would(words: str, expected: str) -> None:
+    assert transcript(words) == expected

@@ -27,6 +27,7 @@ in a worker thread (:mod:`rtproxy.offline.server`), one at a time: a decoder is 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 import threading
@@ -159,11 +160,7 @@ class Ears:
 
     @staticmethod
     def available() -> bool:
-        try:
-            import pocketsphinx  # type: ignore[import-untyped]  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        return importlib.util.find_spec("pocketsphinx") is not None
 
     def _load(self) -> None:
         import os

@@ -11,6 +11,7 @@ model's streaming step; without the package the model keeps its tone synthesis
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import logging
 import threading
 from functools import lru_cache
@@ -61,11 +62,7 @@ class Voice:
 
     @staticmethod
     def available() -> bool:
-        try:
-            import espeakng_loader  # type: ignore[import-untyped]  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        return importlib.util.find_spec("espeakng_loader") is not None
 
     def _load(self) -> None:
         import espeakng_loader  # type: ignore[import-untyped]

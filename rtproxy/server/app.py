@@ -29,13 +29,13 @@ from ..auth.admission import END_USER_HEADER, REALTIME_PATHS, is_session_path, t
 from ..auth.keys import VirtualKey
 from ..auth.tokens import MAX_TTL_S, TokenClaims, TokenError
 from ..config import Config, ModelConfig, load_config
+from ..errors import StartupFailed
 from ..protocols.realtime.calls import MAX_OFFER_BODY_BYTES
 from ..spend.log import iter_records
 from ..spend.query import SpendFilter, appended_since, newest_first, parse_time
 from ..spend.summary import summarize
 from .asgi_leg import AsgiHandshake
 from .calls import Answer as CallAnswer
-from ..errors import StartupFailed
 from .gateway import Gateway, TokenStoreUnavailable
 from .metrics import CONTENT_TYPE_LATEST
 from .startup import banner, startup_failure
@@ -355,24 +355,22 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         body = await request_body()
         return answer(await gateway.calls.create_live(request_headers(), body, request.remote_addr or ""))
 
+    async def operation(call_id: str, op: str, *, live: bool) -> Any:
+        if (request.content_length or 0) > MAX_CALL_OP_BODY_BYTES:
+            return _json_error(413, "body_too_large", "the body is too large")
+        return answer(await gateway.calls.operate(call_id, op, request_headers(), await request_body(),
+                                                  request.headers.get("Content-Type", ""), request.remote_addr or "",
+                                                  live=live))
+
     @quart.post("/v1/live/sessions/<session_id>/<op>")
     @quart.post("/openai/v1/live/sessions/<session_id>/<op>")
     async def live_session_operation(session_id: str, op: str) -> Any:
-        if (request.content_length or 0) > MAX_CALL_OP_BODY_BYTES:
-            return _json_error(413, "body_too_large", "the body is too large")
-        body = await request_body()
-        return answer(await gateway.calls.operate(session_id, op, request_headers(), body,
-                                                  request.headers.get("Content-Type", ""), request.remote_addr or "",
-                                                  live=True))
+        return await operation(session_id, op, live=True)
 
     @quart.post("/v1/realtime/calls/<call_id>/<op>")
     @quart.post("/openai/v1/realtime/calls/<call_id>/<op>")
     async def call_operation(call_id: str, op: str) -> Any:
-        if (request.content_length or 0) > MAX_CALL_OP_BODY_BYTES:
-            return _json_error(413, "body_too_large", "the body is too large")
-        body = await request_body()
-        return answer(await gateway.calls.operate(call_id, op, request_headers(), body,
-                                                  request.headers.get("Content-Type", ""), request.remote_addr or ""))
+        return await operation(call_id, op, live=False)
 
     @quart.post("/v1/realtime/client_secrets")
     async def client_secrets() -> Any:
