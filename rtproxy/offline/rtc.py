@@ -63,6 +63,11 @@ log = logging.getLogger("rtproxy.offline.rtc")
 MAX_CALLS = 32
 #: A call whose peer connection is not up this long after the answer is dropped.
 CONNECT_TIMEOUT_S = 20.0
+#: Events not yet sent on a call's data channel (bytes) at most; beyond, the call ends.
+MAX_CHANNEL_BUFFER_BYTES = 4 * 1024 * 1024
+#: Utterances a call queues for the recognizer; beyond, one gets its placeholder transcript at once
+#: (as on the WebSocket server: :data:`rtproxy.offline.server.MAX_QUEUED_UTTERANCES`).
+MAX_QUEUED_UTTERANCES = 8
 #: Sidebands per call.
 MAX_SIDEBANDS = 4
 #: Events queued for one sideband; beyond, it is closed (1008): it does not read.
@@ -161,7 +166,8 @@ class Call:
         self._wake = asyncio.Event()
         self._playing_response: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._hearing: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=8)
+        self._hearing: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=MAX_QUEUED_UTTERANCES)
+        self._ending: asyncio.Task[None] | None = None
 
     # -- events out ---------------------------------------------------------------------------
 
@@ -193,6 +199,13 @@ class Call:
     def _send(self, event: dict[str, Any]) -> None:
         text = json.dumps(event)
         if self.channel is not None and self.channel.readyState == "open":
+            if self.channel.bufferedAmount > MAX_CHANNEL_BUFFER_BYTES:
+                # overflow policy: a caller that does not read its events loses the call
+                log.info("call %s: its data channel is %d bytes behind; ending the call", self.id,
+                         self.channel.bufferedAmount)
+                if self._ending is None:  # kept referenced until it runs
+                    self._ending = asyncio.get_running_loop().create_task(self.end())
+                return
             self.channel.send(text)
         for queue in list(self.sidebands):
             if queue.qsize() < SIDEBAND_QUEUE_EVENTS:
