@@ -132,6 +132,9 @@ def sideband_admission(tmp_path: Path, query: str, path: str = "/v1/realtime") -
 def test_a_sideband_is_admitted_by_its_call_id_alone_and_never_forwards_it_with_a_model(tmp_path: Path) -> None:
     admitted = sideband_admission(tmp_path, "call_id=rtc_1")
     assert isinstance(admitted, Admission) and admitted.call_id == "rtc_1" and admitted.model is None
+    assert (admitted.dialect, admitted.browser, admitted.ephemeral, admitted.end_user) == ("ga", False, False, None)
+    azure = sideband_admission(tmp_path, "call_id=rtc_2", "/openai/v1/realtime")
+    assert isinstance(azure, Admission) and azure.call_id == "rtc_2"
     with_model = sideband_admission(tmp_path, "model=gpt-realtime&call_id=rtc_1")
     assert isinstance(with_model, Admission) and with_model.call_id == "rtc_1" and with_model.forward_query == ()
 
@@ -145,6 +148,8 @@ def test_a_sideband_is_admitted_by_its_call_id_alone_and_never_forwards_it_with_
 def test_a_bad_call_id_is_a_400(tmp_path: Path, query: str, path: str) -> None:
     refused = sideband_admission(tmp_path, query, path)
     assert isinstance(refused, Rejection) and (refused.status, refused.code) == (400, "invalid_call_id")
+    assert refused.message == ("a call's sideband is /v1/realtime?call_id=<call_id>" if path == "/openai/realtime"
+                               else "call_id must be one call id (letters, digits, '_' and '-')")
 
 
 # -- every refusal exactly: the status, the code and the words the client reads ------------------
