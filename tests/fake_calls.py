@@ -27,7 +27,8 @@ class FakeCalls:
     port: int = 0
     #: Set to an HTTP status to refuse offers (with a body that echoes a key, as providers' do).
     refuse_status: int | None = None
-    #: How the sideband ends after its script: "end" (1000: the call ended), "drop" (1011), "refuse" (404).
+    #: How the sideband ends after its script: "end" (1000: the call ended), "drop" (1011), "refuse" (404);
+    #: "switch" reports the session switched to another model, and waits.
     sideband: str = "end"
     offers: list[tuple[dict[str, str], bytes]] = attrs.Factory(list)
     ops: list[tuple[str, str, dict[str, str]]] = attrs.Factory(list)
@@ -79,6 +80,13 @@ class FakeCalls:
             self.sideband_ended.set()
             return
         await send({"type": "websocket.accept"})
+        if self.sideband == "switch":  # the client switched the model over its data channel
+            await send({"type": "websocket.send", "text": json.dumps({"type": "session.updated", "event_id": "ev_s",
+                        "session": {"type": "realtime", "model": "gpt-realtime-expensive"}})})
+            with trio.move_on_after(10):
+                await receive()  # the gateway closes its sideband (and hangs the call up)
+            self.sideband_ended.set()
+            return
         for event in ({"type": "session.created", "event_id": "ev_1", "session": {"id": "sess_fake", "type": "realtime",
                                                                                 "model": "gpt-realtime"}},
                       {"type": "response.created", "event_id": "ev_1b", "response": {"id": "resp_1"}},

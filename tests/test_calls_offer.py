@@ -272,3 +272,23 @@ def test_unsupported_providers_say_why() -> None:
     with pytest.raises(ValueError, match=r"^api_base must be an http\(s\) or ws\(s\) URL, not 'ftp://x'$"):
         call_upstream(ModelConfig("m", "openai", api_key="k", api_base="ftp://x"), local_rtc_url=None,
                       local_secret="s")
+
+
+@pytest.mark.parametrize("frame, expected", [
+    (b'{"type":"session.updated","session":{"model":"gpt-realtime"}}', None),
+    (b'{"type":"session.created","session":{"model":"gpt-realtime-2025"}}', None),
+    (b'{"type":"session.updated","session":{"model":"other"}}',
+     ("model_not_allowed", "the call's session was switched to model 'other'")),
+    (b'{"type":"session.updated","session":{"audio":{"input":{"transcription":{"model":"gpt-4o-transcribe"}}}}}',
+     ("model_not_allowed", "the call's session was set to transcription model 'gpt-4o-transcribe'")),
+    (b'{"type":"session.updated","session":{"audio":{"input":{"transcription":{"model":"whisper-1"}}}}}', None),
+    (b'{"type":"response.done","session":{"model":"other"}}', None),  # not a session report
+    (b'{"type":"session.updated",', None),  # not JSON: nothing to judge
+])
+def test_a_watched_call_reports_a_session_the_key_may_not_have(frame: bytes, expected: tuple[str, str] | None) -> None:
+    from rtproxy.protocols.live.gate import DelegationGate
+    from rtproxy.protocols.realtime.gate import ModelGate
+
+    gate = ModelGate(frozenset({"gpt-realtime", "gpt-realtime-2025"}), lambda m: True, lambda m: m == "whisper-1")
+    assert gate.check_applied(frame) == expected
+    assert DelegationGate.check_applied(None, frame) is None  # type: ignore[arg-type]

@@ -326,3 +326,17 @@ async def test_a_gpt_live_webrtc_start_the_key_may_not_make_is_refused_before_th
         r = await http.post(f"{srv.http}/v1/live/sessions", headers=auth_headers(USER_KEY), json=body)
     assert (r.status_code, r.json()["error"]["code"]) == (status, code)
     assert srv.gateway.rtc_peer is not None and srv.gateway.rtc_peer.starts == 0
+
+
+async def test_a_call_switched_to_a_model_the_key_may_not_use_is_hung_up(
+        nursery: trio.Nursery, tmp_path: Path, provider: FakeCalls) -> None:
+    """The data channel's session.update is never seen, but the provider's session.updated is:
+    a call switched to another model is ended by the gateway, not billed at a price it never admitted."""
+    provider.sideband = "switch"
+    srv = await start_server(nursery, provider_config(tmp_path, provider))
+    assert (await offer(srv)).status_code == 201
+    with trio.fail_after(10):
+        await provider.hung_up.wait()
+    (session,) = [x for x in await records_when_ended(srv) if x["record"] == "session"]
+    assert session["close"]["by"] == "proxy" and session["close"]["code"] == 4403
+    assert session["close"]["reason"] == "the call's session was switched to model 'gpt-realtime-expensive'"

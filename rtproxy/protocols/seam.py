@@ -123,3 +123,8 @@ class FrameGate(Protocol):
 
     def check(self, payload: bytes) -> str | None:
         """None: forward it; else the protocol's error event to answer it with (not forwarded)."""
+
+    def check_applied(self, payload: bytes) -> tuple[str, str] | None:
+        """For a watched WebRTC call, whose client frames the gateway never sees: a collected server
+        frame reporting the session as it now is. None, or (error code, message) when it bills a
+        model the key may not use (the gateway then ends the call)."""

@@ -160,6 +160,8 @@ class Session:
         send_nowait = collect.send_nowait
         classify = self.plan.protocol.classify
         gate = self.plan.gate if side == "client" else None
+        # a watched WebRTC call: the session as the provider applied it (its client frames are unseen)
+        applied = self.plan.gate if side == "upstream" and self.plan.observer else None
         audio = self.audio_bytes
         at = 0 if side == "client" else 1
         frames, payload_bytes = self.frames, self.payload_bytes
@@ -184,6 +186,10 @@ class Session:
                         if kind == COLLECT:
                             if is_turn_start is not None and is_turn_start(payload):
                                 self._turn_started = trio.current_time()
+                            if applied is not None:
+                                wrong = applied.check_applied(payload)
+                                if wrong is not None and self._stop_reason is None:
+                                    self.stop(4403, *wrong)
                             if gate is not None:
                                 refusal = gate.check(payload)
                                 if refusal is not None:  # answered here, never forwarded nor billed

@@ -19,6 +19,10 @@ GATED_TYPES = frozenset({b"session.update"})
 class DelegationGate:
     allows_delegation: Callable[[str], bool]
 
+    def check_applied(self, payload: bytes) -> tuple[str, str] | None:
+        """GPT-Live fixes its models at session.start (checked before the call is made)."""
+        return None
+
     def check(self, payload: bytes) -> str | None:
         peeked = peek_type(payload)
         if peeked is not None and peeked not in GATED_TYPES:

@@ -22,6 +22,8 @@ from .messages import error_event
 
 #: Client event types that can name a model.
 GATED_TYPES = frozenset({b"session.update", b"transcription_session.update"})
+#: Server event types that report the session as applied (and name its models).
+APPLIED_TYPES = frozenset({b"session.created", b"session.updated"})
 
 
 def _d(value: Any) -> dict[str, Any]:
@@ -70,6 +72,23 @@ class ModelGate:
                 return self._refuse(event, "model_not_allowed",
                                     f"this key may not use transcription model {_shown(name)}",
                                     "session.audio.input.transcription.model")
+        return None
+
+    def check_applied(self, payload: bytes) -> tuple[str, str] | None:
+        """A ``session.created``/``session.updated`` naming another realtime model or a transcription
+        model the key may not use: set over a WebRTC call's data channel, where :meth:`check` could
+        not refuse it. (code, message), or None."""
+        if peek_type(payload) not in APPLIED_TYPES:
+            return None
+        event = parse_event(payload)
+        if event is None:
+            return None
+        model, transcription = named_models(event)
+        if model is not None and model not in self.session_models:
+            return "model_not_allowed", f"the call's session was switched to model {_shown(model)}"
+        for name in transcription:
+            if not isinstance(name, str) or not self.allows_transcription(name):
+                return "model_not_allowed", f"the call's session was set to transcription model {_shown(name)}"
         return None
 
     @staticmethod
