@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from rtproxy.state import KeyLimits, MemoryStore, SqliteStore, StateStore, StateStoreError
+from rtproxy.state import sqlite as sqlite_module
 from rtproxy.state.redis import RedisStore
 
 from .redis_server import RedisServer, redis_server
@@ -125,4 +129,66 @@ async def test_a_restarted_redis_is_used_again_and_its_scripts_reloaded(tmp_path
     with redis_server(tmp_path / "r"):
         # a new, empty Redis: the connection is dialled again and the script loaded again
         assert await store.admit("s2", "me", KeyLimits("k", max_sessions=1), now=1, lease_s=LEASE_S) is None
+    await store.aclose()
+
+
+# -- the embedded store's two connections (state/sqlite.py) --------------------------------------
+
+class _Recording:
+    """A sqlite3 connection that notes each statement run on it (the worker thread's)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self.statements: list[str] = []
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self.statements.append(sql)
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+async def test_sqlite_calls_run_on_the_event_loop_until_another_process_holds_the_write_lock(
+        tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.sqlite3")
+    thread = store._db = _Recording(store._db)  # type: ignore[assignment]
+    limits = KeyLimits("k", max_sessions=2)
+    assert await store.admit("s1", "me", limits, now=1, lease_s=LEASE_S) is None
+    assert store.deferred == 0 and thread.statements == []  # no worker thread for an uncontended call
+    other = sqlite3.connect(str(store.path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another worker process, mid-transaction
+    results: list[object] = []
+
+    async def admit_s2() -> None:
+        results.append(await store.admit("s2", "me", limits, now=1, lease_s=LEASE_S))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(admit_s2)
+        await trio.testing.wait_all_tasks_blocked()
+        # it neither failed nor blocked the event loop: it waits in the worker thread
+        assert results == [] and store.deferred == 1
+        other.execute("COMMIT")
+    assert results == [None] and "BEGIN IMMEDIATE" in thread.statements
+    assert await store.open_sessions("k", now=1) == 2
+    # the cap still holds, whichever connection admitted
+    assert (await store.admit("s3", "me", limits, now=1, lease_s=LEASE_S)).code == "too_many_sessions"  # type: ignore[union-attr]
+    other.close()
+    await store.aclose()
+
+
+async def test_the_wal_is_checkpointed_in_the_worker_thread_every_so_many_inline_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY_COMMITS", 3)
+    store = SqliteStore(tmp_path / "state.sqlite3")
+    thread = store._db = _Recording(store._db)  # type: ignore[assignment]
+    await store.open_sessions("k", now=1)  # a read writes nothing: not counted
+    for i in range(3):
+        await store.charge("k", 1.0)
+    assert thread.statements == []
+    assert await store.spent(["k"]) == {"k": 3.0}  # the next call checkpoints first, in the thread
+    assert thread.statements[0] == "PRAGMA wal_checkpoint(PASSIVE)"
+    assert store._inline_writes == 0
+    await store.charge("k", 1.0)
+    assert thread.statements.count("PRAGMA wal_checkpoint(PASSIVE)") == 1  # back on the event loop
     await store.aclose()
