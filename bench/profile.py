@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ AREAS = [
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["s1", "s2", "s3"])
+    ap.add_argument("scenario", choices=["s1", "s2", "s3", "s5"])
     ap.add_argument("target", choices=["realtime", "main"])
     ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=12)
@@ -62,9 +63,14 @@ def main() -> None:
         summarise(raw)
 
 
+#: Count every function in the inclusive table, not only rtproxy's (RTPROXY_PROFILE_ALL=1).
+ALL_INCLUSIVE = bool(os.environ.get("RTPROXY_PROFILE_ALL"))
+
+
 def summarise(raw: Path) -> None:
     leaf: collections.Counter[str] = collections.Counter()
     area: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -77,6 +83,9 @@ def summarise(raw: Path) -> None:
         n = int(count)
         total += n
         leaf[top] += n
+        for name in set(frames):
+            if "rtproxy/" in name or ALL_INCLUSIVE:
+                inclusive[name] += n
         for name, needles in AREAS:
             if any(needle in top for needle in needles):
                 area[name] += n
@@ -86,6 +95,9 @@ def summarise(raw: Path) -> None:
         print(f"  {100 * n / total:5.1f}%  {name}")
     print("\nself time, top functions:")
     for name, n in leaf.most_common(18):
+        print(f"  {100 * n / total:5.1f}%  {name[:150]}")
+    print("\ninclusive time, top rtproxy functions (a function's share of samples with it on the stack):")
+    for name, n in inclusive.most_common(60 if ALL_INCLUSIVE else 24):
         print(f"  {100 * n / total:5.1f}%  {name[:150]}")
 
 

@@ -97,7 +97,8 @@ class Session:
             with self._stoppable_scope():
                 dial_started = trio.current_time()
                 upstream = await ports.dial(plan.target)
-                self.connect_s = trio.current_time() - dial_started
+                # a predialed leg (relay/predial.py) knows how long its own dial took
+                self.connect_s = getattr(upstream, "dial_s", None) or trio.current_time() - dial_started
         except UpstreamError as exc:
             rejection = upstream_rejection(exc, plan.browser, plan.subprotocol)
             log.warning("session %s: %s", self.id, exc)

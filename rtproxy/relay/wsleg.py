@@ -133,7 +133,7 @@ class WebSocketLeg:
     # Two legs per session, thousands of sessions: no per-instance dict (S4, memory per session).
     __slots__ = ("_close_timeout_s", "_closed", "_fast", "_fragment_cost", "_fragment_count", "_fragment_text",
                  "_fragments", "_limits", "_lock", "_mask", "_masked_in", "_pending", "_pings", "_pings_at",
-                 "_proto", "_stream", "_transport_closed", "_violation")
+                 "_proto", "_stream", "_transport_closed", "_violation", "dial_s")
 
     def __init__(
         self,
@@ -166,6 +166,8 @@ class WebSocketLeg:
         self._fast = isinstance(getattr(getattr(protocol, "reader", None), "buffer", None), bytearray)
         # Frames that arrived with the handshake (e.g. session.created behind the 101).
         self._pending: list[Message] = self._messages(pending)
+        #: How long opening this connection took (set by the dialer; None for an accepted one).
+        self.dial_s: float | None = None
 
     @property
     def protocol(self) -> Protocol:

@@ -37,11 +37,11 @@ from ..protocols.live import LIVE, StartRefused, build_live_target, parse_start
 from ..protocols.live.messages import error_event as live_error_event
 from ..protocols.realtime import REALTIME, build_target, token_session_update
 from ..protocols.realtime.calls import CallsUnsupported, call_upstream
-from ..protocols.seam import ModelPolicy
-from ..protocols.seam import UpstreamTarget
+from ..protocols.seam import ModelPolicy, UpstreamTarget
 from ..relay.dial import default_ssl_context, dial_upstream
 from ..relay.handshake import AcceptedHandshake, ClientHandshake, PrefetchedLeg, deliver_rejection
 from ..relay.plan import SessionLimits, SessionPlan, SessionPorts, new_session_id
+from ..relay.predial import Predial
 from ..relay.session import Session
 from ..relay.wsleg import LegClosed, WebSocketLeg
 from ..spend.log import SpendLogWriter
@@ -50,9 +50,9 @@ from ..spend.records import BILLED_RECORDS, SessionMeta
 from .calls import CallBroker
 from .connections import ConnectionSlots, descriptor_cap
 from .limits import TICK_S, Limits
+from .listener import serve_realtime_listener
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .metrics_http import serve_metrics
-from .listener import serve_realtime_listener
 
 log = logging.getLogger("rtproxy")
 
@@ -252,6 +252,27 @@ class Gateway:
     async def run_session(self, hs: ClientHandshake) -> None:
         """Admit, plan, relay and record one session; returns when it is over and recorded."""
         decision = admit(hs.request, self.keys, self.config, tokens=self.tokens, now=time.time())
+        if not isinstance(decision, Admission) or not self._may_predial(decision):
+            await self._run_session(hs, decision, None)
+            return
+        # the upstream's handshake overlaps the state store's checks (relay/predial.py)
+        predial = Predial(self.dial, self.target_for(decision))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(predial.run)
+            try:
+                await self._run_session(hs, decision, predial)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(self.config.server.close_timeout_s + 1):
+                    await predial.discard()
+
+    def _may_predial(self, admission: Admission) -> bool:
+        """A plain realtime session (GPT-Live reads its first frame, a WebRTC sideband asks its
+        call, before they know their upstream), on a gateway with room, for a key expected in."""
+        return (admission.api != "live" and admission.call_id is None and not self._shutting_down
+                and len(self.sessions) < self.config.server.max_concurrent_sessions
+                and self.limits.expects_admission(admission.key))
+
+    async def _run_session(self, hs: ClientHandshake, decision: Admission | Rejection, predial: Predial | None) -> None:
         session_id = new_session_id()
         if isinstance(decision, Admission):
             decision = await self.check_admission(decision, session_id)
@@ -280,7 +301,7 @@ class Gateway:
             plan = attrs.evolve(plan, target=target, meta=attrs.evolve(plan.meta, transport="webrtc"))
         key = plan.key
         session = Session(plan, SessionPorts(
-            dial=self.dial, write_record=self.write_record if target is None else _unbilled,
+            dial=self.dial if predial is None else predial.take, write_record=self.write_record if target is None else _unbilled,
             over_budget=lambda: self.limits.over_budget(key),
             upstream_session_opened=functools.partial(self._live_opened, key.name, plan.model.name)
             if decision.api == "live" and decision.live_op != "attach" else None))

@@ -22,7 +22,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterable, Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,10 @@ TOKEN_SESSION_PREFIX = "token_session:"
 #: State-store names of GPT-Live session owners (key and model), for its sideband and forks.
 LIVE_SESSION_PREFIX = "live_session:"
 CALL_PREFIX = "call:"
+#: A key refused admission is not predialed (see relay/predial.py) for this long afterwards.
+PREDIAL_AFTER_REFUSAL_S = 10.0
+#: Keys whose last refusal is remembered (the oldest is forgotten first).
+MAX_REMEMBERED_REFUSALS = 4096
 UNAVAILABLE = Refusal("state_store_unavailable",
                       "the gateway cannot reach its state store, so it cannot check this key's limits; retry later")
 
@@ -62,6 +66,8 @@ class Limits:
         self._renewed_at = time.time()
         #: session id -> (key name, held in the fallback store)
         self._held: dict[str, tuple[str, bool]] = {}
+        #: key name -> when (monotonic) its last admission was refused
+        self._refused_at: dict[str, float] = {}
 
     @property
     def healthy(self) -> bool:
@@ -115,7 +121,25 @@ class Limits:
             held_locally = True
         if refusal is None:
             self._held[session_id] = (key.name, held_locally)
+        else:
+            self._note_refusal(key.name)
         return refusal
+
+    def _note_refusal(self, key_name: str) -> None:
+        refused = self._refused_at
+        refused.pop(key_name, None)  # re-inserted last: the dict stays oldest-first
+        if len(refused) >= MAX_REMEMBERED_REFUSALS:
+            del refused[next(iter(refused))]
+        refused[key_name] = time.monotonic()
+
+    def expects_admission(self, key: VirtualKey) -> bool:
+        """Whether :meth:`admit` will most likely let ``key`` in, by what this process knows: not
+        over its budget (as last refreshed) and not refused in the last
+        :data:`PREDIAL_AFTER_REFUSAL_S`. Decides only whether to dial early, never admission."""
+        if self.over_budget(key):
+            return False
+        refused = self._refused_at.get(key.name)
+        return refused is None or time.monotonic() - refused >= PREDIAL_AFTER_REFUSAL_S
 
     async def release(self, session_id: str) -> None:
         key, local = self._held.pop(session_id, ("", False))
