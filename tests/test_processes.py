@@ -196,6 +196,34 @@ async def test_two_workers_share_both_ports_and_stop_together(tmp_path: Path) ->
     assert [r["record"] for r in recs].count("session") == 40
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited (reaped by init in its own time)
+
+
+async def test_workers_exit_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    port, rt_port = free_port(), free_port()
+    cfg = write_config(tmp_path, port, rt_port)
+    async with server_process([str(BIN / "rtproxy"), "serve", "--config", str(cfg), "--workers", "2"],
+                              tmp_path, port) as proc:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        # (multiprocessing's resource tracker is a child too)
+        workers = [int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+        proc.kill()  # SIGKILL: the supervisor can pass nothing on
+        await proc.wait()
+        with trio.fail_after(15):
+            while any(_alive(pid) for pid in workers):
+                await trio.sleep(0.05)
+    # they shut down (SIGTERM from the kernel), and the ports are free again
+    for p in (port, rt_port):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", p))
+
+
 async def test_simulate_serves_the_offline_model_standalone(tmp_path: Path) -> None:
     port = free_port()
     proc = await trio.lowlevel.open_process([str(BIN / "rtproxy"), "simulate", "--port", str(port)],

@@ -140,7 +140,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _run_server(cfg, args.debug)
 
 
-def _worker_entry(config_path: str, overrides: dict[str, Any], worker: int, debug: bool) -> None:
+#: Linux prctl(2) option: the signal a process gets when the thread that started it exits.
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_supervisor(supervisor_pid: int) -> None:
+    """A worker must not outlive its supervisor: killed (``kill -9``, the OOM killer), it can no
+    longer pass SIGTERM on, and orphaned workers would keep serving both ports (SO_REUSEPORT)
+    beside the next ``rtproxy serve``. On Linux the kernel sends this worker SIGTERM (its graceful
+    shutdown) when the supervisor dies; a supervisor already gone by now means exit at once."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != supervisor_pid:
+        sys.exit(0)
+
+
+def _worker_entry(config_path: str, overrides: dict[str, Any], worker: int, debug: bool,
+                  supervisor_pid: int | None = None) -> None:
+    if supervisor_pid is not None:
+        _die_with_supervisor(supervisor_pid)
     logging.basicConfig(level=os.environ.get("RTPROXY_LOG_LEVEL", "INFO"),
                         format=f"%(asctime)s %(levelname)s [w{worker}] %(name)s: %(message)s")
     sys.exit(_run_server(_load(config_path, overrides), debug, worker=worker))
@@ -165,8 +186,8 @@ def _run_workers(config_path: str, overrides: dict[str, Any], n: int, debug: boo
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ[MULTIPROC_ENV] = str(metrics_dir)
-    procs = [ctx.Process(target=_worker_entry, args=(config_path, overrides, i, debug), name=f"rtproxy-worker-{i}")
-             for i in range(n)]
+    procs = [ctx.Process(target=_worker_entry, args=(config_path, overrides, i, debug, os.getpid()),
+                         name=f"rtproxy-worker-{i}") for i in range(n)]
     for p in procs:
         p.start()
 
