@@ -72,7 +72,7 @@ async def main(n: int) -> None:
         try:
             await trio.sleep(0.5)
             rows = [
-                ("sqlite (embedded, a thread per call)", await time_store(SqliteStore(Path(d) / "s.sqlite3"), n)),
+                ("sqlite (embedded, on the event loop)", await time_store(SqliteStore(Path(d) / "s.sqlite3"), n)),
                 ("redis, hiredis over trio, unix socket", await time_store(RedisStore(f"unix://{sock}"), n)),
                 ("redis, hiredis over trio, TCP loopback", await time_store(RedisStore(f"redis://127.0.0.1:{port}"), n)),
             ]
