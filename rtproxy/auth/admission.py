@@ -15,6 +15,7 @@ one is echoed, ``realtime`` if offered, and never a token that carries a key.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
@@ -192,8 +193,9 @@ def _clean_attribution(value: str | None) -> str | None:
 
 
 def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: TokenSigner | None = None,
-          now: float = 0.0) -> Admission | Rejection:
-    """Decide whether this handshake may open a session, and how. ``now`` is Unix time (tokens)."""
+          now: float | None = None) -> Admission | Rejection:
+    """Decide whether this handshake may open a session, and how. ``now`` is the Unix time a token
+    is checked against (None: the clock's; never a fixed default, under which no token expires)."""
     offered = request.subprotocols
     echo = select_subprotocol(offered)
     token, from_subprotocol = _credential(request, offered)
@@ -233,7 +235,7 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
     claims = None
     if token.startswith(TOKEN_PREFIX) and tokens is not None:
         try:
-            claims = tokens.verify(token, now=now)
+            claims = tokens.verify(token, now=time.time() if now is None else now)
         except TokenError as exc:
             return reject(401, "invalid_ephemeral_token", str(exc))
         key = keys.by_name(claims.key_name)
@@ -248,7 +250,7 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
         return reject(401, "invalid_api_key", "the API key is not valid for this gateway")
 
     if live is not None:
-        return _live_admission(request, key, config, claims, live, browser, echo, offered)
+        return _live_admission(request, key, config, claims, live, browser, echo)
     if "call_id" in params:
         call_id = params["call_id"]
         if len({v for k, v in query if k == "call_id"}) > 1 or not CALL_ID.match(call_id):
@@ -344,7 +346,7 @@ def _attribution(request: HandshakeRequest) -> tuple[str | None, tuple[str, ...]
 
 
 def _live_admission(request: HandshakeRequest, key: VirtualKey, config: Config, claims: Any, live: re.Match[str],
-                    browser: bool, echo: str | None, offered: list[str]) -> Admission | Rejection:
+                    browser: bool, echo: str | None) -> Admission | Rejection:
     """A GPT-Live handshake: the key is known, the model is not (it comes in the first frame)."""
     live_id, op = live.group(1), live.group(2) or "start"
     model = None
