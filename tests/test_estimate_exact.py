@@ -56,3 +56,12 @@ def test_a_previous_report_with_odd_counts_adds_nothing(bad: Any) -> None:
     assert estimate_usage(previous=previous) == usage(0, 3, 0, 0)
     assert estimate_usage(previous={"input_token_details": "x", "output_token_details": None}) == usage(0, 0, 0, 0)
     assert estimate_usage(previous={}) == usage(0, 0, 0, 0)
+
+
+def test_the_smallest_amounts_still_count() -> None:
+    # found by the mutation run: one base64 byte of audio is a token, and one token reported
+    # earlier in the session carries over
+    assert estimate_usage(output_audio_b64_bytes=1)["output_token_details"]["audio_tokens"] == 1
+    carried = estimate_usage(previous={"input_token_details": {"text_tokens": 1, "audio_tokens": 1},
+                                       "output_token_details": {"text_tokens": 1, "audio_tokens": 1}})
+    assert carried["input_token_details"]["text_tokens"] == 2 and carried["input_token_details"]["audio_tokens"] == 2

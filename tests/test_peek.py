@@ -63,3 +63,25 @@ def test_the_triage_counts_audio_skips_the_unneeded_and_parses_the_rest() -> Non
     late = b'{"pad":"' + b"p" * 200 + b'","type":"need"}'
     assert t.event(late) == {"pad": "p" * 200, "type": "need"}
     assert (t.audio_frames, t.malformed) == (1, 1)
+
+
+@pytest.mark.parametrize(("frame", "expected"), [
+    # found by the mutation run (2026-12-02)
+    (b'{"type":"a","item":{"type":"b"}}', b"a"),  # the first "type", not the last
+    (b'"type":"a"', b"a"),  # found at the very start
+    (b'{"type"X:"a"}', None),  # only whitespace may stand around the colon
+    (b'{"type":X"a"}', None),
+    (b'{"type":"","x":"y"}', b""),  # an empty type is empty, not the next string
+    (b'{"type"x"a"}', None),  # no colon at all
+    (b'{"type"', None),  # the frame ends right after the key
+    (b'{"type"  ', None),
+])
+def test_the_peek_takes_the_first_type_and_only_whitespace_around_its_colon(frame: bytes,
+                                                                            expected: bytes | None) -> None:
+    assert peek_type(frame) == expected
+
+
+def test_every_malformed_frame_is_counted() -> None:
+    triage = EventTriage(audio=frozenset(), known=frozenset(), collected=frozenset())
+    assert triage.event(b"not json") is None and triage.event(b"[1]") is None
+    assert triage.malformed == 2

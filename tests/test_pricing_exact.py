@@ -43,3 +43,86 @@ def test_a_rate_is_the_first_name_given_and_a_tiered_one_its_base() -> None:
 ])
 def test_a_database_entry_becomes_a_price_rate_by_rate(rates: dict[str, Any], expected: Price | None) -> None:
     assert price_from_database(entry(**rates)) == expected
+
+
+# -- found by the mutation run (2026-12-02) ---------------------------------------------------------
+
+from rtproxy.config import ModelConfig, PriceConfig  # noqa: E402
+from rtproxy.spend import pricing  # noqa: E402
+from rtproxy.spend.pricing import (  # noqa: E402
+    price_for,
+    price_from_config,
+    price_responses_usage,
+    price_seconds,
+    price_usage,
+    token_split,
+)
+
+
+def test_a_configured_price_keeps_every_rate_it_names() -> None:
+    p = PriceConfig(input_text=1, input_audio=2, output_text=3, output_audio=4, cached_text=5, cached_audio=6,
+                    input_image=7, cached_image=8, audio_per_hour=9, standby_audio_per_hour=10)
+    assert price_from_config(p) == Price(1, 2, 5, 6, 3, 4, input_image=7, cached_image=8, audio_per_hour=9,
+                                         standby_per_hour=10)
+    # left out: cached at the uncached rate, images at the text rate, no hourly rates
+    assert price_from_config(PriceConfig(input_text=1, input_audio=2, output_text=3, output_audio=4)) == \
+        Price(1, 2, 1, 2, 3, 4, input_image=1, cached_image=1, audio_per_hour=None, standby_per_hour=None)
+    # a cached image rate falls back to the image rate, not the text one
+    assert price_from_config(PriceConfig(input_text=1, input_image=7)).cached_image == 7
+
+
+@pytest.mark.parametrize(("model", "asked"), [
+    (ModelConfig(name="alias", provider="openai", upstream_model="gpt-realtime-2025-08-28"),
+     [("openai", "gpt-realtime-2025-08-28"), ("openai", "gpt-realtime"), ("openai", "alias")]),
+    (ModelConfig(name="gpt-realtime", provider="local"), [("openai", "gpt-realtime")]),  # asked once
+    (ModelConfig(name="dep", provider="azure", upstream_model="my-deploy-2025-01-02"),
+     [("azure", "my-deploy-2025-01-02"), ("azure", "my-deploy"), ("openai", "my-deploy-2025-01-02"),
+      ("openai", "my-deploy"), ("openai", "dep")]),
+])
+def test_the_database_is_asked_for_each_name_in_order(monkeypatch: pytest.MonkeyPatch, model: ModelConfig,
+                                                      asked: list[tuple[str, str]]) -> None:
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(pricing, "database_price", lambda provider, name: calls.append((provider, name)))
+    assert price_for(model) is None
+    assert calls == asked
+    found = Price(1, 1, 1, 1, 1, 1)
+    monkeypatch.setattr(pricing, "database_price", lambda provider, name: found if name == asked[-1][1] else None)
+    assert price_for(model) is found
+
+
+def test_costs_are_rounded_to_a_ten_billionth_of_a_dollar() -> None:
+    price = Price(1.23456789, 0, 0, 0, 0, 0, audio_per_hour=1.23456789)
+    usage = {"input_tokens": 1, "input_token_details": {"text_tokens": 1}}
+    assert price_usage(usage, price) == (1.2346e-06, {"input_text": 1.2346e-06, "input_audio": 0.0,
+                                                      "cached_text": 0.0, "cached_audio": 0.0, "input_image": 0.0,
+                                                      "cached_image": 0.0, "output_text": 0.0, "output_audio": 0.0})
+    assert price_usage({"type": "duration", "seconds": 1}, price) == (0.0003429355, {"audio_duration": 0.0003429355})
+    assert price_seconds(1, 1, price) == (0.000685871, {"active_seconds": 0.0003429355,
+                                                        "paused_seconds": 0.0003429355})
+    assert price_responses_usage({"input_tokens": 2, "output_tokens": 1,
+                                  "input_tokens_details": {"cached_tokens": 1}},
+                                 Price(1.23456789, 0, 0.123456789, 0, 1.23456789, 0)) == (
+        2.5927e-06, {"input_text": 1.2346e-06, "cached_text": 1.235e-07, "output_text": 1.2346e-06})
+
+
+def test_one_second_and_one_token_are_counted() -> None:
+    assert price_usage({"type": "duration", "seconds": 1}, Price(0, 0, 0, 0, 0, 0, audio_per_hour=3600))[0] == 1.0
+    assert price_usage({"type": "duration", "seconds": 0}, Price(0, 0, 0, 0, 0, 0, audio_per_hour=3600))[0] == 0.0
+    assert price_responses_usage({"input_tokens": 1}, Price(1e6, 0, 0, 0, 0, 0))[0] == 1.0
+
+
+def test_a_beta_usage_caches_text_first_and_never_images() -> None:
+    usage = {"input_tokens": 15, "input_token_details": {"text_tokens": 2, "audio_tokens": 8, "image_tokens": 5,
+                                                        "cached_tokens": 12}}
+    split = token_split(usage)
+    assert (split["cached_text"], split["cached_audio"], split["cached_image"]) == (2, 8, 0)
+    assert (split["input_text"], split["input_audio"], split["input_image"]) == (0, 0, 5)
+
+
+def test_gpt_live_seconds_need_an_hourly_rate_and_paused_ones_default_to_it() -> None:
+    assert price_seconds(10, 5, None) == (None, None)
+    assert price_seconds(10, 5, Price(1, 1, 1, 1, 1, 1)) == (None, None)
+    assert price_seconds(10, 5, Price(0, 0, 0, 0, 0, 0, audio_per_hour=360)) == (1.5, {"active_seconds": 1.0,
+                                                                                       "paused_seconds": 0.5})
+    assert price_seconds(10, 5, Price(0, 0, 0, 0, 0, 0, audio_per_hour=360, standby_per_hour=36)) == (
+        1.05, {"active_seconds": 1.0, "paused_seconds": 0.05})

@@ -7,7 +7,9 @@ import base64
 import hashlib
 import hmac
 import json
+from typing import Any
 
+import attrs
 import pytest
 
 from rtproxy.auth.tokens import (
@@ -200,3 +202,61 @@ def test_an_auto_key_is_generated_once_kept_0600_and_read_back(tmp_path) -> None
     generated.path.write_text("\n")  # emptied: a new key is not written over it (O_EXCL), the file is read
     assert _load_or_create_auto_key(tmp_path / "state", "local") == ("", generated.path)
     assert _load_or_create_auto_key(tmp_path / "state", "other")[1] == tmp_path / "state" / "other.key"
+
+
+# -- found by the mutation run (2026-12-02) ---------------------------------------------------------
+
+def test_the_encoding_keeps_a_trailing_x() -> None:
+    # only padding is stripped: a payload whose base64 ends in "X" must come back whole
+    assert _b64(b"\x00\x00\x17") == "AAAX" and _unb64("AAAX") == b"\x00\x00\x17"
+
+
+def test_the_longest_token_under_the_limit_is_minted_and_the_next_is_not() -> None:
+    # "ek_" + payload + "." + 43 signature characters, and unpadded base64 is never 1 more than a
+    # multiple of 4 long: a token is never exactly MAX_TOKEN_CHARS (4096) long
+    signer = TokenSigner(SECRET)
+    lengths = {}
+    for pad in range(2800, 3100):
+        claims = attrs.evolve(CLAIMS, session={"p": "x" * pad})
+        lengths.setdefault(len(signer.encode(claims)), claims)
+    assert MAX_TOKEN_CHARS not in lengths
+    below, over = lengths[MAX_TOKEN_CHARS - 1], lengths[MAX_TOKEN_CHARS + 1]
+    assert len(signer.mint(below)) == MAX_TOKEN_CHARS - 1
+    assert signer.verify(signer.mint(below), now=CLAIMS.issued_at).session == below.session
+    with pytest.raises(TokenError, match=f"max {MAX_TOKEN_CHARS} characters"):
+        signer.mint(over)
+
+
+@pytest.mark.parametrize(("token", "message"), [
+    ("ek_.x.y", "the ephemeral token's signature is not valid"),  # the signature is after the last dot
+    ("ek_x.", "the ephemeral token's signature is not valid"),
+    ("ek_.x", "malformed ephemeral token"),
+])
+def test_the_signature_is_what_follows_the_last_dot(token: str, message: str) -> None:
+    with pytest.raises(TokenError) as info:
+        TokenSigner(SECRET).verify(token, now=0)
+    assert str(info.value) == message
+
+
+def test_a_signature_with_a_lone_surrogate_is_refused_not_a_crash() -> None:
+    signer = TokenSigner(SECRET)
+    good = signer.mint(CLAIMS)
+    with pytest.raises(TokenError) as info:
+        signer.verify(good[:-1] + "\udc80", now=CLAIMS.issued_at)
+    assert str(info.value) == "the ephemeral token's signature is not valid"
+
+
+def test_a_key_allows_every_delegation_model_by_default() -> None:
+    from rtproxy.auth.keys import VirtualKey
+    key = VirtualKey("k", "0" * 64, ("*",), "user", None, None, None, None)
+    assert key.allows_delegation_model("gpt-5") and key.allows_transcription_model("whisper-1")
+    only = VirtualKey("k", "0" * 64, ("*",), "user", None, None, None, None, delegation_models=("gpt-5",))
+    assert only.allows_delegation_model("gpt-5") and not only.allows_delegation_model("gpt-4.1")
+
+
+def test_a_generated_key_is_kept_in_a_state_dir_created_with_its_parents(tmp_path: Any) -> None:
+    from rtproxy.auth.keys import _load_or_create_auto_key
+    state = tmp_path / "a" / "b" / "state"
+    value, path = _load_or_create_auto_key(state, "ops")
+    assert path == state / "ops.key" and value.startswith("rtp-") and path.read_text() == value + "\n"
+    assert _load_or_create_auto_key(state, "ops") == (value, path)  # read back, not replaced

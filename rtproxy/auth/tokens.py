@@ -116,7 +116,7 @@ class TokenSigner:
                 session=body.get("s"), session_ref=body.get("r"), nonce=str(body.get("n", "")),
             )
             if claims.session_ref is not None and not isinstance(claims.session_ref, str):
-                raise TypeError("session_ref")
+                raise TypeError
         except (ValueError, KeyError, TypeError):
             raise TokenError("malformed ephemeral token") from None
         if now >= claims.expires_at:
