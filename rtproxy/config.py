@@ -240,7 +240,7 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 def _structure_str_tuple(value: Any, _: Any) -> tuple[str, ...]:
     # cattrs would happily turn "gpt-realtime" into a tuple of characters.
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ValueError("must be a list of strings, e.g. [\"gpt-realtime\"]")
+        raise ValueError  # cattrs reports it by type: _TYPE_PROBLEMS says what the operator reads
     return tuple(value)
 
 
@@ -252,25 +252,25 @@ _converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structu
 # (The message the operator sees is _TYPE_PROBLEMS', by the type cattrs names.)
 def _exact_bool(value: Any, _: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError("not a boolean")
+        raise ValueError
     return value
 
 
 def _exact_int(value: Any, _: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("not a whole number")
+        raise ValueError
     return value
 
 
 def _exact_float(value: Any, _: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("not a number")
+        raise ValueError
     return float(value)
 
 
 def _exact_str(value: Any, _: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError("not a string")
+        raise ValueError
     return value
 
 
@@ -279,8 +279,14 @@ _TYPE_PROBLEMS = {
     "int": "must be a whole number (not a string, a boolean or a fraction)",
     "float": "must be a number (not a string or a boolean)",
     "str": "must be a string (in quotes)",
+    "tuple": "must be a list of strings, e.g. [\"model-a\", \"model-b\"]",
 }
 _EXPECTED = re.compile(r"^invalid value for type, expected (\w+)(?: \| None)?$")
+#: A section or inline table (``price``, ``[server]``) given as something else: cattrs says so by
+#: naming the class it expected, or by failing to read the value's keys.
+_NOT_A_TABLE = re.compile(r"^(?:invalid value for type, expected [\w.]+\.\w+(?: \| None)?"
+                          r"|unknown error \('\w+' object has no attribute 'keys'\))$")
+_TABLE_PROBLEM = "must be a table (a [section], or { name = value, ... } inline)"
 
 
 for _type, _hook in ((bool, _exact_bool), (int, _exact_int), (float, _exact_float), (str, _exact_str)):
@@ -312,21 +318,20 @@ def is_loopback_host(host: str) -> bool:
 
 def _format_cattrs_error(exc: Exception) -> tuple[str, str]:
     """Turn a cattrs error into (key path, problem), the first one only."""
-    messages = cattrs.transform_error(exc, path="$")
-    first = messages[0] if messages else str(exc)
-    problem, _, where = first.rpartition(" @ ")
-    if not problem:
-        problem, where = first, "$"
+    # each of cattrs' messages reads "<problem> @ $.<path>" (the problem may quote the value, so
+    # the path is after the last " @ ")
+    problem, _, where = cattrs.transform_error(exc, path="$")[0].rpartition(" @ ")
     path = where.removeprefix("$").lstrip(".")
     # cattrs reports extra keys as "extra fields found (x)"; name them as keys.
     problem = problem.replace("extra fields found", "unknown key(s)")
     literal = _LITERAL_ERROR.match(problem)
     if literal:
         problem = f"must be one of {literal.group(2)}, not {literal.group(1)!r}"
-    problem = problem.replace("unknown error (", "invalid value (").replace("expected tuple", "expected a list")
     expected = _EXPECTED.match(problem)
     if expected and expected.group(1) in _TYPE_PROBLEMS:
-        problem = _TYPE_PROBLEMS[expected.group(1)]
+        return path, _TYPE_PROBLEMS[expected.group(1)]
+    if _NOT_A_TABLE.match(problem):
+        return path, _TABLE_PROBLEM
     return path, problem
 
 

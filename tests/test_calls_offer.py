@@ -292,3 +292,29 @@ def test_a_watched_call_reports_a_session_the_key_may_not_have(frame: bytes, exp
     gate = ModelGate(frozenset({"gpt-realtime", "gpt-realtime-2025"}), lambda m: True, lambda m: m == "whisper-1")
     assert gate.check_applied(frame) == expected
     assert DelegationGate.check_applied(None, frame) is None  # type: ignore[arg-type]
+
+
+# -- found by the mutation run (2026-12-02) ---------------------------------------------------------
+
+@pytest.mark.parametrize(("location", "call_id"), [
+    ("/v1/realtime/calls/rtc_abcX", "rtc_abcX"),  # only slashes are stripped, never a trailing letter
+    ("rtc_1", "rtc_1"),  # a bare id
+    ("https://api.openai.com/v1/realtime/calls/rtc_2/", "rtc_2"),
+])
+def test_the_call_id_is_the_last_path_segment_of_the_location(location: str, call_id: str) -> None:
+    assert call_id_of(location) == call_id
+
+
+def test_an_sdp_part_that_is_itself_multipart_is_not_an_offer() -> None:
+    inner = "--in\r\nContent-Type: text/plain\r\n\r\nv=0\r\n--in--\r\n"
+    body = ("--b\r\nContent-Disposition: form-data; name=\"sdp\"\r\nContent-Type: multipart/mixed; boundary=in\r\n\r\n"
+            + inner + "--b--\r\n").encode()
+    with pytest.raises(OfferError) as info:
+        parse_offer("multipart/form-data; boundary=b", body, None)
+    assert (info.value.status, info.value.code) == (400, "invalid_sdp")
+
+
+def test_an_api_base_keeps_its_path_but_not_its_trailing_slashes() -> None:
+    from rtproxy.protocols.realtime.calls import _http_base
+    assert _http_base("wss://h.example/proxyX//") == "https://h.example/proxyX"
+    assert _http_base("ws://127.0.0.1:9/v1") == "http://127.0.0.1:9/v1"

@@ -116,3 +116,22 @@ def test_a_start_of_exactly_the_largest_size_is_read_and_a_non_string_event_id_i
         parse_start(b'{"type": "session.start", "session": {"model": "m"}}', fork=True, served=lambda n: LIVE,
                     allows=lambda n: True, allows_delegation=lambda n: True)
     assert fork.value.message == "a fork inherits its model: no session.model"
+
+
+# -- found by the mutation run (2026-12-02) ---------------------------------------------------------
+
+def test_the_refusals_say_exactly_why_and_name_the_field() -> None:
+    with pytest.raises(StartRefused) as info:
+        parse_start("x" * (MAX_START_FRAME_BYTES + 1), fork=False, served=lambda n: None, allows=lambda n: True,
+                    allows_delegation=lambda n: True)
+    assert (info.value.status, info.value.code, info.value.message, info.value.param) == (
+        400, "start_too_large", f"session.start is larger than {MAX_START_FRAME_BYTES} bytes", None)
+    with pytest.raises(StartRefused) as info:
+        parse_start('{"type":"session.update"}', fork=False, served=lambda n: None, allows=lambda n: True,
+                    allows_delegation=lambda n: True)
+    assert (info.value.code, info.value.param) == ("session_not_started", "type")
+    assert info.value.message.startswith("the first frame must be session.start, not ")
+    with pytest.raises(StartRefused) as info:
+        start({"model": "gpt-live"}, allowed=(), event_id="c9")
+    assert (info.value.status, info.value.code, info.value.message, info.value.param, info.value.client_event_id) == (
+        403, "model_not_allowed", "this key may not use model 'gpt-live'", "session.model", "c9")
