@@ -4,6 +4,7 @@ turns) must give the same closed turns."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -121,3 +122,48 @@ def test_repeats_are_remembered_up_to_the_bound_and_the_oldest_forgotten() -> No
         turns.push({**first, "event_id": f"e{i}", "start_ms": i, "end_ms": i + 1})
     assert len(turns._seen) == transcripts.MAX_SEEN_EVENT_IDS and "e0" not in turns._seen
     assert "e1" in turns._seen
+
+
+def _random_stream(rng: random.Random) -> list[dict[str, Any]]:
+    """The same distribution as fragment_streams, drawn from a seeded generator."""
+    events, t = [], 0
+    for i in range(rng.randint(1, 25)):
+        t = max(0, t + rng.choice([-3000, 0, 0, 100, 200, 400, 600, 1500, 2500]))
+        duration = rng.choice([0, 100, 200, 300, 900])
+        events.append({"type": rng.choice(["session.input_transcript.delta", "session.output_transcript.delta"]),
+                       "event_id": f"e{rng.randint(0, i + 2)}", "delta": rng.choice(WORDS),
+                       "start_ms": t, "end_ms": t + duration})
+    return events
+
+
+def test_four_hundred_fixed_streams_give_the_sdks_turns() -> None:
+    # the property test above draws new streams each run (and only a few under `make mutation`);
+    # these are the same every run, so a change that breaks any of them always fails here
+    rng = random.Random(20261202)
+    for _ in range(400):
+        events = _random_stream(rng)
+        assert our_turns(events) == sdk_turns(events), events
+
+
+def test_same_interval_fragments_of_one_speaker_wait_for_the_other() -> None:
+    user, assistant = "session.input_transcript.delta", "session.output_transcript.delta"
+    events = [{"type": user, "event_id": "a", "delta": "Hey", "start_ms": 0, "end_ms": 300},
+              {"type": user, "event_id": "b", "delta": " you", "start_ms": 0, "end_ms": 300},
+              {"type": assistant, "event_id": "c", "delta": "Hi", "start_ms": 0, "end_ms": 300},
+              {"type": user, "event_id": "d", "delta": "So", "start_ms": 2000, "end_ms": 2300},
+              {"type": user, "event_id": "e", "delta": "Again", "start_ms": 100, "end_ms": 200}]  # time went back
+    assert our_turns(events) == sdk_turns(events)
+    assert [(role, text) for role, text, _, _ in our_turns(events)] == [
+        ("user", "Hey you"), ("assistant", "Hi"), ("user", "So"), ("user", "Again")]
+
+
+def test_a_turn_is_kept_up_to_its_bound_and_cut_and_marked_beyond() -> None:
+    from rtproxy.protocols.live.transcripts import MAX_TURN_CHARS
+
+    for size, expected in ((MAX_TURN_CHARS, "x" * MAX_TURN_CHARS),
+                           (MAX_TURN_CHARS + 1, "x" * MAX_TURN_CHARS + "…[truncated]")):
+        turns = TranscriptTurns()
+        turns.push({"type": "session.input_transcript.delta", "event_id": "a", "delta": "x" * size,
+                    "start_ms": 0, "end_ms": 10})
+        (turn,) = turns.finish()
+        assert turn["content"] == expected

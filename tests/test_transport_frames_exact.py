@@ -97,3 +97,17 @@ def test_the_wrong_masking_is_left_to_the_protocol_either_way() -> None:
     masked = b"".join(out)
     assert decode_data_frames(masked[:-1], masked=True, max_size=None, out=[]) == 0  # payload cut
     assert decode_data_frames(masked[:5], masked=True, max_size=None, out=[]) == 0  # key cut
+
+
+@pytest.mark.parametrize(("data", "used", "messages"), [
+    # found by the mutation run (2026-12-02): an extended length that ends the buffer exactly
+    (b"\x81\x7e\x00\x00", 4, [(True, b"")]),
+    (b"\x82\x7f" + bytes(8), 10, [(False, b"")]),
+    (b"\x81\x7e\x00", 0, []),  # one byte of the 16-bit length short
+    (b"\x81\x7f" + bytes(7), 0, []),  # one byte of the 64-bit length short
+])
+def test_an_extended_length_is_read_when_its_bytes_are_all_there(data: bytes, used: int,
+                                                                   messages: list[tuple[bool, bytes]]) -> None:
+    out: list[tuple[bool, bytes]] = []
+    assert decode_data_frames(data, masked=False, max_size=None, out=out) == used
+    assert out == messages
