@@ -1,0 +1,198 @@
+"""The realtime collector's tool calls and messages to the field: each MCP item kind as it is
+recorded, the conversation's items by part type, a WebRTC call's echoed items, and input
+transcriptions (found loosely pinned by the mutation run of 2026-12-02)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from rtproxy.protocols.realtime.collector import Collector
+from rtproxy.spend.pricing import Price
+from rtproxy.spend.records import SessionEnd
+
+from .test_collector import Clock, feed, meta
+
+
+def done(*output: dict[str, Any], rid: str = "resp_1") -> dict[str, Any]:
+    return {"type": "response.done", "response": {"id": rid, "status": "completed", "output": list(output),
+                                                  "usage": {"input_tokens": 1, "output_tokens": 1}}}
+
+
+def test_each_mcp_item_kind_is_recorded_field_by_field() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "server", {"type": "conversation.item.done", "item": {
+        "type": "mcp_list_tools", "id": "l1", "server_label": "docs",
+        "tools": [{"name": "search"}, {"name": ""}, "junk", {"name": "fetch"}]}})
+    feed(c, "client", {"type": "conversation.item.create", "item": {
+        "type": "mcp_approval_response", "id": "a1", "approval_request_id": "q1", "approve": True, "reason": "ok"}})
+    feed(c, "client", {"type": "conversation.item.create", "item": {
+        "type": "mcp_approval_response", "id": "a2", "approval_request_id": "q2", "approve": "yes"}})
+    (r,) = feed(c, "server", done(
+        {"type": "mcp_call", "id": "m1", "server_label": "docs", "name": "search", "arguments": '{"q":1}',
+         "output": "found", "error": {"type": "x"}, "approval_request_id": "q1"},
+        {"type": "mcp_call", "id": "m2", "name": "fetch", "output": {"not": "text"}, "error": "not a dict"},
+        {"type": "mcp_approval_request", "id": "q3", "server_label": "docs", "name": "delete", "arguments": "{}"},
+        {"type": "function_call", "call_id": "c1", "name": "get_time", "arguments": {"tz": "UTC"}},
+        {"type": "something_else", "id": "z"}))
+    assert r["response"]["tool_calls"] == [
+        {"id": "l1", "type": "mcp_list_tools", "mcp": {"server_label": "docs", "tools": ["search", "fetch"]}},
+        {"id": "a1", "type": "mcp_approval_response", "mcp": {"approval_request_id": "q1", "approve": True,
+                                                              "reason": "ok"}},
+        {"id": "a2", "type": "mcp_approval_response", "mcp": {"approval_request_id": "q2", "approve": None,
+                                                              "reason": None}},
+        {"id": "m1", "type": "mcp_call", "mcp": {"server_label": "docs", "name": "search", "arguments": '{"q":1}',
+                                                 "output": "found", "error": {"type": "x"},
+                                                 "approval_request_id": "q1"}},
+        {"id": "m2", "type": "mcp_call", "mcp": {"server_label": None, "name": "fetch", "arguments": None,
+                                                 "output": None, "error": None, "approval_request_id": None}},
+        {"id": "q3", "type": "mcp_approval_request", "mcp": {"server_label": "docs", "name": "delete",
+                                                             "arguments": "{}"}},
+        {"id": "c1", "type": "function", "function": {"name": "get_time", "arguments": '{"tz": "UTC"}'}},
+    ]
+    (again,) = feed(c, "server", done(rid="resp_2"))
+    assert again["response"]["tool_calls"] == []  # each item once
+
+
+def test_a_list_of_tools_names_at_most_256_and_a_listing_without_a_list_names_none() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "server", {"type": "conversation.item.done", "item": {
+        "type": "mcp_list_tools", "id": "l1", "tools": [{"name": f"t{i}"} for i in range(300)]}})
+    feed(c, "server", {"type": "conversation.item.done", "item": {"type": "mcp_list_tools", "id": "l2",
+                                                                  "tools": "nope"}})
+    (r,) = feed(c, "server", done())
+    first, second = r["response"]["tool_calls"]
+    assert first["mcp"]["tools"] == [f"t{i}" for i in range(256)] and first["mcp"]["server_label"] is None
+    assert second["mcp"]["tools"] == []
+
+
+def test_the_clients_items_are_recorded_by_part_type() -> None:
+    c = Collector(meta(), now=Clock())
+    for item in (
+        {"type": "function_call_output", "call_id": "c1", "output": {"temp": 18}},
+        {"type": "function_call_output", "call_id": "c2", "output": "sunny"},
+        {"type": "message", "content": [{"type": "input_text", "text": "Hi"}, {"type": "input_text", "text": "  "},
+                                        {"type": "text", "text": "there"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Earlier reply"}]},
+        {"type": "message", "role": "user", "content": [
+            {"type": "input_image", "image_url": "data:image/png;base64," + "A" * 400},
+            {"type": "input_image", "image_url": "data:;base64,AAAA"},
+            {"type": "input_image", "image_url": "data:text/plain,hello"},
+            {"type": "input_image", "image_url": "https://x/y.png"},
+            {"type": "input_audio", "audio": "AAAA", "transcript": "spoken"},
+            {"type": "input_audio", "audio": "AAAA", "transcript": "  "},
+            {"type": "input_audio", "audio": "AAAA"}]},
+        {"type": "message", "content": "not a list"},
+        {"type": "function_call", "call_id": "x"},  # not a message: nothing
+    ):
+        feed(c, "client", {"type": "conversation.item.create", "item": item})
+    (r,) = feed(c, "server", done())
+    assert r["messages"] == [
+        {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 18}'},
+        {"role": "tool", "tool_call_id": "c2", "content": "sunny"},
+        {"role": "user", "content": "Hi", "source": "text"},
+        {"role": "user", "content": "there", "source": "text"},
+        {"role": "assistant", "content": "Earlier reply"},
+        {"role": "user", "content": "[image: image/png, about 300 bytes]", "source": "image"},
+        {"role": "user", "content": "[image: unknown type, about 3 bytes]", "source": "image"},
+        {"role": "user", "content": "[image: text/plain, about 5 bytes]", "source": "image"},
+        {"role": "user", "content": "[image: by URL]", "source": "image"},
+        {"role": "user", "content": "spoken", "source": "transcript"},
+    ]
+
+
+def test_a_webrtc_calls_items_are_recorded_from_the_providers_echo() -> None:
+    c = Collector(attrs.evolve(meta(), transport="webrtc"), now=Clock())
+    for item in (
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "typed"},
+                                                        {"type": "input_audio", "transcript": "said"}]},
+        {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "be brief"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "not echoed twice"}]},
+        {"type": "function_call_output", "call_id": "c1", "output": "18"},
+        {"type": "mcp_approval_response", "id": "a1", "approval_request_id": "q1", "approve": False},
+        {"type": "function_call", "call_id": "c2"},
+    ):
+        feed(c, "server", {"type": "conversation.item.done", "item": item})
+    (r,) = feed(c, "server", done())
+    assert r["messages"] == [{"role": "user", "content": "typed", "source": "text"},
+                             {"role": "system", "content": "be brief"},
+                             {"role": "tool", "tool_call_id": "c1", "content": "18"}]
+    assert r["response"]["tool_calls"] == [{"id": "a1", "type": "mcp_approval_response", "mcp": {
+        "approval_request_id": "q1", "approve": False, "reason": None}}]
+    # over a WebSocket the client's own frames are recorded, never the echo
+    ws = Collector(meta(), now=Clock())
+    feed(ws, "server", {"type": "conversation.item.done", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": "echo"}]}})
+    (r,) = feed(ws, "server", done())
+    assert r["messages"] == []
+
+
+WHISPER = {"type": "tokens", "input_tokens": 20, "output_tokens": 5,
+           "input_token_details": {"text_tokens": 0, "audio_tokens": 20}}
+
+
+def test_an_input_transcription_is_its_own_record_priced_by_its_model() -> None:
+    asked: list[str] = []
+
+    def price_of(name: str) -> Any:
+        asked.append(name)
+        return Price(1e6, 1e6, 0, 0, 1e6, 0)  # a dollar a token, to see every count
+
+    c = Collector(attrs.evolve(meta(), model_price=price_of), now=Clock())
+    feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "transcription": {"model": "gpt-4o-transcribe"}}}}})
+    feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "i1"})
+    feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "i2"})
+    (t,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed", "item_id": "i1",
+                              "transcript": "hello", "usage": WHISPER})
+    assert {k: t[k] for k in ("record", "item_id", "transcription_model", "duration_ms", "usage", "usage_source",
+                              "cost_usd", "cost_breakdown", "transcript", "error")} == {
+        "record": "transcription", "item_id": "i1", "transcription_model": "gpt-4o-transcribe", "duration_ms": 0,
+        "usage": WHISPER, "usage_source": "provider", "cost_usd": 25.0,
+        "cost_breakdown": {"input_text": 0.0, "input_audio": 20.0, "cached_text": 0.0, "cached_audio": 0.0,
+                           "input_image": 0.0, "cached_image": 0.0, "output_text": 5.0, "output_audio": 0.0},
+        "transcript": "hello", "error": None}
+    assert t["start_time"] == t["end_time"] and asked == ["gpt-4o-transcribe"]
+    (t2,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed", "item_id": "i2",
+                               "transcript": "", "usage": WHISPER})
+    assert t2["transcript"] is None
+    s = c.finish(SessionEnd("client", 1000))
+    assert s["transcriptions"] == 2 and s["transcriptions_unreported"] == 0
+    assert s["transcription_usage"] == {"input_tokens": 40, "output_tokens": 10,
+                                        "input_token_details": {"text_tokens": 0, "audio_tokens": 40}}
+    assert s["cost_usd"] == 50.0
+
+
+def test_settling_cancels_each_open_response_once_in_this_exact_frame() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "server", {"type": "response.created", "response": {"id": "r1"}})
+    assert c.settle_frames() == ['{"type": "response.cancel", "event_id": "event_rtp_settle_1", "response_id": "r1"}']
+    feed(c, "server", {"type": "response.created", "response": {"id": "r2"}})
+    assert c.settle_frames() == ['{"type": "response.cancel", "event_id": "event_rtp_settle_2", "response_id": "r2"}']
+    assert c.settle_frames() == []
+    (r,) = feed(c, "server", done(rid="r1"))
+    s = c.finish(SessionEnd("client", 1000))
+    assert s["responses_settled"] == 1
+
+
+def test_an_unreported_response_is_estimated_from_what_was_relayed_since_it_started() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "content": [
+        {"type": "input_text", "text": "x" * 40}]}})
+    c.note_audio(16_000, 8_000)  # base64 bytes so far: 12,000 bytes of PCM in (0.25 s), 6,000 out
+    feed(c, "server", {"type": "response.created", "response": {"id": "r1"}})
+    feed(c, "server", {"type": "response.output_audio_transcript.delta", "response_id": "r1", "delta": "abcd"})
+    feed(c, "server", {"type": "response.output_audio_transcript.delta", "response_id": "r1", "delta": "efgh"})
+    feed(c, "server", {"type": "response.output_audio_transcript.delta", "response_id": "other", "delta": "zz"})
+    feed(c, "server", {"type": "response.output_text.delta", "response_id": "r1", "delta": "12345678"})
+    feed(c, "client", {"type": "response.create"})  # asked, never acknowledged
+    feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "i9"})
+    c.note_audio(16_000, 8_000 + 64_000)  # 64,000 more base64 bytes out: 48,000 bytes, 1 s at 24 kHz
+    (r,) = c.unsettled()
+    usage = r["usage"]
+    assert (r["status"], r["usage_source"], r["error"]["code"]) == ("incomplete", "estimated", "response_not_reported")
+    assert usage["output_token_details"] == {"text_tokens": 2, "audio_tokens": 20}  # 8 chars; 1 s of audio
+    assert usage["input_token_details"]["text_tokens"] == 10  # 40 characters typed before it
+    s = c.finish(SessionEnd("client", 1001))
+    assert (s["responses_estimated"], s["responses_unestimated"], s["responses_in_flight"]) == (1, 1, 2)
