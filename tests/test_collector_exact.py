@@ -196,3 +196,51 @@ def test_an_unreported_response_is_estimated_from_what_was_relayed_since_it_star
     assert usage["input_token_details"]["text_tokens"] == 10  # 40 characters typed before it
     s = c.finish(SessionEnd("client", 1001))
     assert (s["responses_estimated"], s["responses_unestimated"], s["responses_in_flight"]) == (1, 1, 2)
+
+
+def test_a_beta_session_config_is_recorded_as_the_request() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "client", {"type": "session.update", "session": {
+        "instructions": "Be brief.", "tools": "not a list", "tool_choice": "auto", "modalities": ["text"],
+        "voice": "alloy", "turn_detection": {"type": "server_vad"},
+        "input_audio_transcription": {"model": "whisper-1"}}})
+    (r,) = feed(c, "server", done())
+    assert r["proxy_server_request"] == {
+        "model": "gpt-realtime", "instructions": "Be brief.", "tools": [], "tool_choice": "auto",
+        "modalities": ["text"], "voice": "alloy", "turn_detection": {"type": "server_vad"},
+        "input_audio_transcription": {"model": "whisper-1"}}
+    feed(c, "client", {"type": "session.update", "session": {"output_modalities": ["audio"], "modalities": "x"}})
+    (r,) = feed(c, "server", done(rid="resp_2"))
+    assert r["proxy_server_request"]["modalities"] == ["audio"]
+
+
+def test_a_responses_text_and_transcript_are_its_parts_joined() -> None:
+    c = Collector(meta(), now=Clock())
+    (r,) = feed(c, "server", {"type": "response.done", "response": {"id": "r1", "usage": {}, "output": [
+        {"type": "message", "content": [{"type": "output_text", "text": "Hel"}, {"type": "text", "text": "lo"},
+                                        {"type": "output_text", "text": ""}, {"type": "output_audio", "transcript": "Sa"},
+                                        {"type": "audio", "transcript": "id"}, {"type": "audio"}]},
+        {"type": "message", "content": "not a list"}]}})
+    assert (r["response"]["output_text"], r["response"]["output_transcript"]) == ("Hello", "Said")
+    assert r["status"] == "completed"  # no status given
+
+
+def test_an_unreported_voice_response_is_estimated_from_its_transcript_when_no_audio_was_relayed() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "server", {"type": "response.created", "response": {"id": "r1"}})
+    for delta in ("x" * 15, "y" * 15):
+        feed(c, "server", {"type": "response.output_audio_transcript.delta", "response_id": "r1", "delta": delta})
+    feed(c, "server", {"type": "response.output_audio_transcript.delta", "response_id": "r1", "delta": 7})
+    (r,) = c.unsettled()
+    assert r["usage"]["output_token_details"]["audio_tokens"] == 40  # 30 characters ≈ 2 s of speech
+    assert c.unsettled() == []  # each once
+
+
+def test_every_settled_response_is_counted() -> None:
+    c = Collector(meta(), now=Clock())
+    for rid in ("r1", "r2"):
+        feed(c, "server", {"type": "response.created", "response": {"id": rid}})
+    c.settle_frames()
+    feed(c, "server", done(rid="r1"))
+    feed(c, "server", done(rid="r2"))
+    assert c.finish(SessionEnd("client", 1000))["responses_settled"] == 2
