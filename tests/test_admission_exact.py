@@ -19,12 +19,11 @@ from rtproxy.auth.admission import (
     transcription_route,
 )
 from rtproxy.auth.keys import KeyStore
-from rtproxy.auth.tokens import TokenClaims, TokenSigner
+from rtproxy.auth.tokens import TokenClaims
 
 from .conftest import ADMIN_KEY, USER_KEY, make_config
+from .test_admission_table import NOW, SIGNER, req, run, token
 
-SIGNER = TokenSigner(b"admission-exact-secret-0123")
-NOW = 1_900_000_000
 OTHER_KEY = "rtp-other-key-0123456789"
 MODELS = [
     {"name": "gpt-realtime", "provider": "local"},
@@ -44,20 +43,6 @@ def env(tmp_path: Path) -> tuple[KeyStore, Any]:
         {"name": "admin", "key": ADMIN_KEY, "role": "admin"}],
         server={"allowed_origins": ["https://app.example"]})
     return KeyStore.from_config(cfg), cfg
-
-
-def req(path: str = "/v1/realtime", query: str = "model=gpt-realtime", **headers: str) -> HandshakeRequest:
-    return HandshakeRequest(path, query, tuple((k.replace("_", "-").lower(), v) for k, v in headers.items()))
-
-
-def run(env: tuple[KeyStore, Any], request: HandshakeRequest) -> Admission | Rejection:
-    keys, cfg = env
-    return admit(request, keys, cfg, tokens=SIGNER, now=NOW)
-
-
-def token(**kw: Any) -> str:
-    claims = {"key_name": "user", "model": "gpt-realtime", "expires_at": NOW + 60, "issued_at": NOW, **kw}
-    return SIGNER.mint(TokenClaims(**claims))
 
 
 BEARER = f"Bearer {USER_KEY}"
