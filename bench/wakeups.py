@@ -35,6 +35,18 @@ from run import BENCH_KEY, TICKS, Stack, loadgen  # noqa: E402
 _ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
 
 
+def _wait_traced(pid: int, timeout_s: float = 10.0) -> None:
+    """Until strace has attached (the process's TracerPid is set), at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("TracerPid:") and line.split()[1] != "0":
+                time.sleep(0.2)  # the other threads are attached right after the first
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"strace did not attach to {pid} within {timeout_s:g} s")
+
+
 def switches(pid: int) -> int:
     """Voluntary context switches of every thread of ``pid``."""
     total = 0
@@ -64,7 +76,7 @@ def measure(scenario: str, target: str, opts: dict[str, int]) -> dict[str, objec
             out = Path(tmp) / "strace.txt"
             tracer = subprocess.Popen(["strace", "-c", "-f", "-o", str(out), "-p", str(pid)],
                                       stderr=subprocess.DEVNULL)
-            time.sleep(1.0)  # strace attaches to every thread
+            _wait_traced(pid)
             traced = loadgen(scenario, stack.url(target), key, 300, **opts)
             tracer.send_signal(signal.SIGINT)
             tracer.wait(30)

@@ -8,7 +8,19 @@ from typing import Any
 
 import pytest
 
-from rtproxy.spend.pricing import Price, _rate, price_from_database
+from rtproxy.config import ModelConfig, PriceConfig
+from rtproxy.spend import pricing
+from rtproxy.spend.pricing import (
+    Price,
+    _rate,
+    price_for,
+    price_from_config,
+    price_from_database,
+    price_responses_usage,
+    price_seconds,
+    price_usage,
+    token_split,
+)
 
 
 def entry(**rates: Any) -> SimpleNamespace:
@@ -46,18 +58,6 @@ def test_a_database_entry_becomes_a_price_rate_by_rate(rates: dict[str, Any], ex
 
 
 # -- found by the mutation run (2026-12-02) ---------------------------------------------------------
-
-from rtproxy.config import ModelConfig, PriceConfig  # noqa: E402
-from rtproxy.spend import pricing  # noqa: E402
-from rtproxy.spend.pricing import (  # noqa: E402
-    price_for,
-    price_from_config,
-    price_responses_usage,
-    price_seconds,
-    price_usage,
-    token_split,
-)
-
 
 def test_a_configured_price_keeps_every_rate_it_names() -> None:
     p = PriceConfig(input_text=1, input_audio=2, output_text=3, output_audio=4, cached_text=5, cached_audio=6,
