@@ -244,3 +244,84 @@ def test_every_settled_response_is_counted() -> None:
     feed(c, "server", done(rid="r1"))
     feed(c, "server", done(rid="r2"))
     assert c.finish(SessionEnd("client", 1000))["responses_settled"] == 2
+
+
+def test_text_over_the_bound_is_cut_and_marked() -> None:
+    from rtproxy.protocols.realtime.collector import MAX_TEXT_CHARS, _clip
+    assert _clip("x" * MAX_TEXT_CHARS) == "x" * MAX_TEXT_CHARS
+    assert _clip("x" * (MAX_TEXT_CHARS + 1)) == "x" * MAX_TEXT_CHARS + "…[truncated]"
+
+
+def test_an_image_placeholder_reads_the_first_comma_and_the_first_parameter() -> None:
+    from rtproxy.protocols.realtime.collector import _image_placeholder
+    assert _image_placeholder("data:text/plain,a,b") == "[image: text/plain, about 3 bytes]"
+    assert _image_placeholder("data:image/png;charset=x;base64,AAAA") == "[image: image/png, about 3 bytes]"
+    assert _image_placeholder("data:" + "m" * 70 + ",x") == "[image: " + "m" * 64 + ", about 1 bytes]"
+
+
+def test_an_mcp_url_keeps_scheme_host_port_and_path_only() -> None:
+    from rtproxy.protocols.realtime.collector import _redact_url
+    assert _redact_url("https://u:p@h.example:8443/mcp?token=s#f") == "https://h.example:8443/mcp?[redacted]"
+    assert _redact_url("https://h.example/mcp") == "https://h.example/mcp"
+    assert _redact_url("file:///srv/mcp") == "file:///srv/mcp"
+    assert _redact_url("http://[::1") == "[unparsable URL]"
+    assert _redact_url(None) is None
+
+
+def test_the_pending_messages_and_tool_items_keep_the_newest_and_count_what_they_drop(monkeypatch: Any) -> None:
+    from rtproxy.protocols.realtime import collector as collector_module
+    monkeypatch.setattr(collector_module, "MAX_PENDING_MESSAGES", 2)
+    monkeypatch.setattr(collector_module, "MAX_PENDING_TOOL_ITEMS", 2)
+    c = Collector(meta(), now=Clock())
+    for i in range(4):
+        feed(c, "client", {"type": "conversation.item.create", "item": {"type": "function_call_output",
+                                                                         "call_id": f"c{i}", "output": "x"}})
+        feed(c, "client", {"type": "conversation.item.create", "item": {
+            "type": "mcp_approval_response", "id": f"a{i}", "approval_request_id": "q", "approve": True}})
+    (r,) = feed(c, "server", done())
+    assert [m["tool_call_id"] for m in r["messages"]] == ["c2", "c3"]
+    assert [t["id"] for t in r["response"]["tool_calls"]] == ["a2", "a3"]
+    assert c.finish(SessionEnd("client", 1000))["messages_dropped"] == 4
+
+
+def test_several_unreported_responses_share_out_what_was_relayed_once() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "content": [
+        {"type": "input_text", "text": "x" * 40}]}})
+    c.note_audio(8_000, 0)
+    for rid in ("r1", "r2"):
+        feed(c, "server", {"type": "response.created", "response": {"id": rid}})
+    feed(c, "client", {"type": "response.create"})
+    first, second = c.unsettled()
+    assert first["usage"]["input_token_details"]["text_tokens"] == 10
+    assert first["usage"]["input_token_details"]["audio_tokens"] > 0
+    # the second was sent after the first: the same input is not billed twice
+    assert second["usage"]["input_token_details"] == {"text_tokens": 0, "audio_tokens": 0, "cached_tokens": 0,
+                                                      "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0}}
+    feed(c, "server", {"type": "response.created", "response": {"id": "r3"}})
+    feed(c, "client", {"type": "response.create"})
+    (third,) = c.unsettled()  # nothing relayed since: nothing in
+    assert third["usage"]["input_tokens"] == 0
+    s = c.finish(SessionEnd("client", 1001))
+    assert (s["responses_estimated"], s["responses_unestimated"], s["responses_in_flight"]) == (3, 2, 5)
+
+
+def test_nothing_relayed_estimates_no_input_audio() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "server", {"type": "response.created", "response": {"id": "r1"}})
+    (r,) = c.unsettled()
+    assert r["usage"]["total_tokens"] == 0
+
+
+def test_a_transcription_sessions_own_events_update_its_config_and_settle_its_items() -> None:
+    c = Collector(attrs.evolve(meta(), call_type="transcription"), now=Clock())
+    c._transcription_session = True
+    feed(c, "server", {"type": "transcription_session.updated", "session": {
+        "input_audio_transcription": {"model": "whisper-1"}}})
+    assert c.config.transcription_model == "whisper-1"
+    feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "i1"})
+    assert c.in_flight == 1
+    feed(c, "server", {"type": "conversation.item.input_audio_transcription.failed", "item_id": "i1"})
+    assert c.in_flight == 0
+    s = c.finish(SessionEnd("client", 1000))
+    assert s["transcriptions_unreported"] == 0 and s["upstream_session_id"] is None and s["last_error_event"] is None
