@@ -218,10 +218,13 @@ async def test_workers_exit_when_their_supervisor_is_killed(tmp_path: Path) -> N
         with trio.fail_after(15):
             while any(_alive(pid) for pid in workers):
                 await trio.sleep(0.05)
-    # they shut down (SIGTERM from the kernel), and the ports are free again
+    # they shut down (SIGTERM from the kernel), and nothing listens on the ports any more
+    # (SO_REUSEADDR: the health checks' TIME_WAIT sockets allow a bind, a live listener does not)
     for p in (port, rt_port):
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", p))
+            s.listen()
 
 
 async def test_simulate_serves_the_offline_model_standalone(tmp_path: Path) -> None:
