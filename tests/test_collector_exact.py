@@ -4,15 +4,16 @@ transcriptions (found loosely pinned by the mutation run of 2026-12-02)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import attrs
 
-from rtproxy.protocols.realtime.collector import Collector
+from rtproxy.protocols.realtime.collector import MAX_OPEN_RESPONSES, MAX_OPEN_TRANSCRIPTIONS, Collector
 from rtproxy.spend.pricing import Price
 from rtproxy.spend.records import SessionEnd
 
-from .test_collector import Clock, feed, meta
+from .test_collector import PRICE, Clock, feed, meta
 
 
 def done(*output: dict[str, Any], rid: str = "resp_1") -> dict[str, Any]:
@@ -325,3 +326,170 @@ def test_a_transcription_sessions_own_events_update_its_config_and_settle_its_it
     assert c.in_flight == 0
     s = c.finish(SessionEnd("client", 1000))
     assert s["transcriptions_unreported"] == 0 and s["upstream_session_id"] is None and s["last_error_event"] is None
+
+
+def test_fields_of_the_wrong_type_read_as_absent_and_never_raise() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "server", {"type": "session.created", "session": {"id": 123, "tools": ["junk", {"type": "function",
+                                                                                        "name": "f", "headers": 1}]}})
+    feed(c, "server", {"type": "conversation.item.done", "item": {"type": "mcp_list_tools", "id": "l1"}})
+    feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "role": "user"}})
+    feed(c, "server", {"type": "conversation.item.input_audio_transcription.failed", "item_id": "never-committed"})
+    feed(c, "server", {"type": "response.output_text.delta", "response_id": "unknown", "delta": "x"})
+    (r,) = feed(c, "server", done({"type": "message", "content": "not a list"},
+                                  {"type": "message", "content": [{"type": "output_text"},
+                                                                  {"type": "output_audio", "text": "not text"}]}))
+    assert c.upstream_session_id is None
+    assert c.config.tools == ["junk", {"type": "function", "name": "f", "headers": 1}]  # function tools as they are
+    assert r["response"]["tool_calls"] == [{"id": "l1", "type": "mcp_list_tools", "mcp": {"server_label": None,
+                                                                                         "tools": []}}]
+    assert r["response"]["output_text"] is None and r["messages"] == []
+
+
+def test_a_boolean_in_usage_is_skipped_and_the_counts_after_it_still_add_up() -> None:
+    c = Collector(meta(), now=Clock())
+    for rid in ("r1", "r2"):
+        feed(c, "server", {"type": "response.done", "response": {
+            "id": rid, "usage": {"flag": True, "input_tokens": 3, "output_tokens": 2}}})
+    assert c.usage == {"input_tokens": 6, "output_tokens": 4}
+
+
+def test_a_responses_tool_overrides_are_recorded_redacted_and_a_non_object_is_no_override() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "client", {"type": "response.create", "response": {"tools": [
+        {"type": "mcp", "server_label": "d", "server_url": "https://h/p?token=s", "authorization": "Bearer s"}]}})
+    (r,) = feed(c, "server", done())
+    assert r["proxy_server_request"]["response_overrides"] == {
+        "tools": [{"type": "mcp", "server_label": "d", "server_url": "https://h/p?[redacted]"}]}
+    for junk in ("junk", {}):
+        feed(c, "client", {"type": "response.create", "response": junk})
+        (r,) = feed(c, "server", done())
+        assert "response_overrides" not in r["proxy_server_request"]
+
+
+def test_instructions_are_one_system_message_first_once_per_change() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "content": [
+        {"type": "input_text", "text": "Hi"}]}})
+    feed(c, "client", {"type": "session.update", "session": {"instructions": "Be brief."}})
+    (r,) = feed(c, "server", done())
+    assert [m["role"] for m in r["messages"]] == ["system", "user"]
+    feed(c, "server", {"type": "session.updated", "session": {"instructions": "Be brief."}})  # the same: not again
+    (r,) = feed(c, "server", done(rid="r2"))
+    assert r["messages"] == []
+    feed(c, "client", {"type": "session.update", "session": {"instructions": ""}})  # cleared: nothing to record
+    (r,) = feed(c, "server", done(rid="r3"))
+    assert r["messages"] == []
+
+
+def test_typed_text_and_streamed_deltas_add_up_in_an_estimate() -> None:
+    c = Collector(meta(), now=Clock())
+    for text in ("x" * 40, "y" * 40):
+        feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "content": [
+            {"type": "input_text", "text": text}]}})
+    feed(c, "server", {"type": "response.created", "response": {"id": "r1"}})
+    for _ in range(2):
+        feed(c, "server", {"type": "response.output_text.delta", "response_id": "r1", "delta": "x" * 8})
+    (r,) = c.unsettled()
+    assert r["usage"]["input_token_details"]["text_tokens"] == 20  # 80 characters
+    assert r["usage"]["output_token_details"]["text_tokens"] == 4  # 16 characters
+
+
+def test_audio_relayed_before_the_first_count_is_counted_from_zero() -> None:
+    # 3,201 base64 bytes out are 2 estimated tokens, 3,200 are 1; 6,401 in are 2, 6,400 are 1
+    c = Collector(meta(), now=Clock())
+    feed(c, "server", {"type": "response.created", "response": {"id": "r1"}})
+    c.note_audio(6_401, 3_201)
+    (r,) = c.unsettled()
+    assert r["usage"]["output_token_details"]["audio_tokens"] == 2
+    assert r["usage"]["input_token_details"]["audio_tokens"] == 2
+
+
+def test_committed_audio_awaits_a_transcription_only_while_transcription_is_on_and_within_the_bound() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "i0"})
+    feed(c, "server", {"type": "input_audio_buffer.committed"})
+    assert c.in_flight == 0
+    feed(c, "server", {"type": "session.updated", "session": {"audio": {"input": {"transcription": {
+        "model": "gpt-4o-transcribe"}}}}})
+    feed(c, "server", {"type": "input_audio_buffer.committed"})  # no item id: nothing to wait for
+    assert c.in_flight == 0
+    for i in range(MAX_OPEN_TRANSCRIPTIONS + 5):
+        feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": f"i{i + 1}"})
+    assert c.in_flight == MAX_OPEN_TRANSCRIPTIONS
+
+
+def test_a_transcription_in_a_conversation_without_a_transcription_model_is_unpriced() -> None:
+    asked: list[Any] = []
+    c = Collector(attrs.evolve(meta(), model_price=lambda name: asked.append(name) or PRICE), now=Clock())
+    (r,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed", "item_id": "i1",
+                              "transcript": "hi", "usage": {"type": "tokens", "input_tokens": 5}})
+    assert (r["transcription_model"], r["cost_usd"], asked) == (None, None, [])
+
+
+def test_responses_requested_started_refused_and_untracked_are_each_counted() -> None:
+    c = Collector(meta(), now=Clock())
+    for _ in range(3):
+        feed(c, "client", {"type": "response.create"})
+    assert c.in_flight == 3
+    feed(c, "server", {"type": "error", "error": {"code": "x"}})  # one refused
+    assert c.in_flight == 2
+    feed(c, "server", {"type": "response.created", "response": {}})  # no id: not tracked
+    feed(c, "server", {"type": "response.created", "response": {"id": ""}})
+    assert (c.in_flight, c.untracked_responses) == (0, 2)
+    for i in range(MAX_OPEN_RESPONSES + 1):
+        feed(c, "server", {"type": "response.created", "response": {"id": f"r{i}"}})
+    assert (c.in_flight, c.untracked_responses) == (MAX_OPEN_RESPONSES, 3)
+
+
+def test_a_webrtc_session_says_its_transport_in_every_record() -> None:
+    c = Collector(attrs.evolve(meta(), transport="webrtc"), now=Clock())
+    (r,) = feed(c, "server", done())
+    assert r["transport"] == "webrtc" and c.finish(SessionEnd("client", 1000))["transport"] == "webrtc"
+    assert "transport" not in Collector(meta(), now=Clock()).finish(SessionEnd("client", 1000))
+
+
+def test_a_response_lasts_from_its_created_to_its_done_to_the_millisecond() -> None:
+    clock = Clock()  # it moves 250 ms per reading
+    c = Collector(meta(), now=clock)
+    feed(c, "server", {"type": "response.created", "response": {"id": "resp_1"}})
+    clock.t += timedelta(milliseconds=750)
+    (r,) = feed(c, "server", done())
+    assert r["duration_ms"] == 1000
+
+
+def test_a_session_ended_without_settling_counts_what_was_still_open() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "server", {"type": "session.updated", "session": {"audio": {"input": {"transcription": {
+        "model": "gpt-4o-transcribe"}}}}})
+    feed(c, "server", {"type": "response.created", "response": {"id": "r1"}})
+    feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "i1"})
+    s = c.finish(SessionEnd("client", 1000))
+    assert (s["responses_in_flight"], s["transcriptions_unreported"]) == (1, 1)
+
+
+def test_transcriptions_never_reported_add_up_over_several_settles() -> None:
+    c = Collector(meta(), now=Clock())
+    feed(c, "server", {"type": "session.updated", "session": {"audio": {"input": {"transcription": {
+        "model": "gpt-4o-transcribe"}}}}})
+    for item_id in ("i1", "i2"):
+        feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": item_id})
+    c.unsettled()
+    feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "i3"})
+    c.unsettled()
+    assert c.finish(SessionEnd("client", 1000))["transcriptions_unreported"] == 3
+
+
+def test_without_stored_prompts_the_session_record_has_no_tools() -> None:
+    c = Collector(meta(store_prompts=False), now=Clock())
+    feed(c, "client", {"type": "session.update", "session": {"tools": [{"type": "function", "name": "f"}]}})
+    assert c.finish(SessionEnd("client", 1000))["tools"] is None
+
+
+def test_a_response_its_price_cannot_price_leaves_the_session_cost_unknown() -> None:
+    c = Collector(meta(), now=Clock())  # priced per token, no hourly rate
+    (r,) = feed(c, "server", {"type": "response.done", "response": {"id": "r1", "usage": {"type": "duration",
+                                                                                       "seconds": 3}}})
+    assert (r["cost_usd"], c.cost_usd) == (None, None)
+    feed(c, "server", done(rid="r2"))
+    assert c.finish(SessionEnd("client", 1000))["cost_usd"] is None

@@ -524,8 +524,8 @@ class Collector:
         cost, breakdown = price_usage(usage, self.meta.price)
         self.responses += 1
         _add_usage(self.usage, usage)
-        if self.cost_usd is not None and cost is not None:
-            self.cost_usd = round(self.cost_usd + cost, 10)
+        if self.cost_usd is not None:  # a response the price cannot price makes the total unknown
+            self.cost_usd = None if cost is None else round(self.cost_usd + cost, 10)
         record = self._base("response")
         record.update({
             "response_id": rid,
