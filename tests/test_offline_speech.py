@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from rtproxy.offline import hearing
-from rtproxy.offline.hearing import Ears, choose, transcript
+from rtproxy.offline.ears import Ears
+from rtproxy.offline.hearing import choose, transcript
 from rtproxy.offline.live import OfflineLiveModel
 from rtproxy.offline.model import JOKE, MAX_UNHEARD, OfflineModel, _topic_words
 from rtproxy.offline.resample import resample
@@ -93,6 +94,7 @@ def test_the_jsgf_text_names_every_rule_once_and_only_utt_is_public() -> None:
     # a clear win for the grammar: kept even with no word in common
     (("tell me a joke", 1.4), ("do me a job", 1.0), "tell me a joke"),
     (("tell me a joke", 1.39), ("you know", 1.0), "you know"),
+    (("tell me a joke", 1.4), ("you know", 1.0), "tell me a joke"),  # at the ratio, uncorroborated
     # a narrower win needs half its words corroborated
     (("hello how are you", 1.2), ("oh are you", 1.0), "hello how are you"),
     (("hello how are you", 1.19), ("oh are you", 1.0), "oh are you"),
@@ -126,6 +128,7 @@ def test_a_tools_topic_words_leave_out_what_it_does() -> None:
     assert _topic_words("get_weather") == {"weather"}
     assert _topic_words("lookupOrderStatus") == {"order", "status"}
     assert _topic_words("get") == frozenset()
+    assert _topic_words("get_map") == {"map"}  # three letters are a word
 
 
 # -- the model waits for its words ----------------------------------------------------------------
@@ -158,7 +161,9 @@ def test_a_response_create_before_the_words_waits_and_a_second_one_is_refused() 
     h.send({"type": "input_audio_buffer.commit"})
     assert h.send({"type": "response.create"}) == []
     (refused,) = h.send({"type": "response.create", "event_id": "second"})
-    assert refused["error"]["code"] == "conversation_already_has_active_response"
+    assert refused["error"] == {"type": "invalid_request_error", "code": "conversation_already_has_active_response",
+                                "message": "Conversation already has a response waiting for its input audio to be "
+                                           "heard.", "param": None, "event_id": "second"}
     (item_id, _), = h.model.take_unheard()
     assert types(h.heard(item_id, "Tell me a joke.")) == ["response.created"]
     reply = h.drain()
@@ -180,9 +185,9 @@ def test_words_not_recognized_leave_the_placeholder_transcript() -> None:
     h = Hearing()
     setup_session(h)
     h.speak(utterance(speech_ms=1600))
-    (item_id, _), = h.model.take_unheard()
+    (item_id, pcm), = h.model.take_unheard()
     done = h.heard(item_id, None)
-    assert done[1]["transcript"].startswith("(spoken, ")
+    assert done[1]["transcript"] == f"(spoken, {len(pcm) // 48 / 1000:.1f} seconds)" != "(spoken, 0.0 seconds)"
 
 
 def test_beyond_the_unheard_bound_an_utterance_gets_its_placeholder_at_once() -> None:
@@ -237,6 +242,36 @@ def test_replies_are_voiced_by_the_speaker_word_by_word() -> None:
     assert audio == b"".join(voiced.values())
     usage = out[-1]["response"]["usage"]
     assert usage["output_token_details"]["audio_tokens"] == 12  # 0.6 s at 20 tokens a second
+
+
+def test_a_speaker_speaks_audio_replies_only_and_a_word_count_it_misses_gets_tones() -> None:
+    spoken: list[str] = []
+
+    def speaker(text: str) -> list[tuple[str, bytes]]:
+        spoken.append(text)
+        return [(w, b"\x01\x00" * 1201) for w in text.split(" ")[:-1]]  # one word short
+
+    for modalities, expected in ((["text"], []), (["audio"], ["You said: hello"])):
+        model = OfflineModel(speaker=speaker)
+        model.receive(json.dumps({"type": "session.update", "session": {"type": "realtime",
+                                                                        "output_modalities": modalities}}))
+        model.receive(json.dumps({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}}))
+        model.receive(json.dumps({"type": "response.create"}))
+        while model.responding:
+            out = model.next_chunk()
+        assert spoken == expected
+    audio = out[-1]["response"]["output"][0]
+    assert audio["content"][0]["transcript"] == "You said: hello"  # in tones, every word
+
+
+def test_audio_of_part_milliseconds_is_billed_by_whole_milliseconds() -> None:
+    # 50 ms and one sample per word: 50 ms (1 token at 20 a second) each, not 50.04 (2 tokens)
+    model = OfflineModel(speaker=lambda text: [(w, b"\x01\x00" * 1201) for w in text.split(" ")])
+    model.receive(json.dumps({"type": "response.create"}))
+    while model.responding:
+        out = model.next_chunk()
+    assert out[-1]["response"]["usage"]["output_token_details"]["audio_tokens"] == 7  # "Hello! I am … model.": 7 words
 
 
 def test_a_speaker_that_fails_falls_back_to_tones() -> None:
@@ -296,6 +331,23 @@ def test_only_the_voiced_part_of_an_utterance_is_decoded() -> None:
     margin = hearing.MARGIN_MS // 10
     assert part == frame * margin + loud * 30 + quiet * 5 + loud * 10 + frame * margin
     assert hearing.voiced_part(quiet * 50) == b""
+
+
+def test_the_voiced_part_at_its_edges() -> None:
+    frame, loud = b"\x00\x00" * 160, b"\x10\x27" * 160  # 10 ms at 16 kHz: silent, RMS 10000
+    at_floor = (100).to_bytes(2, "little", signed=True) * 160  # RMS exactly VOICED_FLOOR: not voiced
+    assert hearing.voiced_part(loud * 3 + frame * 100) == loud * 3 + frame * (hearing.MARGIN_MS // 10)
+    assert hearing.voiced_part(at_floor * 20 + (1000).to_bytes(2, "little") * 160) == \
+        at_floor * 15 + (1000).to_bytes(2, "little") * 160
+    assert hearing.voiced_part(loud + b"\x10") == loud  # an odd byte is not a sample
+    assert hearing.voiced_part(loud[:300]) == b""  # less than one frame
+
+
+def test_a_recursive_grammar_is_refused_and_a_deep_one_is_not() -> None:
+    with pytest.raises(ValueError, match="^recursive grammar$"):
+        hearing.grammar_regex({"utt": "a <utt>"})
+    chain = {"utt": "<r1>", **{f"r{i}": f"<r{i + 1}>" for i in range(1, 11)}, "r11": "end"}
+    assert hearing.grammar_regex(chain).match("end ")
 
 
 def test_resampling_keeps_a_tones_pitch_and_length() -> None:

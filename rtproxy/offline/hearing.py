@@ -1,6 +1,6 @@
-"""The offline model's ears: pocketsphinx (its wheel carries a US-English model), loaded on first use.
+"""What the offline model's ears hear: the choice between two pocketsphinx decoders' answers.
 
-Two passes over each utterance, one decoder each:
+Two passes over each utterance, one decoder each (:mod:`rtproxy.offline.ears`):
 
 1. a **grammar** of what the offline model understands (:data:`RULES`: weather and time in a
    place, sums, jokes, greetings) — pocketsphinx's general model mishears synthetic speech
@@ -21,24 +21,14 @@ and normalized on its own (``cmn = batch``), so what is heard does not depend on
 session said before. An utterance with no voiced frame is heard as nothing (the general model
 "hears" a word in digital silence).
 
-Decoding costs 0.3–1 s of CPU per utterance here, so the model's server runs :meth:`Ears.hear`
-in a worker thread (:mod:`rtproxy.offline.server`), one at a time: a decoder is not thread-safe.
+This module is the decision, no I/O; :mod:`rtproxy.offline.ears` runs the two decoders over it.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import re
-import threading
-from typing import Any
 
 import numpy as np
-
-from .audio import SAMPLE_RATE
-from .resample import resample
-
-log = logging.getLogger("rtproxy.offline")
 
 #: The recognizer's sample rate.
 RECOGNIZER_HZ = 16000
@@ -148,51 +138,3 @@ def transcript(words: str) -> str:
     lead = [w for w in text.lower().split() if w not in _OPENERS][:1]
     mark = "?" if lead and lead[0] in _QUESTION_WORDS else "."
     return text[0].upper() + text[1:] + mark
-
-
-class Ears:
-    """PCM16 24 kHz mono → a transcript, by pocketsphinx."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._grammar: Any = None
-        self._general: Any = None
-
-    @staticmethod
-    def available() -> bool:
-        return importlib.util.find_spec("pocketsphinx") is not None
-
-    def _load(self) -> None:
-        import os
-        import tempfile
-
-        from pocketsphinx import Decoder  # type: ignore[import-untyped]
-
-        self._general = Decoder(samprate=RECOGNIZER_HZ, cmn="batch", loglevel="FATAL")
-        fd, path = tempfile.mkstemp(suffix=".gram")  # pocketsphinx reads a grammar from a file only
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(jsgf())
-            self._grammar = Decoder(samprate=RECOGNIZER_HZ, cmn="batch", jsgf=path, loglevel="FATAL")
-        finally:
-            os.unlink(path)
-        log.info("offline model hearing: pocketsphinx (grammar + general US-English model)")
-
-    @staticmethod
-    def _decode(decoder: Any, pcm16k: bytes) -> tuple[str, float]:
-        decoder.start_utt()
-        decoder.process_raw(pcm16k, full_utt=True)
-        decoder.end_utt()
-        hyp = decoder.hyp()
-        return (hyp.hypstr, float(hyp.score)) if hyp is not None else ("", 0.0)
-
-    def hear(self, pcm: bytes) -> str:
-        """The transcript of one utterance (PCM16 24 kHz); ``""`` when nothing was recognized."""
-        pcm = pcm[: MAX_UTTERANCE_MS * SAMPLE_RATE * 2 // 1000]
-        with self._lock:
-            if self._general is None:
-                self._load()
-            pcm16k = voiced_part(resample(pcm, SAMPLE_RATE, RECOGNIZER_HZ))
-            if not pcm16k:
-                return ""
-            return transcript(choose(self._decode(self._grammar, pcm16k), self._decode(self._general, pcm16k)))

@@ -52,7 +52,7 @@ from quart import Quart, Response, request, websocket
 
 from ..protocols.realtime.calls import OfferError, check_sdp, parse_offer
 from .audio import BYTES_PER_MS, SAMPLE_RATE
-from .hearing import Ears
+from .ears import Ears
 from .live import OfflineLiveModel
 from .model import OfflineModel
 from .voice import Voice

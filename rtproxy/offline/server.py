@@ -23,7 +23,7 @@ import attrs
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
-from .hearing import Ears
+from .ears import Ears
 from .live import OfflineLiveModel
 from .model import OfflineModel
 from .voice import Voice
