@@ -4,11 +4,12 @@ tool (code, words, param, the client's event id), and the session objects an upd
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
-from rtproxy.offline.model import OfflineModel
+from rtproxy.offline.model import ClientError, OfflineModel, audio_in_tokens, audio_out_tokens, text_tokens
 
 DEFAULT_TD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
               "create_response": True, "interrupt_response": True}
@@ -167,7 +168,7 @@ ITEM_REFUSALS = [
     ({"item": {"type": "function_call_output", "call_id": "c", "output": 5}},
      err("invalid_value", "function_call_output needs call_id and output strings", "item")),
     ({"item": {"type": "function_call", "name": "f"}},
-     err("invalid_value", "function_call needs name and call_id", "item")),
+     err("invalid_value", "function_call needs name, call_id and arguments strings", "item")),
     ({"item": {"type": "image"}}, err("invalid_value", "unsupported item type 'image'", "item.type")),
 ]
 
@@ -208,6 +209,8 @@ def test_an_item_is_stored_with_its_defaults_and_echoed_added_then_done() -> Non
      {"city": "London", "other": "Paris"}),  # names taken from the end
     ("Paris is first", {"city": {"type": "string"}}, {"city": "example"}),  # the first word is not a name
     ("call get_weather for Rome", {"city": {"type": "string"}}, {"city": "Rome"}),
+    ("in Paris", {"city": {"type": "string"}}, {"city": "Paris"}),  # the second word may be one
+    ("Weather for Paris via My_tool", {"city": {"type": "string"}}, {"city": "Paris"}),  # a name has no "_"
     ("add 2 and 3.5", {"a": {"type": "integer"}, "b": {"type": "number"}}, {"a": 2, "b": 3.5}),
     ("add -4 and nothing", {"a": {"type": "integer"}, "b": {"type": "number"}}, {"a": -4, "b": 1}),
     ("hello", {"u": {"type": "string", "enum": ["c", "f"]}, "ok": {"type": "boolean"}, "any": {}},
@@ -235,3 +238,13 @@ def test_the_vad_takes_the_sessions_turn_detection_with_its_defaults() -> None:
                            "silence_duration_ms": 0}}}}}))
     assert (model._vad_settings().threshold, model._vad_settings().prefix_padding_ms,
             model._vad_settings().silence_duration_ms) == (0.5, 0, 500)
+
+
+def test_ids_errors_and_token_counts_are_the_apis() -> None:
+    model = OfflineModel()
+    assert re.fullmatch(r"sess_[0-9a-f]{16}", model.session_id)
+    assert re.fullmatch(r"conv_[0-9a-f]{16}", model.conversation_id)
+    assert str(ClientError("invalid_value", "the message", "param")) == "the message"
+    assert [text_tokens(t) for t in ("", "a", "abcd", "abcde")] == [0, 1, 1, 2]
+    assert [audio_in_tokens(ms) for ms in (0, 100, 101, 1010)] == [0, 1, 2, 11]
+    assert [audio_out_tokens(ms) for ms in (0, 50, 51, 1010)] == [0, 1, 2, 21]

@@ -174,10 +174,9 @@ class OfflineModel:
         self.tools: list[dict[str, Any]] = []
         self.tool_choice: Any = "auto"
         self.items: list[Event] = []
-        self._item_ms: dict[str, int] = {}  # audio length of input audio items
+        #: Audio length of the input audio items in the conversation (pruned with them).
+        self._item_ms: dict[str, int] = {}
         self._input = bytearray()  # manual-mode input buffer
-        self._input_start_ms = 0
-        self._appended_ms = 0
         self._vad = Vad(self._vad_settings())
         self._vad_item: str | None = None
         self._response: _Response | None = None
@@ -380,6 +379,9 @@ class OfflineModel:
             if tr is not None and not isinstance(tr, dict):
                 raise ClientError("invalid_type", "transcription must be null or an object",
                                   "session.audio.input.transcription")
+            if isinstance(tr, dict) and tr.get("prompt") is not None and not isinstance(tr["prompt"], str):
+                raise ClientError("invalid_type", "transcription.prompt must be a string",
+                                  "session.audio.input.transcription.prompt")
             update["transcription"] = tr
         if voice is not None:
             if not isinstance(voice, str):
@@ -444,7 +446,6 @@ class OfflineModel:
 
     def feed_audio(self, pcm: bytes) -> list[Event]:
         """Input audio (PCM16 24 kHz mono) from an append or, over WebRTC, the microphone track."""
-        self._appended_ms += len(pcm) // BYTES_PER_MS
         if self.turn_detection is None:
             self._input += pcm
             if len(self._input) > MAX_INPUT_BUFFER_BYTES:
@@ -470,7 +471,7 @@ class OfflineModel:
         return out
 
     def _commit(self, event: Event) -> list[Event]:
-        ms = len(self._input) // BYTES_PER_MS
+        ms = len(self._input) / BYTES_PER_MS  # fractional, as the API's message reports it
         if ms < MIN_COMMIT_MS:
             raise ClientError("input_audio_buffer_commit_empty",
                               f"Error committing input audio buffer: buffer too small. Expected at least "
@@ -512,6 +513,8 @@ class OfflineModel:
             out.append(self._ev("conversation.item.input_audio_transcription.completed", item_id=item_id,
                                 content_index=0, transcript=transcript,
                                 usage=self._transcription_usage(ms, transcript)))
+        if self.transcribing:  # no conversation keeps the item: its length is not needed again
+            self._item_ms.pop(item_id, None)
         return out
 
     def _transcription_usage(self, ms: int, transcript: str) -> dict[str, Any]:
@@ -529,7 +532,7 @@ class OfflineModel:
     def _add_item(self, item: Event, previous: str | None) -> list[Event]:
         self.items.append(item)
         if len(self.items) > MAX_ITEMS:
-            del self.items[0]
+            self._item_ms.pop(self.items.pop(0)["id"], None)
         if self.beta:
             return [self._ev("conversation.item.added", previous_item_id=previous, item=item)]
         return [self._ev("conversation.item.added", previous_item_id=previous, item=item),
@@ -557,8 +560,8 @@ class OfflineModel:
             if not isinstance(item.get("call_id"), str) or not isinstance(item.get("output"), str):
                 raise ClientError("invalid_value", "function_call_output needs call_id and output strings", "item")
         elif itype == "function_call":
-            if not isinstance(item.get("name"), str) or not isinstance(item.get("call_id"), str):
-                raise ClientError("invalid_value", "function_call needs name and call_id", "item")
+            if not all(isinstance(item.get(k), str) for k in ("name", "call_id", "arguments")):
+                raise ClientError("invalid_value", "function_call needs name, call_id and arguments strings", "item")
         else:
             raise ClientError("invalid_value", f"unsupported item type {str(itype)[:40]!r}", "item.type")
         stored = copy.deepcopy(item)
@@ -577,6 +580,7 @@ class OfflineModel:
     def _item_delete(self, event: Event) -> list[Event]:
         item = self._find(event.get("item_id"))
         self.items.remove(item)
+        self._item_ms.pop(item["id"], None)  # a deleted item's audio is no longer input
         return [self._ev("conversation.item.deleted", item_id=item["id"])]
 
     def _item_retrieve(self, event: Event) -> list[Event]:
