@@ -248,3 +248,9 @@ def test_ids_errors_and_token_counts_are_the_apis() -> None:
     assert [text_tokens(t) for t in ("", "a", "abcd", "abcde")] == [0, 1, 1, 2]
     assert [audio_in_tokens(ms) for ms in (0, 100, 101, 1010)] == [0, 1, 2, 11]
     assert [audio_out_tokens(ms) for ms in (0, 50, 51, 1010)] == [0, 1, 2, 21]
+
+
+def test_a_session_expires_an_hour_after_it_was_created() -> None:
+    for model in (OfflineModel(), OfflineModel(dialect="beta"), OfflineModel(intent="transcription"),
+                  OfflineModel(dialect="beta", intent="transcription")):
+        assert model.session_object()["expires_at"] == model.created_at + 3600

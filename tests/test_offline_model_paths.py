@@ -73,6 +73,7 @@ def malformed_frames_and_unknown_types(d: Driver) -> None:
         d._take(d.model.receive(raw))
     d.send({"event_id": "e1"})  # no type
     d.send({"type": 7, "event_id": 9})  # a type and an id that are not strings
+    d.send({"type": ["session.update"]})  # nor hashable
     d.send({"type": "x" * 200, "event_id": "e2"})  # the type is quoted cut to 80 characters
 
 
@@ -210,6 +211,7 @@ def refused_tools(d: Driver) -> None:
         [{"name": "f", "parameters": "none"}], [{"type": "mcp", "server_url": "https://m"}],
         [{"type": "mcp", "server_label": "bad label", "server_url": "https://m"}],
         [{"type": "mcp", "server_label": "docs"}], [{"type": "mcp", "server_label": "docs", "server_url": 1}],
+        [{"type": "mcp", "server_label": "docs", "server_url": "https://m"}, {"name": "bad name"}],
     ]):
         d.send({**session(d, tools=tools), "event_id": f"s{i}"})
     d.send({**session(d, tools=[{"name": "f"}]), "event_id": "ok"})
@@ -232,7 +234,8 @@ def mcp_servers_list_ask_call_and_answer(d: Driver) -> None:
         {"type": "mcp", "server_label": "some", "server_url": "https://s.example/mcp",
          "require_approval": {"never": {"tool_names": ["echo"]}}, "allowed_tools": {"tool_names": ["echo"]}},
     ]))
-    d.send(session(d, tools=[{"type": "mcp", "server_label": "asks", "server_url": "https://a.example/mcp"}]))
+    d.send(session(d, tools=[{"type": "mcp", "server_label": "asks", "server_url": "https://a.example/mcp"},
+                             {"type": "mcp", "server_label": "late", "server_url": "https://l.example/mcp"}]))
     d.send(user_message("Please echo hello there"))  # "asks" is first and allows echo: it asks
     d.send({"type": "response.create"})
     d.drain()

@@ -190,6 +190,15 @@ def test_words_not_recognized_leave_the_placeholder_transcript() -> None:
     assert done[1]["transcript"] == f"(spoken, {len(pcm) // 48 / 1000:.1f} seconds)" != "(spoken, 0.0 seconds)"
 
 
+def test_an_item_deleted_before_its_words_are_heard_gets_a_placeholder_without_a_length() -> None:
+    h = Hearing()
+    setup_session(h)
+    h.speak(utterance())
+    (item_id, _), = h.model.take_unheard()
+    h.send({"type": "conversation.item.delete", "item_id": item_id})
+    assert h.heard(item_id, None)[1]["transcript"] == "(spoken, 0.0 seconds)"
+
+
 def test_beyond_the_unheard_bound_an_utterance_gets_its_placeholder_at_once() -> None:
     h = Hearing()
     h.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
