@@ -493,3 +493,14 @@ def test_a_response_its_price_cannot_price_leaves_the_session_cost_unknown() -> 
     assert (r["cost_usd"], c.cost_usd) == (None, None)
     feed(c, "server", done(rid="r2"))
     assert c.finish(SessionEnd("client", 1000))["cost_usd"] is None
+
+
+def test_an_unpriced_session_has_no_cost_even_without_responses() -> None:
+    c = Collector(meta(price=None), now=Clock())
+    assert c.finish(SessionEnd("client", 1000))["cost_usd"] is None
+
+
+def test_an_output_message_without_content_is_read_as_empty() -> None:
+    c = Collector(meta(), now=Clock())
+    (r,) = feed(c, "server", done({"type": "message"}))
+    assert r["response"]["output_text"] is None

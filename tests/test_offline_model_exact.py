@@ -3,6 +3,7 @@ tool (code, words, param, the client's event id), and the session objects an upd
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -254,3 +255,14 @@ def test_a_session_expires_an_hour_after_it_was_created() -> None:
     for model in (OfflineModel(), OfflineModel(dialect="beta"), OfflineModel(intent="transcription"),
                   OfflineModel(dialect="beta", intent="transcription")):
         assert model.session_object()["expires_at"] == model.created_at + 3600
+
+
+def test_a_transcription_session_keeps_nothing_per_transcribed_item() -> None:
+    model = OfflineModel(intent="transcription")
+    model.receive(json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {"input": {
+        "transcription": {"model": "gpt-4o-transcribe"}, "turn_detection": None}}}}))
+    for _ in range(3):
+        model.receive(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(bytes(9600)).decode()}))
+        out = model.receive(json.dumps({"type": "input_audio_buffer.commit"}))
+        assert out[-1]["type"] == "conversation.item.input_audio_transcription.completed"
+    assert model._item_ms == {}  # no conversation holds the items: their lengths are released

@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from rtproxy.offline import mcp
+
 from .audio_fixtures import append_events, utterance
 from .test_offline_model import Driver, user_message
 
@@ -112,3 +116,17 @@ def test_image_parts_count_as_image_input_tokens() -> None:
     assert usage["input_token_details"]["image_tokens"] == 256
     assert usage["input_tokens"] == sum(usage["input_token_details"][k] for k in ("text_tokens", "audio_tokens",
                                                                                   "image_tokens"))
+
+
+@pytest.mark.parametrize("tool, arguments, expected", [
+    ("echo", '{"text": "hi"}', ("hi", None)),
+    ("add", '{"a": 2, "b": 0.5}', ("2.5", None)),
+    ("add", '{"a": 2, "b": 3.0}', ("5", None)),
+    ("add", "{not json", (None, {"type": "tool_execution_error", "message": "arguments are not valid JSON"})),
+    ("add", "[1, 2]", (None, {"type": "tool_execution_error", "message": "arguments must be an object"})),
+    ("add", '{"a": "2", "b": 3}', (None, {"type": "tool_execution_error", "message": "bad arguments for add"})),
+    ("echo", '{"text": 1}', (None, {"type": "tool_execution_error", "message": "bad arguments for echo"})),
+])
+def test_the_simulated_mcp_tools_answer_or_fail_as_an_mcp_call_item_says(tool: str, arguments: str,
+                                                                          expected: tuple[Any, Any]) -> None:
+    assert mcp.call(tool, arguments) == expected
