@@ -25,7 +25,12 @@ from .errors import ConfigError
 
 MIB = 1024 * 1024
 
-Provider = Literal["openai", "azure", "local"]
+#: A module per provider in rtproxy/providers/; what each needs of a model is checked below (_check_model).
+Provider = Literal["openai", "azure", "gemini", "vertex", "local"]
+#: What the offline model speaks (``[[models]] dialect`` of a ``local`` model).
+LOCAL_DIALECTS = ("realtime", "gemini")
+#: The Gemini API's Live versions (``api_version`` of a ``gemini`` model).
+GEMINI_VERSIONS = ("v1", "v1beta", "v1alpha")
 Role = Literal["user", "admin"]
 Api = Literal["realtime", "transcription", "live"]
 
@@ -93,6 +98,11 @@ class ServerConfig:
     keep_alive_timeout_s: float = 5.0
     #: A client mid-request (its head or body) that sends nothing for this long is closed.
     http_read_timeout_s: float = 30.0
+    #: A REST request's body must arrive whole within this long of its head (it is at most 1 MiB):
+    #: slower, it is answered 408 and its connection closed, however steadily it trickles (a
+    #: byte per ``http_read_timeout_s`` would otherwise hold a connection slot for good). The
+    #: head itself must arrive within ``handshake_timeout_s``; the realtime listener reads no bodies.
+    http_body_timeout_s: float = 30.0
     #: Fragments one WebSocket message may arrive in; more close the connection with 1009.
     max_fragments_per_message: int = 1024
 
@@ -118,6 +128,10 @@ class StateConfig:
     timeout_s: float = 1.0
     #: Sessions open at once across everything sharing the store; unset: no such cap.
     max_open_sessions: int | None = None
+    #: Ephemeral tokens' session configs kept in the store at once per key (those too large to
+    #: travel inside the token), and their total UTF-8 bytes; beyond either, minting answers 429.
+    max_token_sessions_per_key: int = 256
+    max_token_session_bytes_per_key: int = 8 * 1024 * 1024
 
 
 @attrs.frozen
@@ -182,6 +196,15 @@ class ModelConfig:
     #: sessions (``?intent=transcription``) are routed by and that session updates may name.
     api: Api = "realtime"
     price: PriceConfig | None = None
+    #: What the upstream speaks, where a provider speaks more than one: a ``local`` model's
+    #: ``"realtime"`` (the default) or ``"gemini"``.
+    dialect: str | None = None
+    #: Vertex AI: the Google Cloud project and location (``"us-central1"``, ``"global"``).
+    project: str | None = None
+    location: str | None = None
+    #: Vertex AI: a service-account JSON file (relative to the config file); none: Application
+    #: Default Credentials.
+    credentials_file: str | None = None
 
     @property
     def target_model(self) -> str:
@@ -198,11 +221,13 @@ class KeyConfig:
     #: Model names this key may use; ``["*"]`` means all.
     models: tuple[str, ...] = ("*",)
     #: Input-transcription models (``whisper-1``, ``gpt-4o-transcribe``, …) a session of this key
-    #: may name in ``session.update``; the provider bills them apart. ``["*"]``: any.
-    transcription_models: tuple[str, ...] = ("*",)
+    #: may name in ``session.update``; the provider bills them apart. ``["*"]``: any. Not given:
+    #: the key's ``models`` (a key limited to some models is not open to every transcription model).
+    transcription_models: tuple[str, ...] | None = None
     #: GPT-Live delegated backend models (``delegation.responses.model``, ``decisions.model``) a
-    #: session of this key may name; the provider bills their tokens apart. ``["*"]``: any.
-    delegation_models: tuple[str, ...] = ("*",)
+    #: session of this key may name; the provider bills their tokens apart. ``["*"]``: any. Not
+    #: given: the key's ``models``.
+    delegation_models: tuple[str, ...] | None = None
     role: Role = "user"
     max_budget_usd: float | None = None
     max_sessions: int | None = None
@@ -363,6 +388,31 @@ def _check_price(p: PriceConfig, file: str, where: str) -> None:
                                        "(USD per 1M tokens) or audio_per_hour")
 
 
+_ENV_KEY = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
+
+
+def _check_model(m: ModelConfig) -> tuple[str, str] | None:
+    """What the model's provider needs of its entry: (field, problem), or None."""
+    if m.provider == "azure" and not m.api_base:
+        return "api_base", "azure models need api_base (https://<resource>.openai.azure.com)"
+    if m.provider == "azure" and not m.api_version:
+        return "api_version", "azure models need api_version"
+    if m.provider in _ENV_KEY and not m.api_key:
+        return "api_key", f"{m.provider} models need an api_key (e.g. \"env:{_ENV_KEY[m.provider]}\")"
+    if m.provider == "gemini" and m.api_version is not None and m.api_version not in GEMINI_VERSIONS:
+        return "api_version", f"the Gemini API serves Live on {', '.join(GEMINI_VERSIONS)}"
+    if m.provider == "vertex" and not m.project:
+        return "project", "vertex models need project (the Google Cloud project id)"
+    if m.provider == "vertex" and not m.location:
+        return "location", "vertex models need location (e.g. \"us-central1\", or \"global\")"
+    if m.dialect is not None and (m.provider != "local" or m.dialect not in LOCAL_DIALECTS):
+        return "dialect", f"dialect is for local models: {' or '.join(LOCAL_DIALECTS)}"
+    for field in ("project", "location", "credentials_file"):
+        if getattr(m, field) is not None and m.provider != "vertex":
+            return field, "is for vertex models"
+    return None
+
+
 def _check(cfg: Config, env: dict[str, str]) -> Config:
     file = cfg.source
     s = cfg.server
@@ -374,7 +424,7 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
         raise ConfigError(file, "server.max_message_bytes", "must be at least 1024 bytes")
     for name in ("handshake_timeout_s", "upstream_connect_timeout_s", "close_timeout_s", "shutdown_grace_s",
                  "client_send_timeout_s", "token_ttl_s", "keep_alive_timeout_s", "http_read_timeout_s",
-                 "live_start_timeout_s"):
+                 "http_body_timeout_s", "live_start_timeout_s"):
         if getattr(s, name) <= 0:
             raise ConfigError(file, f"server.{name}", "must be a positive number of seconds")
     for name in ("max_session_duration_s", "idle_timeout_s"):
@@ -412,6 +462,9 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
             raise ConfigError(file, f"state.{name}", "must be a positive number of seconds")
     if st.max_open_sessions is not None and st.max_open_sessions < 1:
         raise ConfigError(file, "state.max_open_sessions", "must be at least 1")
+    for name in ("max_token_sessions_per_key", "max_token_session_bytes_per_key"):
+        if getattr(st, name) < 1:
+            raise ConfigError(file, f"state.{name}", "must be at least 1")
     st = attrs.evolve(st, url=state_url)
 
     models: list[ModelConfig] = []
@@ -422,16 +475,16 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
             problem = "is empty" if not m.name else f"duplicate model name {m.name!r}"
             raise ConfigError(file, f"{where}.name", problem)
         seen.add(m.name)
-        if m.provider == "azure" and not m.api_base:
-            raise ConfigError(file, f"{where}.api_base", "azure models need api_base (https://<resource>.openai.azure.com)")
-        if m.provider == "azure" and not m.api_version:
-            raise ConfigError(file, f"{where}.api_version", "azure models need api_version")
         api_key = _resolve_secret(m.api_key, file, f"{where}.api_key", env)
-        if m.provider in ("openai", "azure") and not api_key:
-            raise ConfigError(file, f"{where}.api_key", f"{m.provider} models need an api_key (e.g. \"env:OPENAI_API_KEY\")")
+        m = attrs.evolve(m, api_key=api_key)
+        if m.credentials_file is not None:
+            m = attrs.evolve(m, credentials_file=str(cfg.resolve_path(m.credentials_file)))
+        problem = _check_model(m)
+        if problem is not None:
+            raise ConfigError(file, f"{where}.{problem[0]}", problem[1])
         if m.price is not None:
             _check_price(m.price, file, f"{where}.price")
-        models.append(attrs.evolve(m, api_key=api_key))
+        models.append(m)
 
     keys: list[KeyConfig] = []
     key_names: set[str] = set()

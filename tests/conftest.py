@@ -40,7 +40,8 @@ def make_config(tmp_path: Path, *, server: dict[str, Any] | None = None, models:
             {"name": "gpt-realtime-mini", "provider": "local", "upstream_model": "gpt-realtime-mini"},
         ],
         "keys": keys if keys is not None else [
-            {"name": "user", "key": USER_KEY, "models": ["gpt-realtime"]},
+            # the SDK clients' default session configs name transcription models: opted into here
+            {"name": "user", "key": USER_KEY, "models": ["gpt-realtime"], "transcription_models": ["*"]},
             {"name": "admin", "key": ADMIN_KEY, "role": "admin"},
         ],
     }

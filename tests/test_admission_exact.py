@@ -38,7 +38,8 @@ MODELS = [
 @pytest.fixture
 def env(tmp_path: Path) -> tuple[KeyStore, Any]:
     cfg = make_config(tmp_path, models=MODELS, keys=[
-        {"name": "user", "key": USER_KEY, "models": ["gpt-realtime", "dep", "gpt-live-1"]},
+        # a key limited to some models names its transcription models itself ("*": any)
+        {"name": "user", "key": USER_KEY, "models": ["gpt-realtime", "dep", "gpt-live-1"], "transcription_models": ["*"]},
         {"name": "none", "key": OTHER_KEY, "models": ["gpt-realtime"], "transcription_models": ["nothing"]},
         {"name": "admin", "key": ADMIN_KEY, "role": "admin"}],
         server={"allowed_origins": ["https://app.example"]})

@@ -19,6 +19,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"spend"}),
     frozenset({"state"}),
     frozenset({"protocols"}),
+    # provider modules (URLs, credentials, wire protocol) and the sans-IO translators between protocols
+    frozenset({"providers", "translate"}),
     frozenset({"relay"}),
     frozenset({"offline"}),
     frozenset({"server"}),

@@ -92,6 +92,7 @@ def test_a_text_turn_yields_a_full_response_record() -> None:
     feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "instructions": "Be terse.",
                                                              "tools": tools, "tool_choice": "auto",
                                                              "output_modalities": ["text"]}})
+    feed(c, "server", {"type": "session.updated", "session": {}})  # the provider confirms it
     feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "role": "user",
                                                                     "content": [{"type": "input_text", "text": "Hi"}]}})
     feed(c, "client", {"type": "response.create"})
@@ -136,6 +137,7 @@ def test_a_text_turn_yields_a_full_response_record() -> None:
 def test_voice_transcripts_and_beta_names_are_captured() -> None:
     c = Collector(meta())
     feed(c, "client", {"type": "session.update", "session": {"modalities": ["audio", "text"], "voice": "alloy"}})
+    feed(c, "server", {"type": "session.updated", "session": {}})  # the provider confirms it
     feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed", "item_id": "item_1",
                        "content_index": 0, "transcript": "What time is it?"})
     (record,) = feed(c, "server", {"type": "response.done", "response": {"id": "r", "status": "cancelled",
@@ -291,11 +293,13 @@ def test_a_whisper_transcription_is_billed_by_duration_and_an_unpriced_one_makes
     c = Collector(attrs.evolve(meta(), model_price=_priced), now=Clock())
     feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
         "transcription": {"model": "whisper-1"}}}}})
+    feed(c, "server", {"type": "session.updated", "session": {}})  # the provider confirms it
     (record,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed",
                                    "item_id": "i", "transcript": "", "usage": {"type": "duration", "seconds": 60}})
     assert record["cost_usd"] == pytest.approx(0.006) and record["transcript"] is None
     feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
         "transcription": {"model": "some-new-transcriber"}}}}})
+    feed(c, "server", {"type": "session.updated", "session": {}})  # the provider confirms it
     (unpriced,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed",
                                      "item_id": "j", "transcript": "x", "usage": {"type": "duration", "seconds": 1}})
     assert unpriced["cost_usd"] is None
@@ -324,6 +328,7 @@ def test_mcp_tool_lists_approvals_and_calls_are_recorded_as_tool_calls_without_c
     mcp_tool = {"type": "mcp", "server_label": "docs", "server_url": "https://u:p@mcp.example:8443/sse?token=s3cret",
                 "authorization": "Bearer s3cret", "headers": {"X-Api-Key": "s3cret"}, "require_approval": "never"}
     feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "tools": [mcp_tool]}})
+    feed(c, "server", {"type": "session.updated", "session": {}})  # the provider confirms it
     feed(c, "server", {"type": "conversation.item.done", "item": {
         "id": "mcpl_1", "type": "mcp_list_tools", "server_label": "docs",
         "tools": [{"name": "echo", "input_schema": {}}, {"name": "add", "input_schema": {}}]}})

@@ -143,6 +143,7 @@ def test_an_input_transcription_is_its_own_record_priced_by_its_model() -> None:
     c = Collector(attrs.evolve(meta(), model_price=price_of), now=Clock())
     feed(c, "client", {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
         "transcription": {"model": "gpt-4o-transcribe"}}}}})
+    feed(c, "server", {"type": "session.updated", "session": {}})  # the provider confirms it
     feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "i1"})
     feed(c, "server", {"type": "input_audio_buffer.committed", "item_id": "i2"})
     (t,) = feed(c, "server", {"type": "conversation.item.input_audio_transcription.completed", "item_id": "i1",
@@ -205,12 +206,14 @@ def test_a_beta_session_config_is_recorded_as_the_request() -> None:
         "instructions": "Be brief.", "tools": "not a list", "tool_choice": "auto", "modalities": ["text"],
         "voice": "alloy", "turn_detection": {"type": "server_vad"},
         "input_audio_transcription": {"model": "whisper-1"}}})
+    feed(c, "server", {"type": "session.updated", "session": {}})  # the provider confirms it
     (r,) = feed(c, "server", done())
     assert r["proxy_server_request"] == {
         "model": "gpt-realtime", "instructions": "Be brief.", "tools": [], "tool_choice": "auto",
         "modalities": ["text"], "voice": "alloy", "turn_detection": {"type": "server_vad"},
         "input_audio_transcription": {"model": "whisper-1"}}
     feed(c, "client", {"type": "session.update", "session": {"output_modalities": ["audio"], "modalities": "x"}})
+    feed(c, "server", {"type": "session.updated", "session": {}})  # the provider confirms it
     (r,) = feed(c, "server", done(rid="resp_2"))
     assert r["proxy_server_request"]["modalities"] == ["audio"]
 
@@ -358,11 +361,13 @@ def test_a_responses_tool_overrides_are_recorded_redacted_and_a_non_object_is_no
     c = Collector(meta(), now=Clock())
     feed(c, "client", {"type": "response.create", "response": {"tools": [
         {"type": "mcp", "server_label": "d", "server_url": "https://h/p?token=s", "authorization": "Bearer s"}]}})
+    feed(c, "server", {"type": "response.created", "response": {"id": "resp_1"}})  # the provider started it
     (r,) = feed(c, "server", done())
     assert r["proxy_server_request"]["response_overrides"] == {
         "tools": [{"type": "mcp", "server_label": "d", "server_url": "https://h/p?[redacted]"}]}
     for junk in ("junk", {}):
         feed(c, "client", {"type": "response.create", "response": junk})
+        feed(c, "server", {"type": "response.created", "response": {"id": "resp_1"}})
         (r,) = feed(c, "server", done())
         assert "response_overrides" not in r["proxy_server_request"]
 
@@ -372,12 +377,14 @@ def test_instructions_are_one_system_message_first_once_per_change() -> None:
     feed(c, "client", {"type": "conversation.item.create", "item": {"type": "message", "content": [
         {"type": "input_text", "text": "Hi"}]}})
     feed(c, "client", {"type": "session.update", "session": {"instructions": "Be brief."}})
+    feed(c, "server", {"type": "session.updated", "session": {}})  # the provider confirms it
     (r,) = feed(c, "server", done())
     assert [m["role"] for m in r["messages"]] == ["system", "user"]
     feed(c, "server", {"type": "session.updated", "session": {"instructions": "Be brief."}})  # the same: not again
     (r,) = feed(c, "server", done(rid="r2"))
     assert r["messages"] == []
     feed(c, "client", {"type": "session.update", "session": {"instructions": ""}})  # cleared: nothing to record
+    feed(c, "server", {"type": "session.updated", "session": {}})  # the provider confirms it
     (r,) = feed(c, "server", done(rid="r3"))
     assert r["messages"] == []
 

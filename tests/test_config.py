@@ -77,7 +77,7 @@ def test_duplicate_model_name() -> None:
 
 def test_unknown_provider() -> None:
     err = error_of(base(models=[{"name": "m1", "provider": "acme"}]))
-    assert str(err) == "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'local', not 'acme'"
+    assert str(err) == "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'gemini', 'vertex', 'local', not 'acme'"
 
 
 def test_a_string_where_a_list_belongs_is_an_error() -> None:

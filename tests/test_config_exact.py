@@ -49,10 +49,10 @@ def base(**extra: Any) -> dict[str, Any]:
      "conf.toml: models[0].price: gives no rate: set input_text, input_audio, output_text, output_audio "
      "(USD per 1M tokens) or audio_per_hour"),
     (base(models=[{"name": "m1", "provider": "nope"}]),
-     "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'local', not 'nope'"),
+     "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'gemini', 'vertex', 'local', not 'nope'"),
     (base(server={"prot": 1}), "conf.toml: server: unknown key(s) (prot)"),
     (base(models=[{"name": "m1", "provider": "x @ y"}]),  # the path is after the last " @ "
-     "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'local', not 'x @ y'"),
+     "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'gemini', 'vertex', 'local', not 'x @ y'"),
     (base(models=[{"name": "m1", "provider": "local", "price": "4.0"}]),
      "conf.toml: models[0].price: must be a table (a [section], or { name = value, ... } inline)"),
     (base(models=[{"name": "m1", "provider": "local", "price": [4.0]}]),
@@ -64,7 +64,19 @@ def base(**extra: Any) -> dict[str, Any]:
     (base(models=[{"name": "m1", "provider": "openai"}]),
      'conf.toml: models[0].api_key: openai models need an api_key (e.g. "env:OPENAI_API_KEY")'),
     (base(models=[{"name": "m1", "provider": "azure", "api_base": "https://r.openai.azure.com", "api_version": "v1"}]),
-     'conf.toml: models[0].api_key: azure models need an api_key (e.g. "env:OPENAI_API_KEY")'),
+     'conf.toml: models[0].api_key: azure models need an api_key (e.g. "env:AZURE_OPENAI_API_KEY")'),
+    (base(models=[{"name": "g", "provider": "gemini"}]),
+     'conf.toml: models[0].api_key: gemini models need an api_key (e.g. "env:GEMINI_API_KEY")'),
+    (base(models=[{"name": "g", "provider": "gemini", "api_key": "k", "api_version": "v2"}]),
+     "conf.toml: models[0].api_version: the Gemini API serves Live on v1, v1beta, v1alpha"),
+    (base(models=[{"name": "v", "provider": "vertex", "location": "global"}]),
+     "conf.toml: models[0].project: vertex models need project (the Google Cloud project id)"),
+    (base(models=[{"name": "v", "provider": "vertex", "project": "p"}]),
+     'conf.toml: models[0].location: vertex models need location (e.g. "us-central1", or "global")'),
+    (base(models=[{"name": "l", "provider": "local", "dialect": "xai"}]),
+     "conf.toml: models[0].dialect: dialect is for local models: realtime or gemini"),
+    (base(models=[{"name": "o", "provider": "openai", "api_key": "k", "project": "p"}]),
+     "conf.toml: models[0].project: is for vertex models"),
 ], ids=lambda v: v.split(": ")[1] if isinstance(v, str) else None)
 def test_each_config_error_reads_exactly(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -182,7 +182,9 @@ def test_decisions_settings_merge_and_delegations_and_open_responses_are_bounded
     c = LiveCollector(meta(), now=Clock())
     feed(c, "client", {"type": "session.start", "session": {"model": "m", "delegation": {
         "type": "decisions", "decisions": {"model": "gpt-5.6-luna", "questions": []}}}})
+    feed(c, "server", {"type": "session.started", "session": {"id": "live_1"}})
     feed(c, "client", {"type": "session.update", "session": {"delegation": {"decisions": {"questions": [1]}}}})
+    feed(c, "server", {"type": "session.updated", "session": {"id": "live_1"}})
     assert c.delegation == {"type": "decisions", "decisions": {"model": "gpt-5.6-luna", "questions": [1]}}
     for i in range(live_collector.MAX_DELEGATIONS + 2):
         feed(c, "server", {"type": "session.delegation.created", "offset_ms": i,

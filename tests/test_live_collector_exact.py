@@ -39,6 +39,8 @@ def call(name: str, **where: Any) -> dict[str, Any]:
 def start(c: LiveCollector, model: str = "gpt-5.6-luna") -> None:
     c.feed("client", json.dumps({"type": "session.start", "session": {  # type: ignore[arg-type]
         "model": "gpt-live-1", "delegation": {"type": "responses", "responses": {"model": model}}}}).encode())
+    # the provider confirms it (the records carry a client's config only then)
+    c.feed("server", json.dumps({"type": "session.started", "session": {"id": "live_1"}}).encode())  # type: ignore[arg-type]
 
 
 def test_deltas_and_calls_go_to_the_response_they_name_else_to_the_one_open_under_their_delegation() -> None:
@@ -216,8 +218,11 @@ def test_a_session_record_before_anything_happened_says_none_not_empty() -> None
 def test_instructions_repeated_unchanged_are_recorded_once() -> None:
     c = LiveCollector(meta(), now=Clock())
     feed(c, "client", {"type": "session.start", "session": {"model": "gpt-live-1", "instructions": "Be brief."}})
+    feed(c, "server", {"type": "session.started", "session": {"id": "live_1"}})
     feed(c, "client", {"type": "session.update", "session": {"instructions": "Be brief."}})
     feed(c, "client", {"type": "session.update", "session": {"instructions": "Be briefer."}})
+    for _ in range(2):  # each confirmed in turn
+        feed(c, "server", {"type": "session.updated", "session": {"id": "live_1"}})
     (r,) = feed(c, "server", {"type": "session.usage.updated", "usage": {"seconds": 1}})
     assert [m["content"] for m in r["messages"]] == ["Be brief.", "Be briefer."]
 

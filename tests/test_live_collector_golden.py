@@ -61,6 +61,7 @@ SCRIPT: list[tuple[str, dict[str, Any]]] = [
     ("client", {"type": "session.commentary.append", "delegation_id": None, "content": "Mention the wind."}),
     ("client", {"type": "session.update", "session": {"delegation": {"type": "responses", "responses": {
         "model": "gpt-5.6-luna", "tools": TOOLS[:1]}}}}),
+    ("server", {"type": "session.updated", "event_id": "e1u", "session": {"id": "live_up_1", "model": "gpt-live-1"}}),
     ("server", {"type": "session.delegation.created", "event_id": "e2", "offset_ms": 9000, "delegation": {
         "id": "d_2", "type": "delegation", "target": "client"}}),
     ("client", {"type": "session.thinking.append", "delegation_id": "d_2", "content": "Windy, 20 km/h."}),

@@ -42,7 +42,7 @@ async def test_a_client_refused_after_its_predial_leaves_no_upstream_connection(
         finally:
             dialed.set()
 
-    async def check_after_the_dial(*args: object) -> object:
+    async def check_after_the_dial(*args: object, **kwargs: object) -> object:
         # deterministic order: the upstream is open before the refusal (the common case is the
         # other way round; a dial still in flight is cancelled, see the next test)
         with trio.fail_after(5):

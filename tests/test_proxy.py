@@ -149,7 +149,9 @@ async def test_azure_upstream_gets_deployment_api_version_and_api_key(
 async def test_frames_are_forwarded_byte_for_byte_both_ways(
         nursery: trio.Nursery, tmp_path: Path, fake_upstream: FakeUpstream, listener: str) -> None:
     srv = await server_with_fake(nursery, tmp_path, fake_upstream)
-    odd_text = '{ "type" :"x.unknown",  "v": "é\\u00e9 ✓", "n": 1.50 }'
+    # odd, but its bytes prove its one top-level type (a \u escape would not: such a client frame is
+    # forwarded as parsed, tests/test_gate_parse.py)
+    odd_text = '{ "type" :"x.unknown",  "v": "é ✓", "n": 1.50 }'
     payloads = [odd_text, b"\x00\x01binary\xff", b"", ""]
     async with ws_connect(srv.ws_url(listener, query="model=fake"), headers=auth_headers(USER_KEY)) as ws:
         assert json.loads(await ws.get_message())["type"] == "session.created"
@@ -375,18 +377,25 @@ async def test_a_session_update_naming_a_model_the_key_may_not_use_is_refused_no
     assert (update["type"] in seen_types) == (code is None)
 
 
-async def test_a_key_without_a_transcription_list_may_name_any_transcription_model(
+async def test_a_transcription_list_defaults_to_the_keys_models_and_star_opens_them_all(
         nursery: trio.Nursery, tmp_path: Path, fake_upstream: FakeUpstream, listener: str) -> None:
-    srv = await server_with_fake(nursery, tmp_path, fake_upstream)
-    # transcription_models defaults to ["*"]
+    srv = await server_with_fake(nursery, tmp_path, fake_upstream, keys=[
+        {"name": "any-asr", "key": "test-any-asr-key-0123456789", "models": ["fake"], "transcription_models": ["*"]}])
+    # "user" lists models but no transcription models: only its models may be named
     async with ws_connect(srv.ws_url(listener, query="model=fake"), headers=auth_headers(USER_KEY)) as ws:
+        await ws.get_message()
+        await send_event(ws, transcription_update("gpt-4o-transcribe"))
+        events = await events_until(ws, "error")
+        assert events[-1]["error"]["code"] == "model_not_allowed"
+    async with ws_connect(srv.ws_url(listener, query="model=fake"),
+                          headers=auth_headers("test-any-asr-key-0123456789")) as ws:
         await ws.get_message()
         await send_event(ws, transcription_update("gpt-4o-transcribe"))
         await ws.send_message('{"type":"ping","n":2}')
         with trio.fail_after(10):
             while json.loads(await ws.get_message()).get("n") != 2:
                 pass
-    assert "session.update" in [json.loads(m).get("type") for m in fake_upstream.received]
+    assert [json.loads(m).get("type") for m in fake_upstream.received].count("session.update") == 1
 
 
 def test_the_gate_echoes_the_offending_event_id_and_names_no_value_it_should_not() -> None:

@@ -27,7 +27,7 @@ def config(tmp_path: Path) -> Config:
         {"name": "gpt-realtime", "provider": "local"},
         {"name": "gpt-4o-transcribe", "provider": "local", "api": "transcription"},
         {"name": "whisper-1", "provider": "local", "api": "transcription"},
-    ], keys=[{"name": "user", "key": USER_KEY, "models": ["gpt-realtime"]}])
+    ], keys=[{"name": "user", "key": USER_KEY, "models": ["gpt-realtime"], "transcription_models": ["*"]}])
 
 
 async def run_client(port: int, mode: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from rtproxy.state import KeyLimits, MemoryStore, SqliteStore, StateStore, StateStoreError
+from rtproxy.state import Charge, KeyLimits, MemoryStore, SqliteStore, StateStore, StateStoreError, StoreLostData
 from rtproxy.state import sqlite as sqlite_module
 from rtproxy.state.redis import RedisStore
 
@@ -36,6 +36,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     else:
         server = request.getfixturevalue("redis")
         s = RedisStore(server.url)
+    await s.rebuild("test-host:spend.jsonl", {}, [], epoch="e1")  # as the gateway does at start-up
     yield s
     await s.aclose()
 
@@ -89,11 +90,86 @@ async def test_spend_adds_up_and_a_spent_budget_refuses(store: StateStore) -> No
     assert refusal is not None and refusal.code == "budget_exceeded" and "$0.75" in refusal.message
 
 
-async def test_spend_is_seeded_once_and_then_only_grows(store: StateStore) -> None:
-    assert await store.seed_spend({"k": 2.0, "j": 1.0}) is True
+async def test_each_spend_log_is_added_once_per_epoch_and_then_spend_only_grows(store: StateStore) -> None:
+    assert await store.rebuild("host-a:spend.jsonl", {"k": 2.0, "j": 1.0}, [], epoch="other") == (True, "e1")
     await store.charge("k", 1.0)
-    assert await store.seed_spend({"k": 0.0}) is False  # a second instance starting later
-    assert await store.spent(["k", "j"]) == {"k": pytest.approx(3.0), "j": pytest.approx(1.0)}
+    # the same log again (a worker of the same host, a restart): nothing added
+    assert await store.rebuild("host-a:spend.jsonl", {"k": 2.0}, [], epoch="other") == (False, "e1")
+    # another server's log: added
+    assert await store.rebuild("host-b:spend.jsonl", {"k": 0.5}, [], epoch="other") == (True, "e1")
+    assert await store.spent(["k", "j"]) == {"k": pytest.approx(3.5), "j": pytest.approx(1.0)}
+
+
+async def test_a_charge_is_applied_once_by_its_record_id(store: StateStore) -> None:
+    assert await store.charge("k", 0.25, "rec_1") == pytest.approx(0.25)
+    assert await store.charge("k", 0.25, "rec_1") == pytest.approx(0.25)  # a replay after an outage
+    assert await store.charge_batch([Charge("k", 0.5, "rec_2"), Charge("k", 0.5, "rec_2"), Charge("j", 1.0)]) == {
+        "k": pytest.approx(0.75), "j": pytest.approx(1.0)}
+    # a rebuild counts its newest records by id too: one already charged is not added again
+    assert await store.rebuild("host-b:spend.jsonl", {}, [Charge("k", 0.5, "rec_2"), Charge("k", 2.0, "rec_3")],
+                               epoch="e9") == (True, "e1")
+    assert await store.spent(["k"]) == {"k": pytest.approx(2.75)}
+
+
+async def test_renewal_names_the_leases_that_are_gone(store: StateStore) -> None:
+    limits = KeyLimits("k", max_sessions=1)
+    assert await store.admit("a", "me", limits, now=100, lease_s=10) is None
+    assert await store.renew([("a", "k"), ("gone", "k")], now=105, lease_s=10) == ["gone"]
+    assert await store.admit("b", "other", limits, now=116, lease_s=10) is None  # a's lease ran out: swept
+    assert await store.renew([("a", "k")], now=117, lease_s=10) == ["a"]
+
+
+async def test_an_owner_keeps_blobs_up_to_its_count_and_bytes(store: StateStore) -> None:
+    put = store.put_owned_blob
+    assert await put("t1", "x" * 100, "k", max_count=2, max_bytes=250, now=100, ttl_s=10)
+    assert await put("t2", "x" * 100, "k", max_count=2, max_bytes=250, now=100, ttl_s=10)
+    assert not await put("t3", "x", "k", max_count=2, max_bytes=250, now=100, ttl_s=10)  # count
+    assert await put("u1", "x" * 200, "other", max_count=2, max_bytes=250, now=100, ttl_s=10)
+    assert not await put("u2", "x" * 51, "other", max_count=2, max_bytes=250, now=100, ttl_s=10)  # bytes
+    assert await store.get_blob("t3", now=100) is None and await store.get_blob("t2", now=100) == "x" * 100
+
+
+async def test_a_store_that_lost_its_data_refuses_to_admit_or_charge_until_rebuilt(tmp_path: Path) -> None:
+    for s in (SqliteStore(tmp_path / "fresh.sqlite3"),):
+        with pytest.raises(StoreLostData):
+            await s.admit("s", "me", KeyLimits("k"), lease_s=LEASE_S)
+        with pytest.raises(StoreLostData):
+            await s.charge("k", 1.0, "rec_1")
+        assert await s.epoch() is None
+        assert await s.rebuild("h", {"k": 1.0}, [], epoch="e2") == (True, "e2")
+        assert await s.charge("k", 1.0, "rec_1") == pytest.approx(2.0)
+        await s.aclose()
+
+
+async def test_a_redis_restarted_empty_has_no_epoch_and_refuses_until_rebuilt(tmp_path: Path) -> None:
+    with redis_server(tmp_path / "r") as server:
+        store = RedisStore(server.url)
+        await store.rebuild("h", {"k": 1.0}, [], epoch="e1")
+        assert await store.charge("k", 1.0, "rec_1") == pytest.approx(2.0)
+    with redis_server(tmp_path / "r"):  # the same socket, an empty server
+        with pytest.raises(StateStoreError):
+            await store.epoch()  # the old connection is gone: the next call dials again
+        assert await store.epoch() is None
+        with pytest.raises(StoreLostData):
+            await store.admit("s", "me", KeyLimits("k", max_budget_usd=1.5), lease_s=LEASE_S)
+        with pytest.raises(StoreLostData):
+            await store.charge("k", 1.0, "rec_2")
+        assert await store.rebuild("h", {"k": 2.0}, [], epoch="e2") == (True, "e2")
+        refusal = await store.admit("s", "me", KeyLimits("k", max_budget_usd=1.5), lease_s=LEASE_S)
+        assert refusal is not None and refusal.code == "budget_exceeded"
+    await store.aclose()
+
+
+async def test_redis_stamps_leases_with_its_own_clock_when_the_caller_names_none(redis: RedisServer) -> None:
+    store = RedisStore(redis.url)
+    await store.rebuild("h", {}, [], epoch="e1")
+    limits = KeyLimits("k", max_sessions=1)
+    assert await store.admit("a", "server-a", limits, lease_s=LEASE_S) is None
+    # the gateway passes no clock: Redis's TIME stamps and sweeps every lease
+    refusal = await store.admit("b", "server-b-ahead", limits, lease_s=LEASE_S)
+    assert refusal is not None and refusal.code == "too_many_sessions"
+    assert await store.open_sessions("k") == 1
+    await store.aclose()
 
 
 async def test_concurrent_admissions_never_exceed_the_cap(store: StateStore) -> None:
@@ -123,11 +199,13 @@ async def test_an_unreachable_redis_raises_a_store_error_naming_no_password(tmp_
 async def test_a_restarted_redis_is_used_again_and_its_scripts_reloaded(tmp_path: Path) -> None:
     with redis_server(tmp_path / "r") as server:
         store = RedisStore(server.url)
+        await store.rebuild("h", {}, [], epoch="e1")
         assert await store.admit("s1", "me", KeyLimits("k", max_sessions=1), now=1, lease_s=LEASE_S) is None
     with pytest.raises(StateStoreError):
         await store.admit("s2", "me", KeyLimits("k", max_sessions=1), now=1, lease_s=LEASE_S)
     with redis_server(tmp_path / "r"):
-        # a new, empty Redis: the connection is dialled again and the script loaded again
+        # a new, empty Redis: the connection is dialled again and the scripts loaded again
+        await store.rebuild("h", {}, [], epoch="e2")
         assert await store.admit("s2", "me", KeyLimits("k", max_sessions=1), now=1, lease_s=LEASE_S) is None
     await store.aclose()
 
@@ -152,6 +230,7 @@ class _Recording:
 async def test_sqlite_calls_run_on_the_event_loop_until_another_process_holds_the_write_lock(
         tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "state.sqlite3")
+    await store.rebuild("h", {}, [], epoch="e1")
     thread = store._db = _Recording(store._db)  # type: ignore[assignment]
     limits = KeyLimits("k", max_sessions=2)
     assert await store.admit("s1", "me", limits, now=1, lease_s=LEASE_S) is None
@@ -181,6 +260,8 @@ async def test_the_wal_is_checkpointed_in_the_worker_thread_every_so_many_inline
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY_COMMITS", 3)
     store = SqliteStore(tmp_path / "state.sqlite3")
+    await store.rebuild("h", {}, [], epoch="e1")
+    store._inline_writes = 0
     thread = store._db = _Recording(store._db)  # type: ignore[assignment]
     await store.open_sessions("k", now=1)  # a read writes nothing: not counted
     for i in range(3):

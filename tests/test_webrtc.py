@@ -195,7 +195,8 @@ async def test_only_the_key_that_made_the_call_may_hang_it_up_or_attach_a_sideba
 
 async def test_a_call_over_budget_is_hung_up_by_the_gateway(nursery: trio.Nursery, tmp_path: Path) -> None:
     srv = await start_server(nursery, make_config(tmp_path, keys=[
-        {"name": "user", "key": USER_KEY, "models": ["gpt-realtime"], "max_budget_usd": 0.000001}]))
+        {"name": "user", "key": USER_KEY, "models": ["gpt-realtime"], "transcription_models": ["*"],
+         "max_budget_usd": 0.000001}]))
     out = await call(srv, "raw")
     # the first billed record (the input transcription) spends the budget: the gateway hangs up,
     # and the caller's data channel closes before the conversation is over

@@ -23,7 +23,7 @@ import attrs
 
 from ..config import Config, ModelConfig
 from .keys import KeyStore, VirtualKey
-from .tokens import TOKEN_PREFIX, TokenError, TokenSigner
+from .tokens import TOKEN_PREFIX, TokenClaims, TokenError, TokenSigner
 
 Dialect = Literal["ga", "beta"]
 
@@ -91,6 +91,10 @@ class HandshakeRequest:
     @property
     def user_agent(self) -> str:
         return (self.header("user-agent") or "")[:256]
+
+    def key_name(self, keys: KeyStore, tokens: TokenSigner | None = None) -> str:
+        """What a log line names the caller by: :func:`presented_key_name`."""
+        return presented_key_name(self, keys, tokens)
 
 
 @attrs.frozen
@@ -172,6 +176,56 @@ def _credential(request: HandshakeRequest, offered: list[str]) -> tuple[str | No
     return None, False
 
 
+@attrs.frozen
+class _Unverified:
+    """Why a presented credential names no key (always a 401)."""
+
+    code: str
+    message: str
+    status: int = 401
+
+
+def _verify(token: str | None, keys: KeyStore, tokens: TokenSigner | None, now: float | None
+            ) -> tuple[VirtualKey, TokenClaims | None] | _Unverified:
+    """The key a presented credential identifies (with the token's claims when it is one)."""
+    if token is None:
+        return _Unverified("missing_api_key", "no API key: send 'Authorization: Bearer <key>' or the subprotocol "
+                                              "'openai-insecure-api-key.<key>'")
+    if token.startswith(TOKEN_PREFIX) and tokens is not None:
+        try:
+            claims = tokens.verify(token, now=time.time() if now is None else now)
+        except TokenError as exc:
+            return _Unverified("invalid_ephemeral_token", str(exc))
+        parent = keys.by_name(claims.key_name)
+        if parent is None:
+            return _Unverified("invalid_ephemeral_token", "the key that minted this token no longer exists")
+        return parent, claims
+    key = keys.lookup(token)
+    if key is None:
+        return _Unverified("invalid_api_key", "the API key is not valid for this gateway")
+    return key, None
+
+
+def authenticate(request: HandshakeRequest, keys: KeyStore, *, tokens: TokenSigner | None = None,
+                 now: float | None = None) -> VirtualKey | Rejection:
+    """Only who is asking: the key the request's credential identifies (a virtual key, or the key
+    that minted a valid ``ek_`` token), or the 401 :func:`admit` would give. It reads the headers
+    alone, so a REST route checks it before reading a body (which an unknown caller may not make
+    the gateway parse); :func:`admit` decides the rest."""
+    token, from_subprotocol = _credential(request, request.subprotocols)
+    verified = _verify(token, keys, tokens, now)
+    if isinstance(verified, _Unverified):
+        return Rejection(verified.status, verified.code, verified.message, browser=from_subprotocol)
+    return verified[0]
+
+
+def presented_key_name(request: HandshakeRequest, keys: KeyStore, tokens: TokenSigner | None = None) -> str:
+    """For a log line: the name of the key the request's credential identifies, or ``-`` when it
+    names none (no credential, a wrong key, an invalid token). Never the credential itself."""
+    found = authenticate(request, keys, tokens=tokens)
+    return found.name if isinstance(found, VirtualKey) else "-"
+
+
 def _dialect(request: HandshakeRequest, offered: list[str]) -> Dialect:
     beta_header = request.header("openai-beta") or ""
     if BETA_SUBPROTOCOL in offered or "realtime=v1" in beta_header.replace(" ", ""):
@@ -227,27 +281,14 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
     else:
         model_name = params.get("model")
 
-    if token is None:
-        return reject(
-            401, "missing_api_key",
-            "no API key: send 'Authorization: Bearer <key>' or the subprotocol 'openai-insecure-api-key.<key>'",
-        )
-    claims = None
-    if token.startswith(TOKEN_PREFIX) and tokens is not None:
-        try:
-            claims = tokens.verify(token, now=time.time() if now is None else now)
-        except TokenError as exc:
-            return reject(401, "invalid_ephemeral_token", str(exc))
-        key = keys.by_name(claims.key_name)
-        if key is None:
-            return reject(401, "invalid_ephemeral_token", "the key that minted this token no longer exists")
+    verified = _verify(token, keys, tokens, now)
+    if isinstance(verified, _Unverified):
+        return reject(verified.status, verified.code, verified.message)
+    key, claims = verified
+    if claims is not None:
         if model_name and model_name != claims.model:
             return reject(403, "model_not_allowed", f"this ephemeral token opens model {claims.model!r} only")
         model_name = claims.model
-    else:
-        key = keys.lookup(token)
-    if key is None:
-        return reject(401, "invalid_api_key", "the API key is not valid for this gateway")
 
     if live is not None:
         return _live_admission(request, key, config, claims, live, browser, echo)

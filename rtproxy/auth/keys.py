@@ -142,6 +142,7 @@ def _virtual_key(kc: KeyConfig, digest: str) -> VirtualKey:
         max_sessions=kc.max_sessions,
         max_sessions_per_minute=kc.max_sessions_per_minute,
         store_prompts=kc.store_prompts,
-        transcription_models=tuple(kc.transcription_models),
-        delegation_models=tuple(kc.delegation_models),
+        # not given: what the key's models allow ("*" stays an explicit choice)
+        transcription_models=tuple(kc.models if kc.transcription_models is None else kc.transcription_models),
+        delegation_models=tuple(kc.models if kc.delegation_models is None else kc.delegation_models),
     )

@@ -2,10 +2,17 @@
 
 A protocol is a value with these abilities (:class:`ApiProtocol`):
 
-- ``classify(payload)``: what the relay does with a text frame besides forwarding it, decided
-  from its first bytes without parsing it (it runs on every text frame: it must be cheap):
+- ``classify(payload)``: what the relay does with a provider's text frame besides forwarding it,
+  decided from its first bytes without parsing it (it runs on every frame: it must be cheap):
   :data:`COLLECT` (hand it to the collector), :data:`AUDIO` (count its bytes: what an unreported
   response is estimated from) or :data:`FORWARD` (nothing more);
+- ``classify_client(payload)``: the same for a client's frame (text or binary), which decides what
+  the provider bills, so it answers only for a type the bytes prove the provider's parser reads
+  (the frame's only top-level ``type``, unescaped: ``peek.top_level_type``); otherwise
+  :data:`PARSE`. Audio appends as clients write them stay one prefix test and one ``find``;
+- ``normalize_client(payload)``: a :data:`PARSE` frame as parsed (:class:`ClientFrame`): the relay
+  forwards the re-serialized frame in its place and decides on it, so the gate, the collector
+  and the provider all read the same event (no duplicate key, no escape in the type);
 - ``new_collector(meta)``: a :class:`SessionCollector` for one session: frames in, spend records
   out, then the session record at the end;
 - ``settle_frames`` / ``in_flight`` / ``unsettled`` on the collector: when the client leaves with
@@ -38,6 +45,25 @@ Direction = Literal["client", "server"]
 FORWARD = 0
 COLLECT = 1
 AUDIO = 2
+#: :meth:`ApiProtocol.classify_client` only: the bytes do not prove the type; parse the frame.
+PARSE = 3
+
+
+@attrs.frozen
+class ClientFrame:
+    """A client frame the strict peek could not vouch for, as the gateway parsed it
+    (:meth:`ApiProtocol.normalize_client`)."""
+
+    #: What to forward in its place: the frame re-serialized from its parse (``type`` first,
+    #: duplicate keys resolved as parsers resolve them: the last wins, escapes decoded); the frame
+    #: unchanged when it does not parse and holds no ``{`` (the provider refuses it too); else None
+    #: (JSON nested too deep, a number too long, or text a lenient parser might read an object
+    #: from): answered with an ``invalid_json`` error and never forwarded, for what the gateway
+    #: cannot judge it cannot pass.
+    payload: bytes | None
+    #: FORWARD, COLLECT or AUDIO, from the parsed type (COLLECT for what is not an event: the
+    #: collector counts it).
+    kind: int
 
 
 @attrs.frozen
@@ -107,6 +133,10 @@ class ApiProtocol(Protocol):
 
     def classify(self, payload: bytes) -> int: ...
 
+    def classify_client(self, payload: bytes) -> int: ...
+
+    def normalize_client(self, payload: bytes) -> ClientFrame: ...
+
     def is_turn_start(self, payload: bytes) -> bool:
         """Whether this collected server frame starts a turn, whose first audio is timed (metrics)."""
 
@@ -119,10 +149,13 @@ class ApiProtocol(Protocol):
 
 
 class FrameGate(Protocol):
-    """Checked on each client frame the relay collects, before it is forwarded."""
+    """Checked on each client frame the relay collects, before it is forwarded: the frame as the
+    provider will read it (vouched for by ``classify_client``, or re-serialized by
+    ``normalize_client``)."""
 
     def check(self, payload: bytes) -> str | None:
-        """None: forward it; else the protocol's error event to answer it with (not forwarded)."""
+        """None: forward it; else the protocol's error event to answer it with (not forwarded).
+        Decided on the parsed event unless the strict peek proves the type is not one it gates."""
 
     def check_applied(self, payload: bytes) -> tuple[str, str] | None:
         """For a watched WebRTC call, whose client frames the gateway never sees: a collected server

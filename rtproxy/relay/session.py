@@ -10,6 +10,12 @@ answers. A session is one nursery with three tasks:
 - the collector, fed through a bounded channel with only the frames it needs (chosen by the
   protocol's ``classify``: never audio).
 
+A client's frames decide what the provider bills, so they are judged on what the provider will
+read: ``classify_client`` answers from the bytes only when they prove the frame's type; any other
+client frame is parsed (``normalize_client``) and its re-serialized form is gated, collected and
+forwarded in its place. A frame that does not parse but might hold an object (a ``{``) is
+answered with an ``invalid_json`` error and not forwarded.
+
 When either side closes, the pumps stop, both legs are closed under a shield (the other side
 gets the mapped close code: upstream 1005/1006/1015 become 1011 for the client, a vanished
 client becomes 1001 for the upstream), the collector drains, and the session record is written.
@@ -29,7 +35,7 @@ from typing import Any
 import trio
 
 from ..errors import UpstreamError
-from ..protocols.seam import AUDIO, COLLECT, SessionCollector
+from ..protocols.seam import AUDIO, COLLECT, PARSE, SessionCollector
 from ..spend.records import SessionEnd
 from .handshake import ClientHandshake, ClientLeg, deliver_rejection, error_body, upstream_rejection
 from .plan import SessionPlan, SessionPorts
@@ -41,6 +47,10 @@ log = logging.getLogger("rtproxy.session")
 COLLECT_QUEUE_EVENTS = 256
 #: First-audio delays kept between two metrics flushes (one per turn; more are not timed).
 MAX_PENDING_SAMPLES = 64
+
+#: What a client is told of a frame the gateway cannot parse (and so cannot judge).
+UNREADABLE_FRAME = ("the gateway forwards only events it can parse as JSON (nested less than about 1000 deep, "
+                    "numbers under 4300 digits); this one was not forwarded")
 
 #: What the pumps hand the collector: (direction, frame, audio bytes relayed so far client→upstream,
 #: and upstream→client). Direction "barrier" carries a trio.Event the collector sets on reaching it.
@@ -159,8 +169,12 @@ class Session:
         direction = "client" if side == "client" else "server"
         other = "upstream" if side == "client" else "client"
         send_nowait = collect.send_nowait
-        classify = self.plan.protocol.classify
-        gate = self.plan.gate if side == "client" else None
+        protocol = self.plan.protocol
+        # a client's frames, binary ones too (a provider may parse those as events), are judged on
+        # what the provider will read; the provider's own are trusted
+        from_client = side == "client"
+        classify = protocol.classify_client if from_client else protocol.classify
+        gate = self.plan.gate if from_client else None
         # a watched WebRTC call: the session as the provider applied it (its client frames are unseen)
         applied = self.plan.gate if side == "upstream" and self.plan.observer else None
         audio = self.audio_bytes
@@ -182,8 +196,17 @@ class Session:
                 nbytes = 0
                 for i, (is_text, payload) in enumerate(messages):
                     nbytes += len(payload)
-                    if is_text:
+                    if is_text or from_client:
                         kind = classify(payload)
+                        if kind == PARSE:
+                            parsed = protocol.normalize_client(payload)
+                            if parsed.payload is None:  # what it cannot read, it cannot judge
+                                refused = (refused or []) + [(i, protocol.error_event(
+                                    "invalid_json", UNREADABLE_FRAME, "invalid_request_error"))]
+                                await collect.send((direction, payload, audio[0], audio[1]))  # counted
+                                continue
+                            payload, kind = parsed.payload, parsed.kind
+                            messages[i] = (is_text, payload)  # forwarded as judged
                         if kind == COLLECT:
                             if is_turn_start is not None and is_turn_start(payload):
                                 self._turn_started = trio.current_time()
@@ -230,6 +253,8 @@ class Session:
             scope.cancel()
 
     _failed_leg: tuple[str, LegClosed] | None = None
+    #: Frames the collector raised on (never expected; counted, logged once, skipped).
+    collector_errors = 0
     _collect_ch: trio.MemorySendChannel[CollectItem] | None = None
 
     async def _collector_caught_up(self) -> None:
@@ -373,7 +398,16 @@ class Session:
                             payload.set()
                             continue
                         collector.note_audio(audio_in, audio_out)
-                        for record in collector.feed(direction, payload):  # type: ignore[arg-type]
+                        try:
+                            records = collector.feed(direction, payload)  # type: ignore[arg-type]
+                        except Exception:
+                            # a bug must not stop billing: the frame is skipped, the session goes on,
+                            # and a response it left open is billed by estimate at the end
+                            self.collector_errors += 1
+                            if self.collector_errors == 1:
+                                log.exception("session %s: the collector failed on a %s frame", self.id, direction)
+                            continue
+                        for record in records:
                             await ports.write_record(record)
                             if ports.over_budget() and self._stop_reason is None:
                                 self.stop(4429, "budget_exceeded", f"key {key_name!r} has used its budget")

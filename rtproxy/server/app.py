@@ -8,24 +8,42 @@ WebSocket requests to a realtime path go straight to the session core (no Quart 
 path); everything else (lifespan included) goes to the Quart-Trio app. When the app starts
 serving, it starts the gateway's services (realtime listener, offline model) in its nursery;
 when it stops, open sessions are closed with 1001 and their records written.
+
+Every REST answer that is not a success is rtproxy's JSON error (``{"error": {type, code,
+message}}``): Quart's own refusals (404, 405, 408, 413) included, and a bug is a 500
+``internal_error`` whose traceback goes to the log only. Refusals (:data:`LOGGED_REFUSALS`) are
+logged at INFO with their code, route and the key's name, never the key. A body is read only
+once the caller is known where that matters (a WebRTC offer), at most so many bytes and within
+``http_body_timeout_s``; spend-log scans run in worker threads, bounded (rtproxy/spend/scans.py).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import trio
-from quart import Response, jsonify, request, send_from_directory
+from quart import Response, g, jsonify, request, send_from_directory
 from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
 
-from ..auth.admission import END_USER_HEADER, REALTIME_PATHS, is_session_path, transcription_route
+from ..auth.admission import (
+    END_USER_HEADER,
+    REALTIME_PATHS,
+    HandshakeRequest,
+    is_session_path,
+    presented_key_name,
+    transcription_route,
+)
 from ..auth.keys import VirtualKey
 from ..auth.tokens import MAX_TTL_S, TokenClaims, TokenError
 from ..config import Config, ModelConfig, load_config
@@ -33,15 +51,31 @@ from ..errors import StartupFailed
 from ..protocols.realtime.calls import MAX_OFFER_BODY_BYTES
 from ..spend.log import iter_records
 from ..spend.query import SpendFilter, appended_since, newest_first, parse_time
+from ..spend.scans import ScanRefused, ScanSlots
 from ..spend.summary import summarize
 from .asgi_leg import AsgiHandshake
 from .calls import Answer as CallAnswer
-from .gateway import Gateway, TokenStoreUnavailable
+from .gateway import Gateway, TokenQuotaExceeded, TokenStoreUnavailable
 from .metrics import CONTENT_TYPE_LATEST
 from .startup import banner, startup_failure
 
+log = logging.getLogger("rtproxy.http")
+
 #: Largest request body the REST endpoints read (a token's session config is at most 256 KiB).
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
+#: REST answers logged (INFO) as refusals: the route, the error code, the key's name, never the key.
+LOGGED_REFUSALS = frozenset({401, 403, 404, 408, 413, 429, 503})
+#: Characters of a request path a log line shows (the rest is cut; unprintables become "?").
+MAX_LOGGED_PATH_CHARS = 100
+#: Quart's own errors (a route that does not exist, a wrong method, a body too large or too slow)
+#: in rtproxy's JSON error shape: status -> (code, message).
+HTTP_ERRORS = {
+    400: ("invalid_request", "the request is malformed"),
+    404: ("not_found", "there is nothing at this path"),
+    405: ("method_not_allowed", "this path does not take that method"),
+    408: ("body_timeout", "the request body did not arrive in time"),
+    413: ("body_too_large", f"the request body is over {MAX_REQUEST_BODY_BYTES // 1024 // 1024} MiB"),
+}
 WEB_DIR = Path(__file__).resolve().parent.parent.parent / "web"
 DEFAULT_CONFIG = "config.toml"
 
@@ -68,6 +102,22 @@ def _json_error(status: int, code: str, message: str, error_type: str = "invalid
     response = jsonify({"error": {"type": error_type, "code": code, "message": message}})
     response.status_code = status
     return response
+
+
+def _loggable(path: str) -> str:
+    """A request path as a log line may hold it: clipped, one line (Quart has decoded %0A)."""
+    return "".join(c if c.isprintable() else "?" for c in path[:MAX_LOGGED_PATH_CHARS])
+
+
+async def _error_code(response: Response) -> str:
+    """The ``error.code`` of one of rtproxy's JSON error answers (``-`` for any other body)."""
+    if response.mimetype != "application/json":
+        return "-"
+    try:
+        code = json.loads(await response.get_data()).get("error", {}).get("code")
+    except (ValueError, AttributeError):
+        return "-"
+    return code if isinstance(code, str) else "-"
 
 
 class RtproxyApp:
@@ -132,6 +182,10 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     quart = _Quart("rtproxy", static_folder=None)
     quart.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = gateway.config.server.shutdown_grace_s
     quart.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BODY_BYTES
+    body_timeout_s = gateway.config.server.http_body_timeout_s
+    # the routes read bodies with read_body() below; any read through Quart has the same deadline
+    quart.config["BODY_TIMEOUT"] = body_timeout_s
+    scans = ScanSlots()
 
     @quart.before_serving
     async def start_services() -> None:
@@ -156,6 +210,47 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     @quart.after_serving
     async def stop_services() -> None:
         await gateway.shutdown()
+
+    def caller_name() -> str:
+        """The name of the key the request's credential identifies, ``-`` when none (for logs)."""
+        credentials = tuple((k.lower(), v) for k, v in request.headers.items() if k.lower() in ("authorization", "api-key"))
+        return presented_key_name(HandshakeRequest(request.path, "", credentials), gateway.keys, gateway.tokens)
+
+    @quart.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        """Quart's own refusals (no route, a wrong method, a body too large or too slow) as JSON."""
+        status = exc.code or 500
+        code, message = HTTP_ERRORS.get(status) or ((exc.name or "error").lower().replace(" ", "_"), exc.name or "error")
+        response = _json_error(status, code, message, "server_error" if status >= 500 else "invalid_request_error")
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":  # e.g. a 405's Allow
+                response.headers[name] = value
+        return response
+
+    @quart.errorhandler(Exception)
+    async def unexpected_error(exc: Exception) -> Response:
+        """A bug answers rtproxy's JSON 500; the traceback goes to the log, never to the client."""
+        log.error("%s %s failed", request.method, _loggable(request.path), exc_info=exc)
+        return _json_error(500, "internal_error", "the gateway failed to answer this request (the error is logged)",
+                           "server_error")
+
+    @quart.after_request
+    async def close_unread(response: Response) -> Response:
+        # answered before its body was read whole (a 401 first, a 413, a 408): hypercorn closes
+        # the connection (the rest is never read), so the answer says so, lest a client send its
+        # next request on it
+        has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if has_body and not g.get("body_read", False):
+            response.headers["Connection"] = "close"
+        return response
+
+    @quart.after_request
+    async def log_refusal(response: Response) -> Response:
+        # the SDKs show only "HTTP 401"; the operator's log says why, for which key (by name)
+        if response.status_code in LOGGED_REFUSALS:
+            log.info("refused %s %s: %s (%d) key=%s ip=%s", request.method, _loggable(request.path),
+                     await _error_code(response), response.status_code, caller_name(), request.remote_addr or "-")
+        return response
 
     @quart.after_request
     async def security_headers(response: Response) -> Response:
@@ -209,11 +304,13 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
 
     @quart.get("/v1/realtime/endpoints")
     async def endpoints() -> Any:
-        parts = urlsplit("//" + (request.host or "127.0.0.1"))
-        host = parts.hostname or "127.0.0.1"
+        try:  # the Host header is the client's: a bad one ("[::1", "a:x") names the defaults
+            parts = urlsplit("//" + (request.host or "127.0.0.1"))
+            host, main_port = parts.hostname or "127.0.0.1", parts.port
+        except ValueError:
+            host, main_port = "127.0.0.1", None
         if ":" in host:
             host = f"[{host}]"
-        main_port = parts.port
         scheme = "wss" if request.scheme in ("https", "wss") else "ws"
         listeners = []
         if gateway.realtime_port is not None:
@@ -270,12 +367,14 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         key = require_key()
         if isinstance(key, Response):
             return key
+        raw = await read_body(MAX_REQUEST_BODY_BYTES, "body_too_large",
+                              f"the body is over {MAX_REQUEST_BODY_BYTES // 1024 // 1024} MiB")
+        if isinstance(raw, Response):
+            return raw
         try:
-            body = await request.get_json(force=True, silent=False)
-        except Exception:
+            body = json.loads(raw) if raw else {}
+        except (ValueError, RecursionError):
             body = None
-        if body is None and not (await request.get_data()):
-            body = {}
         if not isinstance(body, dict):
             return _json_error(400, "invalid_json", "the body must be a JSON object")
         if shape == "ga":
@@ -283,7 +382,8 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             expires = body.get("expires_after") or {}
         else:
             session = {k: v for k, v in body.items() if k != "client_secret"}
-            expires = (body.get("client_secret") or {}).get("expires_after") or {}
+            secret = body.get("client_secret") or {}
+            expires = (secret.get("expires_after") if isinstance(secret, dict) else None) or {}
         if not isinstance(session, dict) or not isinstance(expires, dict):
             return _json_error(400, "invalid_request", "session and expires_after must be objects")
         ttl = expires.get("seconds", gateway.config.server.token_ttl_s)
@@ -312,6 +412,8 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
                 dialect=shape, end_user=end_user[:256] if end_user else None, session=config or None))
         except TokenStoreUnavailable as exc:
             return _json_error(503, "state_store_unavailable", str(exc), "server_error")
+        except TokenQuotaExceeded as exc:
+            return _json_error(429, "token_quota_exceeded", str(exc), "rate_limit_error")
         except TokenError as exc:
             return _json_error(413, "session_too_large", str(exc))
         described = {"id": "sess_rtp_" + secrets.token_hex(10), "object": "realtime.session", "model": model.name,
@@ -331,36 +433,59 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             response.headers[name] = value
         return response
 
-    async def request_body() -> bytes:
-        raw = await request.get_data(cache=False, as_text=False)
-        return raw if isinstance(raw, bytes) else raw.encode()
+    async def read_body(limit: int, code: str, message: str) -> bytes | Response:
+        """The request body, whole: at most ``limit`` bytes (413 ``code`` beyond; at once when the
+        Content-Length says so) within ``http_body_timeout_s`` of starting to read it (408 beyond).
+        A body left unread closes its connection once answered (hypercorn): it holds no slot."""
+        if (request.content_length or 0) > limit:
+            return _json_error(413, code, message)
+        data = bytearray()
+        with trio.move_on_after(body_timeout_s):
+            async for chunk in request.body:
+                data += chunk
+                if len(data) > limit:
+                    return _json_error(413, code, message)
+            g.body_read = True
+            return bytes(data)
+        return _json_error(408, "body_timeout", f"the request body did not arrive within {body_timeout_s:g} s")
 
     def request_headers() -> dict[str, str]:
         return {k.lower(): v for k, v in request.headers.items()}
 
+    async def authenticated_body(headers: dict[str, str], limit: int, code: str, what: str) -> bytes | Response:
+        """The key first (a virtual key or an ``ek_`` token: 401 before a byte of the body is
+        read, so an unknown caller never makes the gateway read or parse one), then the body."""
+        refused = gateway.calls.authenticate(headers)
+        if refused is not None:
+            return answer(refused)
+        return await read_body(limit, code, f"{what} is over {limit // 1024} KiB")
+
     @quart.post("/v1/realtime/calls")
     @quart.post("/openai/v1/realtime/calls")
     async def create_call() -> Any:
-        if (request.content_length or 0) > MAX_OFFER_BODY_BYTES:
-            return _json_error(413, "offer_too_large", f"the offer is over {MAX_OFFER_BODY_BYTES // 1024} KiB")
-        body = await request_body()
-        return answer(await gateway.calls.create(request_headers(), request.headers.get("Content-Type", ""),
+        headers = request_headers()
+        body = await authenticated_body(headers, MAX_OFFER_BODY_BYTES, "offer_too_large", "the offer")
+        if isinstance(body, Response):
+            return body
+        return answer(await gateway.calls.create(headers, request.headers.get("Content-Type", ""),
                                                  body, request.args.get("model"), request.remote_addr or ""))
 
     @quart.post("/v1/live/sessions")
     @quart.post("/openai/v1/live/sessions")
     async def create_live_session() -> Any:
-        if (request.content_length or 0) > MAX_OFFER_BODY_BYTES:
-            return _json_error(413, "offer_too_large", f"the body is over {MAX_OFFER_BODY_BYTES // 1024} KiB")
-        body = await request_body()
-        return answer(await gateway.calls.create_live(request_headers(), body, request.remote_addr or ""))
+        headers = request_headers()
+        body = await authenticated_body(headers, MAX_OFFER_BODY_BYTES, "offer_too_large", "the body")
+        if isinstance(body, Response):
+            return body
+        return answer(await gateway.calls.create_live(headers, body, request.remote_addr or ""))
 
     async def operation(call_id: str, op: str, *, live: bool) -> Any:
-        if (request.content_length or 0) > MAX_CALL_OP_BODY_BYTES:
-            return _json_error(413, "body_too_large", "the body is too large")
-        return answer(await gateway.calls.operate(call_id, op, request_headers(), await request_body(),
-                                                  request.headers.get("Content-Type", ""), request.remote_addr or "",
-                                                  live=live))
+        headers = request_headers()
+        body = await authenticated_body(headers, MAX_CALL_OP_BODY_BYTES, "body_too_large", "the body")
+        if isinstance(body, Response):
+            return body
+        return answer(await gateway.calls.operate(call_id, op, headers, body, request.headers.get("Content-Type", ""),
+                                                  request.remote_addr or "", live=live))
 
     @quart.post("/v1/live/sessions/<session_id>/<op>")
     @quart.post("/openai/v1/live/sessions/<session_id>/<op>")
@@ -400,6 +525,18 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             gateway.flush_metrics(session)
         return Response(gateway.metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
+    async def scanned(key: VirtualKey, scan: Callable[[], str]) -> Response:
+        """A spend-log scan's JSON answer: read and encoded in a worker thread, bounded per
+        process and per key (rtproxy/spend/scans.py); a refusal says which bound, with Retry-After."""
+        try:
+            body = await scans.run(key.name, scan)
+        except ScanRefused as refused:
+            response = _json_error(refused.status, refused.code, refused.message,
+                                   "rate_limit_error" if refused.status == 429 else "server_error")
+            response.headers["Retry-After"] = str(refused.retry_after_s)
+            return response
+        return Response(body, content_type="application/json")
+
     @quart.get("/spend/summary")
     async def spend_summary() -> Any:
         """The dashboard's figures: ``bucket`` (hour, day) × key × model, with the same key rules
@@ -421,10 +558,11 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
                           key_prefix=key_prefix, model_prefix=args.get("model_prefix") or None)
         path = gateway.spend.path
 
-        def scan() -> dict[str, Any]:
-            return summarize((r for _, r in iter_records(path) if flt.matches(r)), bucket)  # type: ignore[arg-type]
+        def scan() -> str:
+            summary = summarize((r for _, r in iter_records(path) if flt.matches(r)), bucket)  # type: ignore[arg-type]
+            return quart.json.dumps(summary, separators=(",", ":"))
 
-        return jsonify(await trio.to_thread.run_sync(scan))  # a whole-log scan: off the event loop
+        return await scanned(key, scan)
 
     @quart.get("/admin/sessions")
     async def admin_sessions() -> Any:
@@ -455,16 +593,25 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             after = int(args["after"]) if "after" in args else None
         except ValueError:
             return _json_error(400, "invalid_number", "limit, cursor and after are whole numbers")
+        if limit < 1:
+            return _json_error(400, "invalid_number", "limit must be at least 1")
+        if (cursor is not None and cursor < 0) or (after is not None and after < 0):
+            return _json_error(400, "invalid_number", "cursor and after are byte offsets in the log: 0 or more")
         flt = SpendFilter(session_id=args.get("session_id"), key_name=key_name, model=args.get("model"),
                           record=args.get("record"), status=args.get("status"), since=since, until=until,
                           key_prefix=args.get("key_prefix") or None, model_prefix=args.get("model_prefix") or None)
         path = gateway.spend.path
-        if after is not None:
-            page = appended_since(path, flt, after=after, limit=limit, since_file=args.get("file_id"))
-        else:
-            page = newest_first(path, flt, limit=limit, cursor=cursor)
-        return jsonify({"object": "list", "data": page.records, "next_cursor": page.next_cursor,
-                        "end_offset": page.end_offset, "file_id": page.file_id})
+        file_id = args.get("file_id")
+
+        def scan() -> str:
+            if after is not None:
+                page = appended_since(path, flt, after=after, limit=limit, since_file=file_id)
+            else:
+                page = newest_first(path, flt, limit=limit, cursor=cursor)
+            return quart.json.dumps({"object": "list", "data": page.records, "next_cursor": page.next_cursor,
+                                     "end_offset": page.end_offset, "file_id": page.file_id}, separators=(",", ":"))
+
+        return await scanned(key, scan)
 
     return quart
 

@@ -1,8 +1,9 @@
 """WebRTC calls through the gateway: the browser talks to the provider, the gateway authorizes,
 bills and records the call.
 
-``POST /v1/realtime/calls`` (a virtual key or an ``ek_`` token): the offer is checked
-(:mod:`rtproxy.protocols.realtime.calls`), the key admitted like a WebSocket session (model,
+``POST /v1/realtime/calls`` (a virtual key or an ``ek_`` token): the credential is checked before
+the body is read (:meth:`CallBroker.authenticate`), then the offer
+(:mod:`rtproxy.protocols.realtime.calls`), and the key admitted like a WebSocket session (model,
 budget, per-key caps, rate, the session config's models), and the offer posted on with the
 provider's credentials. The provider's SDP answer goes back (201) with a gateway-relative
 ``Location``, the call's owner is kept in the state store, and the gateway attaches its own
@@ -32,13 +33,13 @@ import attrs
 import httpx
 import trio
 
-from ..auth.admission import Admission, HandshakeRequest, Rejection, admit
+from ..auth.admission import Admission, HandshakeRequest, Rejection, admit, authenticate
 from ..errors import UpstreamError
 from ..protocols.live import StartRefused, parse_start
 from ..protocols.realtime.calls import (
     CALL_ID,
-    MAX_OFFER_BODY_BYTES,
     CALL_OPS,
+    MAX_OFFER_BODY_BYTES,
     CallsUnsupported,
     CallUpstream,
     OfferError,
@@ -64,6 +65,8 @@ CALL_OWNER_TTL_S = 24 * 3600.0
 MAX_PROVIDER_MESSAGE_CHARS = 300
 #: Headers of the request that admission reads (credentials, origin, attribution).
 _ADMISSION_HEADERS = ("authorization", "api-key", "origin", "x-rtproxy-end-user", "x-rtproxy-tags", "user-agent")
+#: The headers that carry a credential.
+_CREDENTIAL_HEADERS = ("authorization", "api-key")
 LIVE_ID = re.compile(r"^live_[A-Za-z0-9_-]{1,128}$")
 _SECRET_LIKE = re.compile(r"(sk-[A-Za-z0-9_*-]{4,}|ek_[A-Za-z0-9_.-]{8,}|Bearer\s+\S+)")
 
@@ -142,14 +145,26 @@ class CallBroker:
         #: Observers running in this process, by call id.
         self.observers: dict[str, Session] = {}
 
+    def authenticate(self, headers: dict[str, str]) -> Answer | None:
+        """The 401 for a request whose credential names no key (a virtual key, or a valid ``ek_``
+        token), None when it names one. The REST routes ask it before reading a body: the offer
+        is parsed only for a caller the gateway knows. :meth:`create` admits the rest."""
+        if not (headers.get("authorization") or headers.get("api-key")):
+            return _error(401, "missing_api_key", "no API key: send 'Authorization: Bearer <key or ek_ token>'",
+                          "authentication_error")
+        request = HandshakeRequest(path="/v1/realtime", query_string="",
+                                   headers=tuple((k, v) for k, v in headers.items() if k in _CREDENTIAL_HEADERS))
+        found = authenticate(request, self.gateway.keys, tokens=self.gateway.tokens, now=time.time())
+        return _refusal(found) if isinstance(found, Rejection) else None
+
     # -- POST /v1/realtime/calls -----------------------------------------------------------------
 
     async def create(self, headers: dict[str, str], content_type: str, body: bytes, query_model: str | None,
                      client_ip: str) -> Answer:
         gw = self.gateway
-        if not (headers.get("authorization") or headers.get("api-key")):
-            return _error(401, "missing_api_key", "no API key: send 'Authorization: Bearer <key or ek_ token>'",
-                          "authentication_error")
+        unknown = self.authenticate(headers)
+        if unknown is not None:
+            return unknown
         try:
             offer = parse_offer(content_type, body, query_model)
         except OfferError as exc:
@@ -266,9 +281,9 @@ class CallBroker:
         """``{session, transport: {type: "webrtc", sdp}}``: the POST starts the session (there is
         no session.start on the data channel); the gateway watches it through ``…/{id}/attach``."""
         gw = self.gateway
-        if not (headers.get("authorization") or headers.get("api-key")):
-            return _error(401, "missing_api_key", "no API key: send 'Authorization: Bearer <key or ek_ token>'",
-                          "authentication_error")
+        unknown = self.authenticate(headers)
+        if unknown is not None:
+            return unknown
         if len(body) > MAX_OFFER_BODY_BYTES:
             return _error(413, "offer_too_large", f"the body is over {MAX_OFFER_BODY_BYTES // 1024} KiB")
         try:

@@ -1,12 +1,16 @@
 """The main port: one capped accept loop; realtime upgrades on the fast path, the rest to hypercorn.
 
 Every connection to the main port takes a slot (:mod:`rtproxy.server.connections`; at the cap it
-gets a 503). Its request line is read here (within ``handshake_timeout_s``): a ``GET`` to a
-realtime path is a WebSocket session and runs on the same data path as the realtime listener
-(:func:`~rtproxy.server.listener.serve_websocket`: sans-IO legs, no ASGI); anything else is
-handed, with the bytes already read, to hypercorn's HTTP/1.1 connection server, which serves the
-Quart app (pages, REST) with keep-alive bounded by ``keep_alive_timeout_s`` and a stalled request
-by ``http_read_timeout_s``. TLS, when configured, is done here for both (ALPN ``http/1.1``).
+gets a 503). Its request line is read here: a ``GET`` to a realtime path is a WebSocket session
+and runs on the same data path as the realtime listener
+(:func:`~rtproxy.server.listener.serve_websocket`: sans-IO legs, no ASGI); anything else has the
+rest of its head read here too, then is handed, with the bytes already read, to hypercorn's
+HTTP/1.1 connection server, which serves the Quart app (pages, REST) with keep-alive bounded by
+``keep_alive_timeout_s``, a stalled request by ``http_read_timeout_s`` and a body by
+``http_body_timeout_s`` (the app's deadline). The first head, either kind, must be whole within
+``handshake_timeout_s`` of the connection, TLS handshake included, however it trickles in (a
+later head on a kept-alive connection within ``keep_alive_timeout_s``: hypercorn's idle timer
+runs until a head is whole). TLS, when configured, is done here for both (ALPN ``http/1.1``).
 
 This drives hypercorn below its public ``serve()`` (its ``TCPServer``, ``Lifespan`` and
 ``WorkerContext``, as its own ``worker_serve`` does), so ``pyproject.toml`` pins hypercorn's
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -42,6 +47,11 @@ log = logging.getLogger("rtproxy.front")
 
 #: The request line must be whole within this many bytes to be looked at (longer: hypercorn's).
 MAX_REQUEST_LINE_BYTES = 8192
+#: An HTTP request head is read whole by the front up to this many bytes; a longer one goes to
+#: hypercorn as it is, whose parser (h11, given the same bound) answers it 431 and closes.
+MAX_HEAD_BYTES = 16 * 1024
+#: Where a head ends, as h11 finds it (a blank line, CRLF or bare LF).
+_HEAD_END = re.compile(rb"\n\r?\n")
 #: How long closing a connection handed to hypercorn may take (a TLS close_notify included).
 CLOSE_TIMEOUT_S = 1.0
 
@@ -53,6 +63,7 @@ def hypercorn_config(cfg: Config) -> HypercornConfig:
     hc.websocket_max_message_size = s.max_message_bytes
     hc.keep_alive_timeout = s.keep_alive_timeout_s
     hc.read_timeout = s.http_read_timeout_s  # type: ignore[assignment]
+    hc.h11_max_incomplete_size = MAX_HEAD_BYTES
     hc.graceful_timeout = s.shutdown_grace_s
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
@@ -179,8 +190,10 @@ class MainPort:
     async def _serve(self, raw: trio.SocketStream) -> None:
         conn: trio.SocketStream | trio.SSLStream[trio.SocketStream] = raw
         head = b""
+        # one deadline for the whole first head, whichever path reads the rest of it
+        deadline = trio.current_time() + self.server.handshake_timeout_s
         try:
-            with trio.move_on_after(self.server.handshake_timeout_s):
+            with trio.move_on_at(deadline):
                 if self.ssl_context is not None:
                     conn = trio.SSLStream(raw, self.ssl_context, server_side=True, https_compatible=True)
                     await conn.do_handshake()
@@ -193,15 +206,48 @@ class MainPort:
             head = b""
         if b"\r\n" not in head and len(head) < MAX_REQUEST_LINE_BYTES:
             # no request line in time (or the client left): nothing to answer
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await conn.aclose()
+            await _close(conn)
             return
         if realtime_request_line(head, self.is_session_path):
-            await serve_websocket(self.server, self.run_session, conn, head)
+            await serve_websocket(self.server, self.run_session, conn, head, deadline=deadline)
             return
+        whole = await _rest_of_head(conn, head, deadline)
+        if whole is None:
+            # the head did not end in time (or the client left): nothing to answer, as above
+            await _close(conn)
+            return
+        head = whole
         timeout = self.server.client_send_timeout_s
         replay = _ReplayTLS(conn, head, timeout) if isinstance(conn, trio.SSLStream) else _Replay(conn, head, timeout)
         await _HttpConnection(self.app, self.hc, self.context, ConnectionState(self.state.copy()), replay)  # type: ignore[arg-type]
+
+
+async def _close(conn: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+        try:
+            await conn.aclose()
+        except (trio.BrokenResourceError, OSError):
+            pass
+
+
+async def _rest_of_head(conn: trio.SocketStream | trio.SSLStream[trio.SocketStream], head: bytes,
+                        deadline: float) -> bytes | None:
+    """``head`` read on to its blank line (or past :data:`MAX_HEAD_BYTES`) by ``deadline``; None
+    when the time runs out or the client leaves first. Bytes past the head (a body, a pipelined
+    request) come along and are handed on."""
+    scanned = 0
+    try:
+        with trio.move_on_at(deadline):
+            while _HEAD_END.search(head, scanned) is None and len(head) <= MAX_HEAD_BYTES:
+                scanned = max(0, len(head) - 2)  # a blank line may straddle two reads
+                data = await conn.receive_some(RECEIVE_CHUNK_BYTES)
+                if not data:
+                    return None
+                head += data
+            return head
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        return None
+    return None
 
 
 async def open_main_listeners(host: str, port: int, sock: socket.socket | None) -> list[trio.SocketListener]:

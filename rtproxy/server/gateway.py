@@ -72,6 +72,10 @@ class TokenStoreUnavailable(TokenError):
     """The state store could not keep a token's session config (``fail_closed``)."""
 
 
+class TokenQuotaExceeded(TokenError):
+    """The key has as many (or as large) stored token session configs as it may (429)."""
+
+
 async def _refuse_live(leg: Any, refused: StartRefused) -> None:
     """A GPT-Live refusal after the upgrade: the API's error event, then a 4000 + status close."""
     try:
@@ -200,7 +204,15 @@ class Gateway:
                 for session in list(self.sessions):
                     self.flush_metrics(session)
                 budget_keys = {s.plan.key.name for s in self.sessions if s.plan.key.max_budget_usd is not None}
-                await self.limits.tick(budget_keys)
+                lost = {lease.session_id: lease for lease in await self.limits.tick(budget_keys)}
+                for session in list(self.sessions):
+                    lease = lost.get(session.id)
+                    if lease is not None:
+                        log.warning("session %s: its lease expired while this server stalled and key %r's "
+                                    "limits are taken elsewhere now (%s); ending it", session.id, lease.key,
+                                    lease.refusal.code)
+                        session.stop(4429, "session_lease_lost", "this server could not renew the session's hold "
+                                     f"on its key's limits in time, and they are taken now: {lease.refusal.message}")
                 for session in list(self.sessions):
                     if self.limits.over_budget(session.plan.key):
                         session.stop(4429, "budget_exceeded", f"key {session.plan.key.name!r} has used its budget")
@@ -275,10 +287,12 @@ class Gateway:
     async def _run_session(self, hs: ClientHandshake, decision: Admission | Rejection, predial: Predial | None) -> None:
         session_id = new_session_id()
         if isinstance(decision, Admission):
-            decision = await self.check_admission(decision, session_id)
+            # a client's own sideband on its WebRTC call is not a session of its own: the call holds
+            # the key's lease (through the gateway's observer), whatever watches it
+            decision = await self.check_admission(decision, session_id, lease=decision.call_id is None)
         if isinstance(decision, Rejection):
-            log.info("refused %s %s: %s (%d)", hs.request.client_ip, hs.request.path[:80], decision.code,
-                     decision.status)
+            log.info("refused GET %s: %s (%d) key=%s ip=%s", hs.request.path[:80], decision.code, decision.status,
+                     hs.request.key_name(self.keys, self.tokens), hs.request.client_ip or "-")
             await deliver_rejection(hs, decision, (LIVE if LIVE_PATH.match(hs.request.path.rstrip("/")) else REALTIME).error_event)
             return
         initial: tuple[str, ...] = ()
@@ -327,7 +341,8 @@ class Gateway:
                 refusal = Rejection(404 if owner is None else 403, "session_not_found" if owner is None
                                     else "session_not_owned", f"no GPT-Live session {admission.live_id!r} was "
                                     "opened through this gateway with this key", browser, echo)
-                log.info("refused %s %s: %s", hs.request.client_ip, hs.request.path[:80], refusal.code)
+                log.info("refused GET %s: %s (%d) key=%s ip=%s", hs.request.path[:80], refusal.code, refusal.status,
+                         key.name, hs.request.client_ip or "-")
                 await deliver_rejection(hs, refusal, LIVE.error_event)
                 return None
             if admission.live_op == "attach":  # a sideband sends no session.start
@@ -354,8 +369,8 @@ class Gateway:
                 start = parse_start(first, fork=admission.live_op == "fork", served=served,
                                     allows=key.allows_model, allows_delegation=key.allows_delegation_model)
             except StartRefused as refused:
-                log.info("refused %s %s: %s (%d)", hs.request.client_ip, hs.request.path[:80], refused.code,
-                         refused.status)
+                log.info("refused GET %s: %s (%d) key=%s ip=%s", hs.request.path[:80], refused.code, refused.status,
+                         key.name, hs.request.client_ip or "-")
                 await _refuse_live(leg, refused)
                 return None
             resolved = start.model or model
@@ -381,7 +396,8 @@ class Gateway:
             refusal = Rejection(403, "call_not_owned", "this call was made with another key", admission.browser,
                                 admission.subprotocol)
         if refusal is not None:
-            log.info("refused %s %s: %s", hs.request.client_ip, hs.request.path[:80], refusal.code)
+            log.info("refused GET %s: %s (%d) key=%s ip=%s", hs.request.path[:80], refusal.code, refusal.status,
+                     admission.key.name, hs.request.client_ip or "-")
             await deliver_rejection(hs, refusal, REALTIME.error_event)
             return None
         assert model is not None and owner is not None
@@ -453,9 +469,11 @@ class Gateway:
                                                key.allows_transcription_model, key.allows_delegation_model)),
         )
 
-    async def check_admission(self, admission: Admission, session_id: str) -> Admission | Rejection:
-        """Gateway-wide limits on top of :func:`admit`: shutdown, this process's capacity, then the
-        shared ones (budget, per-key cap, total cap, rate), which also register the session's lease."""
+    async def check_admission(self, admission: Admission, session_id: str, *, lease: bool = True
+                              ) -> Admission | Rejection:
+        """Gateway-wide limits on top of :func:`admit`: shutdown, this process's capacity, then
+        (with ``lease``) the shared ones (budget, per-key cap, total cap, rate), which also register
+        the session's lease."""
         browser, echo = admission.browser, admission.subprotocol
         if self._shutting_down:
             return Rejection(503, "shutting_down", "the gateway is shutting down", browser, echo)
@@ -471,6 +489,8 @@ class Gateway:
                                  "another gateway minted the token without sharing a state store with this one",
                                  browser, echo)
             admission = attrs.evolve(admission, initial_session=config, session_ref=None)
+        if not lease:
+            return admission
         refusal = await self.limits.admit(session_id, admission.key)
         if refusal is not None:
             status = 503 if refusal.code in ("server_at_capacity", "state_store_unavailable") else 429
@@ -488,9 +508,17 @@ class Gateway:
             raise TokenError(f"the session config is over {MAX_TOKEN_SESSION_BYTES // 1024} KiB; "
                              "send the rest with session.update once connected")
         ref = secrets.token_urlsafe(18)
-        if not await self.limits.keep_token_session(ref, config, claims.expires_at - time.time() + TOKEN_SESSION_SLACK_S):
+        kept = await self.limits.keep_token_session(ref, config, claims.expires_at - time.time() + TOKEN_SESSION_SLACK_S,
+                                                    claims.key_name)
+        if kept is None:
             raise TokenStoreUnavailable("the gateway cannot reach its state store to keep this token's session "
                                         "config; retry later")
+        if not kept:
+            st = self.config.state
+            raise TokenQuotaExceeded(
+                f"key {claims.key_name!r} already has {st.max_token_sessions_per_key} token session config(s) or "
+                f"{st.max_token_session_bytes_per_key // 1024} KiB of them stored; wait for tokens to expire, or "
+                "mint with a smaller session and send the rest with session.update")
         return self.tokens.mint(attrs.evolve(claims, session=None, session_ref=ref))
 
     def _labels(self, session: Session) -> tuple[str, str, str]:
@@ -561,13 +589,24 @@ class Gateway:
         return self.price_of(model)
 
     async def write_record(self, record: dict[str, Any]) -> None:
-        """Append to the spend log, then add a billed record's cost to its key's shared total."""
+        """Append to the spend log, then add a billed record's cost to its key's shared total.
+
+        Charging never depends on the write: a record the log cannot take (disk full, or one that
+        cannot be serialised at all) is still charged, and counted in ``/health`` and ``/metrics``."""
+        unwritable = self.spend.unwritable
         if not self.spend.write(record):
-            self.metrics.spend_log_failures.inc()
-        self.metrics.record(record)
+            if self.spend.unwritable != unwritable:
+                self.metrics.spend_log_unwritable.inc()
+            else:
+                self.metrics.spend_log_failures.inc()
+        try:
+            self.metrics.record(record)
+        except Exception:  # a metric is not worth a charge: count what can be, bill regardless
+            log.exception("metrics: could not count a %s record", str(record.get("record"))[:20])
         cost, key = record.get("cost_usd"), record.get("key_name")
         if record.get("record") in BILLED_RECORDS and isinstance(cost, (int, float)) and isinstance(key, str) and cost:
-            await self.limits.charge(key, float(cost))
+            rid = record.get("id")
+            await self.limits.charge(key, float(cost), rid if isinstance(rid, str) else None)
 
     def health(self) -> dict[str, Any]:
         spend_ok = self.spend.healthy
@@ -578,6 +617,7 @@ class Gateway:
             "realtime_port": self.realtime_port,
             "spend_log": {"ok": spend_ok, "written": self.spend.written, "failures": self.spend.failures,
                           "queued": self.spend.queued, "lost": self.spend.lost, "reopened": self.spend.reopened,
+                          "unwritable": self.spend.unwritable,
                           "error": self.spend.last_error},
             "state": self.limits.health(),
         }

@@ -5,11 +5,19 @@ the spend totals of keys with sessions open here.
   and register its lease; when the store is unreachable it applies ``[state] on_unavailable``:
   ``fail_closed`` refuses with ``state_store_unavailable``, ``fail_open`` admits against this
   process's own :class:`~rtproxy.state.MemoryStore`.
-- :meth:`Limits.charge` adds a response's cost; the answer (the key's total, whichever instance
-  spent it) decides the mid-session cut-off.
-- :meth:`Limits.tick` (every :data:`TICK_S`) renews this process's leases every ``lease_s / 3``
-  and refreshes the spend of keys with budgets and open sessions, so a key pushed over its budget
-  by another instance is cut off here too.
+- :meth:`Limits.charge` adds a response's cost, by its record's id; the answer (the key's total,
+  whichever instance spent it) decides the mid-session cut-off. A charge the store cannot take
+  (it is unreachable; open sessions go on) is kept here (:data:`MAX_PENDING_CHARGES`, then summed
+  per key) and applied when the store answers again — by id, so never twice.
+- :meth:`Limits.tick` (every :data:`TICK_S`) checks the store's epoch marker (a Redis that
+  restarted empty has none, or one another server started: this server's spend log is added to
+  it), applies pending charges, renews this process's leases every ``lease_s / 3`` — restoring a
+  lease that is gone when the key's caps allow, else naming the session to end — and refreshes the
+  spend of keys with budgets and open sessions, so a key pushed over its budget by another
+  instance is cut off here too.
+- A store that lost its data answers admissions and charges with
+  :class:`~rtproxy.state.StoreLostData`: it is rebuilt from the spend log at once (in a worker
+  thread, one rebuild at a time) and the call made again.
 
 Store errors are counted, logged at most once per :data:`ERROR_LOG_INTERVAL_S`, and make
 ``/health`` say degraded until a call succeeds again.
@@ -22,18 +30,24 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import attrs
+import trio
 
 from ..auth.keys import VirtualKey
 from ..config import Config
-from ..spend.budgets import spend_totals
-from ..state import KeyLimits, MemoryStore, Refusal, StateStore, StateStoreError, open_store
+from ..spend.budgets import spend_ledger
+from ..state import KeyLimits, MemoryStore, Refusal, StateStore, StateStoreError, StoreLostData, open_store
+from ..state.store import MAX_REBUILD_IDS, Charge
 
 log = logging.getLogger("rtproxy.state")
 
-#: How often the gateway renews leases (when due) and refreshes budgets of open keys.
+T = TypeVar("T")
+
+#: How often the gateway checks the store's epoch, renews leases (when due) and refreshes budgets.
 TICK_S = 1.0
 #: A failing state store is reported in the server log at most this often.
 ERROR_LOG_INTERVAL_S = 30.0
@@ -46,8 +60,20 @@ CALL_PREFIX = "call:"
 PREDIAL_AFTER_REFUSAL_S = 10.0
 #: Keys whose last refusal is remembered (the oldest is forgotten first).
 MAX_REMEMBERED_REFUSALS = 4096
+#: Charges kept by record id while the store is unreachable; beyond this they are summed per key
+#: (still applied when the store is back, but no longer by id).
+MAX_PENDING_CHARGES = 100_000
 UNAVAILABLE = Refusal("state_store_unavailable",
                       "the gateway cannot reach its state store, so it cannot check this key's limits; retry later")
+
+
+@attrs.frozen
+class LostLease:
+    """A session whose lease was gone and could not be restored: the key's caps are taken now."""
+
+    session_id: str
+    key: str
+    refusal: Refusal
 
 
 class Limits:
@@ -63,15 +89,33 @@ class Limits:
         self.errors = 0
         self.last_error: str | None = None
         self._logged_at = -ERROR_LOG_INTERVAL_S
-        self._renewed_at = time.time()
-        #: session id -> (key name, held in the fallback store)
-        self._held: dict[str, tuple[str, bool]] = {}
+        self._renewed_at = time.monotonic()
+        #: session id -> (key, held in the fallback store)
+        self._held: dict[str, tuple[VirtualKey, bool]] = {}
         #: key name -> when (monotonic) its last admission was refused
         self._refused_at: dict[str, float] = {}
+        #: The spend log the store is rebuilt from, and its name as a contributor to the store
+        #: (the workers of one host share a log, so they add it once between them).
+        self.log_path: Path | None = None
+        self.contributor = ""
+        #: The store's epoch this process has added its log to.
+        self._epoch: str | None = None
+        self._rebuilding = trio.Lock()
+        #: charge id -> (key, cost): charged while the store was unreachable, not applied there yet
+        self._pending: dict[str, tuple[str, float]] = {}
+        #: key -> cost: pending charges without an id, or beyond MAX_PENDING_CHARGES
+        self._pending_sums: dict[str, float] = {}
+        self.rebuilds = 0
+        self.leases_restored = 0
+        self.leases_lost = 0
 
     @property
     def healthy(self) -> bool:
         return self.last_error is None
+
+    @property
+    def pending_charges(self) -> int:
+        return len(self._pending) + len(self._pending_sums)
 
     #: Called on each failed store call (the gateway counts them in its metrics).
     on_error: Callable[[], None] | None = None
@@ -96,31 +140,72 @@ class Limits:
                          max_sessions_per_minute=key.max_sessions_per_minute, max_budget_usd=key.max_budget_usd,
                          max_open_sessions=self.config.state.max_open_sessions)
 
+    # -- the store's data, and rebuilding it -----------------------------------------------------
+
     async def seed(self, log_path: Path) -> None:
-        """Rebuild the store's spend totals from the spend log if it holds none."""
+        """At start-up: add this host's spend log to the store (once per epoch), and to the fallback."""
+        self.log_path = log_path
+        self.contributor = f"{socket.gethostname()}:{log_path.resolve()}"
         try:
-            if await self.store.seed_spend(spend_totals(log_path)):
-                log.info("state store (%s): spend totals rebuilt from %s", self.store.name, log_path)
-            self._ok()
+            await self.rebuild()
         except StateStoreError as exc:
             self._failed(exc)
-        await self.fallback.seed_spend(spend_totals(log_path))
+        older, recent = await trio.to_thread.run_sync(spend_ledger, log_path, 0)
+        await self.fallback.rebuild("local", older, [], epoch="local")
+
+    async def rebuild(self) -> None:
+        """Add this host's spend log to the store if its current epoch lacks it (starting an epoch
+        on a store that lost its data). One at a time; the log is read in a worker thread. Raises
+        StateStoreError."""
+        if self.log_path is None:
+            return
+        async with self._rebuilding:
+            current = await self.store.epoch()
+            if current is not None and current == self._epoch:
+                return  # done meanwhile, by the call this one waited for
+            older, recent = await trio.to_thread.run_sync(spend_ledger, self.log_path, MAX_REBUILD_IDS)
+            added, self._epoch = await self.store.rebuild(
+                self.contributor, older, [Charge(k, c, rid) for rid, k, c in recent], epoch=secrets.token_hex(8))
+            self._ok()
+            if added:
+                self.rebuilds += 1
+                how = "rebuilt" if current is None else "added to the store's totals"
+                # the first one is a start-up's routine; any later one means the store lost its data
+                log.log(logging.INFO if self.rebuilds == 1 else logging.WARNING,
+                        "state store (%s): spend totals %s from %s (%d key(s), epoch %s)", self.store.name,
+                        how, self.log_path, len(older) + len({k for _, k, _ in recent}), self._epoch)
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """A store call that a store without its data refuses: rebuilt, then called once more."""
+        try:
+            return await fn()
+        except StoreLostData as exc:
+            log.warning("state store (%s) lost its data (%s): rebuilding it from the spend log", self.store.name, exc)
+            await self.rebuild()
+            return await fn()
+
+    async def check_epoch(self) -> None:
+        """A store whose epoch is not the one this process added its log to (it restarted empty, or
+        another server rebuilt it since) gets this host's log now. Raises StateStoreError."""
+        if await self.store.epoch() != self._epoch:
+            await self.rebuild()
+
+    # -- admission and leases ------------------------------------------------------------------------
 
     async def admit(self, session_id: str, key: VirtualKey) -> Refusal | None:
         limits = self.limits_of(key)
-        now = time.time()
         try:
-            refusal = await self.store.admit(session_id, self.owner, limits, now=now, lease_s=self.lease_s)
+            refusal = await self._call(lambda: self.store.admit(session_id, self.owner, limits, lease_s=self.lease_s))
             self._ok()
             held_locally = False
         except StateStoreError as exc:
             self._failed(exc)
             if self.policy == "fail_closed":
                 return UNAVAILABLE
-            refusal = await self.fallback.admit(session_id, self.owner, limits, now=now, lease_s=self.lease_s)
+            refusal = await self.fallback.admit(session_id, self.owner, limits, lease_s=self.lease_s)
             held_locally = True
         if refusal is None:
-            self._held[session_id] = (key.name, held_locally)
+            self._held[session_id] = (key, held_locally)
         else:
             self._note_refusal(key.name)
         return refusal
@@ -142,15 +227,43 @@ class Limits:
         return refused is None or time.monotonic() - refused >= PREDIAL_AFTER_REFUSAL_S
 
     async def release(self, session_id: str) -> None:
-        key, local = self._held.pop(session_id, ("", False))
+        key, local = self._held.pop(session_id, (None, False))
+        name = key.name if key is not None else ""
         if local:
-            await self.fallback.release(session_id, key)
+            await self.fallback.release(session_id, name)
             return
         try:
-            await self.store.release(session_id, key)
+            await self.store.release(session_id, name)
             self._ok()
         except StateStoreError as exc:
             self._failed(exc)  # the lease runs out by itself
+
+    async def _renew(self) -> list[LostLease]:
+        """Renew every lease held here; restore those that are gone where the key's caps allow
+        (rate and budget aside: the session is not new, and its budget has its own cut-off)."""
+        shared = [(sid, key.name) for sid, (key, local) in self._held.items() if not local]
+        local = [(sid, key.name) for sid, (key, is_local) in self._held.items() if is_local]
+        await self.fallback.renew(local, lease_s=self.lease_s)
+        gone = await self.store.renew(shared, lease_s=self.lease_s)
+        lost: list[LostLease] = []
+        for sid in gone:
+            held = self._held.get(sid)
+            if held is None:
+                continue  # released meanwhile
+            key = held[0]
+            limits = attrs.evolve(self.limits_of(key), max_sessions_per_minute=None, max_budget_usd=None)
+            refusal = await self._call(lambda: self.store.admit(sid, self.owner, limits, lease_s=self.lease_s))
+            if refusal is None:
+                self.leases_restored += 1
+                log.warning("session %s: its lease had expired (this server stalled or lost the store for over "
+                            "%g s); restored", sid, self.lease_s)
+            else:
+                self.leases_lost += 1
+                self._held.pop(sid, None)
+                lost.append(LostLease(sid, key.name, refusal))
+        return lost
+
+    # -- spend ---------------------------------------------------------------------------------------
 
     async def budget_refusal(self, key: VirtualKey) -> Refusal | None:
         """Whether ``key`` may not start more work now (minting a token), by its spend."""
@@ -161,10 +274,97 @@ class Limits:
             return Refusal("budget_exceeded", f"key {key.name!r} has used its budget of ${key.max_budget_usd:g}")
         return None
 
-    async def keep_token_session(self, ref: str, config: str, ttl_s: float) -> bool:
-        """Keep an ephemeral token's session config until the token expires. False when the store
-        is unreachable under ``fail_closed`` (kept in this process only under ``fail_open``)."""
-        return await self._keep(TOKEN_SESSION_PREFIX + ref, config, ttl_s)
+    async def charge(self, key: str, cost_usd: float, charge_id: str | None = None) -> None:
+        """Add a billed record's cost to its key's total: in the store (once, by ``charge_id``), or,
+        while the store cannot be reached, here until it can."""
+        await self.fallback.charge(key, cost_usd, charge_id)
+        try:
+            await self.apply_pending()
+            totals = await self._call(lambda: self.store.charge_batch([Charge(key, cost_usd, charge_id)]))
+            self.spent.update(totals)
+            self._ok()
+        except StateStoreError as exc:
+            self._failed(exc)
+            self.spent[key] = self.spent.get(key, 0.0) + cost_usd
+            self._keep_pending(key, cost_usd, charge_id)
+
+    def _keep_pending(self, key: str, cost_usd: float, charge_id: str | None) -> None:
+        if charge_id is not None and (charge_id in self._pending or len(self._pending) < MAX_PENDING_CHARGES):
+            self._pending[charge_id] = (key, cost_usd)
+        else:
+            self._pending_sums[key] = self._pending_sums.get(key, 0.0) + cost_usd
+
+    async def apply_pending(self) -> None:
+        """Apply the charges kept while the store was unreachable. Raises StateStoreError (they stay kept)."""
+        if not self._pending and not self._pending_sums:
+            return
+        charges = [Charge(k, c, cid) for cid, (k, c) in self._pending.items()]
+        charges += [Charge(k, c) for k, c in self._pending_sums.items()]
+        totals = await self._call(lambda: self.store.charge_batch(charges))
+        self._pending.clear()
+        self._pending_sums.clear()
+        self.spent.update(totals)
+        log.warning("state store (%s): %d charge(s) made while it was unreachable applied", self.store.name,
+                    len(charges))
+
+    def over_budget(self, key: VirtualKey) -> bool:
+        return key.max_budget_usd is not None and self.spent.get(key.name, 0.0) >= key.max_budget_usd
+
+    async def refresh(self, keys: Iterable[str]) -> None:
+        wanted = list(keys)
+        if not wanted:
+            return
+        try:
+            totals = await self.store.spent(wanted)
+            self._ok()
+        except StateStoreError as exc:
+            self._failed(exc)
+            return
+        pending: dict[str, float] = dict(self._pending_sums)
+        for k, c in self._pending.values():
+            pending[k] = pending.get(k, 0.0) + c
+        for k, v in totals.items():
+            self.spent[k] = v + pending.get(k, 0.0)  # charges not applied there yet still count here
+
+    async def tick(self, budget_keys: Iterable[str]) -> list[LostLease]:
+        """The store's epoch, pending charges, leases when due, the spend of ``budget_keys``. The
+        sessions whose leases were lost and could not be restored (the caller ends them)."""
+        lost: list[LostLease] = []
+        try:
+            await self.check_epoch()
+            await self.apply_pending()
+            now = time.monotonic()
+            if now - self._renewed_at >= self.lease_s / 3:
+                self._renewed_at = now
+                lost = await self._renew()
+            self._ok()
+        except StateStoreError as exc:
+            self._failed(exc)
+        await self.refresh(budget_keys)
+        return lost
+
+    # -- blobs ---------------------------------------------------------------------------------------
+
+    async def keep_token_session(self, ref: str, config: str, ttl_s: float, owner: str) -> bool | None:
+        """Keep an ephemeral token's session config until the token expires, counted against the
+        ``owner`` key's quota (``[state] max_token_sessions_per_key``, ``max_token_session_bytes_per_key``).
+        True: kept; False: over the quota; None: the store is unreachable under ``fail_closed``
+        (under ``fail_open`` it is kept in this process only)."""
+        st = self.config.state
+
+        def put(store: StateStore) -> Awaitable[bool]:
+            return store.put_owned_blob(TOKEN_SESSION_PREFIX + ref, config, owner,
+                                        max_count=st.max_token_sessions_per_key,
+                                        max_bytes=st.max_token_session_bytes_per_key, ttl_s=ttl_s)
+        try:
+            kept = await put(self.store)
+            self._ok()
+            return kept
+        except StateStoreError as exc:
+            self._failed(exc)
+            if self.policy == "fail_closed":
+                return None
+            return await put(self.fallback)
 
     async def token_session(self, ref: str) -> str | None:
         """The session config kept for a token, or None (expired, or kept by no store we share)."""
@@ -187,70 +387,33 @@ class Limits:
         return await self._recall(CALL_PREFIX + call_id)
 
     async def _keep(self, name: str, value: str, ttl_s: float) -> bool:
-        now = time.time()
         try:
-            await self.store.put_blob(name, value, now=now, ttl_s=ttl_s)
+            await self.store.put_blob(name, value, ttl_s=ttl_s)
             self._ok()
             return True
         except StateStoreError as exc:
             self._failed(exc)
             if self.policy == "fail_closed":
                 return False
-            await self.fallback.put_blob(name, value, now=now, ttl_s=ttl_s)
+            await self.fallback.put_blob(name, value, ttl_s=ttl_s)
             return True
 
     async def _recall(self, name: str) -> str | None:
-        now = time.time()
         try:
-            found = await self.store.get_blob(name, now=now)
+            found = await self.store.get_blob(name)
             self._ok()
         except StateStoreError as exc:
             self._failed(exc)
             found = None
         if found is None:
-            found = await self.fallback.get_blob(name, now=now)
+            found = await self.fallback.get_blob(name)
         return found
-
-    async def charge(self, key: str, cost_usd: float) -> None:
-        await self.fallback.charge(key, cost_usd)
-        try:
-            self.spent[key] = await self.store.charge(key, cost_usd)
-            self._ok()
-        except StateStoreError as exc:
-            self._failed(exc)
-            self.spent[key] = self.spent.get(key, 0.0) + cost_usd
-
-    def over_budget(self, key: VirtualKey) -> bool:
-        return key.max_budget_usd is not None and self.spent.get(key.name, 0.0) >= key.max_budget_usd
-
-    async def refresh(self, keys: Iterable[str]) -> None:
-        wanted = list(keys)
-        if not wanted:
-            return
-        try:
-            self.spent.update(await self.store.spent(wanted))
-            self._ok()
-        except StateStoreError as exc:
-            self._failed(exc)
-
-    async def tick(self, budget_keys: Iterable[str]) -> None:
-        """Renew leases when due; refresh the spend of ``budget_keys``."""
-        now = time.time()
-        if now - self._renewed_at >= self.lease_s / 3:
-            self._renewed_at = now
-            shared = [(sid, key) for sid, (key, local) in self._held.items() if not local]
-            local = [(sid, key) for sid, (key, is_local) in self._held.items() if is_local]
-            await self.fallback.renew(local, now=now, lease_s=self.lease_s)
-            try:
-                await self.store.renew(shared, now=now, lease_s=self.lease_s)
-                self._ok()
-            except StateStoreError as exc:
-                self._failed(exc)
-        await self.refresh(budget_keys)
 
     def health(self) -> dict[str, Any]:
         return {"ok": self.healthy, "backend": self.store.name, "policy": self.policy, "errors": self.errors,
-                "error": self.last_error}
+                "error": self.last_error, "epoch": self._epoch, "rebuilds": self.rebuilds,
+                "pending_charges": self.pending_charges, "leases_restored": self.leases_restored,
+                "leases_lost": self.leases_lost}
 
     async def aclose(self) -> None:
         await self.store.aclose()

@@ -128,13 +128,15 @@ class ListenerHandshake:
 
     @classmethod
     async def read(cls, stream: Transport, cfg: ServerConfig, client_ip: str,
-                   initial: bytes = b"") -> ListenerHandshake | None:
+                   initial: bytes = b"", *, deadline: float | None = None) -> ListenerHandshake | None:
         """Read and check the upgrade request (``initial``: bytes of it already read); answer a
-        bad one and return None, or return the handshake, to be accepted or rejected."""
+        bad one and return None, or return the handshake, to be accepted or rejected. The request
+        must be whole by ``deadline`` (default: ``handshake_timeout_s`` from now), however it
+        trickles in; the listener reads no request bodies (websockets refuses a handshake with one)."""
         proto = ServerProtocol(max_size=cfg.max_message_bytes, select_subprotocol=_select, logger=WIRE_LOGGER)
         request: Request | None = None
         data: bytes | bytearray = initial
-        with trio.move_on_after(cfg.handshake_timeout_s):
+        with trio.move_on_at(trio.current_time() + cfg.handshake_timeout_s if deadline is None else deadline):
             while request is None:
                 if not data:
                     data = await stream.receive_some(RECEIVE_CHUNK_BYTES)
@@ -192,9 +194,11 @@ def client_ip_of(stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) 
 
 
 async def serve_websocket(cfg: ServerConfig, run_session: RunSession,
-                          stream: trio.SocketStream | trio.SSLStream[trio.SocketStream], initial: bytes = b"") -> None:
+                          stream: trio.SocketStream | trio.SSLStream[trio.SocketStream], initial: bytes = b"", *,
+                          deadline: float | None = None) -> None:
     """One client connection that should be a realtime WebSocket upgrade (``initial``: bytes of
-    its request already read): check the handshake, run the session, close the connection."""
+    its request already read, by ``deadline`` at the latest, the time its whole request has):
+    check the handshake, run the session, close the connection."""
     client_ip = client_ip_of(stream)
     send_timeout = cfg.client_send_timeout_s
     transport: Transport
@@ -203,7 +207,7 @@ async def serve_websocket(cfg: ServerConfig, run_session: RunSession,
     else:
         transport = SocketTransport.from_stream(stream, send_timeout_s=send_timeout)
     try:
-        hs = await ListenerHandshake.read(transport, cfg, client_ip, initial)
+        hs = await ListenerHandshake.read(transport, cfg, client_ip, initial, deadline=deadline)
         if hs is not None:
             await run_session(hs)
     except (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -28,6 +28,19 @@ FIRST_AUDIO_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.
 __all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "Metrics"]
 
 
+#: A label value longer than this is cut (a model name a client chose must not grow the registry's lines).
+MAX_LABEL_CHARS = 120
+
+
+def label(value: Any) -> str:
+    """A label value the text format can carry: what UTF-8 cannot encode (a lone surrogate a
+    client sent) replaced, and clipped to :data:`MAX_LABEL_CHARS`."""
+    text = str(value or "")[:MAX_LABEL_CHARS]
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
@@ -56,6 +69,9 @@ class Metrics:
                                      buckets=FIRST_AUDIO_BUCKETS_S, registry=reg)
         self.spend_log_failures = Counter("rtproxy_spend_log_write_failures", "Spend-log writes that failed",
                                           registry=reg)
+        self.spend_log_unwritable = Counter("rtproxy_spend_log_unwritable_records",
+                                            "Spend records that could not be serialised (charged, not written)",
+                                            registry=reg)
         self.state_store_errors = Counter("rtproxy_state_store_errors", "State-store calls that failed",
                                           registry=reg)
 
@@ -73,18 +89,18 @@ class Metrics:
 
     def record(self, r: dict[str, Any]) -> None:
         """Count what one spend record says (called as it is written)."""
-        kind, key, model = r.get("record"), str(r.get("key_name") or ""), str(r.get("model") or "")
+        kind, key, model = r.get("record"), label(r.get("key_name")), label(r.get("model"))
         cost = r.get("cost_usd")
         if kind in ("response", "transcription", "usage") and isinstance(cost, (int, float)) \
                 and not isinstance(cost, bool) and cost > 0:
             self.spend.labels(key, model).inc(cost)
         if kind == "response":
-            model_of_tokens = str(r.get("response_model") or model)
-            self.responses.labels(str(r.get("status") or ""), model_of_tokens).inc()
+            model_of_tokens = label(r.get("response_model") or model)
+            self.responses.labels(label(r.get("status")), model_of_tokens).inc()
             self._tokens(key, model_of_tokens, r.get("usage"))
         elif kind == "transcription":
             usage = r.get("usage") or {}
-            name = str(r.get("transcription_model") or model)
+            name = label(r.get("transcription_model") or model)
             if usage.get("type") == "duration":
                 self._seconds(key, name, usage.get("seconds"))
             else:
@@ -93,8 +109,8 @@ class Metrics:
             self._seconds(key, model, r.get("seconds_added"))
         elif kind == "session":
             close = r.get("close") or {}
-            self.sessions_ended.labels(str(r.get("status") or ""), str(close.get("by") or ""),
-                                       str(r.get("api") or "realtime")).inc()
+            self.sessions_ended.labels(label(r.get("status")), label(close.get("by")),
+                                       label(r.get("api") or "realtime")).inc()
 
     def _tokens(self, key: str, model: str, usage: Any) -> None:
         if not isinstance(usage, dict):

@@ -21,6 +21,10 @@ Operations the writer survives:
 - **torn lines**: a writer that finds the file not ending in a newline (a crash mid-write, a short
   write by any process) writes one before its record, so a fragment never swallows the next
   record;
+- **records that cannot be serialised** (nothing a client sends does this — :func:`encode_record`
+  escapes what UTF-8 cannot carry — but a bug must not stop billing): :meth:`SpendLogWriter.write`
+  never raises; the record is counted in :attr:`SpendLogWriter.unwritable`, logged, and the
+  caller charges it all the same;
 - **failed and short writes** (disk full, permission, file system gone): never raised into the
   session. The record stays queued (at most :data:`MAX_QUEUED_RECORDS`, the oldest dropped and
   counted beyond that) and is written whole, after a newline, by the next write or check that
@@ -62,7 +66,14 @@ MAX_REWRITE_LINES = 2_000
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8") + b"\n"
+    """One line of UTF-8 JSON. Text UTF-8 cannot carry (a lone surrogate such as ``"\\ud800"``,
+    which is valid JSON a client may send) makes the whole line ASCII with ``\\u`` escapes
+    instead: still one valid line, which reads back to exactly what was recorded."""
+    text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str)
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=True, default=str).encode("ascii") + b"\n"
 
 
 def _file_id(st: os.stat_result) -> tuple[int, int]:
@@ -87,13 +98,16 @@ class SpendLogWriter:
         self.failures = 0
         #: Records dropped because the queue was full while the log could not be written.
         self.lost = 0
+        #: Records that could not be serialised at all (never written; still charged by the caller).
+        self.unwritable = 0
         self.reopened = 0
         self.last_error: str | None = None
         self._last_logged = -ERROR_LOG_INTERVAL_S
 
     @property
     def healthy(self) -> bool:
-        return self.last_error is None
+        """No write failing now, and no record ever lost for want of serialising it."""
+        return self.last_error is None and self.unwritable == 0
 
     @property
     def open_file_id(self) -> str | None:
@@ -171,10 +185,18 @@ class SpendLogWriter:
     def write(self, record: dict[str, Any]) -> bool:
         """Append one record as one line. Returns False (and never raises) if it is not written
         yet: it stays queued and goes out whole with the next successful write."""
+        try:
+            line = encode_record(record)
+        except (ValueError, TypeError, RecursionError) as exc:
+            self.unwritable += 1
+            log.error("spend log: a %s record of session %s could not be serialised (%s); it is charged, not "
+                      "written", str(record.get("record"))[:20], str(record.get("session_id"))[:40],
+                      type(exc).__name__)
+            return False
         if len(self._queue) >= MAX_QUEUED_RECORDS:
             self._queue.popleft()
             self.lost += 1
-        self._queue.append(encode_record(record))
+        self._queue.append(line)
         try:
             self._check_rotation()
             self._drain()

@@ -110,9 +110,15 @@ def newest_first(path: Path, flt: SpendFilter, *, limit: int, cursor: int | None
     return Page(records, next_cursor, end, file_id(path))
 
 
+#: A ``file_id`` ("dev:inode") longer than this is no file's (and not worth turning into numbers).
+MAX_FILE_ID_CHARS = 64
+
+
 def _parse_file_id(value: str | None) -> tuple[int, int] | None:
-    dev, _, ino = (value or "").partition(":")
-    return (int(dev), int(ino)) if dev.isdigit() and ino.isdigit() else None
+    dev, _, ino = (value or "")[:MAX_FILE_ID_CHARS + 1].partition(":")
+    if len(dev) + len(ino) >= MAX_FILE_ID_CHARS or not (dev.isdecimal() and ino.isdecimal()):
+        return None
+    return int(dev), int(ino)
 
 
 def appended_since(path: Path, flt: SpendFilter, *, after: int, limit: int, since_file: str | None = None) -> Page:

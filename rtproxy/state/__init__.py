@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..config import Config
 from .memory import MemoryStore
 from .sqlite import SqliteStore
-from .store import KeyLimits, Refusal, StateStore, StateStoreError
+from .store import Charge, KeyLimits, Refusal, StateStore, StateStoreError, StoreLostData
 
 
 def open_store(config: Config) -> StateStore:
@@ -20,4 +20,5 @@ def open_store(config: Config) -> StateStore:
     return SqliteStore(state_dir / st.path if not st.path.startswith("/") else config.resolve_path(st.path))
 
 
-__all__ = ["KeyLimits", "MemoryStore", "Refusal", "SqliteStore", "StateStore", "StateStoreError", "open_store"]
+__all__ = ["Charge", "KeyLimits", "MemoryStore", "Refusal", "SqliteStore", "StateStore", "StateStoreError",
+           "StoreLostData", "open_store"]

@@ -8,8 +8,16 @@ fails, times out or is cancelled drops the connection, and the next call dials a
 
 Keys (``prefix`` defaults to ``rtproxy:``): ``{p}sessions:{key}`` and ``{p}sessions`` (sorted
 sets: session id → lease expiry), ``{p}opens:{key}`` (sorted set of the last minute's opens),
-``{p}spend:{key}`` (a float), ``{p}spend_seeded``, ``{p}blob:{name}`` (an ephemeral token's
-session config, expiring with the token).
+``{p}spend:{key}`` (a float), ``{p}spend_seeded`` (the epoch marker: a Redis that restarted
+empty has none, and its scripts refuse to admit or charge until it is rebuilt),
+``{p}seeded_by:{epoch}:{contributor}`` (a spend log added in that epoch), ``{p}charged:{id}``
+(a record's charge applied, for :data:`~rtproxy.state.store.CHARGE_ID_TTL_S`),
+``{p}blob:{name}`` (an ephemeral token's session config, expiring with the token),
+``{p}blobs_of:{owner}`` (sorted set: the owner's blob names → expiry) and
+``{p}blob_bytes:{owner}`` (hash: blob name → bytes), the owner's quota.
+
+Every script takes its time from Redis (``TIME``), never from the calling server: leases are
+stamped on one clock however far the servers' clocks drift.
 """
 
 from __future__ import annotations
@@ -21,13 +29,34 @@ from urllib.parse import unquote, urlsplit
 import hiredis
 import trio
 
-from .store import RATE_WINDOW_S, KeyLimits, Refusal, StateStoreError, refusal_for
+from .store import (
+    CHARGE_ID_TTL_S,
+    LEGACY_EPOCH,
+    RATE_WINDOW_S,
+    Charge,
+    KeyLimits,
+    Refusal,
+    StateStoreError,
+    StoreLostData,
+    refusal_for,
+)
 
 #: Largest reply read per socket read.
 RECEIVE_CHUNK_BYTES = 65536
 
-_ADMIT = """
-local now = tonumber(ARGV[2])
+#: The store's clock, or the caller's (tests) when ARGV[1] is not empty.
+_NOW = """
+local function clock(given)
+  if given ~= '' then return tonumber(given) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+"""
+
+_ADMIT = _NOW + """
+if redis.call('EXISTS', KEYS[5]) == 0 then return 'unseeded' end
+local now = clock(ARGV[2])
+local lease = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[8]))
@@ -36,8 +65,8 @@ if ARGV[7] ~= '' and spent >= tonumber(ARGV[7]) then return 'budget_exceeded' en
 if ARGV[4] ~= '' and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 'too_many_sessions' end
 if ARGV[5] ~= '' and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 'server_at_capacity' end
 if ARGV[6] ~= '' and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[6]) then return 'rate_limited' end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+redis.call('ZADD', KEYS[2], now + lease, ARGV[1])
 if ARGV[6] ~= '' then
   redis.call('ZADD', KEYS[3], now, ARGV[1])
   redis.call('EXPIRE', KEYS[3], math.ceil(tonumber(ARGV[8])) * 2)
@@ -45,24 +74,110 @@ end
 return 'ok'
 """
 
-_SEED = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[i - 1]) end
-redis.call('SET', KEYS[1], '1')
+#: ARGV: prefix, now ('' for Redis's), lease, then (session id, key) pairs. Returns the ids whose
+#: lease is gone (swept by another admission while this server stalled): not renewed here.
+_RENEW = _NOW + """
+local p = ARGV[1]
+local expires = clock(ARGV[2]) + tonumber(ARGV[3])
+local lost = {}
+for i = 4, #ARGV, 2 do
+  local sid, per = ARGV[i], p .. 'sessions:' .. ARGV[i + 1]
+  if redis.call('ZSCORE', per, sid) then
+    redis.call('ZADD', per, expires, sid)
+    redis.call('ZADD', p .. 'sessions', expires, sid)
+  else
+    lost[#lost + 1] = sid
+  end
+end
+return lost
+"""
+
+#: ARGV: prefix, charge-id TTL, then (key, cost, id or '') triples. Returns false (nothing done) on
+#: a store without its epoch marker, else a flat list of key, new total.
+_CHARGE = """
+local p = ARGV[1]
+if redis.call('EXISTS', p .. 'spend_seeded') == 0 then return false end
+local ttl = ARGV[2]
+local out = {}
+for i = 3, #ARGV, 3 do
+  local spend = p .. 'spend:' .. ARGV[i]
+  if ARGV[i + 2] == '' or redis.call('SET', p .. 'charged:' .. ARGV[i + 2], '1', 'NX', 'EX', ttl) then
+    redis.call('INCRBYFLOAT', spend, ARGV[i + 1])
+  end
+  out[#out + 1] = ARGV[i]
+  out[#out + 1] = redis.call('GET', spend) or '0'
+end
+return out
+"""
+
+#: ARGV: prefix, epoch candidate, contributor, charge-id TTL, the number of per-key sums, the sums
+#: as (key, usd) pairs, then (key, cost, id) triples. Returns {epoch, 1 if added else 0}.
+_REBUILD = """
+local p = ARGV[1]
+local epoch = redis.call('GET', p .. 'spend_seeded')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', p .. 'spend_seeded', epoch)
+end
+if epoch == '""" + LEGACY_EPOCH + """' then return {epoch, 0} end
+if not redis.call('SET', p .. 'seeded_by:' .. epoch .. ':' .. ARGV[3], '1', 'NX') then return {epoch, 0} end
+local ttl = ARGV[4]
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  redis.call('INCRBYFLOAT', p .. 'spend:' .. ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  if redis.call('SET', p .. 'charged:' .. ARGV[i + 2], '1', 'NX', 'EX', ttl) then
+    redis.call('INCRBYFLOAT', p .. 'spend:' .. ARGV[i], ARGV[i + 1])
+  end
+  i = i + 3
+end
+return {epoch, 1}
+"""
+
+#: KEYS: the blob, the owner's names (zset), the owner's sizes (hash). ARGV: name, value, ttl ms,
+#: max count, max bytes, size, now ('' for Redis's). Returns 1 (kept) or 0 (over the quota).
+_PUT_OWNED = _NOW + """
+local now = clock(ARGV[7])
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, name in ipairs(stale) do redis.call('HDEL', KEYS[3], name) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local count = redis.call('ZCARD', KEYS[2])
+local used = 0
+for _, b in ipairs(redis.call('HVALS', KEYS[3])) do used = used + tonumber(b) end
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  count = count - 1
+  used = used - tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+end
+if count + 1 > tonumber(ARGV[4]) or used + tonumber(ARGV[6]) > tonumber(ARGV[5]) then return 0 end
+local ttl_ms = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl_ms)
+redis.call('ZADD', KEYS[2], now + ttl_ms / 1000, ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ttl_ms)
+redis.call('PEXPIRE', KEYS[3], ttl_ms)
 return 1
 """
+
+#: Charges sent per script call (a long replay after an outage goes in several).
+CHARGE_BATCH = 500
 
 
 def encode_command(args: Sequence[Any]) -> bytes:
     out = [b"*%d\r\n" % len(args)]
     for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
+        b = a if isinstance(a, bytes) else str(a).encode("utf-8", "surrogatepass")  # never raises
         out.append(b"$%d\r\n%s\r\n" % (len(b), b))
     return b"".join(out)
 
 
 def _num(value: float | int | None) -> str:
     return "" if value is None else repr(value)
+
+
+def _text(reply: Any) -> str:
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
 
 
 class RedisStore:
@@ -168,31 +283,47 @@ class RedisStore:
     def _k(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 
-    async def admit(self, session_id: str, owner: str, limits: KeyLimits, *, now: float, lease_s: float
-                    ) -> Refusal | None:
+    async def admit(self, session_id: str, owner: str, limits: KeyLimits, *, now: float | None = None,
+                    lease_s: float) -> Refusal | None:
         k = limits.key
         reply = await self._script(
-            _ADMIT, [self._k("sessions", k), self._k("sessions"), self._k("opens", k), self._k("spend", k)],
-            [session_id, repr(now), repr(now + lease_s), _num(limits.max_sessions), _num(limits.max_open_sessions),
+            _ADMIT, [self._k("sessions", k), self._k("sessions"), self._k("opens", k), self._k("spend", k),
+                     self._k("spend_seeded")],
+            [session_id, _num(now), repr(lease_s), _num(limits.max_sessions), _num(limits.max_open_sessions),
              _num(limits.max_sessions_per_minute), _num(limits.max_budget_usd), repr(RATE_WINDOW_S)])
-        code = reply.decode() if isinstance(reply, bytes) else str(reply)
+        code = _text(reply)
+        if code == "unseeded":
+            raise StoreLostData(f"redis at {self.where} holds no spend totals (it restarted empty?)")
         return None if code == "ok" else refusal_for(code, limits)
 
-    async def renew(self, session_ids: Iterable[tuple[str, str]], *, now: float, lease_s: float) -> None:
-        expires = repr(now + lease_s)
-        commands: list[list[Any]] = []
+    async def renew(self, session_ids: Iterable[tuple[str, str]], *, now: float | None = None, lease_s: float
+                    ) -> list[str]:
+        args: list[Any] = [self._prefix, _num(now), repr(lease_s)]
         for sid, key in session_ids:
-            commands.append(["ZADD", self._k("sessions", key), "XX", "CH", expires, sid])
-            commands.append(["ZADD", self._k("sessions"), "XX", "CH", expires, sid])
-        if commands:
-            await self._call(commands)
+            args += [sid, key]
+        if len(args) == 3:
+            return []
+        lost = await self._script(_RENEW, [], args)
+        return [_text(sid) for sid in lost or []]
 
     async def release(self, session_id: str, key: str) -> None:
         await self._call([["ZREM", self._k("sessions", key), session_id], ["ZREM", self._k("sessions"), session_id]])
 
-    async def charge(self, key: str, cost_usd: float) -> float:
-        reply = (await self._call([["INCRBYFLOAT", self._k("spend", key), repr(float(cost_usd))]]))[0]
-        return float(reply)
+    async def charge_batch(self, charges: Sequence[Charge]) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for start in range(0, len(charges), CHARGE_BATCH):
+            args: list[Any] = [self._prefix, str(int(CHARGE_ID_TTL_S))]
+            for c in charges[start:start + CHARGE_BATCH]:
+                args += [c.key, repr(float(c.cost_usd)), c.charge_id or ""]
+            reply = await self._script(_CHARGE, [], args)
+            if reply is None:
+                raise StoreLostData(f"redis at {self.where} holds no spend totals (it restarted empty?)")
+            for i in range(0, len(reply), 2):
+                totals[_text(reply[i])] = float(reply[i + 1])
+        return totals
+
+    async def charge(self, key: str, cost_usd: float, charge_id: str | None = None) -> float:
+        return (await self.charge_batch([Charge(key, cost_usd, charge_id)]))[key]
 
     async def spent(self, keys: Iterable[str]) -> dict[str, float]:
         wanted = list(keys)
@@ -201,17 +332,42 @@ class RedisStore:
         values = (await self._call([["MGET", *(self._k("spend", k) for k in wanted)]]))[0]
         return {k: float(v) if v is not None else 0.0 for k, v in zip(wanted, values)}
 
-    async def open_sessions(self, key: str, *, now: float) -> int:
+    async def open_sessions(self, key: str, *, now: float | None = None) -> int:
+        if now is None:
+            seconds, micros = (await self._call([["TIME"]]))[0]
+            now = int(seconds) + int(micros) / 1e6
         return int((await self._call([["ZCOUNT", self._k("sessions", key), f"({now!r}", "+inf"]]))[0])
 
-    async def seed_spend(self, totals: Mapping[str, float]) -> bool:
-        keys = [self._k("spend_seeded")] + [self._k("spend", k) for k in totals]
-        return bool(await self._script(_SEED, keys, [repr(float(v)) for v in totals.values()]))
+    async def epoch(self) -> str | None:
+        value = (await self._call([["GET", self._k("spend_seeded")]]))[0]
+        return None if value is None else _text(value)
 
-    async def put_blob(self, name: str, value: str, *, now: float, ttl_s: float) -> None:
+    async def rebuild(self, contributor: str, older: Mapping[str, float], recent: Sequence[Charge], *,
+                      epoch: str) -> tuple[bool, str]:
+        args: list[Any] = [self._prefix, epoch, contributor, str(int(CHARGE_ID_TTL_S)), len(older)]
+        for key, usd in older.items():
+            args += [key, repr(float(usd))]
+        for c in recent:
+            if c.charge_id is None:
+                args[4] += 1  # no id to count it once by: added as a sum (placed before the triples)
+                args[5:5] = [c.key, repr(float(c.cost_usd))]
+            else:
+                args += [c.key, repr(float(c.cost_usd)), c.charge_id]
+        current, added = await self._script(_REBUILD, [], args)
+        return bool(added), _text(current)
+
+    async def put_blob(self, name: str, value: str, *, now: float | None = None, ttl_s: float) -> None:
         await self._call([["SET", self._k("blob", name), value, "PX", str(max(1, int(ttl_s * 1000)))]])
 
-    async def get_blob(self, name: str, *, now: float) -> str | None:
+    async def put_owned_blob(self, name: str, value: str, owner: str, *, max_count: int, max_bytes: int,
+                             now: float | None = None, ttl_s: float) -> bool:
+        size = len(value.encode("utf-8", "surrogatepass"))
+        kept = await self._script(
+            _PUT_OWNED, [self._k("blob", name), self._k("blobs_of", owner), self._k("blob_bytes", owner)],
+            [name, value, str(max(1, int(ttl_s * 1000))), str(max_count), str(max_bytes), str(size), _num(now)])
+        return bool(kept)
+
+    async def get_blob(self, name: str, *, now: float | None = None) -> str | None:
         value = (await self._call([["GET", self._k("blob", name)]]))[0]
         return value.decode() if isinstance(value, bytes) else None
 

@@ -16,13 +16,24 @@ The event loop never syncs to disk either: its connection does not checkpoint th
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import trio
 
-from .store import RATE_WINDOW_S, KeyLimits, Refusal, StateStoreError, check_limits
+from .store import (
+    CHARGE_ID_TTL_S,
+    LEGACY_EPOCH,
+    RATE_WINDOW_S,
+    Charge,
+    KeyLimits,
+    Refusal,
+    StateStoreError,
+    StoreLostData,
+    check_limits,
+)
 
 #: How long a call in the worker thread waits for another process's write transaction before failing.
 BUSY_TIMEOUT_S = 5.0
@@ -40,7 +51,35 @@ CREATE INDEX IF NOT EXISTS opens_key ON opens (key, at);
 CREATE TABLE IF NOT EXISTS spend (key TEXT PRIMARY KEY, usd REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blobs (name TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS blob_owners (name TEXT PRIMARY KEY, owner TEXT NOT NULL, bytes INTEGER NOT NULL,
+                                        expires REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS blob_owners_owner ON blob_owners (owner, expires);
+CREATE TABLE IF NOT EXISTS contributors (epoch TEXT NOT NULL, contributor TEXT NOT NULL,
+                                         PRIMARY KEY (epoch, contributor));
+CREATE TABLE IF NOT EXISTS charged (id TEXT PRIMARY KEY, expires REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS charged_expires ON charged (expires);
 """
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def _epoch(db: sqlite3.Connection) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE name = 'spend_seeded'").fetchone()
+    return str(row[0]) if row else None
+
+
+def _apply_charges(db: sqlite3.Connection, charges: Sequence[Charge], now: float) -> None:
+    """Inside a write transaction: add each charge whose id is not remembered yet."""
+    db.execute("DELETE FROM charged WHERE expires <= ?", (now,))
+    for c in charges:
+        if c.charge_id is not None:
+            if db.execute("INSERT OR IGNORE INTO charged VALUES (?, ?)",
+                          (c.charge_id, now + CHARGE_ID_TTL_S)).rowcount == 0:
+                continue  # applied before: a replay
+        db.execute("INSERT INTO spend VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET usd = usd + excluded.usd",
+                   (c.key, float(c.cost_usd)))
 
 
 def _connect(path: Path, timeout_s: float) -> sqlite3.Connection:
@@ -115,12 +154,16 @@ class SqliteStore:
             return self._call(self._db, fn)
         return await trio.to_thread.run_sync(in_thread, limiter=self._limiter)
 
-    async def admit(self, session_id: str, owner: str, limits: KeyLimits, *, now: float, lease_s: float
-                    ) -> Refusal | None:
+    async def admit(self, session_id: str, owner: str, limits: KeyLimits, *, now: float | None = None,
+                    lease_s: float) -> Refusal | None:
         def tx(db: sqlite3.Connection) -> Refusal | None:
+            at = _now(now)
             db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
-            db.execute("DELETE FROM opens WHERE at <= ?", (now - RATE_WINDOW_S,))
+            if _epoch(db) is None:
+                db.execute("COMMIT")
+                raise StoreLostData(f"state database {self.path.name} holds no spend totals")
+            db.execute("DELETE FROM sessions WHERE expires <= ?", (at,))
+            db.execute("DELETE FROM opens WHERE at <= ?", (at - RATE_WINDOW_S,))
             row = db.execute("SELECT usd FROM spend WHERE key = ?", (limits.key,)).fetchone()
             key_open = db.execute("SELECT count(*) FROM sessions WHERE key = ?", (limits.key,)).fetchone()[0]
             total = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
@@ -129,36 +172,47 @@ class SqliteStore:
                                    recent_opens=recent)
             if refusal is None:
                 db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
-                           (session_id, limits.key, owner, now + lease_s))
+                           (session_id, limits.key, owner, at + lease_s))
                 if limits.max_sessions_per_minute is not None:
-                    db.execute("INSERT INTO opens VALUES (?, ?)", (limits.key, now))
+                    db.execute("INSERT INTO opens VALUES (?, ?)", (limits.key, at))
             db.execute("COMMIT")
             return refusal
         return await self._run(tx)
 
-    async def renew(self, session_ids: Iterable[tuple[str, str]], *, now: float, lease_s: float) -> None:
-        ids = [(now + lease_s, sid) for sid, _ in session_ids]
+    async def renew(self, session_ids: Iterable[tuple[str, str]], *, now: float | None = None, lease_s: float
+                    ) -> list[str]:
+        ids = [sid for sid, _ in session_ids]
         if not ids:
-            return
+            return []
 
-        def tx(db: sqlite3.Connection) -> None:
+        def tx(db: sqlite3.Connection) -> list[str]:
+            expires = _now(now) + lease_s
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("UPDATE sessions SET expires = ? WHERE id = ?", ids)
+            lost = [sid for sid in ids
+                    if db.execute("UPDATE sessions SET expires = ? WHERE id = ?", (expires, sid)).rowcount == 0]
             db.execute("COMMIT")
-        await self._run(tx)
+            return lost
+        return await self._run(tx)
 
     async def release(self, session_id: str, key: str) -> None:
         await self._run(lambda db: db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)))
 
-    async def charge(self, key: str, cost_usd: float) -> float:
-        def tx(db: sqlite3.Connection) -> float:
+    async def charge_batch(self, charges: Sequence[Charge]) -> dict[str, float]:
+        keys = sorted({c.key for c in charges})
+
+        def tx(db: sqlite3.Connection) -> dict[str, float]:
             db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT INTO spend VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET usd = usd + excluded.usd",
-                       (key, cost_usd))
-            total = float(db.execute("SELECT usd FROM spend WHERE key = ?", (key,)).fetchone()[0])
+            if _epoch(db) is None:
+                db.execute("COMMIT")
+                raise StoreLostData(f"state database {self.path.name} holds no spend totals")
+            _apply_charges(db, charges, time.time())
+            totals = {k: float(db.execute("SELECT usd FROM spend WHERE key = ?", (k,)).fetchone()[0]) for k in keys}
             db.execute("COMMIT")
-            return total
+            return totals
         return await self._run(tx)
+
+    async def charge(self, key: str, cost_usd: float, charge_id: str | None = None) -> float:
+        return (await self.charge_batch([Charge(key, cost_usd, charge_id)]))[key]
 
     async def spent(self, keys: Iterable[str]) -> dict[str, float]:
         wanted = list(keys)
@@ -171,35 +225,66 @@ class SqliteStore:
             return out
         return await self._run(read)
 
-    async def open_sessions(self, key: str, *, now: float) -> int:
+    async def open_sessions(self, key: str, *, now: float | None = None) -> int:
         return await self._run(lambda db: int(db.execute(
-            "SELECT count(*) FROM sessions WHERE key = ? AND expires > ?", (key, now)).fetchone()[0]))
+            "SELECT count(*) FROM sessions WHERE key = ? AND expires > ?", (key, _now(now))).fetchone()[0]))
 
-    async def seed_spend(self, totals: Mapping[str, float]) -> bool:
-        rows = [(k, float(v)) for k, v in totals.items()]
+    async def epoch(self) -> str | None:
+        return await self._run(_epoch)
+
+    async def rebuild(self, contributor: str, older: Mapping[str, float], recent: Sequence[Charge], *,
+                      epoch: str) -> tuple[bool, str]:
+        rows = [(k, float(v)) for k, v in older.items()]
+
+        def tx(db: sqlite3.Connection) -> tuple[bool, str]:
+            db.execute("BEGIN IMMEDIATE")
+            current = _epoch(db)
+            if current is None:
+                current = epoch
+                db.execute("INSERT INTO meta VALUES ('spend_seeded', ?)", (current,))
+            if current == LEGACY_EPOCH or db.execute("INSERT OR IGNORE INTO contributors VALUES (?, ?)",
+                                                     (current, contributor)).rowcount == 0:
+                db.execute("COMMIT")
+                return False, current
+            db.executemany("INSERT INTO spend VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET usd = usd + excluded.usd",
+                           rows)
+            _apply_charges(db, recent, time.time())
+            db.execute("COMMIT")
+            return True, current
+        return await self._run(tx)
+
+    async def put_blob(self, name: str, value: str, *, now: float | None = None, ttl_s: float) -> None:
+        def tx(db: sqlite3.Connection) -> None:
+            at = _now(now)
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM blobs WHERE expires <= ?", (at,))
+            db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?)", (name, value, at + ttl_s))
+            db.execute("COMMIT")
+        await self._run(tx)
+
+    async def put_owned_blob(self, name: str, value: str, owner: str, *, max_count: int, max_bytes: int,
+                             now: float | None = None, ttl_s: float) -> bool:
+        size = len(value.encode("utf-8", "surrogatepass"))
 
         def tx(db: sqlite3.Connection) -> bool:
+            at = _now(now)
             db.execute("BEGIN IMMEDIATE")
-            if db.execute("SELECT 1 FROM meta WHERE name = 'spend_seeded'").fetchone():
+            db.execute("DELETE FROM blobs WHERE expires <= ?", (at,))
+            db.execute("DELETE FROM blob_owners WHERE expires <= ?", (at,))
+            count, used = db.execute("SELECT count(*), coalesce(sum(bytes), 0) FROM blob_owners "
+                                     "WHERE owner = ? AND name != ?", (owner, name)).fetchone()
+            if count + 1 > max_count or used + size > max_bytes:
                 db.execute("COMMIT")
                 return False
-            db.executemany("INSERT INTO spend VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET usd = excluded.usd", rows)
-            db.execute("INSERT INTO meta VALUES ('spend_seeded', '1')")
+            db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?)", (name, value, at + ttl_s))
+            db.execute("INSERT OR REPLACE INTO blob_owners VALUES (?, ?, ?, ?)", (name, owner, size, at + ttl_s))
             db.execute("COMMIT")
             return True
         return await self._run(tx)
 
-    async def put_blob(self, name: str, value: str, *, now: float, ttl_s: float) -> None:
-        def tx(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM blobs WHERE expires <= ?", (now,))
-            db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?)", (name, value, now + ttl_s))
-            db.execute("COMMIT")
-        await self._run(tx)
-
-    async def get_blob(self, name: str, *, now: float) -> str | None:
+    async def get_blob(self, name: str, *, now: float | None = None) -> str | None:
         def read(db: sqlite3.Connection) -> str | None:
-            row = db.execute("SELECT value FROM blobs WHERE name = ? AND expires > ?", (name, now)).fetchone()
+            row = db.execute("SELECT value FROM blobs WHERE name = ? AND expires > ?", (name, _now(now))).fetchone()
             return str(row[0]) if row else None
         return await self._run(read)
 

@@ -12,6 +12,10 @@ const PAGE_SIZE = 50;
 const FOLLOW_INTERVAL_MS = 2000;
 /** Text longer than this folds behind a "more" toggle. */
 const FOLD_CHARS = 280;
+/** A scan the server refused for now (one at a time per key: 429, the server's all busy: 503) is
+ *  asked again after its Retry-After, this many times at most: the list, the follow and the
+ *  dashboard may overlap. */
+const SCAN_RETRIES = 3;
 
 let list = new SessionList();
 let cursor = null;
@@ -40,8 +44,18 @@ function filterParams() {
   return p;
 }
 
+/** GET a spend-log scan, asked again while the server says "busy, retry after". */
+async function fetchScan(path) {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(path, { headers: authHeaders($("key").value.trim()) });
+    const retryAfter = Number(res.headers.get("Retry-After"));
+    if (![429, 503].includes(res.status) || !retryAfter || attempt >= SCAN_RETRIES) return res;
+    await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000));
+  }
+}
+
 async function api(params) {
-  const res = await fetch(`/spend/logs?${params}`, { headers: authHeaders($("key").value.trim()) });
+  const res = await fetchScan(`/spend/logs?${params}`);
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error((body.error && body.error.message) || `HTTP ${res.status}`);
   return body;
@@ -86,7 +100,7 @@ async function loadDashboard() {
   const params = filterParams();
   params.delete("status");
   params.set("bucket", $("dash-bucket").value);
-  const res = await fetch(`/spend/summary?${params}`, { headers: authHeaders($("key").value.trim()) });
+  const res = await fetchScan(`/spend/summary?${params}`);
   const body = await res.json().catch(() => ({}));
   const boxes = ["chart-spend", "chart-sessions", "chart-latency"];
   if (!res.ok) {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ...spend.records import SessionMeta
 from ..seam import ModelPolicy
 from .collector import LiveCollector
-from .events import classify
+from .events import classify, classify_client, normalize_client
 from .gate import DelegationGate
 from .messages import error_event
 from .start import LiveStart, StartRefused, parse_start
@@ -20,6 +20,8 @@ from .upstream import build_live_target
 class LiveProtocol:
     name = "live"
     classify = staticmethod(classify)
+    classify_client = staticmethod(classify_client)
+    normalize_client = staticmethod(normalize_client)
 
     @staticmethod
     def new_collector(meta: SessionMeta) -> LiveCollector:

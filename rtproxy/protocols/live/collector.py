@@ -16,6 +16,12 @@ the content of ``session.{instructions,thinking,commentary}.append``, typed text
 (``response.item.create``) go into the next record written (``store_prompts`` permitting).
 Function calls come from the nested ``response.output_item.done`` and land in their response's
 ``tool_calls``, in the Realtime records' shape.
+
+The session config a record carries (instructions, the delegation's model, instructions and tools)
+is the client's ``session.start`` / ``session.update`` once the provider confirmed it
+(``session.started`` / ``session.updated``; an ``error`` refusing it drops it), bounded as the
+Realtime records are (:data:`~..realtime.collector.MAX_RECORD_INSTRUCTIONS_CHARS`,
+:data:`~..realtime.collector.MAX_RECORD_TOOLS_BYTES`, :data:`~..realtime.collector.MAX_RECORD_SETTING_BYTES`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from typing import Any
 from ...spend.pricing import price_responses_usage, price_seconds
 from ...spend.records import Record, SessionEnd, SessionMeta, iso, new_record_id, utc_now
 from ..peek import EventTriage
-from ..realtime.collector import _add_usage, _clip, _error_of, redact_tools
+from ..realtime.collector import (MAX_RECORDED_KEYS, PendingUpdates, _add_usage, _clip, _error_of, record_instructions,
+                                  record_setting, record_tools)
 from ..seam import Direction
 from .events import AUDIO_TYPES, COLLECTED_TYPES, KNOWN_TYPES
 from .transcripts import TranscriptTurns
@@ -54,6 +61,30 @@ def _d(value: Any) -> dict[str, Any]:
 
 def _s(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _recorded_backend(value: Any) -> Any:
+    """A delegated backend's config (``responses``, ``decisions``), bounded: its instructions and
+    tools as the Realtime record bounds have them, every other value by :func:`record_setting`."""
+    if not isinstance(value, dict):
+        return record_setting(value)
+    bounded = {}
+    for key, v in list(value.items())[:MAX_RECORDED_KEYS]:
+        bounded[key] = (record_instructions(v) if key == "instructions" else record_tools(v) if key == "tools"
+                        else record_setting(v))
+    return bounded
+
+
+def recorded_session(session: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a Live session config a record carries, bounded, in the same shape."""
+    out: dict[str, Any] = {}
+    if "instructions" in session:
+        out["instructions"] = record_instructions(session["instructions"])
+    delegation = session.get("delegation")
+    if isinstance(delegation, dict):
+        out["delegation"] = {key: _recorded_backend(v) if key in ("responses", "decisions") else record_setting(v)
+                             for key, v in list(delegation.items())[:MAX_RECORDED_KEYS]}
+    return out
 
 
 def _seconds(value: Any) -> int | None:
@@ -100,6 +131,8 @@ class LiveCollector:
         self._close_sent = False
         self.instructions: str | None = None
         self.delegation: dict[str, Any] = {}
+        #: The client's session.start / session.update not yet confirmed by the provider.
+        self._updates = PendingUpdates()
         self.tools: list[Any] | None = None
         self._turns = TranscriptTurns()
         self._pending: list[dict[str, Any]] = []
@@ -156,28 +189,33 @@ class LiveCollector:
             merged = dict(self.delegation)
             for kind in ("responses", "decisions"):
                 if isinstance(delegation.get(kind), dict):
-                    merged[kind] = {**_d(merged.get(kind)), **delegation[kind]}
+                    both = {**_d(merged.get(kind)), **delegation[kind]}
+                    merged[kind] = dict(list(both.items())[:MAX_RECORDED_KEYS])  # bounded across updates too
             if isinstance(delegation.get("type"), str):
                 merged["type"] = delegation["type"]
             self.delegation = merged
             tools = _d(merged.get("responses")).get("tools")
             if isinstance(tools, list):
-                self.tools = redact_tools(tools)
+                self.tools = tools  # bounded and redacted (recorded_session)
 
     def _on_start(self, event: dict[str, Any]) -> None:
-        self._apply(_d(event.get("session")))
+        # held, bounded, until the provider answers: a refused config is never recorded
+        self._updates.add(event.get("event_id"), recorded_session(_d(event.get("session"))))
 
-    def _on_update(self, event: dict[str, Any]) -> None:
-        self._apply(_d(event.get("session")))
+    _on_update = _on_start
 
     def _on_started(self, event: dict[str, Any]) -> None:
         session = _d(event.get("session"))
         self.upstream_session_id = _s(session.get("id")) or self.upstream_session_id
         self._started = True
-        self._apply(session)
+        self._on_updated(event)
 
     def _on_updated(self, event: dict[str, Any]) -> None:
-        self._apply(_d(event.get("session")))
+        # the client's config it confirms, then the session as the provider reports it
+        confirmed = self._updates.confirmed(event.get("client_event_id"))
+        if confirmed is not None:
+            self._apply(confirmed)
+        self._apply(recorded_session(_d(event.get("session"))))
 
     def _on_append(self, event: dict[str, Any]) -> None:
         content = _s(event.get("content"))
@@ -218,6 +256,7 @@ class LiveCollector:
                                      "response_id": _s(d.get("response_id")), "offset_ms": event.get("offset_ms")})
 
     def _on_error(self, event: dict[str, Any]) -> None:
+        self._updates.refused(_d(event.get("error")).get("client_event_id"))
         self.last_error = _error_of(event.get("error"))
 
     # -- the delegated Responses stream ---------------------------------------------------------

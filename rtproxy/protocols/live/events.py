@@ -9,7 +9,7 @@ delegated Responses stream (``response.event``).
 
 from __future__ import annotations
 
-from ..peek import peek_type
+from ..peek import ClientTriage, peek_type
 from ..seam import AUDIO, COLLECT, FORWARD
 
 AUDIO_TYPES = frozenset({
@@ -34,10 +34,16 @@ _AUDIO_PREFIXES = tuple(head + t + b'"' for head in (b'{"type":"', b'{"type": "'
 
 
 def classify(data: bytes) -> int:
-    """AUDIO, COLLECT or FORWARD, from the frame's first bytes (see the Realtime twin)."""
+    """AUDIO, COLLECT or FORWARD for a provider's frame, from its first bytes (see the Realtime twin)."""
     if data.startswith(_AUDIO_PREFIXES):
         return AUDIO
     peeked = peek_type(data)
     if peeked in AUDIO_TYPES:
         return AUDIO
     return FORWARD if peeked in FORWARD_ONLY_TYPES else COLLECT
+
+
+#: The client's frames, judged on what the provider will read (as the Realtime twin's).
+CLIENT_FRAMES = ClientTriage(AUDIO_TYPES, FORWARD_ONLY_TYPES)
+classify_client = CLIENT_FRAMES.classify
+normalize_client = CLIENT_FRAMES.normalize

@@ -1,6 +1,7 @@
-"""The client frames a GPT-Live session refuses instead of forwarding: a ``session.update``
-naming a delegated backend model the key may not use (it may change mid-session, and the
-provider bills its tokens). Sans-IO."""
+"""The client frames a GPT-Live session refuses instead of forwarding: a ``session.update`` (or a
+second ``session.start``, which the provider refuses anyway) naming a delegated backend model the
+key may not use (it may change mid-session, and the provider bills its tokens). Decided on the
+frame the relay forwards, as the Realtime gate is (see :mod:`..realtime.gate`). Sans-IO."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from collections.abc import Callable
 
 import attrs
 
-from ..peek import parse_event, peek_type
+from ..peek import parse_event, top_level_type
 from .messages import error_event
 from .start import check_delegation
 
-GATED_TYPES = frozenset({b"session.update"})
+GATED_TYPES = frozenset({b"session.update", b"session.start"})
 
 
 @attrs.frozen
@@ -24,11 +25,13 @@ class DelegationGate:
         return None
 
     def check(self, payload: bytes) -> str | None:
-        peeked = peek_type(payload)
+        """None to forward the frame; else the ``error`` event to answer it with (see
+        :meth:`..realtime.gate.ModelGate.check`)."""
+        peeked = top_level_type(payload)
         if peeked is not None and peeked not in GATED_TYPES:
             return None
         event = parse_event(payload)
-        if event is None or event["type"] != "session.update":
+        if event is None or event["type"].encode("utf-8", "surrogatepass") not in GATED_TYPES:
             return None  # not JSON: the provider answers it (and the collector counts it)
         session = event.get("session")
         refused = check_delegation(session if isinstance(session, dict) else {}, self.allows_delegation)

@@ -10,7 +10,7 @@ from ...spend.records import SessionMeta
 from ..peek import peek_type
 from ..seam import ModelPolicy
 from .collector import Collector
-from .events import classify, is_collected
+from .events import classify, classify_client, is_collected, normalize_client
 from .gate import ModelGate
 from .messages import error_event, token_session_update
 from .upstream import build_target
@@ -21,8 +21,10 @@ class RealtimeProtocol:
 
     name = "realtime"
 
-    #: the module function itself: the relay calls it on every text frame, so no wrapper call
+    #: the module functions themselves: the relay calls them on every frame, so no wrapper call
     classify = staticmethod(classify)
+    classify_client = staticmethod(classify_client)
+    normalize_client = staticmethod(normalize_client)
 
     @staticmethod
     def new_collector(meta: SessionMeta) -> Collector:

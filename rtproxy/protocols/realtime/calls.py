@@ -9,8 +9,6 @@ writes the provider's request (:func:`provider_body`), reads the provider's answ
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 import re
 import secrets
@@ -20,6 +18,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import attrs
 
 from ...config import ModelConfig
+from ..formdata import FormError, parse_form_data
 from ..seam import UpstreamTarget
 
 #: An SDP offer is a few KiB (one audio section, a data channel, ICE candidates); beyond this it is refused.
@@ -76,14 +75,11 @@ def parse_offer(content_type: str, body: bytes, query_model: str | None) -> Offe
     if ctype == "application/sdp":
         sdp = _text(body, "the SDP offer")
     elif ctype == "multipart/form-data":
-        if "boundary=" not in content_type:
-            raise OfferError(400, "invalid_multipart", "the multipart body has no boundary")
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body)
-        parts: dict[Any, bytes] = {}
-        for part in message.iter_parts():
-            payload = part.get_payload(decode=True)
-            parts[part.get_param("name", header="content-disposition")] = payload if isinstance(payload, bytes) else b""
+        # a reader of our own, bounded in parts and header bytes (rtproxy/protocols/formdata.py)
+        try:
+            parts = {name: part.data for name, part in parse_form_data(content_type, body).items()}
+        except FormError as exc:
+            raise OfferError(exc.status, exc.code, exc.message) from None
         if "sdp" not in parts:
             raise OfferError(400, "missing_sdp", "the multipart body has no 'sdp' part")
         sdp = _text(parts["sdp"], "the sdp part")

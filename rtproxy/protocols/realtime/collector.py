@@ -11,6 +11,13 @@ counted and never parsed, and only the event types the records need are ``json.l
 
 Nothing here raises on odd input: a malformed or unexpected event is counted and skipped, and a
 ``response.done`` always yields exactly one response record, with whatever could be read from it.
+
+What a record says of the session's config (``proxy_server_request``, the session's ``tools``) is
+what the provider confirmed: a client's ``session.update`` waits (:class:`PendingUpdates`) for
+the ``session.updated`` that applies it, and is forgotten when an ``error`` refuses it. It is
+bounded as messages are (:data:`MAX_RECORD_INSTRUCTIONS_CHARS`, :data:`MAX_RECORD_TOOLS_BYTES`,
+:data:`MAX_RECORD_SETTING_BYTES`): every response record repeats it, and one large config
+copied into each record would make the log grow by its size times the responses.
 """
 
 from __future__ import annotations
@@ -40,6 +47,21 @@ MAX_OPEN_RESPONSES = 64
 MAX_OPEN_TRANSCRIPTIONS = 64
 #: MCP items (tool lists, approval answers) kept for the next response record; older ones dropped.
 MAX_PENDING_TOOL_ITEMS = 64
+#: Instructions a record carries (``proxy_server_request.instructions``, the system message), in
+#: characters; longer ones are cut and marked, as message text is.
+MAX_RECORD_INSTRUCTIONS_CHARS = MAX_TEXT_CHARS
+#: Tool definitions a record carries, in bytes of JSON: whole definitions while they fit, then
+#: one marker entry saying how many were left out.
+MAX_RECORD_TOOLS_BYTES = 64 * 1024
+#: Any other setting a record carries (tool choice, modalities, voice, turn detection,
+#: transcription, a response's other overrides), in bytes of JSON; a larger one is replaced by a
+#: marker (a transcription config keeps its model: what the provider bills).
+MAX_RECORD_SETTING_BYTES = 4 * 1024
+#: Client session updates sent and not yet confirmed nor refused; beyond, the oldest is forgotten
+#: (never recorded).
+MAX_PENDING_UPDATES = 16
+#: Members of a response's overrides (or of a GPT-Live delegation) a record keeps.
+MAX_RECORDED_KEYS = 64
 
 
 def _d(value: Any) -> dict[str, Any]:
@@ -50,8 +72,8 @@ def _s(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "…[truncated]"
+def _clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + "…[truncated]"
 
 
 def _image_placeholder(url: Any) -> str:
@@ -95,6 +117,139 @@ def redact_tools(tools: Any) -> Any:
                 tool["server_url"] = _redact_url(tool["server_url"])
         out.append(tool)
     return out
+
+
+def _json_bytes(value: Any) -> int:
+    """The size of ``value`` as a record writes it (ASCII JSON); what cannot be written counts as
+    too large."""
+    try:
+        return len(json.dumps(value))
+    except (ValueError, TypeError, RecursionError):
+        return MAX_TEXT_CHARS * 1024
+
+
+def record_tools(tools: Any) -> list[Any] | None:
+    """Tool definitions as a record carries them: redacted (:func:`redact_tools`), whole while
+    they fit in :data:`MAX_RECORD_TOOLS_BYTES`, then one entry naming how many were left out
+    (shaped as a tool, so the logs viewer lists it). None for what is not a list."""
+    if not isinstance(tools, list):
+        return None
+    kept: list[Any] = []
+    size = 2
+    for n, tool in enumerate(redact_tools(tools)):
+        size += _json_bytes(tool) + 1
+        if size > MAX_RECORD_TOOLS_BYTES:
+            kept.append({"type": "truncated", "name": "…[truncated]",
+                         "description": f"{len(tools) - n} more tool definition(s) left out: a record carries "
+                                        f"{MAX_RECORD_TOOLS_BYTES:,} bytes of them"})
+            break
+        kept.append(tool)
+    return kept
+
+
+def record_setting(value: Any) -> Any:
+    """A setting as a record carries it: whole up to :data:`MAX_RECORD_SETTING_BYTES` of JSON,
+    else a marker naming its size (a string: cut and marked)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return _clip(value, MAX_RECORD_SETTING_BYTES)
+    size = _json_bytes(value)
+    return value if size <= MAX_RECORD_SETTING_BYTES else f"…[truncated: {size:,} bytes]"
+
+
+def record_instructions(value: Any) -> str | None:
+    return _clip(value, MAX_RECORD_INSTRUCTIONS_CHARS) if isinstance(value, str) else None
+
+
+def _record_transcription(value: Any) -> Any:
+    """A transcription config, bounded; one too large keeps its model (what the provider bills)."""
+    bounded = record_setting(value)
+    if bounded is value or not isinstance(value, dict):
+        return bounded
+    return {"model": record_setting(value.get("model")), "truncated": bounded}
+
+
+#: Session keys a record carries, besides instructions, tools and the audio block (GA) or the
+#: transcription config (beta), each bounded by :func:`record_setting`.
+_RECORDED_SETTINGS = ("tool_choice", "output_modalities", "modalities", "voice", "turn_detection")
+
+
+def recorded_session(session: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a session config (``session.update``, ``session.updated``) a record carries,
+    bounded, in the same shape: all that is kept of it, confirmed or not."""
+    out: dict[str, Any] = {}
+    if "instructions" in session:
+        out["instructions"] = record_instructions(session["instructions"])
+    if "tools" in session:
+        out["tools"] = record_tools(session["tools"])
+    for key in _RECORDED_SETTINGS:
+        if key in session:
+            out[key] = record_setting(session[key])
+    if "input_audio_transcription" in session:  # beta
+        out["input_audio_transcription"] = _record_transcription(session["input_audio_transcription"])
+    audio = _d(session.get("audio"))  # GA
+    audio_in, audio_out = _d(audio.get("input")), _d(audio.get("output"))
+    kept_in = {k: record_setting(audio_in[k]) for k in ("turn_detection",) if k in audio_in}
+    if "transcription" in audio_in:
+        kept_in["transcription"] = _record_transcription(audio_in["transcription"])
+    kept_out = {"voice": record_setting(audio_out["voice"])} if "voice" in audio_out else {}
+    if kept_in or kept_out:
+        out["audio"] = {"input": kept_in, "output": kept_out}
+    return out
+
+
+def _recorded_overrides(overrides: Any) -> dict[str, Any] | None:
+    """A ``response.create``'s overrides as a record carries them, bounded as a session config."""
+    if not isinstance(overrides, dict) or not overrides:
+        return None
+    out = {k: record_setting(v) for k, v in list(overrides.items())[:MAX_RECORDED_KEYS]
+           if k not in ("instructions", "tools")}
+    if "instructions" in overrides:
+        out["instructions"] = record_instructions(overrides["instructions"])
+    if "tools" in overrides:
+        out["tools"] = record_tools(overrides["tools"])
+    return out
+
+
+@attrs.define
+class PendingUpdates:
+    """A client's session updates between sending and the provider's answer. Each is applied to
+    what records say only once the provider confirms it, so one the provider refuses is never
+    recorded. An answer is paired with the update whose event id it names, else with the oldest
+    (the provider answers in order); an ``error`` naming no event drops the oldest (an update it
+    may have refused is never recorded; at worst one it accepted is recorded as the provider
+    reported it). Bounded by :data:`MAX_PENDING_UPDATES`, each update by the record bounds."""
+
+    _items: list[tuple[str | None, dict[str, Any]]] = attrs.field(factory=list)
+
+    def add(self, event_id: Any, update: dict[str, Any]) -> None:
+        if len(self._items) >= MAX_PENDING_UPDATES:
+            del self._items[0]
+        self._items.append((event_id if isinstance(event_id, str) else None, update))
+
+    def confirmed(self, event_id: Any = None) -> dict[str, Any] | None:
+        """The update a confirmation answers (the one it names, else the oldest), or None."""
+        i = self._index(event_id)
+        return self._items.pop(0 if i is None else i)[1] if self._items else None
+
+    def refused(self, event_id: Any) -> None:
+        """An error: forget the update it names, or the oldest when it names no event."""
+        i = self._index(event_id)
+        if i is not None:
+            del self._items[i]
+        elif not isinstance(event_id, str) and self._items:
+            del self._items[0]
+
+    def _index(self, event_id: Any) -> int | None:
+        if isinstance(event_id, str):
+            for i, (pending_id, _) in enumerate(self._items):
+                if pending_id == event_id:
+                    return i
+        return None
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def _mcp_call(item: dict[str, Any]) -> dict[str, Any] | None:
@@ -165,7 +320,8 @@ class _InFlight:
 
 @attrs.define
 class _SessionConfig:
-    """The session as configured, from session.update (client) and session.created/updated."""
+    """The session as configured, as the provider confirmed it (session.created/updated, and the
+    client's updates they confirm); every value bounded (:func:`recorded_session`)."""
 
     instructions: str | None = None
     tools: list[Any] | None = None
@@ -176,11 +332,11 @@ class _SessionConfig:
     transcription: Any = None
 
     def apply(self, session: dict[str, Any]) -> None:
+        """Take the values a :func:`recorded_session` holds."""
         if "instructions" in session:
             self.instructions = _s(session["instructions"])
         if "tools" in session:
-            tools = session["tools"]
-            self.tools = redact_tools(tools) if isinstance(tools, list) else None
+            self.tools = session["tools"]
         if "tool_choice" in session:
             self.tool_choice = session["tool_choice"]
         for key in ("output_modalities", "modalities"):
@@ -217,8 +373,6 @@ class _SessionConfig:
             "input_audio_transcription": self.transcription,
         }
         if overrides:
-            if "tools" in overrides:
-                overrides = {**overrides, "tools": redact_tools(overrides["tools"])}
             request["response_overrides"] = overrides
         return request
 
@@ -238,6 +392,11 @@ class Collector:
         self._observing = meta.transport == "webrtc"
         self._instructions_sent: str | None = None
         self._pending: list[dict[str, Any]] = []
+        #: Client session updates the provider has not answered yet (applied once confirmed).
+        self._updates = PendingUpdates()
+        #: The latest response.create's overrides, until the provider starts (or refuses) it; then
+        #: those of the response it started, for its record.
+        self._requested_overrides: dict[str, Any] | None = None
         self._response_overrides: dict[str, Any] | None = None
         self._open_responses: dict[str, _InFlight] = {}
         #: response.create frames forwarded that no response.created (nor error) has answered yet:
@@ -278,6 +437,7 @@ class Collector:
         self._pending_tool_items: list[dict[str, Any]] = []
         self._client = {
             "session.update": self._on_session_update,
+            "transcription_session.update": self._on_session_update,
             "conversation.item.create": self._on_item_create,
             "response.create": self._on_response_create,
         }
@@ -326,17 +486,22 @@ class Collector:
         return handler(event) or []
 
     def _on_session_update(self, event: dict[str, Any]) -> None:
-        self._apply_session(_d(event.get("session")))
+        # held, bounded, until the provider answers: a refused update is never recorded
+        self._updates.add(event.get("event_id"), recorded_session(_d(event.get("session"))))
 
     def _on_session_created(self, event: dict[str, Any]) -> None:
         session = _d(event.get("session"))
         sid = _s(session.get("id"))
         if sid:
             self.upstream_session_id = sid
-        self._apply_session(session)
+        self._apply_session(recorded_session(session))
 
     def _on_session_updated(self, event: dict[str, Any]) -> None:
-        self._apply_session(_d(event.get("session")))
+        # the client's update it confirms, then the session as the provider reports it applied
+        confirmed = self._updates.confirmed()
+        if confirmed is not None:
+            self.config.apply(confirmed)
+        self._apply_session(recorded_session(_d(event.get("session"))))
 
     def _apply_session(self, session: dict[str, Any]) -> None:
         self.config.apply(session)
@@ -466,12 +631,12 @@ class Collector:
         # The relay hands a client frame to the collector before forwarding it, so this count
         # always rises before the provider's answer (response.created or error) can lower it.
         self._awaiting_created += 1
-        overrides = event.get("response")
-        self._response_overrides = overrides if isinstance(overrides, dict) and overrides else None
+        self._requested_overrides = _recorded_overrides(event.get("response"))
 
     def _on_response_created(self, event: dict[str, Any]) -> None:
         if self._awaiting_created:  # else the provider started it itself (server VAD)
             self._awaiting_created -= 1
+            self._response_overrides, self._requested_overrides = self._requested_overrides, None
         rid = _s(_d(event.get("response")).get("id"))
         if rid and len(self._open_responses) < MAX_OPEN_RESPONSES:
             self._open_responses[rid] = _InFlight(self._now(), self._audio_out)
@@ -495,6 +660,8 @@ class Collector:
         # about something else may end a settle's wait early; either way the window bounds it.
         if self._awaiting_created:
             self._awaiting_created -= 1
+            self._requested_overrides = None  # refused, or at least not known to be started
+        self._updates.refused(_d(event.get("error")).get("event_id"))
         self.last_error = _error_of(event.get("error"))
 
     # -- records -------------------------------------------------------------------------------

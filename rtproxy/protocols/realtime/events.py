@@ -3,12 +3,14 @@
 Most of a voice session's bytes are base64 audio inside ``input_audio_buffer.append`` and
 ``response.output_audio.delta`` events. The relay forwards frames as received; the collector
 needs only a few types (:data:`COLLECTED_TYPES`), chosen by :func:`is_collected` from the
-frame's first bytes (:func:`~rtproxy.protocols.peek.peek_type`) without parsing JSON.
+frame's first bytes (:func:`~rtproxy.protocols.peek.peek_type`) without parsing JSON. That peek
+trusts the provider; a client's frames decide what the provider bills, so they are classified by
+:data:`CLIENT_FRAMES`, which parses any frame whose bytes do not prove its type.
 """
 
 from __future__ import annotations
 
-from ..peek import peek_type
+from ..peek import ClientTriage, peek_type
 from ..seam import AUDIO, COLLECT, FORWARD
 
 #: Audio-carrying events: never parsed, never handed to the collector.
@@ -84,7 +86,7 @@ _AUDIO_PREFIXES = tuple(
 
 
 def classify(data: bytes) -> int:
-    """What the relay does with a text frame besides forwarding it (:mod:`rtproxy.protocols.seam`):
+    """What the relay does with a provider's text frame besides forwarding it (:mod:`rtproxy.protocols.seam`):
     ``AUDIO`` (count its bytes), ``COLLECT`` (a type the collector needs, a type unknown to the
     protocol, which it counts, or one the peek could not find, which it parses) or ``FORWARD``."""
     if data.startswith(_AUDIO_PREFIXES):  # nearly every frame of a voice session: no peek needed
@@ -93,6 +95,12 @@ def classify(data: bytes) -> int:
     if peeked in AUDIO_TYPES:
         return AUDIO
     return FORWARD if peeked in FORWARD_ONLY_TYPES else COLLECT
+
+
+#: The client's frames, judged on what the provider will read (:class:`~rtproxy.protocols.peek.ClientTriage`).
+CLIENT_FRAMES = ClientTriage(AUDIO_TYPES, FORWARD_ONLY_TYPES)
+classify_client = CLIENT_FRAMES.classify
+normalize_client = CLIENT_FRAMES.normalize
 
 
 def is_collected(data: bytes) -> bool:

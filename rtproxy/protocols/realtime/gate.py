@@ -7,6 +7,10 @@ prices it) and an input-transcription model (``session.audio.input.transcription
 ``session.input_audio_transcription.model``), which the provider bills on its own. A frame naming
 a model the key may not use, or another realtime model, is answered with an ``error`` event and
 never reaches the provider. Sans-IO: bytes in, a refusal (or None) out.
+
+The gate reads the frame the relay forwards: one whose type the strict peek vouches for, or the
+re-serialized parse of one it could not (``normalize_client``), so what is judged here is what
+the provider reads (no nested ``type`` mistaken for the event's, no escaped or duplicated key).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from ..peek import parse_event, peek_type
+from ..peek import parse_event, peek_type, top_level_type
 from .messages import error_event
 
 #: Client event types that can name a model.
@@ -52,12 +56,14 @@ class ModelGate:
     allows_transcription: Callable[[str], bool]
 
     def check(self, payload: bytes) -> str | None:
-        """None to forward the frame; else the ``error`` event to answer it with."""
-        peeked = peek_type(payload)
+        """None to forward the frame; else the ``error`` event to answer it with. Decided on the
+        parsed event (a parser keeps the last of duplicated keys, decodes escapes) unless the
+        bytes prove the frame's one top-level type is not a gated one."""
+        peeked = top_level_type(payload)
         if peeked is not None and peeked not in GATED_TYPES:
             return None
         event = parse_event(payload)
-        if event is None or event["type"].encode() not in GATED_TYPES:
+        if event is None or event["type"].encode("utf-8", "surrogatepass") not in GATED_TYPES:
             return None  # not JSON: the provider answers it (and the collector counts it)
         model, transcription = named_models(event)
         if model is not None and model not in self.session_models:

@@ -1,0 +1,139 @@
+"""What a provider module is: the one place that knows a provider's URLs, authentication, wire
+protocol and price list.
+
+The gateway asks a model's provider (:func:`rtproxy.providers.provider_for`) for everything that
+differs between providers; the relay, the session core and the collectors never name one. Adding
+a provider is a module with a :class:`Provider` value, registered in ``providers/__init__.py``,
+and its name in the config's ``Provider`` list with the fields its models need (config.py
+checks them when the file is read, before any provider module is imported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+from ..config import ModelConfig
+from ..protocols.seam import UpstreamTarget
+
+#: The wire protocols a provider's realtime upstream can speak: OpenAI's Realtime API (passed
+#: through, or normalized), or Google's Gemini Live (``BidiGenerateContent``, translated for
+#: OpenAI clients and relayed for Google's own).
+UpstreamApi = Literal["realtime", "gemini"]
+
+
+class Unsupported(ValueError):
+    """The model's provider does not serve this kind of session (GPT-Live, WebRTC calls, …)."""
+
+
+@attrs.frozen
+class LocalEndpoint:
+    """Where the offline model listens in this process, and its per-process secret."""
+
+    url: str | None
+    secret: str
+    #: The offline model's WebRTC peer (started on first use), for calls.
+    rtc_url: str | None = None
+
+
+@attrs.frozen
+class CallUpstream:
+    """Where one model's WebRTC calls go: the offers' URL, the provider's credentials, the sideband."""
+
+    calls_url: str
+    headers: tuple[tuple[str, str], ...] = attrs.field(repr=False)
+    sideband_base: str
+    provider: str
+    #: GPT-Live (``/v1/live/sessions``: the sideband is ``…/{id}/attach``), else Realtime
+    #: (``/v1/realtime/calls``: the sideband is ``/v1/realtime?call_id=…``).
+    live: bool = False
+
+    def op_url(self, call_id: str, op: str) -> str:
+        return f"{self.calls_url}/{call_id}/{op}"
+
+    def sideband(self, call_id: str) -> UpstreamTarget:
+        from urllib.parse import urlencode
+
+        url = f"{self.sideband_base}/{call_id}/attach" if self.live else \
+            f"{self.sideband_base}?{urlencode({'call_id': call_id})}"
+        return UpstreamTarget(url=url, headers=self.headers, provider=self.provider, api_base=self.sideband_base)
+
+
+@attrs.frozen
+class RealtimeRequest:
+    """What a realtime session asks of its upstream."""
+
+    dialect: str = "ga"
+    #: Documented query parameters passed on (``intent``, ``call_id``).
+    forward_query: tuple[tuple[str, str], ...] = ()
+    #: A transcription session: the URL names no model.
+    transcription: bool = False
+
+
+class Provider(Protocol):
+    """One provider: URLs, credentials, wire protocol, prices. Every method is pure (no I/O)
+    but :meth:`prepare`, which may fetch credentials once at start-up."""
+
+    #: The name ``[[models]] provider`` gives.
+    name: str
+    #: The genai-prices provider id its models are priced under.
+    price_provider: str
+
+    def upstream_api(self, model: ModelConfig) -> UpstreamApi:
+        """The wire protocol the model's realtime upstream speaks."""
+
+    def realtime_target(self, model: ModelConfig, request: RealtimeRequest, local: LocalEndpoint) -> UpstreamTarget:
+        """Where a realtime session on this model goes. Raises :class:`Unsupported`."""
+
+    def live_target(self, model: ModelConfig, path: str, query: str, local: LocalEndpoint) -> UpstreamTarget:
+        """Where a GPT-Live session goes (``path`` below ``/live/sessions``). Raises :class:`Unsupported`."""
+
+    def calls(self, model: ModelConfig, local: LocalEndpoint, *, live: bool) -> CallUpstream:
+        """Where WebRTC calls go. Raises :class:`Unsupported`."""
+
+    def setup_model(self, model: ModelConfig) -> str:
+        """The model's name in a Gemini ``setup`` frame (Gemini upstreams only)."""
+
+
+def ws_base(base: str) -> str:
+    """http(s) → ws(s); ws(s) stays; trailing slashes go."""
+    parts = urlsplit(base)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"api_base must be an http(s) or ws(s) URL, not {base!r}")
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def http_base(base: str) -> str:
+    """ws(s) → http(s); http(s) stays; trailing slashes go."""
+    parts = urlsplit(base)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("http", "https"):
+        raise ValueError(f"api_base must be an http(s) or ws(s) URL, not {base!r}")
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def calls_under(base: str, headers: tuple[tuple[str, str], ...], provider: str, *, live: bool) -> CallUpstream:
+    """OpenAI's calls API under an http(s) base ending in ``/v1``."""
+    parts = urlsplit(base)
+    ws_scheme = "wss" if parts.scheme == "https" else "ws"
+    if live:  # GPT-Live: POST /v1/live/sessions, sideband /v1/live/sessions/{id}/attach
+        return CallUpstream(calls_url=base + "/live/sessions", headers=headers, provider=provider,
+                            sideband_base=urlunsplit((ws_scheme, parts.netloc, parts.path + "/live/sessions", "", "")),
+                            live=True)
+    return CallUpstream(calls_url=base + "/realtime/calls", headers=headers, provider=provider,
+                        sideband_base=urlunsplit((ws_scheme, parts.netloc, parts.path + "/realtime", "", "")))
+
+
+def no_setup_model(model: ModelConfig) -> str:
+    raise Unsupported(f"model {model.name!r} does not speak Gemini Live")
+
+
+#: A provider's method that says it does not serve a kind of session.
+def unsupported(what: str) -> Callable[..., object]:
+    def refuse(self: object, model: ModelConfig, *args: object, **kwargs: object) -> object:
+        raise Unsupported(f"model {model.name!r} ({model.provider}) does not serve {what}")
+    return refuse

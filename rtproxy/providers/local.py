@@ -1,0 +1,64 @@
+"""The built-in offline model (``provider = "local"``) on a loopback port, reached exactly like a
+provider, with a per-process secret so nothing else on the machine can use it through rtproxy's
+name. ``dialect`` picks the protocol it speaks: ``"realtime"`` (OpenAI's Realtime API, the
+default) or ``"gemini"`` (Google's Gemini Live: OpenAI clients are translated, google-genai
+clients relayed)."""
+
+from __future__ import annotations
+
+import attrs
+
+from ..config import ModelConfig
+from ..protocols.seam import UpstreamTarget
+from .base import CallUpstream, LocalEndpoint, RealtimeRequest, UpstreamApi, Unsupported, calls_under, http_base, ws_base
+from .gemini import ai_studio_path
+from .openai import beta_header, realtime_url
+
+
+
+def _base(local: LocalEndpoint) -> str:
+    if local.url is None:
+        raise Unsupported("the offline model is not running")
+    return ws_base(local.url)
+
+
+@attrs.frozen
+class LocalProvider:
+    name: str = "local"
+    #: The offline model bills like the models it imitates (OpenAI's, or Google's when it speaks Gemini).
+    price_provider: str = "openai"
+
+    def upstream_api(self, model: ModelConfig) -> UpstreamApi:
+        return "gemini" if model.dialect == "gemini" else "realtime"
+
+    def _auth(self, model: ModelConfig, local: LocalEndpoint) -> tuple[tuple[str, str], ...]:
+        if self.upstream_api(model) == "gemini":
+            return (("x-goog-api-key", local.secret),)
+        return (("Authorization", f"Bearer {local.secret}"),)
+
+    def realtime_target(self, model: ModelConfig, request: RealtimeRequest, local: LocalEndpoint) -> UpstreamTarget:
+        base = _base(local)
+        if self.upstream_api(model) == "gemini":
+            path = base + ai_studio_path(model.api_version)
+            return UpstreamTarget(url=path, headers=self._auth(model, local), provider=self.name, api_base=path)
+        url, path = realtime_url(base + "/v1", model, request)
+        return UpstreamTarget(url=url, headers=self._auth(model, local) + beta_header(request), provider=self.name,
+                              api_base=path)
+
+    def live_target(self, model: ModelConfig, path: str, query: str, local: LocalEndpoint) -> UpstreamTarget:
+        base = _base(local) + "/v1/live/sessions" + path
+        return UpstreamTarget(url=base + (f"?{query}" if query else ""), headers=self._auth(model, local),
+                              provider=self.name, api_base=base)
+
+    def calls(self, model: ModelConfig, local: LocalEndpoint, *, live: bool) -> CallUpstream:
+        if local.rtc_url is None:
+            raise Unsupported("the offline model's WebRTC peer is not running")
+        if self.upstream_api(model) != "realtime":
+            raise Unsupported(f"model {model.name!r} speaks Gemini Live: WebRTC calls are OpenAI's")
+        return calls_under(http_base(local.rtc_url) + "/v1", self._auth(model, local), self.name, live=live)
+
+    def setup_model(self, model: ModelConfig) -> str:
+        return "models/" + model.target_model
+
+
+PROVIDER = LocalProvider()

@@ -1,0 +1,92 @@
+"""The provider layer: each provider module owns its URL, credentials and wire protocol; the
+config names one per model; adding one is a module plus its config checks."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import pytest
+
+from rtproxy.config import LOCAL_DIALECTS, ModelConfig, Provider, parse_config
+from rtproxy.providers import PROVIDERS, LocalEndpoint, RealtimeRequest, Unsupported, provider_for
+
+LOCAL = LocalEndpoint(url="ws://127.0.0.1:9", secret="s3cret", rtc_url="http://127.0.0.1:10")
+
+
+def test_every_configurable_provider_has_a_module_and_nothing_else_does() -> None:
+    assert set(PROVIDERS) == set(typing.get_args(Provider))
+
+
+def test_gemini_dials_google_live_path_with_the_key_in_a_header_never_the_url() -> None:
+    model = ModelConfig("gemini-live", "gemini", upstream_model="gemini-live-2.5-flash", api_key="AIza-secret")
+    t = provider_for(model).realtime_target(model, RealtimeRequest(), LOCAL)
+    assert t.url == ("wss://generativelanguage.googleapis.com/ws/"
+                     "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent")
+    assert dict(t.headers) == {"x-goog-api-key": "AIza-secret"} and "AIza" not in t.url
+    assert provider_for(model).upstream_api(model) == "gemini"
+    assert provider_for(model).setup_model(model) == "models/gemini-live-2.5-flash"
+
+
+@pytest.mark.parametrize(("api_base", "expected"), [
+    ("ws://127.0.0.1:7000", "ws://127.0.0.1:7000/ws/google.ai.generativelanguage.v1.GenerativeService."
+                            "BidiGenerateContent"),
+    ("http://127.0.0.1:7000/prefix/", "ws://127.0.0.1:7000/prefix/ws/google.ai.generativelanguage.v1."
+                                      "GenerativeService.BidiGenerateContent"),
+    ("https://proxy.example", "wss://proxy.example/ws/google.ai.generativelanguage.v1.GenerativeService."
+                              "BidiGenerateContent"),
+])
+def test_gemini_api_base_replaces_scheme_host_and_prefix(api_base: str, expected: str) -> None:
+    model = ModelConfig("g", "gemini", api_key="k", api_base=api_base, api_version="v1")
+    assert provider_for(model).realtime_target(model, RealtimeRequest(), LOCAL).url == expected
+
+
+def test_gemini_serves_no_gpt_live_and_no_webrtc() -> None:
+    model = ModelConfig("g", "gemini", api_key="k")
+    with pytest.raises(Unsupported):
+        provider_for(model).live_target(model, "", "", LOCAL)
+    with pytest.raises(Unsupported):
+        provider_for(model).calls(model, LOCAL, live=False)
+
+
+def test_vertex_names_the_full_resource_and_the_regional_host() -> None:
+    model = ModelConfig("v", "vertex", upstream_model="gemini-live-2.5-flash", project="proj", location="us-central1")
+    vertex = provider_for(model)
+    assert vertex.setup_model(model) == "projects/proj/locations/us-central1/publishers/google/models/gemini-live-2.5-flash"
+    with pytest.raises(Unsupported):  # no token fetched yet: nothing to dial with
+        vertex.realtime_target(model, RealtimeRequest(), LOCAL)
+
+
+def test_a_local_model_speaks_realtime_or_gemini_with_the_per_process_secret() -> None:
+    realtime = ModelConfig("gpt-realtime", "local")
+    t = provider_for(realtime).realtime_target(realtime, RealtimeRequest(dialect="beta"), LOCAL)
+    assert t.url == "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime"
+    assert dict(t.headers) == {"Authorization": "Bearer s3cret", "OpenAI-Beta": "realtime=v1"}
+    gemini = ModelConfig("gemini-live", "local", dialect="gemini")
+    t = provider_for(gemini).realtime_target(gemini, RealtimeRequest(), LOCAL)
+    assert t.url.endswith("/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent")
+    assert dict(t.headers) == {"x-goog-api-key": "s3cret"}
+    assert provider_for(gemini).upstream_api(gemini) == "gemini"
+    with pytest.raises(Unsupported):
+        provider_for(gemini).calls(gemini, LOCAL, live=False)
+
+
+def test_openai_and_azure_targets_are_as_before() -> None:
+    openai = ModelConfig("m", "openai", upstream_model="gpt-realtime", api_key="sk-1")
+    t = provider_for(openai).realtime_target(openai, RealtimeRequest(forward_query=(("intent", "x"),)), LOCAL)
+    assert t.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime&intent=x"
+    azure = ModelConfig("a", "azure", upstream_model="dep", api_key="k", api_base="https://r.openai.azure.com",
+                        api_version="2025-04-01-preview")
+    t = provider_for(azure).realtime_target(azure, RealtimeRequest(), LOCAL)
+    assert t.url == "wss://r.openai.azure.com/openai/realtime?api-version=2025-04-01-preview&deployment=dep"
+    assert dict(t.headers) == {"api-key": "k"}
+
+
+def test_the_config_checks_each_providers_fields(tmp_path: Path) -> None:
+    cfg = parse_config({"models": [
+        {"name": "g", "provider": "gemini", "api_key": "k"},
+        {"name": "v", "provider": "vertex", "project": "p", "location": "global", "credentials_file": "sa.json"},
+        {"name": "l", "provider": "local", "dialect": "gemini"}]}, source="t.toml", base_dir=tmp_path, environ={})
+    vertex = cfg.model("v")
+    assert vertex is not None and vertex.credentials_file == str(tmp_path / "sa.json")
+    assert "gemini" in LOCAL_DIALECTS
