@@ -157,6 +157,12 @@ class LocalModelConfig:
     #: packages are installed (``make run`` installs them); ``"off"``: placeholder transcripts
     #: ("(spoken, 1.6 seconds)") and tone audio, deterministic and without their CPU cost.
     speech: Literal["auto", "off"] = "auto"
+    #: Gemini Live (``dialect = "gemini"``): how long one connection lives, as Google's (about 10
+    #: minutes), and how long before the cut ``goAway`` is sent (unset: min(60 s, half the limit));
+    #: sessions kept for resumption (the oldest forgotten beyond).
+    gemini_connection_limit_s: float = 600.0
+    gemini_go_away_lead_s: float | None = None
+    gemini_max_sessions: int = 256
 
 
 @attrs.frozen
@@ -466,6 +472,13 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
         if getattr(st, name) < 1:
             raise ConfigError(file, f"state.{name}", "must be at least 1")
     st = attrs.evolve(st, url=state_url)
+    loc = cfg.local
+    if loc.gemini_connection_limit_s <= 0:
+        raise ConfigError(file, "local.gemini_connection_limit_s", "must be a positive number of seconds")
+    if loc.gemini_go_away_lead_s is not None and not 0 < loc.gemini_go_away_lead_s < loc.gemini_connection_limit_s:
+        raise ConfigError(file, "local.gemini_go_away_lead_s", "must be more than 0 and less than the connection limit")
+    if loc.gemini_max_sessions < 1:
+        raise ConfigError(file, "local.gemini_max_sessions", "must be at least 1")
 
     models: list[ModelConfig] = []
     seen: set[str] = set()

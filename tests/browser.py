@@ -82,11 +82,11 @@ def speech_wav(path: Path, sentence: str = "What is the weather in Paris?") -> P
 
 
 class LiveServer:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, gemini: bool = False) -> None:
         self.root = root
         self.port = free_port()
         self.realtime_port = free_port()
-        write_server_config(root, self.port, self.realtime_port, stream_delay_ms=2.0)
+        write_server_config(root, self.port, self.realtime_port, stream_delay_ms=2.0, gemini=gemini)
         self.log = open(root / "server.log", "wb")
         env = {**os.environ, "TEST_USER_KEY": USER_KEY}
         self.proc = subprocess.Popen([str(BIN / "rtproxy"), "serve", "--config", str(root / "config.toml")],
@@ -115,8 +115,9 @@ class LiveServer:
         self.log.close()
 
 
-def live_server(root: Path) -> Iterator[LiveServer]:
-    server = LiveServer(root)
+def live_server(root: Path, *, gemini: bool = False) -> Iterator[LiveServer]:
+    """A server process for the tests of a module; ``gemini``: with a Gemini-backed model too."""
+    server = LiveServer(root, gemini=gemini)
     try:
         yield server
     finally:

@@ -86,9 +86,22 @@ async def server_with_fake(nursery: trio.Nursery, tmp_path: Path, fake: FakeUpst
     return await start_server(nursery, cfg)
 
 
-def write_server_config(directory: Path, port: int, rt_port: int, *, stream_delay_ms: float = 1.0) -> Path:
+#: A Gemini-backed model: the offline model speaking Gemini Live, which OpenAI Realtime clients
+#: reach through the gateway's translation (``write_server_config(..., gemini=True)``).
+GEMINI_MODEL_TOML = """
+[[models]]
+name = "gemini-live"
+provider = "local"
+dialect = "gemini"
+upstream_model = "gemini-live-2.5-flash"
+"""
+
+
+def write_server_config(directory: Path, port: int, rt_port: int, *, stream_delay_ms: float = 1.0,
+                        gemini: bool = False) -> Path:
     """A config.toml for a real `rtproxy serve` process: the offline model, a user key from
-    $TEST_USER_KEY and an admin key given only as its sha256."""
+    $TEST_USER_KEY and an admin key given only as its sha256. ``gemini``: also
+    :data:`GEMINI_MODEL_TOML` (kept apart: the other tests count the models a key sees)."""
     from .conftest import ADMIN_KEY
 
     cfg = directory / "config.toml"
@@ -121,7 +134,7 @@ def write_server_config(directory: Path, port: int, rt_port: int, *, stream_dela
         name = "admin"
         key_sha256 = "{hashlib.sha256(ADMIN_KEY.encode()).hexdigest()}"
         role = "admin"
-    """))
+    """) + (GEMINI_MODEL_TOML if gemini else ""))
     return cfg
 
 

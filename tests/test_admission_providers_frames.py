@@ -10,7 +10,14 @@ from rtproxy.auth.admission import Admission, HandshakeRequest, Rejection, admit
 from rtproxy.protocols.peek import peek_type
 from rtproxy.protocols.realtime.events import AUDIO_TYPES, is_collected
 from rtproxy.auth.keys import KeyStore
-from rtproxy.protocols.realtime.upstream import build_target
+from rtproxy.providers import LocalEndpoint, RealtimeRequest, realtime_target
+
+
+def build_target(model, *, dialect="ga", forward_query=(), local_url=None, local_secret="s", transcription=False):  # type: ignore[no-untyped-def]
+    """The provider layer's target, called as the old protocol function was (these tests predate it)."""
+    return realtime_target(model, RealtimeRequest(dialect=dialect, forward_query=forward_query,
+                                                  transcription=transcription),
+                           LocalEndpoint(url=local_url, secret=local_secret))
 
 from .conftest import USER_KEY, make_config
 

@@ -15,15 +15,21 @@ from rtproxy.auth.keys import KeyStore
 from rtproxy.config import ModelConfig
 from rtproxy.protocols.realtime.calls import (
     MAX_SDP_BYTES,
-    CallsUnsupported,
     Offer,
     OfferError,
     call_id_of,
-    call_upstream,
     check_sdp,
     parse_offer,
     provider_body,
 )
+from rtproxy.providers import LocalEndpoint
+from rtproxy.providers import Unsupported as CallsUnsupported
+from rtproxy.providers import call_upstream as _call_upstream
+
+
+def call_upstream(model: ModelConfig, *, local_rtc_url: str | None, local_secret: str, live: bool = False):  # type: ignore[no-untyped-def]
+    """The provider layer's calls upstream, called as the old protocol function was."""
+    return _call_upstream(model, LocalEndpoint(url=None, secret=local_secret, rtc_url=local_rtc_url), live=live)
 
 from .conftest import USER_KEY, make_config
 
@@ -315,6 +321,6 @@ def test_an_sdp_part_that_is_itself_multipart_is_not_an_offer() -> None:
 
 
 def test_an_api_base_keeps_its_path_but_not_its_trailing_slashes() -> None:
-    from rtproxy.protocols.realtime.calls import _http_base
+    from rtproxy.providers.base import http_base as _http_base
     assert _http_base("wss://h.example/proxyX//") == "https://h.example/proxyX"
     assert _http_base("ws://127.0.0.1:9/v1") == "http://127.0.0.1:9/v1"

@@ -5,7 +5,7 @@ heads, black box over loopback sockets against a real server.
   caller before its body is read, and a known caller's offer is read by a bounded parser;
 - a request body has a total deadline (``http_body_timeout_s``), a request head one too
   (``handshake_timeout_s``), however slowly they trickle in, on both ports;
-- spend-log scans run in worker threads, bounded per process and per key;
+- spend-log scans run in scan processes, bounded per process and per key;
 - every malformed request is a 4xx with rtproxy's JSON error, a bug a JSON 500 (traceback logged);
 - every refusal is logged with its code, route and key name, never a credential.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,11 @@ import trio
 import trio.testing
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
-import rtproxy.server.app as app_module
 import rtproxy.server.calls as calls_module
 from rtproxy.errors import ConfigError
 from rtproxy.protocols.formdata import MAX_FORM_PARTS
 from rtproxy.protocols.realtime.calls import MAX_OFFER_BODY_BYTES
+from rtproxy.spend import scans as scans_module
 from rtproxy.spend.scans import MAX_CONCURRENT_SCANS, MAX_SCANS_PER_KEY, SCAN_RETRY_AFTER_S
 
 from .conftest import ADMIN_KEY, LIMITED_KEY, USER_KEY, RunningServer, make_config, start_server
@@ -249,40 +249,36 @@ def test_the_body_timeout_is_a_positive_server_setting_of_30_s_by_default(tmp_pa
         make_config(tmp_path, server={"http_body_timeout_s": 0})
 
 
-# -- spend-log scans: in worker threads, bounded ---------------------------------------------------
+# -- spend-log scans: in scan processes, bounded ----------------------------------------------------
 
 
 class ScanProbe:
-    """Wraps the app's scan functions: records whether each ran off the event loop's thread and,
-    when holding, keeps it running (in its thread) until released."""
+    """Wraps the scan processes' conversation: counts the scans asked of them and, when holding,
+    keeps each from answering until released."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *names: str, hold: bool = False) -> None:
-        self.off_loop: list[bool] = []
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, hold: bool = False) -> None:
+        self.asked: list[str] = []
         self.hold = hold
-        self.release = threading.Event()
+        self.release = trio.Event()
         self.started_send, self.started = trio.open_memory_channel[str](16)
-        for name in names:
-            monkeypatch.setattr(app_module, name, self._wrap(name, getattr(app_module, name)))
+        real = scans_module._Worker.ask
+        probe = self
 
-    def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def scan(*args: Any, **kwargs: Any) -> Any:
-            off_loop = threading.current_thread() is not threading.main_thread()
-            self.off_loop.append(off_loop)
-            if self.hold and off_loop:
-                trio.from_thread.run_sync(self.started_send.send_nowait, name)
-                self.release.wait(WITHIN_S * 2)
-            return fn(*args, **kwargs)
-        return scan
+        async def ask(worker: Any, request: Any) -> str:
+            probe.asked.append(request.kind)
+            if probe.hold:
+                probe.started_send.send_nowait(request.kind)
+                await probe.release.wait()
+            return await real(worker, request)
+        monkeypatch.setattr(scans_module._Worker, "ask", ask)
 
 
-async def test_a_200k_line_log_is_scanned_in_a_worker_thread_while_the_loop_serves(
-        nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        record_property: Callable[[str, object], None]) -> None:
+async def test_a_200k_line_log_is_scanned_in_a_scan_process_while_the_loop_serves(
+        nursery: trio.Nursery, tmp_path: Path, record_property: Callable[[str, object], None]) -> None:
     line = ('{"id":"rec_%d","record":"response","session_id":"sess_%d","key_name":"user","model":"gpt-realtime",'
             '"start_time":"2026-01-01T00:00:00Z","cost_usd":0.0001,"duration_ms":120}\n')
     (tmp_path / "spend.jsonl").write_text("".join(line % (i, i // 10) for i in range(200_000)))
     srv = await start_server(nursery, make_config(tmp_path))
-    probe = ScanProbe(monkeypatch, "newest_first", "appended_since")
     worst = 0.0
     done = trio.Event()
 
@@ -297,11 +293,15 @@ async def test_a_200k_line_log_is_scanned_in_a_worker_thread_while_the_loop_serv
     async with httpx.AsyncClient(base_url=srv.http, timeout=120) as http:
         newest = await http.get("/spend/logs", params={"limit": 3}, headers=auth_headers(ADMIN_KEY))
         follow = await http.get("/spend/logs", params={"after": 0, "limit": 2}, headers=auth_headers(USER_KEY))
+        summary = await http.get("/spend/summary", headers=auth_headers(ADMIN_KEY))
     done.set()
     record_property("worst_wakeup_delay_s", round(worst, 3))  # for the record; never asserted (timing)
     assert [r["id"] for r in newest.json()["data"]] == ["rec_199999", "rec_199998", "rec_199997"]
     assert [r["id"] for r in follow.json()["data"]] == ["rec_0", "rec_1"]
-    assert probe.off_loop == [True, True]  # both scans ran in worker threads, not on the event loop
+    assert summary.status_code == 200 and summary.json()
+    # the scans ran in a child process (no interpreter lock shared with the sessions), kept for the next
+    workers = srv.gateway.scans._idle
+    assert workers and all(w.proc.pid != os.getpid() and w.proc.returncode is None for w in workers)
 
 
 async def test_scans_are_bounded_per_key_and_per_process_with_clear_refusals(
@@ -311,7 +311,7 @@ async def test_scans_are_bounded_per_key_and_per_process_with_clear_refusals(
         {"name": "user", "key": USER_KEY, "models": ["gpt-realtime"]},
         {"name": "admin", "key": ADMIN_KEY, "role": "admin"},
         {"name": "other", "key": LIMITED_KEY}]))
-    probe = ScanProbe(monkeypatch, "newest_first", "summarize", hold=True)
+    probe = ScanProbe(monkeypatch, hold=True)
     answers: dict[str, httpx.Response] = {}
     async with httpx.AsyncClient(base_url=srv.http, timeout=WITHIN_S * 3) as http:
 
@@ -322,20 +322,34 @@ async def test_scans_are_bounded_per_key_and_per_process_with_clear_refusals(
             with trio.fail_after(WITHIN_S):
                 async with trio.open_nursery() as requests:
                     requests.start_soon(held, "user", "/spend/logs", USER_KEY)
-                    assert await probe.started.receive() == "newest_first"
+                    assert await probe.started.receive() == "logs"
                     same_key = await http.get("/spend/summary", headers=auth_headers(USER_KEY))
                     requests.start_soon(held, "admin", "/spend/summary", ADMIN_KEY)
-                    assert await probe.started.receive() == "summarize"
+                    assert await probe.started.receive() == "summary"
                     busy = await http.get("/spend/logs", headers=auth_headers(LIMITED_KEY))
                     probe.release.set()
         finally:
-            probe.release.set()  # a held scan's thread never outlives a failed test
+            probe.release.set()
         after = await http.get("/spend/logs", headers=auth_headers(LIMITED_KEY))
     assert same_key.status_code == 429 and json_error(429, same_key.content)["code"] == "too_many_scans"
     assert busy.status_code == 503 and json_error(503, busy.content)["code"] == "scans_busy"
     assert busy.headers["retry-after"] == str(SCAN_RETRY_AFTER_S)
     assert answers["user"].status_code == answers["admin"].status_code == after.status_code == 200
-    assert probe.off_loop == [True, True, True]  # the refused ones never started a scan
+    assert probe.asked == ["logs", "summary", "logs"]  # the refused ones never started a scan
+
+
+async def test_a_scan_process_that_dies_is_a_503_and_the_next_scan_gets_a_new_one(
+        nursery: trio.Nursery, tmp_path: Path) -> None:
+    srv = await start_server(nursery, make_config(tmp_path))
+    async with httpx.AsyncClient(base_url=srv.http, timeout=60) as http:
+        assert (await http.get("/spend/logs", headers=auth_headers(ADMIN_KEY))).status_code == 200
+        (worker,) = srv.gateway.scans._idle
+        worker.kill()
+        await worker.proc.wait()
+        failed = await http.get("/spend/logs", headers=auth_headers(ADMIN_KEY))
+        again = await http.get("/spend/logs", headers=auth_headers(ADMIN_KEY))
+    assert failed.status_code == 503 and json_error(503, failed.content)["code"] == "scan_failed"
+    assert again.status_code == 200
 
 
 # -- malformed input: a 4xx with rtproxy's JSON error, never a 500 ----------------------------------
@@ -444,10 +458,10 @@ async def test_every_malformed_request_is_a_4xx_json_error_and_the_server_keeps_
 
 async def test_a_bug_answers_a_json_500_and_its_traceback_goes_to_the_log_only(
         server: RunningServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    def broken(*args: Any, **kwargs: Any) -> Any:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("kaboom in the scan")
 
-    monkeypatch.setattr(app_module, "newest_first", broken)
+    monkeypatch.setattr(scans_module.ScanSlots, "run", broken)
     async with httpx.AsyncClient(base_url=server.http) as http:
         r = await http.get("/spend/logs", headers=auth_headers(USER_KEY))
         assert (await http.get("/health")).status_code == 200

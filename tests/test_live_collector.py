@@ -135,19 +135,19 @@ def test_odd_frames_are_counted_never_raised_on() -> None:
 
 
 def test_live_upstreams_name_no_model_in_the_url_and_carry_the_providers_credential() -> None:
-    from rtproxy.protocols.live import build_live_target
+    from rtproxy.providers import LocalEndpoint, live_target
 
-    openai = build_live_target(ModelConfig("gpt-live-1", "openai", api_key="sk-x", api="live"), local_url=None,
-                               local_secret="s")
+    nowhere = LocalEndpoint(url=None, secret="s")
+    openai = live_target(ModelConfig("gpt-live-1", "openai", api_key="sk-x", api="live"), nowhere)
     assert openai.url == "wss://api.openai.com/v1/live/sessions"
     assert dict(openai.headers) == {"Authorization": "Bearer sk-x"}
-    azure = build_live_target(ModelConfig("gpt-live-1", "azure", api_base="https://res.openai.azure.com",
-                                          api_key="az-x", api_version="v1", api="live"),
-                              op="attach", live_id="live_1", graceful_close=True, local_url=None, local_secret="s")
+    azure = live_target(ModelConfig("gpt-live-1", "azure", api_base="https://res.openai.azure.com",
+                                    api_key="az-x", api_version="v1", api="live"),
+                        nowhere, op="attach", live_id="live_1", graceful_close=True)
     assert azure.url == "wss://res.openai.azure.com/openai/v1/live/sessions/live_1/attach?graceful_close=true"
     assert dict(azure.headers) == {"api-key": "az-x"} and azure.api_base.endswith("/live_1/attach")
-    local = build_live_target(ModelConfig("gpt-live-1", "local", api="live"), op="fork", live_id="live_2",
-                              local_url="ws://127.0.0.1:9", local_secret="s3cret")
+    local = live_target(ModelConfig("gpt-live-1", "local", api="live"),
+                        LocalEndpoint(url="ws://127.0.0.1:9", secret="s3cret"), op="fork", live_id="live_2")
     assert local.url == "ws://127.0.0.1:9/v1/live/sessions/live_2/fork"
     assert dict(local.headers) == {"Authorization": "Bearer s3cret"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -282,3 +283,114 @@ def test_the_dashboard_plots_spend_sessions_and_latency_from_the_summary(page: P
     expect(page.locator("#chart-latency svg polyline")).to_have_count(2)  # p50 and p95
     page.select_option("#dash-bucket", "day")
     expect(page.locator("#chart-spend svg rect.bar")).to_have_count(2)  # one day, two models
+
+
+# -- providers: a Gemini-backed session beside others ---------------------------------------------
+
+@pytest.fixture
+def gemini_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server of the test's own whose config also has ``gemini-live``: the offline model
+    speaking Gemini Live, reached through the gateway's translation."""
+    yield from live_server(tmp_path, gemini=True)
+
+
+def gemini_session(page: Page, server: LiveServer) -> None:
+    """A typed turn on gemini-live through the playground, then the session closed."""
+    page.goto(f"{server.url}/#key={USER_KEY}")
+    expect(page.locator('#model option[value="gemini-live"]')).to_be_attached()
+    page.select_option("#model", "gemini-live")
+    page.select_option("#modalities", "text")
+    page.click("#connect")
+    expect(page.locator("#status")).to_have_attribute("data-state", "ok")
+    page.fill("#text-input", "Hello Gemini")
+    page.click("#send")
+    expect(page.locator('.entry[data-role="assistant"] .text')).to_have_text("You said: Hello Gemini")
+    page.click("#disconnect")
+    expect(page.locator("#status")).to_contain_text("Disconnected")
+
+
+def write_provider_sessions(server: LiveServer) -> None:
+    """Two finished sessions of other providers (an OpenAI and a Vertex AI one), each with its
+    response, in this hour: beside the real session, the dashboard has three providers."""
+    from datetime import UTC, datetime
+
+    from rtproxy.spend.log import SpendLogWriter
+
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    w = SpendLogWriter(server.root / "spend.jsonl")
+    for i, (provider, model, cost) in enumerate([("openai", "gpt-realtime-cloud", 0.25), ("vertex", "gemini-vertex", 0.5)]):
+        sid = f"sess_rtp_{provider:0>20}"
+        base = {"session_id": sid, "key_name": "user", "model": model, "provider": provider, "start_time": now,
+                "end_time": now, "usage": {"total_tokens": 10}, "cost_usd": cost}
+        w.write({**base, "record": "response", "id": f"rec_r{i}", "status": "completed", "duration_ms": 200})
+        w.write({**base, "record": "session", "id": f"rec_s{i}", "status": "success", "responses": 1,
+                 "close": {"by": "client", "code": 1000, "reason": ""}})
+
+
+def spend(server: LiveServer, path: str, **params: str) -> httpx.Response:
+    return httpx.get(f"{server.url}{path}", params=params, headers={"Authorization": f"Bearer {USER_KEY}"})
+
+
+def test_the_viewer_shows_each_sessions_provider_and_filters_by_it(page: Page, gemini_server: LiveServer) -> None:
+    server = gemini_server
+    gemini_session(page, server)
+    write_provider_sessions(server)
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(3)
+    badges = {"gemini-live": ("local", "Gemini Live (offline)"), "gpt-realtime-cloud": ("openai", "OpenAI"),
+              "gemini-vertex": ("vertex", "Gemini Live (Vertex AI)")}
+    for model, (provider, label) in badges.items():
+        badge = page.locator("#sessions td.model", has_text=model).locator(".badge.provider")
+        expect(badge).to_have_text(label)
+        expect(badge).to_have_attribute("data-provider", provider)
+    page.locator("#sessions tbody tr", has_text="gemini-live").click()
+    expect(page.locator("#d-summary")).to_contain_text("Gemini Live (offline) (local)")
+    # the filter bar's provider: the server filters (the offline model's sessions are "local")
+    page.select_option("#f-provider", "local")
+    page.click("#apply-filters")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td.model")).to_contain_text("gemini-live")
+    page.select_option("#f-provider", "vertex")
+    page.click("#apply-filters")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td.model")).to_contain_text("gemini-vertex")
+    page.select_option("#f-provider", "")
+    page.click("#apply-filters")
+    expect(rows).to_have_count(3)
+    records = spend(server, "/spend/logs", provider="openai").json()["data"]
+    assert {r["provider"] for r in records} == {"openai"} and len(records) == 2  # its response and its session
+
+
+def test_the_dashboard_splits_spend_and_sessions_by_provider(page: Page, gemini_server: LiveServer) -> None:
+    server = gemini_server
+    gemini_session(page, server)
+    write_provider_sessions(server)
+    summary = spend(server, "/spend/summary", split="provider").json()
+    by_provider: dict[str, float] = {}
+    for row in summary["data"]:
+        by_provider[row["provider"]] = by_provider.get(row["provider"], 0.0) + row["cost_usd"]
+    assert set(by_provider) == {"local", "openai", "vertex"} and by_provider["local"] > 0
+    assert all("provider" not in row for row in spend(server, "/spend/summary").json()["data"])  # rows as before
+    assert spend(server, "/spend/summary", split="colour").status_code == 400
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    expect(page.locator("#sessions tbody tr")).to_have_count(3)
+    page.locator("#dashboard summary").click()
+    page.select_option("#dash-by", "provider")
+    spend_chart = page.locator("#chart-spend svg")
+    for name in ("offline model", "OpenAI", "Gemini (Vertex AI)"):
+        expect(spend_chart.locator(f'rect.bar[data-series="{name}"]')).to_have_count(1)
+    expect(page.locator("#chart-sessions svg rect.bar")).to_have_count(3)  # a session of each, in one hour
+    expect(page.locator("#dash-totals-title")).to_have_text("Totals by provider")
+    totals = page.locator("#dash-totals tbody tr")
+    expect(totals).to_have_count(3)
+    expect(totals.nth(0).locator("td")).to_have_text(["Gemini (Vertex AI)", "1", "1", "$0.500000"])  # the costliest first
+    expect(totals.nth(1).locator("td")).to_have_text(["OpenAI", "1", "1", "$0.250000"])
+    local = page.locator('#dash-totals tr[data-name="offline model"] td.cost')
+    expect(local).to_have_text(re.compile(r"^\$\d+\.\d{6}$"))  # the server's sum, to a millionth (JS rounds)
+    assert abs(float((local.text_content() or "")[1:]) - by_provider["local"]) <= 0.5e-6 + 1e-12
+    # the provider filter narrows the dashboard too
+    page.select_option("#f-provider", "local")
+    page.click("#apply-filters")
+    expect(totals).to_have_count(1)
+    expect(totals.first.locator("td").first).to_have_text("offline model")

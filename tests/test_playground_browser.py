@@ -46,9 +46,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
         b.close()
 
 
-def checked_page(browser) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+def checked_page(browser, width: int = 1400) -> Iterator[Page]:  # type: ignore[no-untyped-def]
     """A page in a fresh context; the test fails if the page threw an uncaught error."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -293,7 +293,7 @@ def test_speaking_over_the_reply_truncates_what_was_not_heard(barge_in_page: Pag
 
 def connect_live(page: Page, delegation: str) -> None:
     page.select_option("#api", "live")
-    expect(page.locator("#model option")).to_have_text(["gpt-live-1"])
+    expect(page.locator("#model option")).to_have_text(["gpt-live-1 — GPT-Live (offline)"])
     page.select_option("#delegation", delegation)
     page.click("#connect")
     expect(page.locator("#status")).to_have_attribute("data-state", "ok")
@@ -414,3 +414,99 @@ def test_a_webrtc_call_from_the_page_is_heard_calls_the_tool_and_is_billed_by_th
                             and (r.get("response") or {}).get("tool_calls"))
     assert asked["response"]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
     assert answered["cost_usd"] > 0 and answered["key_name"] == "user"
+
+
+# -- a Gemini-backed model (the offline model speaking Gemini Live, translated by the gateway) ---
+
+@pytest.fixture(scope="module")
+def gemini_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server whose config also has ``gemini-live`` (kept apart: the tests above count models)."""
+    yield from live_server(tmp_path_factory.mktemp("gemini-server"), gemini=True)
+
+
+@pytest.fixture
+def wide_page(browser) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    yield from checked_page(browser, width=1280)
+
+
+def open_gemini_session(page: Page, server: LiveServer, modalities: str) -> None:
+    open_playground(page, server)
+    options = page.locator("#model option")
+    expect(options).to_have_text(["gpt-realtime — OpenAI (offline)", "gemini-live — Gemini Live (offline)"])
+    page.select_option("#model", "gemini-live")
+    # a Gemini Live upstream has no WebRTC calls: the page does not offer one
+    expect(page.locator('#transport option[value="webrtc"]')).to_be_disabled()
+    expect(page.locator("#model-note")).to_have_text(
+        "Served by Gemini Live (offline), translated by the gateway: WebSocket only; instructions are per session.")
+    page.select_option("#modalities", modalities)
+    connect(page)
+    expect(page.locator("#status")).to_contain_text("to gemini-live.")
+
+
+def test_a_gemini_backed_model_answers_a_typed_question_and_the_usage_table_prices_it(
+        wide_page: Page, gemini_server: LiveServer) -> None:
+    page = wide_page
+    open_gemini_session(page, gemini_server, "text")
+    page.fill("#text-input", "What is the capital of France?")
+    page.click("#send")
+    expect(page.locator('.entry[data-role="assistant"] .text')).to_have_text("You said: What is the capital of France?")
+    row = page.locator("#usage-table tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_have_attribute("data-status", "completed")
+    record = newest_response(gemini_server, lambda r: (r.get("response") or {}).get("output_text")
+                             == "You said: What is the capital of France?")
+    assert record["model"] == "gemini-live" and record["cost_usd"] > 0
+    # the page prices Gemini's usage (translated to Realtime's) at the server's price: the record's
+    # cost, to the dollar's millionth the page shows (JS and Python may round a last 5 apart)
+    for cost in (row.locator("td").last, page.locator("#session-cost")):
+        expect(cost).to_have_text(re.compile(r"^\$\d+\.\d{6}$"))
+        assert abs(float((cost.text_content() or "")[1:]) - record["cost_usd"]) <= 0.5e-6 + 1e-12
+    for panel in ("#connection-panel", "#conversation-panel", "#events-panel"):  # all three side by side
+        box = page.locator(panel).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1281, (panel, box)
+
+
+def test_a_voice_turn_on_a_gemini_backed_model_is_heard_answered_and_its_transcript_shown(
+        page: Page, gemini_server: LiveServer) -> None:
+    open_gemini_session(page, gemini_server, "audio")
+    page.select_option("#turn", "server_vad")
+    page.click("#apply")
+    page.click("#mic")  # the fake microphone says "What is the weather in Paris?"
+    voice = page.locator('.entry[data-kind="voice"] .text').filter(has_text="What is the weather in Paris?")
+    expect(voice.first).to_be_visible(timeout=30_000)
+    card = page.locator(".tool-card").first
+    expect(card.locator(".tool-name")).to_have_text("get_weather", timeout=20_000)
+    page.click("#mic")
+    card.locator(".tool-result").fill('{"temp_c": 18}')
+    card.locator(".tool-send").click()
+    reply = page.locator('.entry[data-role="assistant"] .text').last
+    expect(reply).to_have_text('get_weather returned {"temp_c": 18}', timeout=20_000)
+    log = page.locator("#event-log")  # Gemini's audio and its transcript, as Realtime events
+    expect(log.locator('[data-type="response.output_audio.delta"]').first).to_be_attached()
+    expect(log.locator('[data-type="response.output_audio_transcript.delta"]').first).to_be_attached()
+
+
+def test_what_gemini_cannot_do_comes_back_as_a_readable_error_and_the_session_goes_on(
+        page: Page, gemini_server: LiveServer) -> None:
+    open_playground(page, gemini_server)
+    page.evaluate("""() => {
+        const original = window.WebSocket;
+        window.WebSocket = function (url, protocols) { window.__socket = new original(url, protocols); return window.__socket; };
+        window.WebSocket.prototype = original.prototype;
+        Object.assign(window.WebSocket, { OPEN: 1, CLOSED: 3, CONNECTING: 0, CLOSING: 2 });
+    }""")
+    page.select_option("#model", "gemini-live")
+    page.select_option("#modalities", "text")
+    connect(page)
+    # per-response instructions (a Realtime client may send them; the page has no field for it)
+    page.evaluate("""() => window.__socket.send(JSON.stringify({ type: "response.create",
+        response: { instructions: "Answer in French." } }))""")
+    error = page.locator('.entry[data-kind="error"]')
+    expect(error.locator(".who")).to_have_text("Server error")
+    expect(error.locator(".text")).to_have_text(re.compile(
+        r"^Gemini Live fixes instructions for the whole session.* \(response\.instructions; unsupported_parameter\)$"))
+    expect(page.locator("#status")).to_have_attribute("data-state", "error")
+    expect(page.locator("#status")).to_contain_text("Server error: Gemini Live fixes instructions")
+    page.fill("#text-input", "still there?")
+    page.click("#send")
+    expect(page.locator('.entry[data-role="assistant"] .text')).to_have_text("You said: still there?")

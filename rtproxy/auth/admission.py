@@ -47,10 +47,28 @@ CALL_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 LIVE_PATH = re.compile(r"^/(?:openai/)?v1/live/sessions(?:/(live_[A-Za-z0-9_-]{1,128})/(attach|fork))?$")
 
 
+#: Google's Gemini Live paths (AI Studio), which google-genai clients pointed at the gateway dial:
+#: every API version the SDKs use, and the path its ephemeral tokens take (``…Constrained``).
+GEMINI_PATH = re.compile(r"^/ws/google\.ai\.generativelanguage\.(v1|v1beta|v1alpha)\.GenerativeService\."
+                         r"BidiGenerateContent(Constrained)?$")
+#: The form google-genai gives an ephemeral token (it takes the constrained path for such a key);
+#: a gateway-minted token travels as ``auth_tokens/ek_…``.
+GEMINI_TOKEN_PREFIX = "auth_tokens/"
+#: The ``dialect`` claim of a token minted on Google's ``auth_tokens`` route: it opens google-genai
+#: sessions only (its ``session`` claim is a Gemini setup lock, which no other API can read).
+GEMINI_TOKEN_DIALECT = "gemini"
+_SLASHES = re.compile(r"/{2,}")
+
+
+def gemini_path(path: str) -> re.Match[str] | None:
+    """The Gemini Live path ``path`` is (a base URL ending in ``/`` doubles the slash: folded)."""
+    return GEMINI_PATH.match(_SLASHES.sub("/", path).rstrip("/"))
+
+
 def is_session_path(path: str) -> bool:
-    """Whether a request path opens a session (Realtime or GPT-Live), on either listener."""
+    """Whether a request path opens a session (Realtime, GPT-Live or Gemini Live), on either listener."""
     path = path.rstrip("/") or "/"
-    return path in REALTIME_PATHS or LIVE_PATH.match(path) is not None
+    return path in REALTIME_PATHS or LIVE_PATH.match(path) is not None or gemini_path(path) is not None
 #: Attribution headers set by the app (see DESIGN.md §Spend log).
 END_USER_HEADER = "x-rtproxy-end-user"
 TAGS_HEADER = "x-rtproxy-tags"
@@ -120,7 +138,7 @@ class Admission:
     intent: Literal["conversation", "transcription"] = "conversation"
     #: ``"live"`` for a GPT-Live session: ``model`` is None until its first frame names it (or,
     #: for a sideband or fork, until the gateway looks up who opened ``live_id``).
-    api: Literal["realtime", "live"] = "realtime"
+    api: Literal["realtime", "live", "gemini"] = "realtime"
     live_op: Literal["start", "attach", "fork"] = "start"
     live_id: str | None = None
     #: A sideband asking for the WebSocket close handshake (``?graceful_close=true``).
@@ -128,6 +146,8 @@ class Admission:
     #: A WebRTC call's sideband (``/v1/realtime?call_id=…``): ``model`` is None until the gateway
     #: looks up who made the call (only that key may attach).
     call_id: str | None = None
+    #: Unix time the session ends, whatever its duration (a Gemini token's ``expireTime``).
+    ends_at: float | None = None
 
     @property
     def transcription(self) -> bool:
@@ -222,6 +242,9 @@ def authenticate(request: HandshakeRequest, keys: KeyStore, *, tokens: TokenSign
 def presented_key_name(request: HandshakeRequest, keys: KeyStore, tokens: TokenSigner | None = None) -> str:
     """For a log line: the name of the key the request's credential identifies, or ``-`` when it
     names none (no credential, a wrong key, an invalid token). Never the credential itself."""
+    if gemini_path(request.path) is not None:  # google-genai's credentials
+        verified = _verify(_gemini_credential(request), keys, tokens, None)
+        return "-" if isinstance(verified, _Unverified) else verified[0].name
     found = authenticate(request, keys, tokens=tokens)
     return found.name if isinstance(found, VirtualKey) else "-"
 
@@ -267,6 +290,8 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
         return Rejection(403, "origin_not_allowed", "this Origin may not open realtime sessions", browser=False)
 
     path = request.path.rstrip("/") or "/"
+    if gemini_path(path) is not None:
+        return _gemini_admission(request, keys, config, tokens, now)
     live = LIVE_PATH.match(path)
     if path not in REALTIME_PATHS and live is None:
         return reject(404, "not_found", f"no realtime endpoint at {path[:100]!r}; use /v1/realtime?model=...")
@@ -285,6 +310,9 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
     if isinstance(verified, _Unverified):
         return reject(verified.status, verified.code, verified.message)
     key, claims = verified
+    if claims is not None and claims.dialect == GEMINI_TOKEN_DIALECT:
+        return reject(401, "invalid_ephemeral_token", "this token was minted on the auth_tokens route: it opens "
+                      "google-genai (Gemini Live) sessions only")
     if claims is not None:
         if model_name and model_name != claims.model:
             return reject(403, "model_not_allowed", f"this ephemeral token opens model {claims.model!r} only")
@@ -384,6 +412,62 @@ def _attribution(request: HandshakeRequest) -> tuple[str | None, tuple[str, ...]
     tags_raw = _clean_attribution(request.header(TAGS_HEADER))
     tags = tuple(t.strip() for t in tags_raw.split(",") if t.strip())[:32] if tags_raw else ()
     return _clean_attribution(request.header(END_USER_HEADER)), tags
+
+
+def _gemini_credential(request: HandshakeRequest) -> str | None:
+    """A google-genai client's key: ``x-goog-api-key`` (what the SDK sends), ``Authorization:
+    Token|Bearer``, or ``?key=`` / ``?access_token=`` (raw clients, browsers); a gateway-minted
+    ephemeral token in the SDK's ``auth_tokens/`` form is unwrapped."""
+    found = request.header("x-goog-api-key")
+    if not found:
+        scheme, _, value = (request.header("authorization") or "").partition(" ")
+        found = value.strip() if scheme.lower() in ("token", "bearer") else None
+    if not found:
+        params = dict(request.query)
+        found = params.get("key") or params.get("access_token")
+    if not found or not found.strip():
+        return None
+    found = found.strip()
+    return found.removeprefix(GEMINI_TOKEN_PREFIX)
+
+
+def _gemini_admission(request: HandshakeRequest, keys: KeyStore, config: Config, tokens: TokenSigner | None,
+                      now: float | None) -> Admission | Rejection:
+    """A google-genai client on Google's own Live path: the key is known, the model is not (it
+    comes in the ``setup`` frame). Refusals are closes (google-genai reads no HTTP body): the
+    socket is accepted and closed with 1008 and the reason."""
+
+    def reject(status: int, code: str, message: str) -> Rejection:
+        return Rejection(status, code, message, browser=True)
+
+    verified = _verify(_gemini_credential(request), keys, tokens, now)
+    if isinstance(verified, _Unverified):
+        message = verified.message if verified.code != "missing_api_key" else \
+            "no API key: send x-goog-api-key (google-genai sends its api_key so) or ?key="
+        return reject(verified.status, verified.code, message)
+    key, claims = verified
+    model = None
+    if claims is not None:
+        model = config.model(claims.model)
+        if model is None or model.api != "realtime":
+            return reject(403, "model_not_allowed", f"this ephemeral token opens model {claims.model!r} only")
+    end_user, tags = _attribution(request)
+    if claims is not None and claims.end_user:
+        end_user = claims.end_user
+    # a token minted on the auth_tokens route carries its setup lock (inline, or kept in the state store)
+    locking = claims if claims is not None and claims.dialect == GEMINI_TOKEN_DIALECT else None
+    return Admission(key=key, model=model, dialect="ga", browser=True, subprotocol=None, end_user=end_user, tags=tags,
+                     ephemeral=claims is not None, api="gemini",
+                     initial_session=locking.session if locking is not None else None,
+                     session_ref=locking.session_ref if locking is not None else None)
+
+
+def gemini_rest_key(request: HandshakeRequest, keys: KeyStore) -> VirtualKey | None:
+    """The virtual key a request to one of Google's REST routes (``auth_tokens``) presents, as
+    google-genai sends it (:func:`_gemini_credential`); never an ephemeral token, which opens
+    sessions only. None when it presents no valid key."""
+    found = _gemini_credential(request)
+    return keys.lookup(found) if found is not None and not found.startswith(TOKEN_PREFIX) else None
 
 
 def _live_admission(request: HandshakeRequest, key: VirtualKey, config: Config, claims: Any, live: re.Match[str],

@@ -17,7 +17,6 @@ SAMPLE_RATE = 24000
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # 48
 #: VAD analysis window.
 FRAME_MS = 20
-_FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 _AMPLITUDE = 0.3
 _GAP_MS = 40
 
@@ -41,7 +40,7 @@ def synthesize_word(word: str) -> bytes:
     """A voiced burst per syllable-ish group, pitch from the word's hash, then a short gap."""
     syllables = max(1, sum(ch in "aeiouy" for ch in word.lower()))
     voiced_ms = min(90 * syllables, 600)
-    f0 = 110.0 + zlib.crc32(word.encode()) % 90
+    f0 = 110.0 + zlib.crc32(word.encode("utf-8", "surrogatepass")) % 90
     n = SAMPLE_RATE * voiced_ms // 1000
     ramp = SAMPLE_RATE * 10 // 1000
     out = array("h", bytes(2 * (n + SAMPLE_RATE * _GAP_MS // 1000)))
@@ -91,15 +90,22 @@ class SpeechStopped:
 
 class Vad:
     """Energy VAD over a stream of PCM16: speech starts at the first loud frame, stops after
-    ``silence_duration_ms`` of quiet. Times are ms since the first appended sample."""
+    ``silence_duration_ms`` of quiet. Times are ms since the first appended sample.
+
+    ``sample_rate``: of the stream (24 kHz, the realtime API's; Gemini's is 16 kHz), a multiple
+    of 50 Hz so that a 20 ms frame is whole samples."""
 
     #: Audio kept while waiting for speech: enough for the prefix padding.
     _MAX_IDLE_MS = 2000
     #: The longest utterance kept; longer speech is cut (stop is forced) there.
     MAX_SPEECH_MS = 5 * 60 * 1000
 
-    def __init__(self, settings: VadSettings) -> None:
+    def __init__(self, settings: VadSettings, sample_rate: int = SAMPLE_RATE) -> None:
+        if sample_rate <= 0 or sample_rate * FRAME_MS % 1000:
+            raise ValueError(f"the VAD needs whole samples in {FRAME_MS} ms, not {sample_rate} Hz")
         self.settings = settings
+        self.sample_rate = sample_rate
+        self._frame_bytes = 2 * (sample_rate * FRAME_MS // 1000)
         self._pending = b""  # an odd trailing byte, or a partial frame
         self._buffer = bytearray()  # audio since _buffer_start_ms
         self._buffer_start_ms = 0
@@ -114,7 +120,7 @@ class Vad:
 
     def feed(self, pcm: bytes) -> list[SpeechStarted | SpeechStopped]:
         data = self._pending + pcm
-        frame_bytes = _FRAME_SAMPLES * 2
+        frame_bytes = self._frame_bytes
         usable = len(data) - len(data) % frame_bytes
         self._pending = data[usable:]
         events: list[SpeechStarted | SpeechStopped] = []
@@ -145,14 +151,29 @@ class Vad:
                 self._trim(end)
         return events
 
+    def flush(self) -> list[SpeechStopped]:
+        """The stream ended (the microphone is off): speech in progress stops at its last loud
+        frame; a partial frame is dropped."""
+        self._pending = b""
+        if not self._speaking:
+            return []
+        end = self._last_voice_end_ms
+        self._speaking = False
+        stopped = SpeechStopped(end, self._slice(self._speech_start_ms, end))
+        self._trim(end)
+        return [stopped]
+
+    def _bytes(self, ms: int) -> int:
+        return 2 * (ms * self.sample_rate // 1000)
+
     def _slice(self, start_ms: int, end_ms: int) -> bytes:
-        a = (start_ms - self._buffer_start_ms) * BYTES_PER_MS
-        b = (end_ms - self._buffer_start_ms) * BYTES_PER_MS
+        a = self._bytes(start_ms - self._buffer_start_ms)
+        b = self._bytes(end_ms - self._buffer_start_ms)
         return bytes(self._buffer[max(0, a):max(0, b)])
 
     def _trim(self, keep_from_ms: int) -> None:
         if keep_from_ms <= self._buffer_start_ms:
             return
-        cut = (keep_from_ms - self._buffer_start_ms) * BYTES_PER_MS
+        cut = self._bytes(keep_from_ms - self._buffer_start_ms)
         del self._buffer[:cut]
         self._buffer_start_ms = keep_from_ms

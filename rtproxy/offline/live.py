@@ -18,19 +18,22 @@ models (and the nested Responses events against ``openai.types.responses``).
   the session timeline: input audio appended, speech produced);
 - ``session.close`` → ``session.closed`` (``close_requested``, final usage); then the server
   closes the socket.
+
+What the backend answers, the tool it calls and the voice are the offline model's brain's
+(:mod:`rtproxy.offline.brain`, a literal-minded one here), shared with the other front-ends.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from .audio import BYTES_PER_MS, SpeechStopped, Vad, VadSettings, synthesize_word
-from .model import MAX_UNHEARD, ClientError, OfflineModel, Speaker, audio_of, text_tokens
+from .audio import BYTES_PER_MS, SpeechStopped, Vad, VadSettings
+from .brain import Brain, Speaker, Utterances, cached_prefix, fill_arguments, placeholder, text_tokens
+from .model import ClientError, audio_of
 
 Event = dict[str, Any]
 
@@ -38,10 +41,6 @@ Event = dict[str, Any]
 SESSION_KEYS = frozenset({"model", "instructions", "audio", "delegation", "input", "triggers", "client", "store",
                           "safety_identifier", "type"})
 FORK_KEYS = frozenset({"audio", "delegation", "store", "client", "type"})
-#: Output audio streamed per ``session.output_audio.delta`` at most.
-AUDIO_CHUNK_MS = 100
-#: The cached prefix of the backend's input is counted in blocks of this many tokens.
-CACHE_BLOCK_TOKENS = 16
 #: Backend items kept for the context; the oldest are forgotten beyond this.
 MAX_ITEMS = 1000
 DEFAULT_VOICE = "marin"
@@ -60,10 +59,9 @@ class OfflineLiveModel:
         """``hears`` and ``speaker`` as for :class:`~rtproxy.offline.model.OfflineModel`: the
         caller recognizes each utterance (:meth:`take_unheard`, :meth:`heard`), the speaker voices replies."""
         self.op = op
-        self.hears = hears
-        self.speaker = speaker
-        self._to_hear: list[tuple[str, bytes]] = []
-        self._unheard: dict[str, SpeechStopped] = {}
+        # GPT-Live's Responses backend stands in for a text model: it repeats, calls only tools named
+        self.brain = Brain(speaker, literal=True)
+        self._unheard: Utterances[SpeechStopped] = Utterances(hears)
         self.session_id = "live_" + secrets.token_hex(10)
         self.started = False
         self.closed = False
@@ -108,6 +106,19 @@ class OfflineLiveModel:
         return {"id": self.session_id, "expires_at": self.created_at + 3600, "model": self.model, "status": "active",
                 "instructions": self.instructions, "audio": {"format": self.audio_format, "output": {"voice": self.voice}},
                 "delegation": self.delegation, "input": [], "store": self.store}
+
+    @property
+    def hears(self) -> bool:
+        return self._unheard.hears
+
+    @property
+    def speaker(self) -> Speaker | None:
+        """The brain's voice (``None``: tones, also after the speaker failed)."""
+        return self.brain.speaker
+
+    @speaker.setter
+    def speaker(self, speaker: Speaker | None) -> None:
+        self.brain.speaker = speaker
 
     @property
     def seconds(self) -> int:
@@ -310,27 +321,24 @@ class OfflineLiveModel:
 
     def take_unheard(self) -> list[tuple[str, bytes]]:
         """The utterances to recognize, ``(turn id, pcm)``, each handed out once."""
-        taken, self._to_hear = self._to_hear, []
-        return taken
+        return self._unheard.take()
 
     def heard(self, turn_id: str, words: str | None) -> list[Event]:
         """What was recognized in an utterance (``None``: not recognized): the turn goes on."""
-        stopped = self._unheard.pop(turn_id, None)
+        stopped = self._unheard.heard(turn_id)
         if stopped is None or self.closed:
             return []
         return self._heard_turn(stopped, words if words else None)
 
     def _voice_turn(self, stopped: SpeechStopped) -> list[Event]:
-        if self.hears and len(self._unheard) < MAX_UNHEARD:
-            turn_id = self._id("turn")
-            self._to_hear.append((turn_id, stopped.pcm))
-            self._unheard[turn_id] = stopped
+        if self._unheard.ready:
+            self._unheard.listen(self._id("turn"), stopped.pcm, stopped)
             return []
         return self._heard_turn(stopped, None)
 
     def _heard_turn(self, stopped: SpeechStopped, words: str | None) -> list[Event]:
         ms = len(stopped.pcm) // BYTES_PER_MS
-        heard = words or f"(spoken, {ms / 1000:.1f} seconds)"
+        heard = words or placeholder(ms)
         start = max(0, stopped.audio_end_ms - ms)
         out = self._fragments("session.input_transcript.delta", heard, start, stopped.audio_end_ms)
         if self._responses_mode:
@@ -358,45 +366,24 @@ class OfflineLiveModel:
                                 end_ms=end_ms if i == len(words) - 1 else a + step))
         return out
 
-    def _spoken(self, text: str, n_words: int) -> list[bytes] | None:
-        if self.speaker is None:
-            return None
-        try:
-            said = self.speaker(text)
-        except OSError:  # the voice failed: tones from now on
-            self.speaker = None
-            return None
-        return [pcm for _, pcm in said] if len(said) == n_words else None
-
     def _speak(self, text: str) -> Iterator[list[Event]]:
         """The voice model says ``text``: audio deltas and output transcript fragments, a word a step."""
         t = max(self._input_ms, self._output_end_ms)
         # fragments carry their own spacing: a new utterance after earlier speech starts with one
         lead = " " if self._output_end_ms else ""
-        words = text.split(" ")
-        spoken = self._spoken(text, len(words))
-        for i, word in enumerate(words):
-            pcm = spoken[i] if spoken is not None else synthesize_word(word)
-            ms = len(pcm) // BYTES_PER_MS
-            batch = [self._ev("session.output_transcript.delta", delta=(lead if i == 0 else " ") + word,
-                              start_ms=t, end_ms=t + ms)]
-            chunk = AUDIO_CHUNK_MS * BYTES_PER_MS
-            for off in range(0, len(pcm), chunk):
-                batch.append({"type": "session.output_audio.delta",
-                              "delta": base64.b64encode(pcm[off:off + chunk]).decode()})
-            t += ms
+        for word in self.brain.speak(text, lead=lead):
+            batch = [self._ev("session.output_transcript.delta", delta=word.delta, start_ms=t, end_ms=t + word.ms)]
+            batch += [{"type": "session.output_audio.delta", "delta": chunk} for chunk in word.chunks()]
+            t += word.ms
             self._output_end_ms = t
             yield batch
 
     # -- the Responses backend -----------------------------------------------------------------
 
     def _tool_named(self, text: str) -> dict[str, Any] | None:
-        low = text.lower()
-        for tool in self._backend.get("tools") or []:
-            name = tool.get("name") if tool.get("type") == "function" else None
-            if isinstance(name, str) and (name.lower() in low or name.replace("_", " ").lower() in low):
-                return tool
-        return None
+        functions = [t for t in self._backend.get("tools") or []
+                     if t.get("type") == "function" and isinstance(t.get("name"), str)]
+        return self.brain.choose_tool(text, functions)
 
     def _backend_response(self, delegation_id: str | None, client_event_id: Any,
                           response_id: str | None = None) -> Iterator[list[Event]]:
@@ -420,7 +407,7 @@ class OfflineLiveModel:
         out_text = ""
         if tool is not None:
             call_id, item_id = self._id("call"), self._id("fc")
-            arguments = OfflineModel.fill_arguments(text_in, tool)
+            arguments = fill_arguments(text_in, tool)
             item = {"type": "function_call", "id": item_id, "call_id": call_id, "name": tool["name"],
                     "arguments": "", "status": "in_progress"}
             yield [wrap({"type": "response.output_item.added", "output_index": 0, "item": dict(item)})]
@@ -462,9 +449,9 @@ class OfflineLiveModel:
         if last.get("type") == "function_call_output":
             call = next((i for i in self._items if i.get("type") == "function_call"
                          and i.get("call_id") == last.get("call_id")), None)
-            return f"{call['name'] if call else 'the tool'} returned {last.get('output', '')}"
+            return self.brain.tool_reply(call["name"] if call else "the tool", last.get("output", ""))
         text = " ".join(p.get("text", "") for p in last.get("content") or [] if isinstance(p, dict)).strip()
-        return f"You said: {text}" if text else "Hello! I am the rtproxy offline model."
+        return self.brain.reply(text or None)  # an empty message is greeted like none
 
     def _usage(self, out_text: str) -> dict[str, Any]:
         texts = [self.instructions, self._backend.get("instructions") or ""]
@@ -472,7 +459,7 @@ class OfflineLiveModel:
             texts += [p.get("text", "") for p in item.get("content") or [] if isinstance(p, dict)]
             texts += [item.get("output", "") or "", item.get("arguments", "") or ""]
         input_tokens = sum(text_tokens(t) for t in texts if isinstance(t, str))
-        cached = min(self._prev_input_tokens, input_tokens) // CACHE_BLOCK_TOKENS * CACHE_BLOCK_TOKENS
+        cached = cached_prefix(min(self._prev_input_tokens, input_tokens))
         self._prev_input_tokens = input_tokens
         output_tokens = text_tokens(out_text)
         return {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},

@@ -21,6 +21,10 @@ validate everything it sends (GA names by default, beta names for beta sessions)
 
 The server (:mod:`rtproxy.offline.server`) calls :meth:`receive` per client frame and, while
 :attr:`responding`, :meth:`next_chunk` at its streaming pace.
+
+What it answers, which tool it calls, how it speaks and what it hears are its brain's
+(:mod:`rtproxy.offline.brain`), shared with the GPT-Live and Gemini Live front-ends; this module
+is the Realtime protocol around it.
 """
 
 from __future__ import annotations
@@ -29,31 +33,43 @@ import base64
 import binascii
 import copy
 import json
-import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from . import mcp
-from .audio import BYTES_PER_MS, SpeechStarted, Vad, VadSettings, synthesize_word
+from .audio import BYTES_PER_MS, SpeechStarted, Vad, VadSettings
+from .brain import (
+    JOKE,
+    MAX_UNHEARD,
+    Brain,
+    Speaker,
+    SpokenWord,
+    Utterances,
+    audio_tokens,
+    cached_prefix,
+    fill_arguments,
+    placeholder,
+    text_tokens,
+)
+from .brain import topic_words as _topic_words  # noqa: F401  (the brain's, under its name from before the brain)
+
+#: Also the brain's names this module had before the brain (``JOKE``, ``MAX_UNHEARD``, ``Speaker``, ``text_tokens``).
+__all__ = ["DEFAULT_INSTRUCTIONS", "JOKE", "MAX_UNHEARD", "ClientError", "OfflineModel", "Speaker", "audio_in_tokens",
+           "audio_of", "audio_out_tokens", "text_tokens"]
 
 Event = dict[str, Any]
-#: Text → each word of ``text.split(" ")`` with its PCM16 24 kHz audio (:class:`rtproxy.offline.voice.Voice`).
-Speaker = Callable[[str], list[tuple[str, bytes]]]
 
 DEFAULT_INSTRUCTIONS = "You are the rtproxy offline model, a deterministic stand-in for a realtime model."
-#: Audio chunk streamed per ``response.output_audio.delta`` at most.
-AUDIO_CHUNK_MS = 100
 #: Uncommitted input audio kept at most (manual turn detection); older audio is dropped.
 MAX_INPUT_BUFFER_BYTES = 15 * 1024 * 1024
 #: Conversation items kept; the oldest are forgotten beyond this.
 MAX_ITEMS = 1000
-#: The cached prefix is counted in blocks of this many tokens (small, so short demos show caching).
-CACHE_BLOCK_TOKENS = 16
-#: Utterances waiting to be heard at most; beyond, one gets its placeholder transcript at once.
-MAX_UNHEARD = 16
+#: OpenAI's audio token rates: input audio, output audio (tokens a second).
+AUDIO_IN_TOKENS_PER_S = 10
+AUDIO_OUT_TOKENS_PER_S = 20
 #: Minimum audio a manual commit needs (the real API's rule).
 MIN_COMMIT_MS = 100
 #: Input tokens one image part counts as (deterministic; the real count depends on its size).
@@ -76,22 +92,6 @@ _DEFAULT_TURN_DETECTION = {
 }
 
 
-#: What the offline model answers to "tell me a joke" (long enough to talk over, for barge-in).
-JOKE = ("Why did the realtime gateway cross the road? To bill the other side, exactly once, "
-        "with the receipt in a JSON line.")
-_JOKE_REQUEST = re.compile(r"\btell me a joke\b", re.IGNORECASE)
-#: Words of a tool's name that say what it does, not what it is about (``get`` in ``get_weather``).
-_ACTION_WORDS = frozenset({"get", "set", "fetch", "find", "lookup", "look", "search", "query", "list", "make",
-                           "create", "update", "delete", "remove", "call", "run", "send", "check", "tool", "the",
-                           "for", "and", "current", "info", "data"})
-
-
-def _topic_words(tool_name: str) -> frozenset[str]:
-    """``get_weather`` → {"weather"}; ``lookupOrderStatus`` → {"order", "status"}."""
-    parts = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", tool_name).lower())
-    return frozenset(p for p in parts if len(p) >= 3 and p not in _ACTION_WORDS)
-
-
 class ClientError(Exception):
     def __init__(self, code: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -111,16 +111,12 @@ def audio_of(event: Event) -> bytes:
         raise ClientError("invalid_value", "audio is not valid base64", "audio") from None
 
 
-def text_tokens(text: str) -> int:
-    return math.ceil(len(text) / 4) if text else 0
-
-
 def audio_in_tokens(ms: int) -> int:
-    return math.ceil(ms / 100)  # 10 tokens per second of input audio
+    return audio_tokens(ms, AUDIO_IN_TOKENS_PER_S)
 
 
 def audio_out_tokens(ms: int) -> int:
-    return math.ceil(ms / 50)  # 20 tokens per second of output audio
+    return audio_tokens(ms, AUDIO_OUT_TOKENS_PER_S)
 
 
 class _Response:
@@ -153,10 +149,8 @@ class OfflineModel:
     def __init__(self, *, model: str = "gpt-realtime", dialect: str = "ga", intent: str = "conversation",
                  hears: bool = False, speaker: Speaker | None = None) -> None:
         self.model = model
-        self.hears = hears
-        self.speaker = speaker
-        self._to_hear: list[tuple[str, bytes]] = []  # committed audio not yet handed out
-        self._unheard: dict[str, Event] = {}  # items handed out and not yet heard, by id
+        self.brain = Brain(speaker)
+        self._unheard: Utterances[Event] = Utterances(hears)  # committed items waiting for their words
         self._deferred: dict[str, Any] | None = None  # a response waiting until every item is heard
         self.beta = dialect == "beta"
         #: A transcription session: audio in, transcripts out, no responses.
@@ -212,27 +206,39 @@ class OfflineModel:
     def responding(self) -> bool:
         return self._response is not None
 
+    @property
+    def hears(self) -> bool:
+        return self._unheard.hears
+
+    @property
+    def speaker(self) -> Speaker | None:
+        """The brain's voice (``None``: tones, also after the speaker failed)."""
+        return self.brain.speaker
+
+    @speaker.setter
+    def speaker(self, speaker: Speaker | None) -> None:
+        self.brain.speaker = speaker
+
     # -- hearing (done by the caller: a recognizer costs real time) ----------------------------
 
     def take_unheard(self) -> list[tuple[str, bytes]]:
         """The committed utterances to recognize, ``(item_id, pcm)``, each handed out once."""
-        taken, self._to_hear = self._to_hear, []
-        return taken
+        return self._unheard.take()
 
     def heard(self, item_id: str, words: str | None) -> list[Event]:
         """What was recognized in ``item_id`` (``None``: not recognized): its transcript, the
         input transcription events, and the response that was waiting for it."""
-        item = self._unheard.pop(item_id, None)
+        item = self._unheard.heard(item_id)
         if item is None:
             return []
         out = self._transcribed(item, words if words is not None else self._placeholder(item_id))
-        if not self._unheard and self._deferred is not None and self._response is None:
+        if not self._unheard.waiting and self._deferred is not None and self._response is None:
             params, self._deferred = self._deferred, None
             out.extend(self._start_response(params))
         return out
 
     def _placeholder(self, item_id: str) -> str:
-        return f"(spoken, {self._item_ms.get(item_id, 0) / 1000:.1f} seconds)"
+        return placeholder(self._item_ms.get(item_id, 0))
 
     # -- the session object --------------------------------------------------------------------
 
@@ -495,9 +501,7 @@ class OfflineModel:
         out = [self._ev("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous)]
         if not self.transcribing:  # a transcription session keeps no conversation
             out.extend(self._add_item(item, previous))
-        if self.hears and len(self._unheard) < MAX_UNHEARD:
-            self._to_hear.append((item_id, pcm))
-            self._unheard[item_id] = item
+        if self._unheard.listen(item_id, pcm, item):
             return out
         return out + self._transcribed(item, self._placeholder(item_id))
 
@@ -647,7 +651,7 @@ class OfflineModel:
             raise ClientError("invalid_value", "metadata must be at most 16 string pairs (keys ≤ 64, values ≤ 512 "
                               "characters)", "response.metadata")
         r.metadata = metadata
-        if self._unheard:  # the reply answers the user's words: wait until they are heard
+        if self._unheard.waiting:  # the reply answers the user's words: wait until they are heard
             self._deferred = params
             return []
         tools = params.get("tools", self.tools)
@@ -661,7 +665,7 @@ class OfflineModel:
             if isinstance(part, dict) and part.get("type") == "input_image")
         prev_text, prev_audio = self._prev_input
         r.input_text_tokens, r.input_audio_tokens = text_in, audio_in
-        cached = (min(prev_text, text_in) + min(prev_audio, audio_in)) // CACHE_BLOCK_TOKENS * CACHE_BLOCK_TOKENS
+        cached = cached_prefix(min(prev_text, text_in) + min(prev_audio, audio_in))
         r.cached_text = min(cached, prev_text, text_in)
         r.cached_audio = min(cached - r.cached_text, audio_in)
         self._prev_input = (text_in, audio_in)
@@ -697,54 +701,18 @@ class OfflineModel:
                 return " ".join(texts).strip(), item
         return "", None
 
-    def _choose_tool(self, text: str, tools: list[dict[str, Any]], tool_choice: Any) -> dict[str, Any] | None:
-        if not tools or tool_choice == "none":
-            return None
-        if isinstance(tool_choice, dict) and tool_choice.get("name"):
-            return next((t for t in tools if t["name"] == tool_choice["name"]), None)
-        low = text.lower()
-        for tool in tools:
-            name = tool["name"].lower()
-            if name in low or name.replace("_", " ") in low:
-                return tool
-        said = set(re.findall(r"[a-z0-9]+", low))
-        for tool in tools:  # then by the words that say what it is about: "the weather" → get_weather
-            if said & _topic_words(tool["name"]):
-                return tool
-        return tools[0] if tool_choice == "required" else None
-
     @staticmethod
     def fill_arguments(text: str, tool: dict[str, Any]) -> str:
-        """Fill the tool's parameters from the text: names for strings, numbers for numbers."""
-        props = (tool.get("parameters") or {}).get("properties") or {}
-        words = re.findall(r"[A-Za-z][\w'-]*", text)
-        names = [w for i, w in enumerate(words) if w[0].isupper() and i > 0 and "_" not in w]
-        numbers = re.findall(r"-?\d+(?:\.\d+)?", text)
-        args: dict[str, Any] = {}
-        for key, schema in props.items():
-            kind = schema.get("type") if isinstance(schema, dict) else None
-            if isinstance(schema, dict) and isinstance(schema.get("enum"), list) and schema["enum"]:
-                args[key] = schema["enum"][0]
-            elif kind in ("number", "integer"):
-                value = float(numbers.pop(0)) if numbers else 1
-                args[key] = int(value) if kind == "integer" else value
-            elif kind == "boolean":
-                args[key] = True
-            elif kind == "string" or kind is None:
-                args[key] = names.pop() if names else "example"
-        return json.dumps(args)
+        """Fill the tool's parameters from the text: names for strings, numbers for numbers (the brain's)."""
+        return fill_arguments(text, tool)
 
     def _reply_text(self, text: str, item: Event | None) -> str:
-        if item is None:
-            return "Hello! I am the rtproxy offline model."
-        if item.get("type") == "function_call_output":
+        if item is not None and item.get("type") == "function_call_output":
             call = next((i for i in self.items if i.get("type") == "function_call"
                          and i.get("call_id") == item.get("call_id")), None)
-            name = call.get("name") if call else "the tool"
-            return f"{name} returned {item.get('output', '')}"
-        if _JOKE_REQUEST.search(text):
-            return JOKE
-        return f"You said: {text}" if text else "I heard you."
+            name = str(call.get("name")) if call else "the tool"
+            return self.brain.tool_reply(name, item.get("output", ""))
+        return self.brain.reply(text if item is not None else None)
 
     def _plan(self, r: _Response, tools: list[dict[str, Any]], tool_choice: Any) -> Iterator[list[Event]]:
         last = self.items[-1] if self.items else None
@@ -760,9 +728,9 @@ class OfflineModel:
                 yield from self._plan_mcp(r, server, mcp_tool, mcp.arguments_for(mcp_tool, text))
                 yield self._finish(r, "completed", None)
                 return
-            tool = self._choose_tool(text, [t for t in tools if t.get("type") != "mcp"], tool_choice)
+            tool = self.brain.choose_tool(text, [t for t in tools if t.get("type") != "mcp"], tool_choice)
         if tool is not None:
-            yield from self._plan_function_call(r, tool, self.fill_arguments(text, tool))
+            yield from self._plan_function_call(r, tool, fill_arguments(text, tool))
         else:
             yield from self._plan_message(r, self._reply_text(text, item))
         yield self._finish(r, "completed", None)
@@ -874,24 +842,18 @@ class OfflineModel:
         empty_part = {"type": part_type, "transcript": ""} if audio else {"type": part_type, "text": ""}
         item["content"] = [{"type": content_type, "transcript": ""} if audio else {"type": content_type, "text": ""}]
         yield [self._ev("response.content_part.added", part=empty_part, **ids)]
-        words = reply.split(" ")
-        spoken = self._speak(reply, len(words)) if audio else None
-        for i, word in enumerate(words):
-            delta = word if i == 0 else " " + word
-            r.text_out += delta
+        word: SpokenWord
+        for word in self.brain.speak(reply, voiced=audio):
+            r.text_out += word.delta
             if audio:
-                item["content"][0]["transcript"] += delta
-                pcm = spoken[i] if spoken is not None else synthesize_word(word)
-                batch = [self._ev("response.output_audio_transcript.delta", delta=delta, **ids)]
-                chunk = AUDIO_CHUNK_MS * BYTES_PER_MS
-                for off in range(0, len(pcm), chunk):
-                    batch.append(self._ev("response.output_audio.delta",
-                                          delta=base64.b64encode(pcm[off:off + chunk]).decode(), **ids))
-                r.audio_out_ms += len(pcm) // BYTES_PER_MS
+                item["content"][0]["transcript"] += word.delta
+                batch = [self._ev("response.output_audio_transcript.delta", delta=word.delta, **ids)]
+                batch += [self._ev("response.output_audio.delta", delta=chunk, **ids) for chunk in word.chunks()]
+                r.audio_out_ms += word.ms
                 yield batch
             else:
-                item["content"][0]["text"] += delta
-                yield [self._ev("response.output_text.delta", delta=delta, **ids)]
+                item["content"][0]["text"] += word.delta
+                yield [self._ev("response.output_text.delta", delta=word.delta, **ids)]
         item["status"] = "completed"
         if audio:
             transcript = item["content"][0]["transcript"]
@@ -904,17 +866,6 @@ class OfflineModel:
                     self._ev("response.content_part.done", part={"type": "text", "text": text}, **ids)]
         done.extend(self._close_item(r, item, previous))
         yield done
-
-    def _speak(self, reply: str, n_words: int) -> list[bytes] | None:
-        """The speaker's audio per word of ``reply``, or ``None`` for the tone synthesis."""
-        if self.speaker is None:
-            return None
-        try:
-            spoken = self.speaker(reply)
-        except OSError:  # the voice's library failed to load or speak: tones, not silence
-            self.speaker = None
-            return None
-        return [pcm for _, pcm in spoken] if len(spoken) == n_words else None
 
     def _usage(self, r: _Response) -> dict[str, Any]:
         out_audio = audio_out_tokens(r.audio_out_ms) if r.audio_out_ms else 0

@@ -1,14 +1,23 @@
-"""The offline model's WebSocket server (trio-websocket), a thin loop around :class:`OfflineModel`.
+"""The offline model's WebSocket server (trio-websocket), a thin loop around its front-ends:
+:class:`OfflineModel` (the Realtime API), :class:`OfflineLiveModel` (GPT-Live) and
+:class:`OfflineGeminiModel` (Google's Gemini Live API, on Google's own paths
+``/ws/google.ai.generativelanguage.{v1,v1beta,v1alpha}.GenerativeService.BidiGenerateContent``).
 
 Reached over a real loopback WebSocket like any provider, so the proxy path is the same as for
 OpenAI. When started with a secret it accepts only ``Authorization: Bearer <secret>`` (the
-gateway's per-process secret); ``rtproxy simulate`` runs it standalone without one.
+gateway's per-process secret), or on the Gemini paths ``x-goog-api-key: <secret>`` or
+``?key=<secret>`` as Google does (a wrong key is answered as Google answers it: the handshake
+succeeds, the first frame gets a close 1008); ``rtproxy simulate`` runs it standalone without one.
 
 Two tasks per connection: one reads client events and answers them at once; the other streams
 the active response, one chunk every ``stream_delay_s``, so responses take time (and can be
 cancelled or interrupted) like a real model's. With speech on (``[local] speech``), a third hears
 committed utterances in a worker thread (:class:`~rtproxy.offline.hearing.Ears`), so the reader
 never waits for a recognizer, and replies are spoken by espeak-ng (:class:`~rtproxy.offline.voice.Voice`).
+A Gemini connection also has its lifetime: ``goAway`` before the connection limit, then the close
+(1011 "Deadline expired before operation could complete.", as Google's has been seen to end);
+its sessions stay resumable on a new connection (:class:`~rtproxy.offline.gemini.ResumableSessions`,
+shared by the server's connections).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from .ears import Ears
+from .gemini import CONNECTION_LIMIT_S, MAX_RESUMABLE_SESSIONS, OfflineGeminiModel, ResumableSessions
 from .live import OfflineLiveModel
 from .model import OfflineModel
 from .voice import Voice
@@ -43,7 +53,14 @@ MAX_LIVE_SESSIONS = 256
 MAX_QUEUED_UTTERANCES = 8
 #: Recognizer threads per process: one pocketsphinx decoder pair, which is not thread-safe.
 HEARING_THREADS = 1
+#: How long a Gemini client with a wrong key gets to send its setup before the close (Google
+#: answers the first frame with it; a client that sends nothing is closed at this deadline).
+GEMINI_REFUSAL_WAIT_S = 10.0
 _LIVE_PATH = re.compile(r"^/v1/live/sessions(?:/(live_[A-Za-z0-9_-]+)/(attach|fork))?$")
+#: Google's Gemini Live path (AI Studio), every API version the SDKs use.
+_GEMINI_PATH = re.compile(r"^/ws/google\.ai\.generativelanguage\.(v1|v1beta|v1alpha)\.GenerativeService"
+                          r"\.BidiGenerateContent$")
+_BAD_GEMINI_KEY = "API key not valid. Please pass a valid API key."
 
 
 @attrs.frozen
@@ -62,10 +79,28 @@ class Speech:
         return cls(ears=Ears() if Ears.available() else None, voice=Voice() if Voice.available() else None)
 
 
+@attrs.frozen
+class GeminiSettings:
+    """What the server's Gemini connections share: their resumable sessions, and their life."""
+
+    sessions: ResumableSessions = attrs.field(factory=ResumableSessions)
+    connection_limit_s: float = CONNECTION_LIMIT_S
+    #: ``None``: :func:`rtproxy.offline.gemini.go_away_lead` of the limit.
+    go_away_lead_s: float | None = None
+
+
 async def _handle(request: WebSocketRequest, secret: str | None, stream_delay_s: float,
-                  live: LiveSessions, speech: Speech) -> None:
+                  live: LiveSessions, speech: Speech, gemini: GeminiSettings | None = None) -> None:
     path = urlsplit(request.path)
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+    # a base URL ending in "/" doubles the SDK's slash (protocol/gemini-live.md §2.4); read the
+    # target itself, as urlsplit takes a leading "//" for a host
+    target, _, raw_query = request.path.partition("?")
+    gemini_path = _GEMINI_PATH.match(re.sub(r"/{2,}", "/", target).rstrip("/"))
+    if gemini_path is not None:
+        await _handle_gemini(request, gemini_path.group(1), headers, parse_qs(raw_query), secret, stream_delay_s,
+                             gemini or GeminiSettings(), speech)
+        return
     live_path = _LIVE_PATH.match(path.path.rstrip("/"))
     if path.path.rstrip("/") not in ("/v1/realtime", "/realtime") and live_path is None:
         await request.reject(404, body=b'{"error":{"message":"not found"}}')
@@ -90,13 +125,35 @@ async def _handle(request: WebSocketRequest, secret: str | None, stream_delay_s:
     await serve_session(ws, model, stream_delay_s, opening=model.start(), speech=speech)
 
 
-async def serve_session(ws: WebSocketConnection, model: OfflineModel | OfflineLiveModel, stream_delay_s: float, *,
-                        opening: list[dict[str, object]] | None = None, usage_interval_s: float | None = None,
-                        answers_only: bool = False, speech: Speech | None = None) -> None:
+async def _handle_gemini(request: WebSocketRequest, version: str, headers: dict[str, str],
+                         query: dict[str, list[str]], secret: str | None, stream_delay_s: float,
+                         gemini: GeminiSettings, speech: Speech) -> None:
+    if secret is not None:
+        offered = headers["x-goog-api-key"] if "x-goog-api-key" in headers else (query.get("key") or [""])[0]
+        if not hmac.compare_digest(offered.encode(), secret.encode()):
+            ws = await request.accept()
+            with trio.move_on_after(GEMINI_REFUSAL_WAIT_S):
+                await ws.get_message()
+            await ws.aclose(1008, _BAD_GEMINI_KEY)
+            return
+    ws = await request.accept()
+    model = OfflineGeminiModel(sessions=gemini.sessions, api_version=version, hears=speech.ears is not None,
+                               speaker=speech.voice.speak if speech.voice else None,
+                               connection_limit_s=gemini.connection_limit_s, go_away_lead_s=gemini.go_away_lead_s)
+    await serve_session(ws, model, stream_delay_s, speech=speech)
+
+
+async def serve_session(ws: WebSocketConnection, model: OfflineModel | OfflineLiveModel | OfflineGeminiModel,
+                        stream_delay_s: float, *, opening: list[dict[str, object]] | None = None,
+                        usage_interval_s: float | None = None, answers_only: bool = False,
+                        speech: Speech | None = None) -> None:
     """One connection to a model: ``opening`` events first; then a reader answering each client
     event at once, a streamer sending the model's active output at its pace, a hearer recognizing
-    committed audio (speech on), and (GPT-Live) a ticker sending billed usage. A sideband
-    (``answers_only``) gets the reader's answers only."""
+    committed audio (speech on), (GPT-Live) a ticker sending billed usage, and (Gemini) its
+    lifetime: ``goAway``, then the close at the connection limit. A sideband (``answers_only``)
+    gets the reader's answers only. Gemini frames go as binary messages (UTF-8 JSON, as Google
+    sends them); the others as text."""
+    gemini = isinstance(model, OfflineGeminiModel)
     wake = trio.Event()
     ears = speech.ears if speech is not None and model.hears and not answers_only else None
     utterances_in, utterances = trio.open_memory_channel[tuple[str, bytes]](MAX_QUEUED_UTTERANCES)
@@ -108,13 +165,17 @@ async def serve_session(ws: WebSocketConnection, model: OfflineModel | OfflineLi
         # transcript fragments, say) must not be split by another task's events
         async with sending:
             for event in events:
-                await ws.send_message(json.dumps(event))
+                text = json.dumps(event)
+                await ws.send_message(text.encode("utf-8", "surrogatepass") if gemini else text)
 
     async def reader() -> None:
         while True:
             await send(model.receive(await ws.get_message()))
             if getattr(model, "closed", False):  # GPT-Live: session.closed is the last word
                 await ws.aclose(1000)
+                return
+            if isinstance(model, OfflineGeminiModel) and model.closing is not None:  # Gemini refused the frame
+                await ws.aclose(*model.closing)
                 return
             if ears is not None:
                 for utterance in model.take_unheard():
@@ -152,6 +213,15 @@ async def serve_session(ws: WebSocketConnection, model: OfflineModel | OfflineLi
             await trio.sleep(usage_interval_s)
             await send(model.usage_tick())
 
+    async def lifetime() -> None:
+        assert isinstance(model, OfflineGeminiModel)
+        await trio.sleep(max(0.0, model.connection_limit_s - model.go_away_lead_s))
+        await send(model.go_away())
+        await trio.sleep(min(model.go_away_lead_s, model.connection_limit_s))
+        await send(model.expire())
+        assert model.closing is not None
+        await ws.aclose(*model.closing)
+
     async def until_closed(task, nursery: trio.Nursery) -> None:
         try:
             await task()
@@ -169,6 +239,8 @@ async def serve_session(ws: WebSocketConnection, model: OfflineModel | OfflineLi
             nursery.start_soon(until_closed, streamer, nursery)
         if usage_interval_s is not None and not answers_only:
             nursery.start_soon(until_closed, ticker, nursery)
+        if gemini:
+            nursery.start_soon(until_closed, lifetime, nursery)
         if ears is not None:
             nursery.start_soon(until_closed, hearer, nursery)
 
@@ -205,14 +277,22 @@ async def _handle_live(request: WebSocketRequest, live_id: str | None, op: str, 
 
 async def serve_offline_model(host: str, port: int, secret: str | None, stream_delay_s: float, *,
                               live_usage_interval_s: float = 1.0, speech: str = "auto",
+                              gemini_connection_limit_s: float = CONNECTION_LIMIT_S,
+                              gemini_go_away_lead_s: float | None = None,
+                              gemini_max_sessions: int = MAX_RESUMABLE_SESSIONS,
                               task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve until cancelled; reports the bound port through ``task_status``."""
+    """Serve until cancelled; reports the bound port through ``task_status``.
+
+    ``gemini_connection_limit_s``: how long a Gemini Live connection lives (``goAway``
+    ``gemini_go_away_lead_s`` before, by default :func:`~rtproxy.offline.gemini.go_away_lead`);
+    ``gemini_max_sessions``: Gemini sessions kept for resumption, shared by the connections."""
     live = LiveSessions(live_usage_interval_s)
     voices = Speech.from_setting(speech)
+    gemini = GeminiSettings(ResumableSessions(gemini_max_sessions), gemini_connection_limit_s, gemini_go_away_lead_s)
 
     async def handler(request: WebSocketRequest) -> None:
         try:
-            await _handle(request, secret, stream_delay_s, live, voices)
+            await _handle(request, secret, stream_delay_s, live, voices, gemini)
         except ConnectionClosed:
             pass
         except Exception:
@@ -224,6 +304,8 @@ async def serve_offline_model(host: str, port: int, secret: str | None, stream_d
                                                 max_message_size=MAX_MESSAGE_BYTES,
                                                 message_queue_size=MESSAGE_QUEUE_SIZE, task_status=task_status))
         bound = server.port
-        log.info("offline model on ws://%s:%d/v1/realtime (hearing: %s, voice: %s)", host, bound,
+        log.info("offline model on ws://%s:%d/v1/realtime, /v1/live/sessions and Gemini Live's "
+                 "/ws/google.ai.generativelanguage.*.GenerativeService.BidiGenerateContent (hearing: %s, voice: %s)",
+                 host, bound,
                  "pocketsphinx" if voices.ears else "placeholders", "espeak-ng" if voices.voice else "tones")
         task_status.started(bound)

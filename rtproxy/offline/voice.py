@@ -97,7 +97,7 @@ class Voice:
             if self._lib is None:
                 self._load()
             self._samples, self._words = [], []
-            data = text.encode() + b"\0"
+            data = text.encode("utf-8", "replace") + b"\0"  # a lone surrogate a client typed is spoken as "?"
             self._lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
             self._lib.espeak_Synchronize()
             return b"".join(self._samples), list(self._words)

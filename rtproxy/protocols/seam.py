@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import attrs
 
@@ -75,6 +75,11 @@ class UpstreamTarget:
     provider: str = ""
     #: The URL without query, for records (``api_base``).
     api_base: str = ""
+    #: A new translator per session when the upstream speaks another protocol than the client
+    #: (OpenAI Realtime clients on Gemini Live); None: frames pass through unchanged.
+    translation: Callable[[], Any] | None = attrs.field(default=None, eq=False, repr=False)
+    #: This target built afresh (credentials that expire), for a session that reconnects.
+    refresh: Callable[[], UpstreamTarget] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 class SessionCollector(Protocol):
@@ -131,6 +136,11 @@ class ApiProtocol(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def binary_events(self) -> bool:
+        """Whether the provider's binary frames are events too (JSON), classified and collected
+        like text ones (Gemini Live sends every event as a binary frame)."""
+
     def classify(self, payload: bytes) -> int: ...
 
     def classify_client(self, payload: bytes) -> int: ...
@@ -156,6 +166,10 @@ class FrameGate(Protocol):
     def check(self, payload: bytes) -> str | None:
         """None: forward it; else the protocol's error event to answer it with (not forwarded).
         Decided on the parsed event unless the strict peek proves the type is not one it gates."""
+
+    def close_for(self, payload: bytes) -> tuple[int, str] | None:
+        """After :meth:`check` refused ``payload``: the close (code, reason) that must end the
+        session, for protocols whose clients cannot be told in-band; None: the session goes on."""
 
     def check_applied(self, payload: bytes) -> tuple[str, str] | None:
         """For a watched WebRTC call, whose client frames the gateway never sees: a collected server

@@ -13,7 +13,10 @@ nothing else in the relay names one.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from ..config import ModelConfig
+from ..protocols.seam import UpstreamTarget
 from . import azure, gemini, local, openai, vertex
 from .base import CallUpstream, LocalEndpoint, Provider, RealtimeRequest, Unsupported, UpstreamApi
 
@@ -26,4 +29,26 @@ def provider_for(model: ModelConfig) -> Provider:
 
 
 __all__ = ["PROVIDERS", "CallUpstream", "LocalEndpoint", "Provider", "RealtimeRequest", "Unsupported", "UpstreamApi",
-           "provider_for"]
+           "call_upstream", "live_target", "provider_for", "realtime_target"]
+
+
+def realtime_target(model: ModelConfig, request: RealtimeRequest, local: LocalEndpoint) -> UpstreamTarget:
+    """Where a realtime session on ``model`` goes (its provider decides). Raises Unsupported."""
+    return provider_for(model).realtime_target(model, request, local)
+
+
+def live_target(model: ModelConfig, local: LocalEndpoint, *, op: str = "start", live_id: str | None = None,
+                graceful_close: bool = False) -> UpstreamTarget:
+    """Where a GPT-Live session goes: ``/live/sessions``, or ``…/{id}/attach`` / ``…/{id}/fork``.
+    The model is never in the URL (it is in ``session.start``). Raises Unsupported."""
+    path = ""
+    if op in ("attach", "fork"):
+        assert live_id is not None
+        path = f"/{live_id}/{op}"
+    query = urlencode([("graceful_close", "true")]) if op == "attach" and graceful_close else ""
+    return provider_for(model).live_target(model, path, query, local)
+
+
+def call_upstream(model: ModelConfig, local: LocalEndpoint, *, live: bool = False) -> CallUpstream:
+    """Where ``model``'s WebRTC calls (or GPT-Live WebRTC sessions) go. Raises Unsupported."""
+    return provider_for(model).calls(model, local, live=live)

@@ -14,11 +14,12 @@ from .base import (
     CallUpstream,
     LocalEndpoint,
     RealtimeRequest,
-    UpstreamApi,
     Unsupported,
+    UpstreamApi,
     calls_under,
     http_base,
     no_setup_model,
+    no_translation,
     ws_base,
 )
 from .openai import beta_header, realtime_url
@@ -32,7 +33,9 @@ def _openai_root(base: str) -> str:
 class AzureProvider:
     name: str = "azure"
     #: Azure lists OpenAI's models under their deployment names (the price lookup falls back to OpenAI's).
-    price_provider: str = "azure"
+
+    def price_provider(self, model: ModelConfig) -> str:
+        return "azure"
 
     def upstream_api(self, model: ModelConfig) -> UpstreamApi:
         return "realtime"
@@ -69,6 +72,13 @@ class AzureProvider:
         return calls_under(_openai_root(http_base(model.api_base)) + "/v1", self._auth(model), self.name, live=live)
 
     setup_model = staticmethod(no_setup_model)
+    translation = no_translation
+
+    async def prepare(self, model: ModelConfig) -> None:
+        """Nothing to fetch: the key is in the config."""
+
+    async def maintain(self, model: ModelConfig) -> None:
+        """Nothing to keep fresh."""
 
 
 PROVIDER = AzureProvider()

@@ -11,7 +11,7 @@ checks them when the file is read, before any provider module is imported).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
@@ -79,8 +79,9 @@ class Provider(Protocol):
 
     #: The name ``[[models]] provider`` gives.
     name: str
-    #: The genai-prices provider id its models are priced under.
-    price_provider: str
+
+    def price_provider(self, model: ModelConfig) -> str:
+        """The genai-prices provider id the model is priced under."""
 
     def upstream_api(self, model: ModelConfig) -> UpstreamApi:
         """The wire protocol the model's realtime upstream speaks."""
@@ -96,6 +97,17 @@ class Provider(Protocol):
 
     def setup_model(self, model: ModelConfig) -> str:
         """The model's name in a Gemini ``setup`` frame (Gemini upstreams only)."""
+
+    def translation(self, model: ModelConfig, dialect: str) -> Callable[[], Any] | None:
+        """A factory of the translator an OpenAI Realtime client's session on this model needs
+        (a new one per session), or None when the upstream speaks OpenAI Realtime itself."""
+
+    async def prepare(self, model: ModelConfig) -> None:
+        """Before the gateway serves the model: fetch what sessions will need (credentials).
+        Raises Unsupported with a message that names no secret."""
+
+    async def maintain(self, model: ModelConfig) -> None:
+        """For the gateway's life: keep credentials fresh (returns at once when there are none)."""
 
 
 def ws_base(base: str) -> str:
@@ -126,6 +138,21 @@ def calls_under(base: str, headers: tuple[tuple[str, str], ...], provider: str, 
                             live=True)
     return CallUpstream(calls_url=base + "/realtime/calls", headers=headers, provider=provider,
                         sideband_base=urlunsplit((ws_scheme, parts.netloc, parts.path + "/realtime", "", "")))
+
+
+def no_translation(self: object, model: ModelConfig, dialect: str) -> None:
+    """The upstream speaks OpenAI Realtime: sessions pass through."""
+    return None
+
+
+def gemini_translation(model: ModelConfig, dialect: str, setup_model: str, *, vertex: bool) -> Callable[[], Any]:
+    """A factory of OpenAI Realtime ⇄ Gemini Live translators for one model."""
+    from ..translate.realtime_gemini import RealtimeGeminiTranslator
+
+    def new() -> Any:
+        return RealtimeGeminiTranslator(model=model.name, upstream_model=setup_model, dialect=dialect,  # type: ignore[arg-type]
+                                        vertex=vertex)
+    return new
 
 
 def no_setup_model(model: ModelConfig) -> str:

@@ -8,11 +8,14 @@ The model goes in the ``setup`` frame as ``models/<upstream_model>``, never in t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import attrs
 
 from ..config import ModelConfig
 from ..protocols.seam import UpstreamTarget
-from .base import LocalEndpoint, RealtimeRequest, UpstreamApi, unsupported, ws_base
+from .base import LocalEndpoint, RealtimeRequest, UpstreamApi, gemini_translation, unsupported, ws_base
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com"
 DEFAULT_VERSION = "v1beta"
@@ -26,7 +29,9 @@ def ai_studio_path(version: str | None) -> str:
 @attrs.frozen
 class GeminiProvider:
     name: str = "gemini"
-    price_provider: str = "google"
+
+    def price_provider(self, model: ModelConfig) -> str:
+        return "google"
 
     def upstream_api(self, model: ModelConfig) -> UpstreamApi:
         return "gemini"
@@ -41,6 +46,15 @@ class GeminiProvider:
 
     def setup_model(self, model: ModelConfig) -> str:
         return "models/" + model.target_model
+
+    def translation(self, model: ModelConfig, dialect: str) -> Callable[[], Any] | None:
+        return gemini_translation(model, dialect, self.setup_model(model), vertex=False)
+
+    async def prepare(self, model: ModelConfig) -> None:
+        """Nothing to fetch: the key is in the config."""
+
+    async def maintain(self, model: ModelConfig) -> None:
+        """Nothing to keep fresh."""
 
 
 PROVIDER = GeminiProvider()

@@ -6,14 +6,26 @@ clients relayed)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import attrs
 
 from ..config import ModelConfig
 from ..protocols.seam import UpstreamTarget
-from .base import CallUpstream, LocalEndpoint, RealtimeRequest, UpstreamApi, Unsupported, calls_under, http_base, ws_base
+from .base import (
+    CallUpstream,
+    LocalEndpoint,
+    RealtimeRequest,
+    Unsupported,
+    UpstreamApi,
+    calls_under,
+    gemini_translation,
+    http_base,
+    ws_base,
+)
 from .gemini import ai_studio_path
 from .openai import beta_header, realtime_url
-
 
 
 def _base(local: LocalEndpoint) -> str:
@@ -25,8 +37,10 @@ def _base(local: LocalEndpoint) -> str:
 @attrs.frozen
 class LocalProvider:
     name: str = "local"
-    #: The offline model bills like the models it imitates (OpenAI's, or Google's when it speaks Gemini).
-    price_provider: str = "openai"
+
+    def price_provider(self, model: ModelConfig) -> str:
+        """The offline model bills like the models it imitates: OpenAI's, or Google's when it speaks Gemini."""
+        return "google" if self.upstream_api(model) == "gemini" else "openai"
 
     def upstream_api(self, model: ModelConfig) -> UpstreamApi:
         return "gemini" if model.dialect == "gemini" else "realtime"
@@ -59,6 +73,17 @@ class LocalProvider:
 
     def setup_model(self, model: ModelConfig) -> str:
         return "models/" + model.target_model
+
+    def translation(self, model: ModelConfig, dialect: str) -> Callable[[], Any] | None:
+        if self.upstream_api(model) != "gemini":
+            return None
+        return gemini_translation(model, dialect, self.setup_model(model), vertex=False)
+
+    async def prepare(self, model: ModelConfig) -> None:
+        """Nothing to fetch: the key is in the config."""
+
+    async def maintain(self, model: ModelConfig) -> None:
+        """Nothing to keep fresh."""
 
 
 PROVIDER = LocalProvider()

@@ -11,7 +11,17 @@ import attrs
 
 from ..config import ModelConfig
 from ..protocols.seam import UpstreamTarget
-from .base import CallUpstream, LocalEndpoint, RealtimeRequest, UpstreamApi, calls_under, http_base, no_setup_model, ws_base
+from .base import (
+    CallUpstream,
+    LocalEndpoint,
+    RealtimeRequest,
+    UpstreamApi,
+    calls_under,
+    http_base,
+    no_setup_model,
+    no_translation,
+    ws_base,
+)
 
 DEFAULT_BASE = "wss://api.openai.com/v1"
 
@@ -31,7 +41,9 @@ def beta_header(request: RealtimeRequest) -> tuple[tuple[str, str], ...]:
 @attrs.frozen
 class OpenAIProvider:
     name: str = "openai"
-    price_provider: str = "openai"
+
+    def price_provider(self, model: ModelConfig) -> str:
+        return "openai"
 
     def upstream_api(self, model: ModelConfig) -> UpstreamApi:
         return "realtime"
@@ -53,6 +65,13 @@ class OpenAIProvider:
         return calls_under(http_base(model.api_base or DEFAULT_BASE), self._auth(model), self.name, live=live)
 
     setup_model = staticmethod(no_setup_model)
+    translation = no_translation
+
+    async def prepare(self, model: ModelConfig) -> None:
+        """Nothing to fetch: the key is in the config."""
+
+    async def maintain(self, model: ModelConfig) -> None:
+        """Nothing to keep fresh."""
 
 
 PROVIDER = OpenAIProvider()

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from ..auth.admission import HandshakeRequest, Rejection
 from ..errors import UpstreamError, UpstreamRejected
-from .wsleg import LegClosed, Message
+from .wsleg import LegClosed, Message, clip_reason
 
 #: Formats a protocol's error event: (code, message, error_type) → text frame.
 ErrorEvent = Callable[[str, str, str], str]
@@ -43,17 +43,21 @@ def error_body(code: str, message: str, error_type: str) -> bytes:
     return json.dumps({"error": {"type": error_type, "code": code, "message": message}}).encode()
 
 
-async def deliver_rejection(hs: ClientHandshake, rejection: Rejection, error_event: ErrorEvent) -> None:
-    """HTTP status for header clients; accept + error event + 4xxx close for browsers."""
+async def deliver_rejection(hs: ClientHandshake, rejection: Rejection, error_event: ErrorEvent | None, *,
+                            close_code: int | None = None) -> None:
+    """HTTP status for header clients; accept + error event + 4xxx close for browsers. With no
+    ``error_event`` (a protocol whose clients read only the close: Gemini Live), accept and close
+    with ``close_code`` and the message as the reason."""
     if not rejection.browser:
         await hs.reject(rejection.status, error_body(rejection.code, rejection.message, rejection.error_type))
         return
     leg = await hs.accept(rejection.subprotocol)
-    try:
-        await leg.send_text(error_event(rejection.code, rejection.message, rejection.error_type))
-    except LegClosed:
-        pass
-    await leg.close(rejection.close_code, rejection.message)
+    if error_event is not None:
+        try:
+            await leg.send_text(error_event(rejection.code, rejection.message, rejection.error_type))
+        except LegClosed:
+            pass
+    await leg.close(close_code or rejection.close_code, clip_reason(rejection.message))
 
 
 def upstream_rejection(exc: UpstreamError, browser: bool, subprotocol: str | None) -> Rejection:

@@ -39,6 +39,7 @@ from ..protocols.seam import AUDIO, COLLECT, PARSE, SessionCollector
 from ..spend.records import SessionEnd
 from .handshake import ClientHandshake, ClientLeg, deliver_rejection, error_body, upstream_rejection
 from .plan import SessionPlan, SessionPorts
+from .translated import TranslatingLeg
 from .wsleg import LegClosed, Message, WebSocketLeg, clip_reason, sendable_code
 
 log = logging.getLogger("rtproxy.session")
@@ -107,6 +108,7 @@ class Session:
             with self._stoppable_scope():
                 dial_started = trio.current_time()
                 upstream = await ports.dial(plan.target)
+                self._upstream = upstream
                 # a predialed leg (relay/predial.py) knows how long its own dial took
                 self.connect_s = getattr(upstream, "dial_s", None) or trio.current_time() - dial_started
         except UpstreamError as exc:
@@ -173,6 +175,8 @@ class Session:
         # a client's frames, binary ones too (a provider may parse those as events), are judged on
         # what the provider will read; the provider's own are trusted
         from_client = side == "client"
+        # a provider's binary frames are events where its protocol says so (Gemini Live's are JSON)
+        parse_binary = from_client or protocol.binary_events
         classify = protocol.classify_client if from_client else protocol.classify
         gate = self.plan.gate if from_client else None
         # a watched WebRTC call: the session as the provider applied it (its client frames are unseen)
@@ -196,7 +200,7 @@ class Session:
                 nbytes = 0
                 for i, (is_text, payload) in enumerate(messages):
                     nbytes += len(payload)
-                    if is_text or from_client:
+                    if is_text or parse_binary:
                         kind = classify(payload)
                         if kind == PARSE:
                             parsed = protocol.normalize_client(payload)
@@ -218,6 +222,9 @@ class Session:
                                 refusal = gate.check(payload)
                                 if refusal is not None:  # answered here, never forwarded nor billed
                                     refused = (refused or []) + [(i, refusal)]
+                                    ends = gate.close_for(payload)
+                                    if ends is not None and self._stop_reason is None:
+                                        self.stop(ends[0], "refused", ends[1])  # its clients see only a close
                                     continue
                             item = (direction, payload, audio[0], audio[1])
                             try:
@@ -253,6 +260,7 @@ class Session:
             scope.cancel()
 
     _failed_leg: tuple[str, LegClosed] | None = None
+    _upstream: ClientLeg | None = None
     #: Frames the collector raised on (never expected; counted, logged once, skipped).
     collector_errors = 0
     _collect_ch: trio.MemorySendChannel[CollectItem] | None = None
@@ -268,9 +276,10 @@ class Session:
     async def _hand_to_collector(self, messages: list[Message]) -> None:
         """Frames read from the upstream after the client left: recorded, not forwarded."""
         classify = self.plan.protocol.classify
+        binary_events = self.plan.protocol.binary_events
         audio = self.audio_bytes
         for is_text, payload in messages:
-            if not is_text or self._collect_ch is None:
+            if not (is_text or binary_events) or self._collect_ch is None:
                 continue
             kind = classify(payload)
             if kind == COLLECT:
@@ -282,11 +291,12 @@ class Session:
         """The client is gone with responses in flight: ask the provider to finish them and read
         its reports for up to the settle window (the caller bills what is still open after)."""
         window = self.plan.limits.settle_window_s
-        if not window or not isinstance(upstream, WebSocketLeg) or upstream.closed is not None:
+        if not window or not isinstance(upstream, WebSocketLeg | TranslatingLeg) or upstream.closed is not None:
             return
         collector = self.collector
         with trio.move_on_after(window):
             await self._collector_caught_up()
+            collector.note_audio(*self.audio_bytes)  # a turn seen only through its audio is in flight too
             if not collector.in_flight:
                 return
             log.info("session %s: the client left with %d response(s) in flight; settling", self.id,
@@ -359,7 +369,7 @@ class Session:
         async def close_upstream() -> None:
             if end.by != "upstream":
                 await self._settle(upstream)
-            if isinstance(upstream, WebSocketLeg):
+            if isinstance(upstream, WebSocketLeg | TranslatingLeg):
                 # frames the upstream sent before it saw our close: not forwarded, but recorded
                 bill_late = self._hand_to_collector
                 await upstream.close(up_code, clip_reason(up_reason), on_messages=bill_late)
@@ -427,7 +437,11 @@ class Session:
             for record in collector.unsettled():
                 await ports.write_record(record)
             end = self.end or SessionEnd("proxy", None, "")
-            await ports.write_record(collector.finish(end))
+            record = collector.finish(end)
+            reconnections = getattr(self._upstream, "reconnections", None)
+            if reconnections is not None:  # a translated upstream moved to new connections this often
+                record["reconnections"] = reconnections
+            await ports.write_record(record)
 
     def take_counts(self) -> tuple[tuple[int, int], tuple[int, int], float | None, list[float]]:
         """(frames, payload bytes, connect seconds, first-audio delays) since the last call."""

@@ -14,7 +14,7 @@ message}}``): Quart's own refusals (404, 405, 408, 413) included, and a bug is a
 ``internal_error`` whose traceback goes to the log only. Refusals (:data:`LOGGED_REFUSALS`) are
 logged at INFO with their code, route and the key's name, never the key. A body is read only
 once the caller is known where that matters (a WebRTC offer), at most so many bytes and within
-``http_body_timeout_s``; spend-log scans run in worker threads, bounded (rtproxy/spend/scans.py).
+``http_body_timeout_s``; spend-log scans run in child processes, bounded (rtproxy/spend/scans.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,8 +37,10 @@ from werkzeug.exceptions import HTTPException
 
 from ..auth.admission import (
     END_USER_HEADER,
+    GEMINI_TOKEN_DIALECT,
     REALTIME_PATHS,
     HandshakeRequest,
+    gemini_rest_key,
     is_session_path,
     presented_key_name,
     transcription_route,
@@ -48,11 +49,13 @@ from ..auth.keys import VirtualKey
 from ..auth.tokens import MAX_TTL_S, TokenClaims, TokenError
 from ..config import Config, ModelConfig, load_config
 from ..errors import StartupFailed
+from ..protocols.gemini import TokenRefused, model_id, parse_token_request, token_response
+from ..protocols.gemini.start import shown_model
 from ..protocols.realtime.calls import MAX_OFFER_BODY_BYTES
-from ..spend.log import iter_records
-from ..spend.query import SpendFilter, appended_since, newest_first, parse_time
-from ..spend.scans import ScanRefused, ScanSlots
-from ..spend.summary import summarize
+from ..providers import provider_for
+from ..spend.query import SpendFilter, parse_time
+from ..spend.scan_worker import ScanRequest
+from ..spend.scans import ScanFailed, ScanRefused
 from .asgi_leg import AsgiHandshake
 from .calls import Answer as CallAnswer
 from .gateway import Gateway, TokenQuotaExceeded, TokenStoreUnavailable
@@ -110,14 +113,26 @@ def _loggable(path: str) -> str:
 
 
 async def _error_code(response: Response) -> str:
-    """The ``error.code`` of one of rtproxy's JSON error answers (``-`` for any other body)."""
+    """The ``error.code`` of one of rtproxy's JSON error answers, or the ``error.status`` of a
+    Google-shaped one (``-`` for any other body)."""
     if response.mimetype != "application/json":
         return "-"
     try:
-        code = json.loads(await response.get_data()).get("error", {}).get("code")
+        error = json.loads(await response.get_data()).get("error", {})
+        code = error.get("code")
+        if not isinstance(code, str):
+            code = error.get("status")
     except (ValueError, AttributeError):
         return "-"
     return code if isinstance(code, str) else "-"
+
+
+def _google_error(refused: TokenRefused) -> Response:
+    """A refusal on one of Google's REST routes, in Google's shape (google-genai raises
+    ``ClientError`` / ``ServerError`` with its code, status and message)."""
+    response = jsonify(refused.body())
+    response.status_code = refused.status
+    return response
 
 
 class RtproxyApp:
@@ -185,7 +200,7 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     body_timeout_s = gateway.config.server.http_body_timeout_s
     # the routes read bodies with read_body() below; any read through Quart has the same deadline
     quart.config["BODY_TIMEOUT"] = body_timeout_s
-    scans = ScanSlots()
+    scans = gateway.scans
 
     @quart.before_serving
     async def start_services() -> None:
@@ -210,9 +225,12 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     @quart.after_serving
     async def stop_services() -> None:
         await gateway.shutdown()
+        await scans.aclose()
 
     def caller_name() -> str:
         """The name of the key the request's credential identifies, ``-`` when none (for logs)."""
+        if g.get("key_name"):  # a route that authenticated its caller its own way (Google's)
+            return str(g.key_name)
         credentials = tuple((k.lower(), v) for k, v in request.headers.items() if k.lower() in ("authorization", "api-key"))
         return presented_key_name(HandshakeRequest(request.path, "", credentials), gateway.keys, gateway.tokens)
 
@@ -330,7 +348,10 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             for m in gateway.config.models:
                 if _may_use(key, m):
                     price = gateway.price_of(m)
+                    # upstream_api: what the upstream speaks ("realtime", or "gemini": translated
+                    # for Realtime clients), for the playground's labels and transports
                     models_out.append({"id": m.name, "provider": m.provider, "api": m.api,
+                                       "upstream_api": provider_for(m).upstream_api(m),
                                        "price_per_million_tokens": price.to_json() if price else None})
             out["models"] = models_out
         return jsonify(out)
@@ -427,6 +448,56 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             response = jsonify({**described, "client_secret": {"value": token, "expires_at": expires_at}})
         return response
 
+    async def mint_gemini() -> Response:
+        """google-genai's ``auth_tokens.create``: a gateway ``ek_`` token for the Gemini Live model
+        ``bidiGenerateContentSetup.model`` names, answered in Google's shape (``name``:
+        ``auth_tokens/ek_…``), with the setup it locks (rtproxy/protocols/gemini/tokens.py)."""
+        headers = tuple((k.lower(), v) for k, v in request.headers.items())
+        key = gemini_rest_key(HandshakeRequest(request.path, request.query_string.decode("latin-1"), headers),
+                              gateway.keys)
+        if key is None:
+            return _google_error(TokenRefused(401, "UNAUTHENTICATED", "API key not valid for this gateway: send "
+                                              "x-goog-api-key (google-genai sends its api_key so)"))
+        g.key_name = key.name
+        raw = await read_body(MAX_REQUEST_BODY_BYTES, "body_too_large",
+                              f"the body is over {MAX_REQUEST_BODY_BYTES // 1024 // 1024} MiB")
+        if isinstance(raw, Response):
+            return raw
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except (ValueError, RecursionError):
+            return _google_error(TokenRefused(400, "INVALID_ARGUMENT", "the body is not JSON"))
+        now = int(time.time())
+        try:
+            asked = parse_token_request(body, now=now, default_ttl_s=gateway.config.server.token_ttl_s,
+                                        max_ttl_s=MAX_TTL_S)
+        except TokenRefused as refused:
+            return _google_error(refused)
+        ident = model_id(asked.model)
+        model = gateway.served_gemini(ident) if ident is not None else None
+        if model is None:
+            return _google_error(TokenRefused(404, "NOT_FOUND", f"{shown_model(asked.model)} is not served as a "
+                                              "Gemini Live model by this gateway"))
+        if not key.allows_model(model.name):
+            return _google_error(TokenRefused(403, "PERMISSION_DENIED",
+                                              f"this key may not use {shown_model(asked.model)}"))
+        refusal = await gateway.limits.budget_refusal(key)
+        if refusal is not None:
+            return _google_error(TokenRefused(429, "RESOURCE_EXHAUSTED", refusal.message))
+        end_user = request.headers.get(END_USER_HEADER)
+        try:
+            token = await gateway.mint_token(TokenClaims(
+                key_name=key.name, model=model.name, expires_at=asked.new_session_expires_at, issued_at=now,
+                dialect=GEMINI_TOKEN_DIALECT, end_user=end_user[:256] if end_user else None,
+                session=asked.lock.claims()))
+        except TokenStoreUnavailable as exc:
+            return _google_error(TokenRefused(503, "UNAVAILABLE", str(exc)))
+        except TokenQuotaExceeded as exc:
+            return _google_error(TokenRefused(429, "RESOURCE_EXHAUSTED", str(exc)))
+        except TokenError as exc:
+            return _google_error(TokenRefused(400, "INVALID_ARGUMENT", str(exc)))
+        return jsonify(token_response(token, asked))
+
     def answer(out: CallAnswer) -> Response:
         response = Response(out.body, status=out.status, content_type=out.content_type)
         for name, value in out.headers:
@@ -509,6 +580,13 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     async def beta_transcription_sessions() -> Any:
         return await mint("beta", transcription_endpoint=True)
 
+    @quart.post("/v1/auth_tokens")
+    @quart.post("/v1beta/auth_tokens")
+    @quart.post("/v1alpha/auth_tokens")
+    async def gemini_auth_tokens() -> Any:
+        """google-genai's ``client.auth_tokens.create`` (``{base_url}/{api_version}/auth_tokens``)."""
+        return await mint_gemini()
+
     def require_admin() -> VirtualKey | Response:
         key = require_key()
         if isinstance(key, Response) or key.is_admin:
@@ -525,11 +603,14 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             gateway.flush_metrics(session)
         return Response(gateway.metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
-    async def scanned(key: VirtualKey, scan: Callable[[], str]) -> Response:
-        """A spend-log scan's JSON answer: read and encoded in a worker thread, bounded per
+    async def scanned(key: VirtualKey, scan: ScanRequest) -> Response:
+        """A spend-log scan's JSON answer: read and encoded in a scan process, bounded per
         process and per key (rtproxy/spend/scans.py); a refusal says which bound, with Retry-After."""
         try:
             body = await scans.run(key.name, scan)
+        except ScanFailed as exc:
+            log.error("spend-log scan for key %s failed: %s", key.name, exc)
+            return _json_error(503, "scan_failed", "the spend-log scan failed; retry later", "server_error")
         except ScanRefused as refused:
             response = _json_error(refused.status, refused.code, refused.message,
                                    "rate_limit_error" if refused.status == 429 else "server_error")
@@ -539,8 +620,9 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
 
     @quart.get("/spend/summary")
     async def spend_summary() -> Any:
-        """The dashboard's figures: ``bucket`` (hour, day) × key × model, with the same key rules
-        as ``/spend/logs`` (a user key sees its own) and its filters."""
+        """The dashboard's figures: ``bucket`` (hour, day) × key × model (× provider with
+        ``split=provider``), with the same key rules as ``/spend/logs`` (a user key sees its own)
+        and its filters (``provider`` among them)."""
         key = require_key()
         if isinstance(key, Response):
             return key
@@ -554,15 +636,14 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         since, until = parse_time(args.get("since")), parse_time(args.get("until"))
         if (args.get("since") and since is None) or (args.get("until") and until is None):
             return _json_error(400, "invalid_time", "since and until are ISO 8601 times, e.g. 2026-01-01T00:00:00Z")
+        split = args.get("split", "")
+        if split not in ("", "provider"):
+            return _json_error(400, "invalid_split", "split is provider (rows split by provider too), or absent")
         flt = SpendFilter(key_name=None if key.is_admin else key.name, since=since, until=until,
-                          key_prefix=key_prefix, model_prefix=args.get("model_prefix") or None)
-        path = gateway.spend.path
-
-        def scan() -> str:
-            summary = summarize((r for _, r in iter_records(path) if flt.matches(r)), bucket)  # type: ignore[arg-type]
-            return quart.json.dumps(summary, separators=(",", ":"))
-
-        return await scanned(key, scan)
+                          key_prefix=key_prefix, model_prefix=args.get("model_prefix") or None,
+                          provider=args.get("provider") or None)
+        return await scanned(key, ScanRequest("summary", str(gateway.spend.path), flt, bucket=bucket,
+                                              by_provider=split == "provider"))
 
     @quart.get("/admin/sessions")
     async def admin_sessions() -> Any:
@@ -599,19 +680,10 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             return _json_error(400, "invalid_number", "cursor and after are byte offsets in the log: 0 or more")
         flt = SpendFilter(session_id=args.get("session_id"), key_name=key_name, model=args.get("model"),
                           record=args.get("record"), status=args.get("status"), since=since, until=until,
-                          key_prefix=args.get("key_prefix") or None, model_prefix=args.get("model_prefix") or None)
-        path = gateway.spend.path
-        file_id = args.get("file_id")
-
-        def scan() -> str:
-            if after is not None:
-                page = appended_since(path, flt, after=after, limit=limit, since_file=file_id)
-            else:
-                page = newest_first(path, flt, limit=limit, cursor=cursor)
-            return quart.json.dumps({"object": "list", "data": page.records, "next_cursor": page.next_cursor,
-                                     "end_offset": page.end_offset, "file_id": page.file_id}, separators=(",", ":"))
-
-        return await scanned(key, scan)
+                          key_prefix=args.get("key_prefix") or None, model_prefix=args.get("model_prefix") or None,
+                          provider=args.get("provider") or None)
+        return await scanned(key, ScanRequest("logs", str(gateway.spend.path), flt, limit=limit, cursor=cursor,
+                                              after=after, file_id=args.get("file_id")))
 
     return quart
 

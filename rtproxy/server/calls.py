@@ -40,15 +40,13 @@ from ..protocols.realtime.calls import (
     CALL_ID,
     CALL_OPS,
     MAX_OFFER_BODY_BYTES,
-    CallsUnsupported,
-    CallUpstream,
     OfferError,
     call_id_of,
-    call_upstream,
     check_sdp,
     parse_offer,
     provider_body,
 )
+from ..providers import CallUpstream, LocalEndpoint, Unsupported, call_upstream
 from ..relay.observer import ObserverHandshake
 from ..relay.plan import SessionPlan, SessionPorts, new_session_id
 from ..relay.session import Session
@@ -127,6 +125,7 @@ class CallGateway(Protocol):
     @property
     def upstream_ssl(self) -> Any: ...
     async def rtc_url(self) -> str: ...
+    def local_endpoint(self, rtc_url: str | None = None) -> LocalEndpoint: ...
     async def check_admission(self, admission: Admission, session_id: str) -> Admission | Rejection: ...
     def plan(self, admission: Admission, client_ip: str = "", user_agent: str = "", *,
              session_id: str | None = None) -> SessionPlan: ...
@@ -181,9 +180,8 @@ class CallBroker:
         model = decision.model
         assert model is not None
         try:
-            upstream = call_upstream(model, local_rtc_url=await gw.rtc_url() if model.provider == "local" else None,
-                                     local_secret=gw.local_secret)
-        except CallsUnsupported as exc:
+            upstream = call_upstream(model, gw.local_endpoint(await gw.rtc_url() if model.provider == "local" else None))
+        except Unsupported as exc:
             return _error(400, "webrtc_unsupported", str(exc))
         except UpstreamError as exc:  # the offline model's WebRTC peer did not start
             return _error(502, "upstream_unreachable", str(exc), "server_error")
@@ -324,8 +322,10 @@ class CallBroker:
         model = start.model
         assert model is not None
         try:
-            upstream = call_upstream(model, local_rtc_url=await gw.rtc_url() if model.provider == "local" else None,
-                                     local_secret=gw.local_secret, live=True)
+            upstream = call_upstream(model, gw.local_endpoint(await gw.rtc_url() if model.provider == "local" else None),
+                                     live=True)
+        except Unsupported as exc:
+            return _error(400, "webrtc_unsupported", str(exc))
         except UpstreamError as exc:
             return _error(502, "upstream_unreachable", str(exc), "server_error")
         session_id = new_session_id()
@@ -390,7 +390,11 @@ class CallBroker:
         model = gw.config.model(str(owner.get("model")))
         if model is None:
             return _error(404, "call_not_found", "the model of this call is no longer served")
-        upstream = call_upstream(model, local_rtc_url=owner.get("rtc"), local_secret=gw.local_secret, live=live)
+        rtc = owner.get("rtc")
+        try:
+            upstream = call_upstream(model, gw.local_endpoint(rtc if isinstance(rtc, str) else None), live=live)
+        except Unsupported as exc:
+            return _error(400, "webrtc_unsupported", str(exc))
         response = await self._provider_op(upstream, call_id, op, body, content_type or "application/json")
         if response is None:
             return _error(502, "upstream_unreachable", "the provider is unreachable", "server_error")

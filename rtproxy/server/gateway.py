@@ -26,27 +26,38 @@ from typing import Any
 import attrs
 import trio
 
-from ..auth.admission import LIVE_PATH, Admission, Rejection, admit
+from ..auth.admission import LIVE_PATH, Admission, HandshakeRequest, Rejection, admit, gemini_path
 from ..auth.keys import KeyStore, VirtualKey
 from ..auth.tokens import MAX_INLINE_TOKEN_CHARS, TokenClaims, TokenError, TokenSigner
 from ..config import Config, ModelConfig
-from ..errors import UpstreamError
+from ..errors import StartupFailed, UpstreamError
 from ..offline.rtc_process import RtcPeerProcess
 from ..offline.server import serve_offline_model
-from ..protocols.live import LIVE, StartRefused, build_live_target, parse_start
+from ..protocols.gemini import GEMINI, SetupLock, SetupRefused, parse_setup
+from ..protocols.live import LIVE, StartRefused, parse_start
 from ..protocols.live.messages import error_event as live_error_event
-from ..protocols.realtime import REALTIME, build_target, token_session_update
-from ..protocols.realtime.calls import CallsUnsupported, call_upstream
-from ..protocols.seam import ModelPolicy, UpstreamTarget
+from ..protocols.realtime import REALTIME, token_session_update
+from ..protocols.seam import ApiProtocol, ModelPolicy, UpstreamTarget
+from ..providers import (
+    LocalEndpoint,
+    RealtimeRequest,
+    Unsupported,
+    call_upstream,
+    live_target,
+    provider_for,
+    realtime_target,
+)
 from ..relay.dial import default_ssl_context, dial_upstream
 from ..relay.handshake import AcceptedHandshake, ClientHandshake, PrefetchedLeg, deliver_rejection
 from ..relay.plan import SessionLimits, SessionPlan, SessionPorts, new_session_id
 from ..relay.predial import Predial
 from ..relay.session import Session
-from ..relay.wsleg import LegClosed, WebSocketLeg
+from ..relay.translated import TranslatingLeg
+from ..relay.wsleg import LegClosed, WebSocketLeg, clip_reason
 from ..spend.log import SpendLogWriter
 from ..spend.pricing import Price, price_for
 from ..spend.records import BILLED_RECORDS, SessionMeta
+from ..spend.scans import ScanSlots
 from .calls import CallBroker
 from .connections import ConnectionSlots, descriptor_cap
 from .limits import TICK_S, Limits
@@ -62,6 +73,14 @@ DialFn = Callable[..., Awaitable[WebSocketLeg]]
 WORKER_TOKEN_SECRET_ENV = "RTPROXY_WORKER_TOKEN_SECRET"
 #: Largest session config a token may carry by reference (instructions and tools included).
 MAX_TOKEN_SESSION_BYTES = 256 * 1024
+#: The close a refused google-genai client gets (Google's policy-violation code), and the one a
+#: gateway-side failure gets (internal error).
+GEMINI_POLICY_CLOSE = 1008
+GEMINI_INTERNAL_CLOSE = 1011
+#: How long a refused google-genai client is given to send its setup before the close: the SDK
+#: sends it right after the upgrade, and a close that overtakes it surfaces as a failed send
+#: rather than as ``APIError(code, reason)``.
+GEMINI_REFUSAL_WAIT_S = 2.0
 #: How long the gateway remembers which key opened a GPT-Live session (its sideband and forks).
 LIVE_OWNER_TTL_S = 24 * 3600.0
 #: A stored token session config outlives its token by this much (clocks of several servers).
@@ -94,6 +113,30 @@ def _json_object(text: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _gemini_close(status: int) -> int:
+    """Google's close code for a refusal with this HTTP-style status."""
+    return GEMINI_INTERNAL_CLOSE if status >= 500 else GEMINI_POLICY_CLOSE
+
+
+class _GeminiOpened:
+    """A google-genai client whose setup the gateway has read, presented to the session core as a
+    pending handshake. A refusal from here on (the upstream unreachable, the gateway stopping)
+    is a close with Google's code and the reason, and no frame before it: ``connect()`` takes
+    any first frame as its setup's answer, and raises ``APIError(code, reason)`` only on a close."""
+
+    def __init__(self, request: HandshakeRequest, leg: PrefetchedLeg) -> None:
+        self.request = request
+        self._leg = leg
+
+    async def accept(self, subprotocol: str | None) -> PrefetchedLeg:
+        return self._leg
+
+    async def reject(self, status: int, body: bytes) -> None:
+        error = (_json_object(body.decode("utf-8", "replace")) or {}).get("error")
+        message = error.get("message", "") if isinstance(error, dict) else ""
+        await self._leg.close(_gemini_close(status), clip_reason(str(message)))
 
 
 async def _unbilled(record: dict[str, Any]) -> None:
@@ -139,6 +182,8 @@ class Gateway:
         self.rtc_peer = RtcPeerProcess(self.local_secret, config.local.stream_delay_ms / 1000.0, config.local.speech) \
             if any(m.provider == "local" for m in config.models) else None
         self.calls = CallBroker(self)
+        #: Spend-log scans (/spend/logs, /spend/summary) and the processes that run them.
+        self.scans = ScanSlots()
 
     @property
     def upstream_ssl(self) -> ssl.SSLContext:
@@ -169,12 +214,23 @@ class Gateway:
             # look every model's price up now (the price database loads once, in a thread), so
             # no session waits for it and an unpriced model is warned about at start-up
             await trio.to_thread.run_sync(lambda: [self.price_of(m) for m in cfg.models])
+            for model in cfg.models:
+                # credentials a provider fetches (Vertex AI's OAuth token): before any session needs them
+                provider = provider_for(model)
+                try:
+                    await provider.prepare(model)
+                except Unsupported as exc:
+                    raise StartupFailed(str(exc)) from None
+                nursery.start_soon(provider.maintain, model)
             nursery.start_soon(self._housekeeping)
             if any(m.provider == "local" for m in cfg.models):
                 port = await nursery.start(functools.partial(
                     serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
                     cfg.local.stream_delay_ms / 1000.0,
-                    live_usage_interval_s=cfg.local.live_usage_interval_ms / 1000.0, speech=cfg.local.speech))
+                    live_usage_interval_s=cfg.local.live_usage_interval_ms / 1000.0, speech=cfg.local.speech,
+                    gemini_connection_limit_s=cfg.local.gemini_connection_limit_s,
+                    gemini_go_away_lead_s=cfg.local.gemini_go_away_lead_s,
+                    gemini_max_sessions=cfg.local.gemini_max_sessions))
                 self.local_url = f"ws://127.0.0.1:{port}"
             if self.rtc_peer is not None:
                 nursery.start_soon(self.rtc_peer.serve)
@@ -219,6 +275,7 @@ class Gateway:
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(self.config.state.timeout_s):
                 await self.limits.aclose()
+                await self.scans.aclose()
 
     def reopen_spend_log(self) -> None:
         """SIGHUP: look for a rotated spend log now."""
@@ -280,7 +337,8 @@ class Gateway:
     def _may_predial(self, admission: Admission) -> bool:
         """A plain realtime session (GPT-Live reads its first frame, a WebRTC sideband asks its
         call, before they know their upstream), on a gateway with room, for a key expected in."""
-        return (admission.api != "live" and admission.call_id is None and not self._shutting_down
+        return (admission.api == "realtime" and admission.call_id is None and not self._shutting_down
+                and self.translation_for(admission) is None
                 and len(self.sessions) < self.config.server.max_concurrent_sessions
                 and self.limits.expects_admission(admission.key))
 
@@ -293,7 +351,7 @@ class Gateway:
         if isinstance(decision, Rejection):
             log.info("refused GET %s: %s (%d) key=%s ip=%s", hs.request.path[:80], decision.code, decision.status,
                      hs.request.key_name(self.keys, self.tokens), hs.request.client_ip or "-")
-            await deliver_rejection(hs, decision, (LIVE if LIVE_PATH.match(hs.request.path.rstrip("/")) else REALTIME).error_event)
+            await self._refuse(hs, decision)
             return
         initial: tuple[str, ...] = ()
         target: UpstreamTarget | None = None
@@ -309,8 +367,21 @@ class Gateway:
                 await self.limits.release(session_id)
                 return
             hs, decision, initial = opened
-        plan = attrs.evolve(self.plan(decision, hs.request.client_ip, hs.request.user_agent, session_id=session_id,
-                                      initial_frames=initial), listener=hs.request.listener)
+        if decision.api == "gemini":
+            opened = await self._open_gemini(hs, decision)
+            if opened is None:
+                await self.limits.release(session_id)
+                return
+            hs, decision, initial = opened
+        try:
+            planned = self.plan(decision, hs.request.client_ip, hs.request.user_agent, session_id=session_id,
+                                initial_frames=initial)
+        except Unsupported as exc:  # the provider cannot serve it now (e.g. no Vertex AI token yet)
+            await self.limits.release(session_id)
+            await self._refuse(hs, Rejection(502, "upstream_unavailable", str(exc), decision.browser,
+                                             decision.subprotocol))
+            return
+        plan = attrs.evolve(planned, listener=hs.request.listener)
         if target is not None:  # a client's sideband on a WebRTC call: billed by the gateway's own observer
             plan = attrs.evolve(plan, target=target, meta=attrs.evolve(plan.meta, transport="webrtc"))
         key = plan.key
@@ -381,6 +452,76 @@ class Gateway:
                                              f"no session.start within {timeout:g} s of connecting"))
         return None
 
+    async def _refuse(self, hs: ClientHandshake, rejection: Rejection) -> None:
+        """Tell a client why it was refused, as its protocol can read it."""
+        path = hs.request.path
+        if gemini_path(path) is not None:
+            await self._refuse_gemini(hs, rejection)
+            return
+        await deliver_rejection(hs, rejection, (LIVE if LIVE_PATH.match(path.rstrip("/")) else REALTIME).error_event)
+
+    async def _refuse_gemini(self, hs: ClientHandshake, rejection: Rejection) -> None:
+        """google-genai reads only the close (``connect()`` raises ``APIError(code, reason)``):
+        the upgrade is accepted, the client's setup awaited (bounded), then the socket closed
+        with 1008 (1011 for the gateway's own failures) and the reason, as Google refuses."""
+        leg = await hs.accept(None)
+        if not isinstance(hs, _GeminiOpened):  # its setup has not been read yet
+            with trio.move_on_after(GEMINI_REFUSAL_WAIT_S):
+                try:
+                    await leg.receive()
+                except LegClosed:
+                    return
+        await leg.close(_gemini_close(rejection.status), clip_reason(rejection.message))
+
+    def served_gemini(self, name: str) -> ModelConfig | None:
+        """Which configured model a google-genai client's model id names: a realtime model whose
+        provider speaks Gemini Live, by the gateway's name or the provider's."""
+        for m in self.config.models:
+            if m.api == "realtime" and name in (m.name, m.target_model) and provider_for(m).upstream_api(m) == "gemini":
+                return m
+        return None
+
+    async def _open_gemini(self, hs: ClientHandshake, admission: Admission
+                           ) -> tuple[ClientHandshake, Admission, tuple[str, ...]] | None:
+        """A google-genai client's session: its ``setup`` names the model; checked (the key's
+        models, a Gemini upstream), rewritten to the provider's name, and sent first. None when
+        refused (closed with Google's code and reason).
+
+        A session opened with an ephemeral token opens the token's model only, with the setup the
+        token locks (:class:`~rtproxy.protocols.gemini.SetupLock`; one minted on the auth_tokens
+        route), and ends at the token's ``expireTime``."""
+        # the listener frees the upgrade's headers once it is accepted: keep what the records show
+        request = attrs.evolve(hs.request, headers=tuple((k, v) for k, v in hs.request.headers if k == "user-agent"))
+        key, fixed = admission.key, admission.model
+        lock = SetupLock.from_claims(admission.initial_session)
+        leg = await hs.accept(None)
+        timeout = self.config.server.live_start_timeout_s
+        with trio.move_on_after(timeout):
+            try:
+                batch = await leg.receive()
+            except LegClosed:
+                return None
+            first = batch[0][1]
+
+            def allows(name: str) -> bool:  # a token opens its own model only
+                return key.allows_model(name) and (fixed is None or name == fixed.name)
+
+            try:
+                start = parse_setup(first, served=self.served_gemini, allows=allows,
+                                    upstream_model=lambda m: provider_for(m).setup_model(m), lock=lock,
+                                    credential="key" if fixed is None else "ephemeral token")
+            except SetupRefused as refused:
+                log.info("refused GET %s: %s (%d) key=%s ip=%s", request.path[:80], refused.reason[:80],
+                         refused.close_code, key.name, request.client_ip or "-")
+                await leg.close(refused.close_code, clip_reason(refused.reason))
+                return None
+            opened = _GeminiOpened(request, PrefetchedLeg(leg, batch[1:]))
+            # from here a refusal goes through the handshake's reject (a close, no frame): not a browser's
+            return opened, attrs.evolve(admission, model=start.model, browser=False, initial_session=None,
+                                        ends_at=lock.session_ends_at if lock is not None else None), (start.frame,)
+        await leg.close(1007, f"no setup within {timeout:g} s of connecting")
+        return None
+
     async def _open_call_sideband(self, hs: ClientHandshake, admission: Admission
                                   ) -> tuple[Admission, UpstreamTarget] | None:
         """A client's sideband on a WebRTC call: only the key that made the call may attach. None
@@ -403,9 +544,8 @@ class Gateway:
         assert model is not None and owner is not None
         rtc = owner.get("rtc")
         try:
-            upstream = call_upstream(model, local_rtc_url=rtc if isinstance(rtc, str) else None,
-                                     local_secret=self.local_secret)
-        except CallsUnsupported as exc:
+            upstream = call_upstream(model, self.local_endpoint(rtc if isinstance(rtc, str) else None))
+        except Unsupported as exc:
             await deliver_rejection(hs, Rejection(400, "webrtc_unsupported", str(exc), admission.browser,
                                                   admission.subprotocol), REALTIME.error_event)
             return None
@@ -425,7 +565,7 @@ class Gateway:
         assert model is not None, "a session is planned once its model is known"
         key = admission.key
         live = admission.api == "live"
-        protocol = LIVE if live else REALTIME
+        protocol: ApiProtocol = LIVE if live else GEMINI if admission.api == "gemini" else REALTIME
         target = self.live_target_for(admission) if live else self.target_for(admission)
         s = self.config.server
         session_id = session_id or new_session_id()
@@ -445,7 +585,8 @@ class Gateway:
             user_agent=user_agent,
             dialect=admission.dialect,
             credential="ephemeral_token" if admission.ephemeral else "key",
-            call_type="live" if live else "transcription" if admission.transcription else "realtime",
+            call_type="live" if live else "gemini" if admission.api == "gemini" else
+            "transcription" if admission.transcription else "realtime",
             model_price=functools.partial(self.named_model_price, model.provider),
         )
         initial = token_session_update(admission.initial_session, admission.dialect,
@@ -458,7 +599,7 @@ class Gateway:
             protocol=protocol,
             target=target,
             meta=meta,
-            limits=SessionLimits(max_duration_s=s.max_session_duration_s, idle_timeout_s=s.idle_timeout_s,
+            limits=SessionLimits(max_duration_s=self._max_duration_s(admission), idle_timeout_s=s.idle_timeout_s,
                                  close_timeout_s=s.close_timeout_s, settle_window_s=s.settle_window_s),
             dialect=admission.dialect,
             browser=admission.browser,
@@ -468,6 +609,15 @@ class Gateway:
             gate=protocol.new_gate(ModelPolicy(frozenset({model.name, model.target_model}), key.allows_model,
                                                key.allows_transcription_model, key.allows_delegation_model)),
         )
+
+    def _max_duration_s(self, admission: Admission) -> float:
+        """The server's maximum session duration, or less when the session must end earlier
+        (``ends_at``: a Gemini token's ``expireTime``)."""
+        limit = self.config.server.max_session_duration_s
+        if admission.ends_at is None:
+            return limit
+        left = max(admission.ends_at - time.time(), 0.001)  # 0 would mean no limit at all
+        return min(limit, left) if limit else left
 
     async def check_admission(self, admission: Admission, session_id: str, *, lease: bool = True
                               ) -> Admission | Rejection:
@@ -549,19 +699,46 @@ class Gateway:
             self._no_sessions.set()
         await self.limits.release(session.id)
 
+    def local_endpoint(self, rtc_url: str | None = None) -> LocalEndpoint:
+        """The offline model as its provider module sees it (``rtc_url``: its WebRTC peer, for calls)."""
+        return LocalEndpoint(url=self.local_url, secret=self.local_secret, rtc_url=rtc_url)
+
     def live_target_for(self, admission: Admission) -> UpstreamTarget:
         assert admission.model is not None
-        return build_live_target(admission.model, op=admission.live_op, live_id=admission.live_id,
-                                 graceful_close=admission.graceful_close, local_url=self.local_url,
-                                 local_secret=self.local_secret)
+        return live_target(admission.model, self.local_endpoint(), op=admission.live_op, live_id=admission.live_id,
+                           graceful_close=admission.graceful_close)
 
     def target_for(self, admission: Admission) -> UpstreamTarget:
+        """Where an admitted realtime (or native Gemini) session goes, with the translator an
+        OpenAI client needs when the upstream speaks Gemini Live. Raises Unsupported."""
         assert admission.model is not None
-        return build_target(admission.model, dialect=admission.dialect, forward_query=admission.forward_query,
-                            local_url=self.local_url, local_secret=self.local_secret,
-                            transcription=admission.transcription)
+        target = realtime_target(admission.model, RealtimeRequest(
+            dialect=admission.dialect, forward_query=admission.forward_query, transcription=admission.transcription),
+            self.local_endpoint())
+        translation = self.translation_for(admission)
+        if translation is None:
+            return target
+        return attrs.evolve(target, translation=translation, refresh=functools.partial(self.target_for, admission))
 
-    async def dial(self, target: UpstreamTarget) -> WebSocketLeg:
+    def translation_for(self, admission: Admission) -> Callable[[], Any] | None:
+        """The translator factory an OpenAI Realtime client's session needs on its model's upstream."""
+        model = admission.model
+        if admission.api != "realtime" or model is None or admission.call_id is not None:
+            return None
+        return provider_for(model).translation(model, admission.dialect)
+
+    async def dial(self, target: UpstreamTarget) -> WebSocketLeg | TranslatingLeg:
+        """The upstream leg of a session: dialed, and seen through a translator when its protocol
+        is not the client's (reconnections dial the target built afresh)."""
+        leg = await self._dial_once(target)
+        if target.translation is None:
+            return leg
+
+        async def redial() -> WebSocketLeg:
+            return await self._dial_once(target.refresh() if target.refresh is not None else target)
+        return TranslatingLeg(leg, target.translation(), redial)
+
+    async def _dial_once(self, target: UpstreamTarget) -> WebSocketLeg:
         s = self.config.server
         return await self._dial(target, max_message_bytes=s.max_message_bytes,
                                 connect_timeout_s=s.upstream_connect_timeout_s,
@@ -573,7 +750,7 @@ class Gateway:
         return self.config.spend_log.store_prompts if key.store_prompts is None else key.store_prompts
 
     def price_of(self, model: ModelConfig) -> Price | None:
-        price = price_for(model)  # the database lookup is cached per model name
+        price = price_for(model, provider_for(model).price_provider(model))  # the lookup is cached per model name
         if price is None and model.name not in self._warned_unpriced:
             self._warned_unpriced.add(model.name)
             log.warning("model %r (%s) has no price: its records get cost_usd null; add [models.price]",

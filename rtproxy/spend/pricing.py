@@ -58,7 +58,10 @@ class Price:
 
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 #: genai-prices' provider ids for rtproxy's providers; the offline model is priced as OpenAI's model.
-_PRICE_PROVIDER = {"openai": "openai", "azure": "azure", "local": "openai"}
+#: The genai-prices provider a model is looked up under when its caller does not say (the gateway
+#: asks the model's provider module: rtproxy/providers/).
+_PRICE_PROVIDER = {"openai": "openai", "azure": "azure", "local": "openai", "gemini": "google",
+                   "vertex": "google-vertex"}
 
 
 def price_from_config(p: PriceConfig) -> Price:
@@ -137,12 +140,13 @@ def database_price(provider: str, model_name: str) -> Price | None:
     return price_from_database(model.get_prices(datetime.now(UTC)))
 
 
-def price_for(model: ModelConfig) -> Price | None:
+def price_for(model: ModelConfig, provider_id: str | None = None) -> Price | None:
     """The config override, else the database price for the provider's model name (with and
-    without a date suffix), else for the gateway's name for it, else None."""
+    without a date suffix), else for the gateway's name for it, else None. ``provider_id``: the
+    genai-prices provider to look in (default: by ``model.provider``)."""
     if model.price is not None:
         return price_from_config(model.price)
-    provider = _PRICE_PROVIDER.get(model.provider, "openai")
+    provider = provider_id or _PRICE_PROVIDER.get(model.provider, "openai")
     upstream = model.target_model
     candidates = [(provider, upstream), (provider, _DATE_SUFFIX.sub("", upstream))]
     if provider == "azure":  # a deployment name is the operator's; Azure lists OpenAI's prices

@@ -40,6 +40,9 @@ class SpendFilter:
     #: Case-insensitive prefixes of the key name and the model (what a person types in the viewer).
     key_prefix: str | None = None
     model_prefix: str | None = None
+    #: The record's ``provider`` exactly (``"openai"``, ``"azure"``, ``"gemini"``, ``"vertex"``,
+    #: ``"local"``): the viewer's provider filter.
+    provider: str | None = None
 
     def matches(self, r: dict[str, Any]) -> bool:
         if self.session_id is not None and r.get("session_id") != self.session_id:
@@ -49,6 +52,8 @@ class SpendFilter:
         if self.model is not None and r.get("model") != self.model:
             return False
         if self.record is not None and r.get("record") != self.record:
+            return False
+        if self.provider is not None and r.get("provider") != self.provider:
             return False
         for prefix, field in ((self.key_prefix, "key_name"), (self.model_prefix, "model")):
             if prefix is not None and not str(r.get(field) or "").casefold().startswith(prefix.casefold()):

@@ -1,7 +1,9 @@
 """The spend dashboard's figures: spend records in, time buckets × key × model out. No I/O.
 
 One pass over the records :func:`summarize` is given (already filtered by the caller's key
-rules): per bucket (an hour or a day, UTC) and per (key, model), the spend in USD (responses,
+rules): per bucket (an hour or a day, UTC) and per (key, model) — and per provider too when
+asked (``by_provider``: each row then also names its ``provider``; without it the rows are
+exactly as before, for the clients that read them) — the spend in USD (responses,
 transcriptions and GPT-Live seconds, as billed), the sessions that started, the responses, and
 the responses' latency (median and 95th percentile of ``duration_ms``, from at most
 :data:`MAX_LATENCY_SAMPLES` per bucket: enough for a percentile a chart can show).
@@ -41,8 +43,9 @@ def _percentile(values: list[float], p: float) -> float | None:
     return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
-def summarize(records: Iterable[dict[str, Any]], bucket: Bucket = "hour") -> dict[str, Any]:
-    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+def summarize(records: Iterable[dict[str, Any]], bucket: Bucket = "hour", *,
+              by_provider: bool = False) -> dict[str, Any]:
+    rows: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     latency: dict[str, list[float]] = {}
     latency_count: dict[str, int] = {}
     seen: dict[str, None] = {}  # insertion-ordered: the oldest are forgotten first
@@ -62,7 +65,8 @@ def summarize(records: Iterable[dict[str, Any]], bucket: Bucket = "hour") -> dic
         if b not in latency and len(latency) >= MAX_BUCKETS:
             continue
         latency.setdefault(b, [])
-        key = (b, str(r.get("key_name") or ""), str(r.get("model") or ""))
+        key = (b, str(r.get("key_name") or ""), str(r.get("model") or ""),
+               str(r.get("provider") or "") if by_provider else "")
         row = rows.setdefault(key, {"cost_usd": 0.0, "sessions": 0, "responses": 0, "unpriced": 0})
         cost = r.get("cost_usd")
         if kind in BILLED_RECORDS:
@@ -83,7 +87,8 @@ def summarize(records: Iterable[dict[str, Any]], bucket: Bucket = "hour") -> dic
     return {
         "bucket": bucket,
         "buckets": buckets,
-        "data": [{"time": b, "key_name": k, "model": m, **v} for (b, k, m), v in sorted(rows.items())],
+        "data": [{"time": b, "key_name": k, "model": m, **({"provider": p} if by_provider else {}), **v}
+                 for (b, k, m, p), v in sorted(rows.items())],
         "latency": [{"time": b, "responses": latency_count.get(b, 0), "p50_ms": _percentile(latency[b], 50),
                      "p95_ms": _percentile(latency[b], 95)} for b in buckets],
     }

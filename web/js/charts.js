@@ -11,18 +11,43 @@ export function escapeXml(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
-/** Summary rows → {buckets, series: [{name, values}]}: one value per bucket, summed by `by`. */
-export function seriesOf(summary, field, by) {
+/** A summary row's name under `by` ("key_name", "model", "provider"), as `nameOf` words it. */
+function rowName(row, by, nameOf) {
+  return row[by] ? nameOf(row[by]) : "(none)";
+}
+
+/**
+ * Summary rows → {buckets, series: [{name, values}]}: one value per bucket, summed by `by`;
+ * `nameOf` words a value (a provider id as its name).
+ */
+export function seriesOf(summary, field, by, nameOf = String) {
   const buckets = summary.buckets || [];
   const index = new Map(buckets.map((b, i) => [b, i]));
   const byName = new Map();
   for (const row of summary.data || []) {
-    const name = row[by] || "(none)";
+    const name = rowName(row, by, nameOf);
     if (!byName.has(name)) byName.set(name, new Array(buckets.length).fill(0));
     const i = index.get(row.time);
     if (i !== undefined && typeof row[field] === "number") byName.get(name)[i] += row[field];
   }
   return { buckets, hourly: summary.bucket !== "day", series: [...byName.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, values]) => ({ name, values })) };
+}
+
+/**
+ * The whole period's totals per `by` value: [{name, cost_usd, sessions, responses, unpriced}],
+ * the costliest first (then by name).
+ */
+export function totalsOf(summary, by, nameOf = String) {
+  const byName = new Map();
+  for (const row of summary.data || []) {
+    const name = rowName(row, by, nameOf);
+    const t = byName.get(name) || { name, cost_usd: 0, sessions: 0, responses: 0, unpriced: 0 };
+    for (const field of ["cost_usd", "sessions", "responses", "unpriced"]) {
+      if (typeof row[field] === "number") t[field] += row[field];
+    }
+    byName.set(name, t);
+  }
+  return [...byName.values()].sort((a, b) => b.cost_usd - a.cost_usd || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 function niceMax(v) {

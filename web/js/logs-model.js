@@ -1,5 +1,6 @@
 // Spend records → what the logs viewer shows. No DOM.
 
+import { recordService } from "./providers.js";
 import { extractToolCalls } from "./tool-calls.js";
 
 const time = (r) => r.start_time || r.end_time || "";
@@ -13,6 +14,8 @@ export function sessionRow(session, responses = []) {
       time: session.start_time,
       key: session.key_name,
       model: session.model,
+      provider: session.provider || null,
+      service: recordService(session).label,
       durationMs: session.duration_ms,
       responses: session.responses,
       tokens: (session.usage && session.usage.total_tokens) || 0,
@@ -32,6 +35,7 @@ export function sessionRow(session, responses = []) {
   }
   return {
     id: first.session_id, live: true, time: time(first), key: first.key_name, model: first.model,
+    provider: first.provider || null, service: recordService(first).label,
     durationMs: null, responses: responses.filter((r) => r.record === "response").length, tokens, cost: priced ? cost : null, status: "live", closedBy: "",
   };
 }

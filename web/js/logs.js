@@ -3,7 +3,8 @@
 import { authHeaders, el, loadKey, saveKey } from "./common.js";
 import { SessionList, formatCost, formatDuration, sessionDetail, utcInput } from "./logs-model.js";
 import { prettyArguments } from "./tool-calls.js";
-import { barChart, lineChart, seriesOf } from "./charts.js";
+import { barChart, lineChart, seriesOf, totalsOf } from "./charts.js";
+import { PROVIDER_NAMES, providerName, recordService } from "./providers.js";
 
 const $ = (id) => document.getElementById(id);
 /** Sessions fetched per page. */
@@ -35,6 +36,7 @@ function filterParams() {
   // what a person types: case-insensitive prefixes
   add("key_prefix", $("f-key").value.trim());
   add("model_prefix", $("f-model").value.trim());
+  add("provider", $("f-provider").value);
   add("status", $("f-status").value);
   // times are UTC both ways: the list shows UTC, and From/To are read as UTC (labelled so)
   for (const [name, id] of [["since", "f-since"], ["until", "f-until"]]) {
@@ -100,18 +102,21 @@ async function loadDashboard() {
   const params = filterParams();
   params.delete("status");
   params.set("bucket", $("dash-bucket").value);
+  params.set("split", "provider"); // each row names its provider too: the charts and totals by provider
   const res = await fetchScan(`/spend/summary?${params}`);
   const body = await res.json().catch(() => ({}));
   const boxes = ["chart-spend", "chart-sessions", "chart-latency"];
   if (!res.ok) {
     for (const id of boxes) $(id).replaceChildren();
+    $("dash-totals").tBodies[0].replaceChildren();
     return setStatus(`Cannot read the summary: ${(body.error && body.error.message) || res.status}`, "error");
   }
   const by = $("dash-by").value;
+  const nameOf = by === "provider" ? providerName : String;
   const charts = [
-    barChart(seriesOf(body, "cost_usd", by), { title: "Spend (USD)",
+    barChart(seriesOf(body, "cost_usd", by, nameOf), { title: "Spend (USD)",
       format: (v) => (v === 0 ? "$0" : v >= 0.01 ? `$${v.toFixed(2)}` : `$${v.toPrecision(2)}`) }),
-    barChart(seriesOf(body, "sessions", by), { title: "Sessions started", format: (v) => String(Math.round(v)) }),
+    barChart(seriesOf(body, "sessions", by, nameOf), { title: "Sessions started", format: (v) => String(Math.round(v)) }),
     lineChart({ buckets: body.buckets, hourly: body.bucket !== "day", series: [
       { name: "p50", values: body.latency.map((l) => l.p50_ms) }, { name: "p95", values: body.latency.map((l) => l.p95_ms) }] },
     { title: "Response latency (ms)", format: (v) => `${Math.round(v)} ms` }),
@@ -119,6 +124,11 @@ async function loadDashboard() {
   boxes.forEach((id, i) => {
     $(id).innerHTML = charts[i]; // markup built by charts.js, every text in it escaped
   });
+  $("dash-totals-title").textContent = `Totals by ${{ key_name: "key", model: "model", provider: "provider" }[by]}`;
+  $("dash-totals").tBodies[0].replaceChildren(...totalsOf(body, by, nameOf).map((t) =>
+    el("tr", { dataset: { name: t.name } }, el("td", { className: "name" }, t.name), el("td", {}, String(t.sessions)),
+      el("td", {}, String(t.responses)),
+      el("td", { className: "cost" }, t.unpriced ? `${formatCost(t.cost_usd)} + ${t.unpriced} unpriced` : formatCost(t.cost_usd)))));
 }
 
 function clearDetail() {
@@ -158,7 +168,11 @@ function renderSessions() {
   const rows = list.rows().map((r) => {
     const tr = el("tr", { dataset: { session: r.id, status: r.status } },
       el("td", {}, (r.time || "").replace("T", " ").slice(0, 19)),
-      el("td", {}, r.key || ""), el("td", {}, r.model || ""), el("td", {}, formatDuration(r.durationMs)),
+      el("td", {}, r.key || ""),
+      el("td", { className: "model" }, r.model || "", r.provider ? " " : "",
+        r.provider ? el("span", { className: "badge provider", title: `provider: ${r.provider}`, dataset: { provider: r.provider } },
+          r.service) : ""),
+      el("td", {}, formatDuration(r.durationMs)),
       el("td", {}, String(r.responses ?? 0)), el("td", {}, String(r.tokens)), el("td", {}, formatCost(r.cost)),
       el("td", { className: "status" }, r.status || ""));
     if (r.id === selected) tr.classList.add("selected");
@@ -242,7 +256,7 @@ async function showSession(id) {
   $("d-id").textContent = id;
   const s = d.session;
   const facts = s
-    ? [["key", s.key_name], ["model", `${s.model} (${s.provider})`], ["started", s.start_time], ["duration", formatDuration(s.duration_ms)],
+    ? [["key", s.key_name], ["model", s.model], ["provider", `${recordService(s).label} (${s.provider})`], ["started", s.start_time], ["duration", formatDuration(s.duration_ms)],
       ["responses", s.responses], ["tokens", (s.usage && s.usage.total_tokens) || 0], ["cost", formatCost(s.cost_usd)],
       ["status", s.status], ["closed by", `${s.close.by} ${s.close.code ?? ""} ${s.close.reason || ""}`],
       ["client", `${(s.client && s.client.ip) || ""} ${(s.client && s.client.user_agent) || ""}`]]
@@ -301,6 +315,7 @@ function transcriptionNode(t) {
 function init() {
   const key = loadKey();
   if (key) $("key").value = key;
+  $("f-provider").append(...Object.entries(PROVIDER_NAMES).map(([value, name]) => el("option", { value }, name)));
   $("filters").addEventListener("submit", (e) => {
     e.preventDefault();
     saveKey($("key").value.trim());

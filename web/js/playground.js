@@ -5,9 +5,10 @@
 import { CHUNK_MS, base64ToPcm16, pcm16ToBase64, samplesToMs } from "./audio.js";
 import { decodeFrame } from "./frames.js";
 import { buildSessionUpdate, parseTools, sessionUrl, subprotocols } from "./session-config.js";
-import { SessionState, heardText, normalizeType } from "./session-state.js";
+import { SessionState, errorText, heardText, normalizeType } from "./session-state.js";
 import { LiveState } from "./live-state.js";
 import { authHeaders, el, loadKey, saveKey } from "./common.js";
+import { modelLabel, modelNote, speaksGemini, supportsWebRTC } from "./providers.js";
 
 const $ = (id) => document.getElementById(id);
 const EXAMPLE_TOOLS = [
@@ -29,6 +30,7 @@ let state = new SessionState();
 let live = null; // a LiveState while a GPT-Live session is open (GPT-Live mode)
 let models = []; // [{id, api}] the key may use
 let prices = {}; // model → price per 1M tokens
+let modelInfo = {}; // model → {provider, api, upstream_api}, from /v1/realtime/endpoints
 let listeners = [];
 let mic = null; // {ctx, stream, node}
 let player = null; // {ctx, node}
@@ -114,6 +116,7 @@ async function loadServerInfo() {
     fillSelect($("listener"), listeners.map((l) => [l.url, `${l.name} — ${l.url.split("/v1/")[0]}`]));
     fillSelect($("path"), (ep.paths || ["/v1/realtime"]).map((p) => [p, p]), "/v1/realtime");
     prices = Object.fromEntries((ep.models || []).map((m) => [m.id, m.price_per_million_tokens]));
+    modelInfo = Object.fromEntries((ep.models || []).map((m) => [m.id, m]));
   } catch (e) {
     setStatus(`Cannot reach the gateway: ${e.message}`, "error");
   }
@@ -131,10 +134,24 @@ async function loadServerInfo() {
   }
 }
 
-/** The models of the chosen API (transcription models route transcription sessions, not this page). */
+/** The models of the chosen API (transcription models route transcription sessions, not this page),
+ *  each with who serves it: "gemini-live — Gemini Live (offline)". */
 function fillModels() {
   const api = $("api").value;
-  fillSelect($("model"), models.filter((m) => (m.api || "realtime") === api).map((m) => [m.id, m.id]));
+  fillSelect($("model"), models.filter((m) => (m.api || "realtime") === api).map((m) => [m.id, modelLabel(m.id, modelInfo[m.id])]));
+  onModelChange();
+}
+
+/** A Gemini Live upstream (translated by the gateway) has no WebRTC calls: the transport is the socket. */
+function onModelChange() {
+  const info = modelInfo[$("model").value];
+  const webrtc = $("transport").querySelector('option[value="webrtc"]');
+  webrtc.disabled = !supportsWebRTC(info);
+  if (webrtc.disabled && $("transport").value === "webrtc") $("transport").value = "websocket";
+  document.body.dataset.upstream = speaksGemini(info) ? "gemini" : "realtime";
+  $("model-note").textContent = modelNote(info);
+  $("model-note").hidden = !modelNote(info);
+  $("model").title = info ? modelLabel($("model").value, info) : "";
 }
 
 function fillSelect(select, options, preferred) {
@@ -400,7 +417,7 @@ function onEvent(event) {
   const type = normalizeType(event.type);
   if (type === "response.output_audio.delta") playDelta(event);
   else if (type === "input_audio_buffer.speech_started") interrupt({ cancel: false });
-  else if (type === "error") setStatus(`Server error: ${event.error && event.error.message}`, "error");
+  else if (type === "error") setStatus(`Server error: ${errorText(event.error)}`, "error");
   scheduleRender();
 }
 
@@ -632,8 +649,13 @@ function renderEntry(entry) {
     }
     return;
   }
-  const who = { user: entry.kind === "voice" ? "You (voice)" : "You", assistant: "Assistant", system: "System" };
+  const who = { user: entry.kind === "voice" ? "You (voice)" : "You", assistant: "Assistant",
+    system: entry.kind === "error" ? "Server error" : "System" };
   node.querySelector(".who").textContent = who[entry.role] || entry.role;
+  if (entry.kind === "error") {
+    node.querySelector(".text").textContent = entry.count > 1 ? `${entry.text} ×${entry.count}` : entry.text;
+    return;
+  }
   if (entry.status === "interrupted") {
     // what was heard, marked: the rest of the reply was never played
     node.querySelector(".text").textContent = heardText(entry);
@@ -708,6 +730,7 @@ function init() {
     document.body.dataset.api = $("api").value;
     fillModels();
   });
+  $("model").addEventListener("change", onModelChange);
   $("key").addEventListener("change", () => {
     saveKey($("key").value.trim());
     loadServerInfo();

@@ -89,6 +89,18 @@ export function heardText(entry) {
   return cut.replace(/\s+\S*$/, (m) => (fraction < 1 ? "" : m)); // no half words
 }
 
+/**
+ * An `error` event's error in words: its message, and what it is about — the parameter it
+ * refused ("response.instructions") and its code — e.g. "Gemini Live fixes instructions for the
+ * whole session: … (response.instructions; unsupported_parameter)".
+ */
+export function errorText(error) {
+  const err = error && typeof error === "object" ? error : {};
+  const message = typeof err.message === "string" && err.message.trim() ? err.message.trim() : "The server reported an error.";
+  const about = [err.param, err.code].filter((v) => typeof v === "string" && v && !message.includes(v));
+  return about.length ? `${message} (${about.join("; ")})` : message;
+}
+
 export class SessionState {
   constructor({ price = null } = {}) {
     this.price = price;
@@ -277,6 +289,17 @@ export class SessionState {
   ["on:error"](e) {
     const err = e.error || {};
     this.lastError = { code: err.code || null, message: err.message || "error" };
+    // in the conversation, where it happened: a refusal (e.g. what Gemini Live cannot do) is read
+    // there; the same error again (a refused event sent in a loop) adds to its count instead
+    const text = errorText(err);
+    const last = this.entries[this.entries.length - 1];
+    if (last && last.kind === "error" && last.text === text) {
+      last.count++;
+      return;
+    }
+    const entry = { id: `error-${this.entries.length}`, role: "system", kind: "error", status: "completed",
+      text, code: err.code || null, count: 1 };
+    this.entries.push(entry);
   }
 
   /** Tool calls still waiting for a result, oldest first. */

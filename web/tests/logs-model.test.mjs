@@ -83,3 +83,12 @@ test("From/To are read as UTC, in the list's own format or the ISO one", async (
   assert.equal(utcInput(""), "");
   assert.equal(utcInput("yesterday"), "");
 });
+
+test("a session row names its provider, finished or still live", () => {
+  const gemini = "ws://127.0.0.1:1/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent";
+  const list = new SessionList();
+  list.add([{ ...s1, provider: "local", api_base: gemini },
+    { ...r1, session_id: "s2", id: "rec9", provider: "openai", api_base: "wss://api.openai.com/v1/realtime" }]);
+  const rows = Object.fromEntries(list.rows().map((r) => [r.id, [r.provider, r.service, r.live]]));
+  assert.deepEqual(rows, { s1: ["local", "Gemini Live (offline)", false], s2: ["openai", "OpenAI", true] });
+});

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { SessionState, costOf, tokenSplit } from "../js/session-state.js";
+import { SessionState, costOf, errorText, tokenSplit } from "../js/session-state.js";
 
 const PRICE = { input_text: 4, input_audio: 32, cached_text: 0.4, cached_audio: 0.4, output_text: 16, output_audio: 64 };
 const USAGE = {
@@ -83,4 +83,30 @@ test("errors are kept for the status line; odd events do not throw", () => {
     { type: "conversation.item.added", item: { id: "x", type: "message", content: "nope" } }, { type: "unknown.thing" }]) {
     s.apply(e);
   }
+});
+
+test("an error is put in words: its message, then the parameter and code it is about", () => {
+  const err = { type: "invalid_request_error", code: "unsupported_parameter", param: "response.instructions",
+    message: "Gemini Live fixes instructions for the whole session: a response cannot change it (use session.update)" };
+  assert.equal(errorText(err),
+    "Gemini Live fixes instructions for the whole session: a response cannot change it (use session.update) (response.instructions; unsupported_parameter)");
+  assert.equal(errorText({ message: "Cancellation failed", code: "response_cancel_not_active" }), "Cancellation failed (response_cancel_not_active)");
+  assert.equal(errorText({ message: "bad value for session.voice", param: "session.voice" }), "bad value for session.voice"); // not said twice
+  assert.equal(errorText(undefined), "The server reported an error.");
+  assert.equal(errorText({ message: "  " }), "The server reported an error.");
+});
+
+test("an error event shows in the conversation where it happened; the same one again only counts", () => {
+  const s = new SessionState();
+  textTurn(s);
+  const error = { type: "error", error: { code: "unsupported_parameter", param: "response.instructions", message: "Gemini Live fixes instructions" } };
+  s.apply(error);
+  s.apply(error);
+  const last = s.entries[s.entries.length - 1];
+  assert.deepEqual({ role: last.role, kind: last.kind, text: last.text, count: last.count },
+    { role: "system", kind: "error", text: "Gemini Live fixes instructions (response.instructions; unsupported_parameter)", count: 2 });
+  assert.equal(s.entries.filter((e) => e.kind === "error").length, 1);
+  assert.deepEqual(s.lastError, { code: "unsupported_parameter", message: "Gemini Live fixes instructions" });
+  s.apply({ type: "error", error: { code: "other", message: "Another" } });
+  assert.equal(s.entries.filter((e) => e.kind === "error").length, 2);
 });

@@ -1,8 +1,8 @@
 """OpenAI's GPT-Live API (``/v1/live/sessions``): the second protocol behind the relay's seam.
 
 :data:`LIVE` is the protocol value the relay is handed; the server also uses
-:func:`~.start.parse_start` (admission from the first frame) and :func:`build_live_target`
-while planning.
+:func:`~.start.parse_start` (admission from the first frame) while planning; where a session
+goes is its provider's (rtproxy/providers/).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from .events import classify, classify_client, normalize_client
 from .gate import DelegationGate
 from .messages import error_event
 from .start import LiveStart, StartRefused, parse_start
-from .upstream import build_live_target
 
 
 class LiveProtocol:
     name = "live"
+    binary_events = False
     classify = staticmethod(classify)
     classify_client = staticmethod(classify_client)
     normalize_client = staticmethod(normalize_client)
@@ -42,5 +42,5 @@ class LiveProtocol:
 
 LIVE = LiveProtocol()
 
-__all__ = ["LIVE", "LiveCollector", "LiveProtocol", "LiveStart", "StartRefused", "build_live_target", "classify",
+__all__ = ["LIVE", "LiveCollector", "LiveProtocol", "LiveStart", "StartRefused", "classify",
            "error_event", "parse_start"]

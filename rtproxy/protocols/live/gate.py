@@ -20,6 +20,10 @@ GATED_TYPES = frozenset({b"session.update", b"session.start"})
 class DelegationGate:
     allows_delegation: Callable[[str], bool]
 
+    def close_for(self, payload: bytes) -> tuple[int, str] | None:
+        """A refusal is an error event; the session goes on."""
+        return None
+
     def check_applied(self, payload: bytes) -> tuple[str, str] | None:
         """GPT-Live fixes its models at session.start (checked before the call is made)."""
         return None

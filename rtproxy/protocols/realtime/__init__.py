@@ -1,7 +1,8 @@
 """The OpenAI Realtime API (GA and beta dialects, OpenAI and Azure upstreams).
 
 :data:`REALTIME` is the protocol value the relay is handed (:class:`~rtproxy.protocols.seam.ApiProtocol`);
-the server also uses :func:`build_target` and :func:`token_session_update` while planning.
+the server also uses :func:`token_session_update` while planning (where a session goes is its
+provider's: rtproxy/providers/).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from .collector import Collector
 from .events import classify, classify_client, is_collected, normalize_client
 from .gate import ModelGate
 from .messages import error_event, token_session_update
-from .upstream import build_target
 
 
 class RealtimeProtocol:
     """The Realtime API as the relay sees it."""
 
     name = "realtime"
+    binary_events = False
 
     #: the module functions themselves: the relay calls them on every frame, so no wrapper call
     classify = staticmethod(classify)
@@ -45,5 +46,5 @@ class RealtimeProtocol:
 
 REALTIME = RealtimeProtocol()
 
-__all__ = ["REALTIME", "Collector", "RealtimeProtocol", "build_target", "classify", "error_event", "is_collected",
+__all__ = ["REALTIME", "Collector", "RealtimeProtocol", "classify", "error_event", "is_collected",
            "token_session_update"]

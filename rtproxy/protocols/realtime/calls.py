@@ -4,7 +4,7 @@ A browser (or an SDK) posts an SDP offer; the gateway checks it, posts it on wit
 provider's credentials, hands the SDP answer back, and watches the call through the provider's
 sideband (``/v1/realtime?call_id=…``). This module reads the client's offer (:func:`parse_offer`),
 writes the provider's request (:func:`provider_body`), reads the provider's answer
-(:func:`call_id_of`) and says where a model's calls and sidebands are (:func:`call_upstream`).
+(:func:`call_id_of`); where a model's calls and sidebands go is its provider's (rtproxy/providers/).
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ import json
 import re
 import secrets
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 
-from ...config import ModelConfig
 from ..formdata import FormError, parse_form_data
-from ..seam import UpstreamTarget
 
 #: An SDP offer is a few KiB (one audio section, a data channel, ICE candidates); beyond this it is refused.
 MAX_SDP_BYTES = 64 * 1024
@@ -135,68 +133,3 @@ def call_id_of(location: str | None) -> str | None:
     return last if CALL_ID.match(last) else None
 
 
-@attrs.frozen
-class CallUpstream:
-    """Where one model's calls go: the offers' URL, the provider's credentials, the sideband."""
-
-    calls_url: str
-    headers: tuple[tuple[str, str], ...] = attrs.field(repr=False)
-    sideband_base: str
-    provider: str
-    #: GPT-Live (``/v1/live/sessions``: the sideband is ``…/{id}/attach``), else Realtime
-    #: (``/v1/realtime/calls``: the sideband is ``/v1/realtime?call_id=…``).
-    live: bool = False
-
-    def op_url(self, call_id: str, op: str) -> str:
-        return f"{self.calls_url}/{call_id}/{op}"
-
-    def sideband(self, call_id: str) -> UpstreamTarget:
-        url = f"{self.sideband_base}/{call_id}/attach" if self.live else \
-            f"{self.sideband_base}?{urlencode({'call_id': call_id})}"
-        return UpstreamTarget(url=url, headers=self.headers, provider=self.provider, api_base=self.sideband_base)
-
-
-class CallsUnsupported(ValueError):
-    """The model's provider has no WebRTC calls API the gateway can reach."""
-
-
-def call_upstream(model: ModelConfig, *, local_rtc_url: str | None, local_secret: str, live: bool = False
-                  ) -> CallUpstream:
-    """OpenAI: ``https://api.openai.com/v1/realtime/calls`` and ``wss://…/v1/realtime``; Azure's
-    GA v1 API (``api_version = "v1"``): the same under ``/openai/v1``; local: the offline model's
-    WebRTC peer on loopback. Raises :class:`CallsUnsupported` for Azure's preview API versions."""
-    if model.provider == "openai":
-        http_base = _http_base(model.api_base or "https://api.openai.com/v1")
-        headers: tuple[tuple[str, str], ...] = (("Authorization", f"Bearer {model.api_key}"),)
-    elif model.provider == "azure":
-        if model.api_version != "v1" and not live:
-            raise CallsUnsupported(f"model {model.name!r} uses Azure API version {model.api_version!r}: WebRTC "
-                                   "calls are served for Azure's v1 API only (api_version = \"v1\")")
-        assert model.api_base is not None
-        http_base = _http_base(model.api_base)
-        http_base = (http_base if http_base.endswith("/openai") else http_base + "/openai") + "/v1"
-        headers = (("api-key", model.api_key or ""),)
-    elif model.provider == "local":
-        if local_rtc_url is None:
-            raise CallsUnsupported("the offline model's WebRTC peer is not running")
-        http_base = _http_base(local_rtc_url) + "/v1"
-        headers = (("Authorization", f"Bearer {local_secret}"),)
-    else:  # pragma: no cover - config validation rejects other providers
-        raise CallsUnsupported(f"unknown provider {model.provider!r}")
-    parts = urlsplit(http_base)
-    ws_scheme = "wss" if parts.scheme == "https" else "ws"
-    if live:  # GPT-Live: POST /v1/live/sessions, sideband /v1/live/sessions/{id}/attach
-        return CallUpstream(calls_url=http_base + "/live/sessions", headers=headers, provider=model.provider,
-                            sideband_base=urlunsplit((ws_scheme, parts.netloc, parts.path + "/live/sessions", "", "")),
-                            live=True)
-    return CallUpstream(calls_url=http_base + "/realtime/calls", headers=headers,
-                        sideband_base=urlunsplit((ws_scheme, parts.netloc, parts.path + "/realtime", "", "")),
-                        provider=model.provider)
-
-
-def _http_base(base: str) -> str:
-    parts = urlsplit(base)
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("http", "https"):
-        raise ValueError(f"api_base must be an http(s) or ws(s) URL, not {base!r}")
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))

@@ -80,6 +80,10 @@ class ModelGate:
                                     "session.audio.input.transcription.model")
         return None
 
+    def close_for(self, payload: bytes) -> tuple[int, str] | None:
+        """A refusal is an error event; the session goes on."""
+        return None
+
     def check_applied(self, payload: bytes) -> tuple[str, str] | None:
         """A ``session.created``/``session.updated`` naming another realtime model or a transcription
         model the key may not use: set over a WebRTC call's data channel, where :meth:`check` could
