@@ -40,7 +40,7 @@ def test_shipped_config_loads_and_serves_the_offline_model() -> None:
     cfg = load_config(ROOT / "config.toml")
     assert (cfg.server.host, cfg.server.port, cfg.server.realtime_port) == ("127.0.0.1", 8000, 8001)
     assert [(m.name, m.provider, m.api) for m in cfg.models] == [
-        ("gpt-realtime", "local", "realtime"), ("gpt-live-1", "local", "live"),
+        ("gpt-realtime", "local", "realtime"), ("gpt-live-1", "local", "live"), ("gemini-live", "local", "realtime"),
         ("gpt-4o-transcribe", "local", "transcription"),
         ("gpt-4o-mini-transcribe", "local", "transcription"), ("whisper-1", "local", "transcription")]
     assert cfg.keys[0].key == "auto" and cfg.keys[0].role == "admin"
