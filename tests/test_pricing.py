@@ -112,8 +112,11 @@ def test_every_model_config_toml_and_the_readme_name_has_a_price() -> None:
     for m in models:
         price = PriceConfig(**m["price"]) if "price" in m else None
         model = ModelConfig(m["name"], m["provider"], m.get("upstream_model"), api_base=m.get("api_base"),
-                            api_version=m.get("api_version"), api=m.get("api", "realtime"), price=price)
-        assert price_for(model) is not None, f"config.toml's model {m['name']!r} has no price"
+                            api_version=m.get("api_version"), api=m.get("api", "realtime"), price=price,
+                            dialect=m.get("dialect"), project=m.get("project"), location=m.get("location"))
+        from rtproxy.providers import provider_for
+
+        assert price_for(model, provider_for(model).price_provider(model)) is not None, f"config.toml's model {m['name']!r} has no price"
         if m.get("upstream_model") or "price" in m:  # a gateway name, or a model priced in the config itself
             aliases.add(m["name"])
     named = set(re.findall(r"\b(gpt-[a-z0-9][a-z0-9.-]*[a-z0-9]|whisper-1)\b",
