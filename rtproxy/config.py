@@ -211,6 +211,10 @@ class ModelConfig:
     #: Vertex AI: a service-account JSON file (relative to the config file); none: Application
     #: Default Credentials.
     credentials_file: str | None = None
+    #: A model served through Gemini Live (gemini, vertex, a local model in the gemini dialect):
+    #: fields merged under the ``setup`` of every translated OpenAI Realtime session (what the
+    #: client's settings decide wins). Unset: :data:`DEFAULT_GEMINI_SETUP`; ``{}``: nothing added.
+    gemini_setup: dict[str, Any] | None = attrs.field(default=None, hash=False)
 
     @property
     def target_model(self) -> str:
@@ -397,6 +401,12 @@ def _check_price(p: PriceConfig, file: str, where: str) -> None:
 _ENV_KEY = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 
 
+#: What a translated session's setup carries unless the model's ``gemini_setup`` says otherwise:
+#: a sliding context window, without which Google ends an audio session after 15 minutes (2 with
+#: video) however often the gateway resumes it on a new connection (docs/gemini.md).
+DEFAULT_GEMINI_SETUP: dict[str, Any] = {"contextWindowCompression": {"slidingWindow": {}}}
+
+
 def _check_model(m: ModelConfig) -> tuple[str, str] | None:
     """What the model's provider needs of its entry: (field, problem), or None."""
     if m.provider == "azure" and not m.api_base:
@@ -416,6 +426,12 @@ def _check_model(m: ModelConfig) -> tuple[str, str] | None:
     for field in ("project", "location", "credentials_file"):
         if getattr(m, field) is not None and m.provider != "vertex":
             return field, "is for vertex models"
+    if m.gemini_setup is not None:
+        if m.provider not in ("gemini", "vertex") and m.dialect != "gemini":
+            return "gemini_setup", "is for models served through Gemini Live (gemini, vertex, or local with dialect \"gemini\")"
+        for name in ("model", "sessionResumption", "session_resumption"):
+            if name in m.gemini_setup:
+                return f"gemini_setup.{name}", "is the gateway's to set"
     return None
 
 

@@ -40,6 +40,27 @@ def redis_ping(sock: Path) -> bool:
         return False
 
 
+def redis_get(sock: Path, key: str) -> bytes | None:
+    """``GET key`` over the server's socket (a RESP bulk string, or None)."""
+    import socket as s
+
+    k = key.encode()
+    with s.socket(s.AF_UNIX) as c:
+        c.settimeout(1)
+        c.connect(str(sock))
+        c.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k))
+        reply = b""
+        while not reply.endswith(b"\r\n") or (reply.startswith(b"$") and reply.count(b"\r\n") < 2
+                                                and not reply.startswith(b"$-1")):
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    if reply.startswith(b"$-1"):
+        return None
+    return reply.split(b"\r\n")[1]
+
+
 @contextmanager
 def redis_server(directory: Path) -> Iterator[RedisServer]:
     binary = shutil.which("redis-server")

@@ -153,6 +153,7 @@ _WRONG: dict[Any, list[Any]] = {
     float: ["5", True],
     str: [5, True, ["x"]],
     tuple[str, ...]: ["gpt-realtime", [1], True],
+    dict[str, Any]: ["x", 5, ["x"], True],
 }
 #: A minimal valid document, and where each table lives in it.
 _BASE: dict[str, Any] = {"models": [{"name": "m", "provider": "local"}],

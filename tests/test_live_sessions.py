@@ -165,3 +165,16 @@ async def test_a_budget_is_held_against_the_running_total_of_seconds(
     assert refused.value.status_code == 429
     srv.stop.set()
 
+
+
+async def test_the_session_record_shows_the_clients_user_agent(
+        nursery: trio.Nursery, tmp_path: Path, upstream_port: int, listener: str) -> None:
+    # the listener frees the upgrade's headers on accept, before session.start names the model
+    srv = await start_server(nursery, live_config(tmp_path, upstream_port))
+    async with ws_connect(srv.ws_url(listener, "/v1/live/sessions", ""),
+                          headers={**AUTH, "User-Agent": "live-agent/1.0"}) as ws:
+        await started(ws)
+        await send_event(ws, {"type": "session.close"})
+    (session,) = [r for r in await records_of(srv) if r["record"] == "session"]
+    assert session["client"]["user_agent"] == "live-agent/1.0"
+    srv.stop.set()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rtproxy.config import LOCAL_DIALECTS, ModelConfig, Provider, parse_config
+from rtproxy.config import LOCAL_DIALECTS, ConfigError, ModelConfig, Provider, parse_config
 from rtproxy.providers import PROVIDERS, LocalEndpoint, RealtimeRequest, Unsupported, provider_for
 
 LOCAL = LocalEndpoint(url="ws://127.0.0.1:9", secret="s3cret", rtc_url="http://127.0.0.1:10")
@@ -90,3 +90,41 @@ def test_the_config_checks_each_providers_fields(tmp_path: Path) -> None:
     vertex = cfg.model("v")
     assert vertex is not None and vertex.credentials_file == str(tmp_path / "sa.json")
     assert "gemini" in LOCAL_DIALECTS
+
+
+def _first_setup(model: ModelConfig) -> dict:
+    """The setup frame a translated session of ``model`` sends first."""
+    translator = provider_for(model).translation(model, "ga")()
+    translator.start()
+    out = translator.from_client({"type": "session.update", "session": {"type": "realtime", "instructions": "hi"}})
+    (frame,) = [f for f in out.to_upstream if "setup" in f]
+    return frame["setup"]
+
+
+def test_a_translated_session_asks_for_a_sliding_context_window_by_default() -> None:
+    # without it Google ends an audio session after 15 minutes, however often it is resumed
+    setup = _first_setup(ModelConfig("g", "gemini", api_key="k"))
+    assert setup["contextWindowCompression"] == {"slidingWindow": {}}
+    assert setup["systemInstruction"] == {"parts": [{"text": "hi"}]}
+
+
+def test_gemini_setup_replaces_the_default_and_the_clients_settings_still_win() -> None:
+    model = ModelConfig("g", "gemini", api_key="k", gemini_setup={
+        "contextWindowCompression": {"triggerTokens": 20000, "slidingWindow": {"targetTokens": 8000}},
+        "systemInstruction": {"parts": [{"text": "operator"}]}})
+    setup = _first_setup(model)
+    assert setup["contextWindowCompression"] == {"triggerTokens": 20000, "slidingWindow": {"targetTokens": 8000}}
+    assert setup["systemInstruction"] == {"parts": [{"text": "hi"}]}
+    assert "contextWindowCompression" not in _first_setup(ModelConfig("g", "gemini", api_key="k", gemini_setup={}))
+
+
+@pytest.mark.parametrize(("entry", "problem"), [
+    ({"name": "o", "provider": "openai", "api_key": "k", "gemini_setup": {}}, "models[0].gemini_setup: is for models served through Gemini Live"),
+    ({"name": "g", "provider": "gemini", "api_key": "k", "gemini_setup": {"model": "x"}}, "gemini_setup.model"),
+    ({"name": "g", "provider": "gemini", "api_key": "k", "gemini_setup": {"sessionResumption": {}}},
+     "gemini_setup.sessionResumption"),
+])
+def test_gemini_setup_is_refused_where_it_cannot_apply(tmp_path: Path, entry: dict, problem: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"models": [entry]}, source="t.toml", base_dir=tmp_path, environ={})
+    assert problem in str(err.value)

@@ -15,7 +15,7 @@ from trio_websocket import ConnectionRejected
 
 from .conftest import LIMITED_KEY
 from .helpers import auth_headers, events_until, expect_error_then_close, text_turn, write_server_config, ws_connect
-from .redis_server import redis_server
+from .redis_server import redis_get, redis_server
 from .test_processes import BIN, free_port, server_process
 
 
@@ -105,6 +105,11 @@ async def test_two_servers_sharing_redis_hold_caps_rates_and_budgets(tmp_path: P
                         opened += 1
                         if opened == 1:
                             await text_turn(ws, fresh=False)  # spends: over the tiny budget now
+                            # the charge lands in Redis just after the record is written, which
+                            # is just after the client saw response.done: wait for it
+                            with trio.fail_after(10):
+                                while redis_get(redis.socket, "rtproxy:spend:limited") is None:
+                                    await trio.sleep(0.02)
                 except ConnectionRejected as exc:
                     refused.append(exc.status_code)
             assert opened == 1  # the first spent the budget, on server 0; both servers then refuse

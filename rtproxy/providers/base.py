@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from ..config import ModelConfig
+from ..config import DEFAULT_GEMINI_SETUP, ModelConfig
 from ..protocols.seam import UpstreamTarget
 
 #: The wire protocols a provider's realtime upstream can speak: OpenAI's Realtime API (passed
@@ -149,9 +149,11 @@ def gemini_translation(model: ModelConfig, dialect: str, setup_model: str, *, ve
     """A factory of OpenAI Realtime ⇄ Gemini Live translators for one model."""
     from ..translate.realtime_gemini import RealtimeGeminiTranslator
 
+    extra = DEFAULT_GEMINI_SETUP if model.gemini_setup is None else model.gemini_setup
+
     def new() -> Any:
         return RealtimeGeminiTranslator(model=model.name, upstream_model=setup_model, dialect=dialect,  # type: ignore[arg-type]
-                                        vertex=vertex)
+                                        vertex=vertex, extra_setup=extra)
     return new
 
 

@@ -105,6 +105,13 @@ async def _refuse_live(leg: Any, refused: StartRefused) -> None:
     await leg.close(4000 + refused.status, refused.message[:120])
 
 
+def _records_view(request: HandshakeRequest) -> HandshakeRequest:
+    """The upgrade request as a session opened after its first frame needs it: the listener frees
+    the headers once the upgrade is accepted (:mod:`.listener`), and the records show the
+    user agent."""
+    return attrs.evolve(request, headers=tuple((k, v) for k, v in request.headers if k == "user-agent"))
+
+
 def _json_object(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
@@ -418,6 +425,8 @@ class Gateway:
                 return None
             if admission.live_op == "attach":  # a sideband sends no session.start
                 return hs, attrs.evolve(admission, model=model), ()
+        # the listener frees the upgrade's headers once it is accepted: keep what the records show
+        request = _records_view(hs.request)
         leg = await hs.accept(echo)
         timeout = self.config.server.live_start_timeout_s
         with trio.move_on_after(timeout):
@@ -446,7 +455,7 @@ class Gateway:
                 return None
             resolved = start.model or model
             assert resolved is not None
-            accepted = AcceptedHandshake(hs.request, PrefetchedLeg(leg, batch[1:]), LIVE.error_event)
+            accepted = AcceptedHandshake(request, PrefetchedLeg(leg, batch[1:]), LIVE.error_event)
             return accepted, attrs.evolve(admission, model=resolved), (start.frame,)
         await _refuse_live(leg, StartRefused(408, "session_start_timeout",
                                              f"no session.start within {timeout:g} s of connecting"))
@@ -491,7 +500,7 @@ class Gateway:
         token locks (:class:`~rtproxy.protocols.gemini.SetupLock`; one minted on the auth_tokens
         route), and ends at the token's ``expireTime``."""
         # the listener frees the upgrade's headers once it is accepted: keep what the records show
-        request = attrs.evolve(hs.request, headers=tuple((k, v) for k, v in hs.request.headers if k == "user-agent"))
+        request = _records_view(hs.request)
         key, fixed = admission.key, admission.model
         lock = SetupLock.from_claims(admission.initial_session)
         leg = await hs.accept(None)
