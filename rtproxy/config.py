@@ -183,6 +183,14 @@ class PriceConfig:
     audio_per_hour: float | None = None
     #: USD per hour of a GPT-Live session's paused (standby) seconds; none: the active rate.
     standby_audio_per_hour: float | None = None
+    #: USD per minute of audio the gateway relayed (measured from the bytes, at the session's
+    #: format), for providers that bill audio by duration and report no usage (xAI): audio the
+    #: client sent, and audio the model spoke.
+    audio_in_per_minute: float | None = None
+    audio_out_per_minute: float | None = None
+    #: USD per text item a client creates (``conversation.item.create`` with text; tool outputs
+    #: and audio items are not text items): xAI's per-message fee.
+    per_text_item: float | None = None
 
 
 @attrs.frozen
@@ -240,6 +248,9 @@ class KeyConfig:
     delegation_models: tuple[str, ...] | None = None
     role: Role = "user"
     max_budget_usd: float | None = None
+    #: Minutes of audio (sent and received, as the gateway measured them) the key may use, on
+    #: every provider; enforced at admission and mid-session like the budget.
+    max_audio_minutes: float | None = None
     max_sessions: int | None = None
     #: New sessions this key may open per minute (ephemeral tokens count against their key).
     max_sessions_per_minute: int | None = None
@@ -395,7 +406,8 @@ def _check_price(p: PriceConfig, file: str, where: str) -> None:
             raise ConfigError(file, f"{where}.{name}", "must not be negative")
     if not any(rates.values()):
         raise ConfigError(file, where, "gives no rate: set input_text, input_audio, output_text, output_audio "
-                                       "(USD per 1M tokens) or audio_per_hour")
+                                       "(USD per 1M tokens), audio_per_hour, audio_in_per_minute / "
+                                       "audio_out_per_minute or per_text_item")
 
 
 _ENV_KEY = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
@@ -548,6 +560,8 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
                 raise ConfigError(file, f"{where}.models[{j}]", f"model {model!r} is not configured in [[models]]")
         if k.max_budget_usd is not None and k.max_budget_usd < 0:
             raise ConfigError(file, f"{where}.max_budget_usd", "must not be negative")
+        if k.max_audio_minutes is not None and k.max_audio_minutes < 0:
+            raise ConfigError(file, f"{where}.max_audio_minutes", "must not be negative")
         if k.max_sessions is not None and k.max_sessions < 1:
             raise ConfigError(file, f"{where}.max_sessions", "must be at least 1")
         keys.append(attrs.evolve(k, key=resolved))

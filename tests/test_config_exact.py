@@ -47,7 +47,7 @@ def base(**extra: Any) -> dict[str, Any]:
      "conf.toml: models[0].price.input_text: must not be negative"),
     (base(models=[{"name": "m1", "provider": "local", "price": {}}]),
      "conf.toml: models[0].price: gives no rate: set input_text, input_audio, output_text, output_audio "
-     "(USD per 1M tokens) or audio_per_hour"),
+     "(USD per 1M tokens), audio_per_hour, audio_in_per_minute / audio_out_per_minute or per_text_item"),
     (base(models=[{"name": "m1", "provider": "nope"}]),
      "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'gemini', 'vertex', 'local', not 'nope'"),
     (base(server={"prot": 1}), "conf.toml: server: unknown key(s) (prot)"),
