@@ -11,6 +11,7 @@ Limits carry their unit in their name (``_bytes``, ``_s``, ``_ms``).
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -26,9 +27,16 @@ from .errors import ConfigError
 MIB = 1024 * 1024
 
 #: A module per provider in rtproxy/providers/; what each needs of a model is checked below (_check_model).
-Provider = Literal["openai", "azure", "gemini", "vertex", "local"]
+Provider = Literal["openai", "azure", "gemini", "vertex", "local", "xai", "openai-compatible"]
 #: What the offline model speaks (``[[models]] dialect`` of a ``local`` model).
-LOCAL_DIALECTS = ("realtime", "gemini")
+LOCAL_DIALECTS = ("realtime", "gemini", "xai")
+#: What an ``openai-compatible`` upstream speaks (``[[models]] dialect``): OpenAI Realtime GA or beta.
+COMPATIBLE_DIALECTS = ("ga", "beta")
+#: Headers an ``openai-compatible`` model's ``auth_header`` may not name: the WebSocket handshake's own.
+_HANDSHAKE_HEADERS = frozenset({"host", "connection", "upgrade", "content-length", "transfer-encoding", "origin",
+                                "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol",
+                                "sec-websocket-extensions", "sec-websocket-accept", "openai-beta"})
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 #: The Gemini API's Live versions (``api_version`` of a ``gemini`` model).
 GEMINI_VERSIONS = ("v1", "v1beta", "v1alpha")
 Role = Literal["user", "admin"]
@@ -200,7 +208,9 @@ class ModelConfig:
     provider: Provider
     #: The provider's model name (OpenAI) or deployment (Azure); defaults to ``name``.
     upstream_model: str | None = None
-    #: ``wss://api.openai.com/v1`` for openai; ``https://<resource>.openai.azure.com`` for azure.
+    #: ``wss://api.openai.com/v1`` for openai (``/realtime`` is appended); ``https://<resource>.openai.azure.com``
+    #: for azure; ``https://api.x.ai`` for xai (the default; ``/v1/realtime`` is appended); required for
+    #: openai-compatible: its base up to ``/v1`` (``http://vllm:8000/v1``; ``/realtime`` is appended).
     api_base: str | None = None
     #: The provider secret, usually ``"env:OPENAI_API_KEY"``; never sent to clients.
     api_key: str | None = attrs.field(default=None, repr=False)
@@ -211,7 +221,9 @@ class ModelConfig:
     api: Api = "realtime"
     price: PriceConfig | None = None
     #: What the upstream speaks, where a provider speaks more than one: a ``local`` model's
-    #: ``"realtime"`` (the default) or ``"gemini"``.
+    #: ``"realtime"`` (the default), ``"gemini"`` or ``"xai"`` (the offline model playing xAI's
+    #: Grok Voice); an ``openai-compatible`` model's ``"ga"`` (the default) or ``"beta"`` OpenAI
+    #: Realtime dialect: clients must speak the same one (the other is refused at the handshake).
     dialect: str | None = None
     #: Vertex AI: the Google Cloud project and location (``"us-central1"``, ``"global"``).
     project: str | None = None
@@ -223,6 +235,10 @@ class ModelConfig:
     #: fields merged under the ``setup`` of every translated OpenAI Realtime session (what the
     #: client's settings decide wins). Unset: :data:`DEFAULT_GEMINI_SETUP`; ``{}``: nothing added.
     gemini_setup: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    #: openai-compatible: the header the upstream reads ``api_key`` from. ``"Authorization"`` (the
+    #: default) carries ``Bearer <api_key>``; any other name (``"api-key"``, ``"x-api-key"``) the
+    #: bare key. Without ``api_key`` no credential is sent.
+    auth_header: str | None = None
 
     @property
     def target_model(self) -> str:
@@ -362,14 +378,35 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+_EXTRA_KEYS = re.compile(r"^extra fields found \((.*)\)$")
+
+
+def _did_you_mean(exc: BaseException, names: list[str]) -> str:
+    """``"; did you mean max_message_bytes?"`` for unknown keys that are near a known one of the
+    table cattrs found them in (its ForbiddenExtraKeysError names the class), else ``""``."""
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError) and exc.extra_fields == set(names):
+        known = [f.name for f in attrs.fields(exc.cl)]
+        guesses = [f"{name} → {match[0]}" if len(names) > 1 else match[0]
+                   for name in names if (match := difflib.get_close_matches(name, known, n=1, cutoff=0.6))]
+        return f"; did you mean {', '.join(guesses)}?" if guesses else ""
+    for inner in getattr(exc, "exceptions", ()):
+        found = _did_you_mean(inner, names)
+        if found:
+            return found
+    return ""
+
+
 def _format_cattrs_error(exc: Exception) -> tuple[str, str]:
     """Turn a cattrs error into (key path, problem), the first one only."""
     # each of cattrs' messages reads "<problem> @ $.<path>" (the problem may quote the value, so
     # the path is after the last " @ ")
     problem, _, where = cattrs.transform_error(exc, path="$")[0].rpartition(" @ ")
     path = where.removeprefix("$").lstrip(".")
-    # cattrs reports extra keys as "extra fields found (x)"; name them as keys.
-    problem = problem.replace("extra fields found", "unknown key(s)")
+    unknown = _EXTRA_KEYS.match(problem)
+    if unknown:  # cattrs' "extra fields found (x)": name them as keys (sorted: cattrs lists a set),
+        # and guess what was meant
+        names = sorted(unknown.group(1).split(", "))
+        return path, f"unknown key(s) ({', '.join(names)})" + _did_you_mean(exc, names)
     literal = _LITERAL_ERROR.match(problem)
     if literal:
         problem = f"must be one of {literal.group(2)}, not {literal.group(1)!r}"
@@ -410,7 +447,8 @@ def _check_price(p: PriceConfig, file: str, where: str) -> None:
                                        "audio_out_per_minute or per_text_item")
 
 
-_ENV_KEY = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
+_ENV_KEY = {"openai": "OPENAI_API_KEY", "azure": "AZURE_OPENAI_API_KEY", "gemini": "GEMINI_API_KEY",
+            "xai": "XAI_API_KEY"}
 
 
 #: What a translated session's setup carries unless the model's ``gemini_setup`` says otherwise:
@@ -433,8 +471,31 @@ def _check_model(m: ModelConfig) -> tuple[str, str] | None:
         return "project", "vertex models need project (the Google Cloud project id)"
     if m.provider == "vertex" and not m.location:
         return "location", "vertex models need location (e.g. \"us-central1\", or \"global\")"
-    if m.dialect is not None and (m.provider != "local" or m.dialect not in LOCAL_DIALECTS):
-        return "dialect", f"dialect is for local models: {' or '.join(LOCAL_DIALECTS)}"
+    if m.provider == "openai-compatible" and not m.api_base:
+        return "api_base", ("openai-compatible models need api_base (the server's base URL up to /v1, e.g. "
+                            "\"http://127.0.0.1:8000/v1\")")
+    if m.provider in ("xai", "openai-compatible") and m.api_base is not None \
+            and not re.match(r"^(https?|wss?)://[^/\s]+", m.api_base):
+        return "api_base", "must be an http(s) or ws(s) URL"
+    if (m.provider == "openai-compatible" and m.api == "live") or (m.provider == "xai" and m.api != "realtime"):
+        return "api", f"{m.provider} models serve realtime sessions" + \
+            (" (or transcription)" if m.provider == "openai-compatible" else "")
+    if m.dialect is not None:
+        if m.provider == "local" and m.dialect not in LOCAL_DIALECTS:
+            return "dialect", f"a local model speaks {', '.join(LOCAL_DIALECTS[:-1])} or {LOCAL_DIALECTS[-1]}"
+        if m.provider == "openai-compatible" and m.dialect not in COMPATIBLE_DIALECTS:
+            return "dialect", "an openai-compatible model speaks ga or beta (the upstream's OpenAI Realtime dialect)"
+        if m.provider not in ("local", "openai-compatible"):
+            return "dialect", ("dialect is for local models (realtime, gemini or xai) and openai-compatible ones "
+                               "(ga or beta)")
+        if m.dialect == "xai" and m.api != "realtime":
+            return "api", "the offline model plays xAI for realtime sessions only"
+    if m.auth_header is not None:
+        if m.provider != "openai-compatible":
+            return "auth_header", "is for openai-compatible models"
+        if not _HEADER_NAME.match(m.auth_header) or m.auth_header.lower() in _HANDSHAKE_HEADERS:
+            return "auth_header", ("must be a header name such as \"Authorization\", \"api-key\" or \"x-api-key\" "
+                                   "(not one of the WebSocket handshake's own)")
     for field in ("project", "location", "credentials_file"):
         if getattr(m, field) is not None and m.provider != "vertex":
             return field, "is for vertex models"
@@ -551,7 +612,9 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
                 f"a literal key is refused on the non-loopback bind {s.host}; use \"env:NAME\" or key_sha256",
             )
         if plain == AUTO_KEY and not loopback:
-            raise ConfigError(file, f"{where}.key", f"\"auto\" keys are for loopback binds only, not {s.host}")
+            raise ConfigError(file, f"{where}.key",
+                              f"\"auto\" keys are for loopback binds only, not {s.host}: use key = \"env:NAME\" "
+                              "or key_sha256 (see `rtproxy hash-key`), or bind host = \"127.0.0.1\"")
         resolved = _resolve_secret(plain, file, f"{where}.key", env)
         if resolved is not None and resolved != AUTO_KEY and len(resolved) < 16:
             raise ConfigError(file, f"{where}.key", "is too short: use at least 16 random characters")

@@ -41,6 +41,11 @@ def main() -> None:
         [[models]]
         name = "gpt-realtime"
         provider = "local"
+        # as in the shipped config: the playground's input transcription is then priced on the page too
+        [[models]]
+        name = "gpt-4o-mini-transcribe"
+        provider = "local"
+        api = "transcription"
         [[keys]]
         name = "demo"
         key = "env:SHOT_KEY"
@@ -94,6 +99,7 @@ def main() -> None:
                 page.click("#send")
                 expect(page.locator('.entry[data-role="assistant"]').last).to_contain_text("You said")
                 page.click("#disconnect")
+            page.set_viewport_size({"width": 1440, "height": 1500})  # the whole dashboard, totals included
             page.goto(f"{url}/logs")
             page.locator("#dashboard summary").click()
             page.select_option("#dash-by", "model")

@@ -21,10 +21,15 @@ class RedisServer:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop this server, by its process (never by name: other Redis servers are not ours)."""
         if self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:  # hung, or left SIGSTOPped by a test: SIGKILL ends either
+                self.proc.kill()
+                self.proc.wait(10)
 
 
 def redis_ping(sock: Path) -> bool:

@@ -41,7 +41,7 @@ def test_shipped_config_loads_and_serves_the_offline_model() -> None:
     assert (cfg.server.host, cfg.server.port, cfg.server.realtime_port) == ("127.0.0.1", 8000, 8001)
     assert [(m.name, m.provider, m.api) for m in cfg.models] == [
         ("gpt-realtime", "local", "realtime"), ("gpt-live-1", "local", "live"), ("gemini-live", "local", "realtime"),
-        ("gpt-4o-transcribe", "local", "transcription"),
+        ("xai-voice", "local", "realtime"), ("gpt-4o-transcribe", "local", "transcription"),
         ("gpt-4o-mini-transcribe", "local", "transcription"), ("whisper-1", "local", "transcription")]
     assert cfg.keys[0].key == "auto" and cfg.keys[0].role == "admin"
 
@@ -77,7 +77,7 @@ def test_duplicate_model_name() -> None:
 
 def test_unknown_provider() -> None:
     err = error_of(base(models=[{"name": "m1", "provider": "acme"}]))
-    assert str(err) == "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'gemini', 'vertex', 'local', not 'acme'"
+    assert str(err) == "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'gemini', 'vertex', 'local', 'xai', 'openai-compatible', not 'acme'"
 
 
 def test_a_string_where_a_list_belongs_is_an_error() -> None:
@@ -285,7 +285,8 @@ REFUSED = [
     ({"keys__max_budget_usd": -0.01}, "keys[0].max_budget_usd", "must not be negative"),
     ({"keys__max_sessions": 0}, "keys[0].max_sessions", "must be at least 1"),
     ({"server__host": "0.0.0.0", "keys__key": "auto"}, "keys[0].key",
-     '"auto" keys are for loopback binds only, not 0.0.0.0'),
+     '"auto" keys are for loopback binds only, not 0.0.0.0: use key = "env:NAME" or key_sha256 '
+     '(see `rtproxy hash-key`), or bind host = "127.0.0.1"'),
     ({"server__host": "0.0.0.0"}, "keys[0].key",
      'a literal key is refused on the non-loopback bind 0.0.0.0; use "env:NAME" or key_sha256'),
     ({"server__allowed_origins": ["https://ok.example", "ftp://x"]}, "server.allowed_origins[1]",

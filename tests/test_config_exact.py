@@ -49,10 +49,15 @@ def base(**extra: Any) -> dict[str, Any]:
      "conf.toml: models[0].price: gives no rate: set input_text, input_audio, output_text, output_audio "
      "(USD per 1M tokens), audio_per_hour, audio_in_per_minute / audio_out_per_minute or per_text_item"),
     (base(models=[{"name": "m1", "provider": "nope"}]),
-     "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'gemini', 'vertex', 'local', not 'nope'"),
-    (base(server={"prot": 1}), "conf.toml: server: unknown key(s) (prot)"),
+     "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'gemini', 'vertex', 'local', 'xai', 'openai-compatible', not 'nope'"),
+    (base(server={"prot": 1}), "conf.toml: server: unknown key(s) (prot); did you mean port?"),
+    (base(server={"max_message_byte": 1}),
+     "conf.toml: server: unknown key(s) (max_message_byte); did you mean max_message_bytes?"),
+    ({**base(), "sever": {}}, "conf.toml: unknown key(s) (sever); did you mean server?"),
+    (base(server={"hots": "::1", "prot": 1}),
+     "conf.toml: server: unknown key(s) (hots, prot); did you mean hots → host, prot → port?"),
     (base(models=[{"name": "m1", "provider": "x @ y"}]),  # the path is after the last " @ "
-     "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'gemini', 'vertex', 'local', not 'x @ y'"),
+     "conf.toml: models[0].provider: must be one of 'openai', 'azure', 'gemini', 'vertex', 'local', 'xai', 'openai-compatible', not 'x @ y'"),
     (base(models=[{"name": "m1", "provider": "local", "price": "4.0"}]),
      "conf.toml: models[0].price: must be a table (a [section], or { name = value, ... } inline)"),
     (base(models=[{"name": "m1", "provider": "local", "price": [4.0]}]),
@@ -73,8 +78,16 @@ def base(**extra: Any) -> dict[str, Any]:
      "conf.toml: models[0].project: vertex models need project (the Google Cloud project id)"),
     (base(models=[{"name": "v", "provider": "vertex", "project": "p"}]),
      'conf.toml: models[0].location: vertex models need location (e.g. "us-central1", or "global")'),
-    (base(models=[{"name": "l", "provider": "local", "dialect": "xai"}]),
-     "conf.toml: models[0].dialect: dialect is for local models: realtime or gemini"),
+    (base(models=[{"name": "l", "provider": "local", "dialect": "beta"}]),
+     "conf.toml: models[0].dialect: a local model speaks realtime, gemini or xai"),
+    (base(models=[{"name": "o", "provider": "openai", "api_key": "k", "dialect": "ga"}]),
+     ("conf.toml: models[0].dialect: dialect is for local models (realtime, gemini or xai) and openai-compatible "
+      "ones (ga or beta)")),
+    (base(models=[{"name": "c", "provider": "openai-compatible"}]),
+     ('conf.toml: models[0].api_base: openai-compatible models need api_base (the server\'s base URL up to /v1, '
+      'e.g. "http://127.0.0.1:8000/v1")')),
+    (base(models=[{"name": "x", "provider": "xai"}]),
+     'conf.toml: models[0].api_key: xai models need an api_key (e.g. "env:XAI_API_KEY")'),
     (base(models=[{"name": "o", "provider": "openai", "api_key": "k", "project": "p"}]),
      "conf.toml: models[0].project: is for vertex models"),
 ], ids=lambda v: v.split(": ")[1] if isinstance(v, str) else None)

@@ -29,9 +29,9 @@ def browser():  # type: ignore[no-untyped-def]
         b.close()
 
 
-@pytest.fixture
-def page(browser) -> Iterator[Page]:  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+def checked_page(browser, width: int = 1500, height: int = 1000) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    """A page in a fresh context; the test fails if the page threw an uncaught error."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -39,6 +39,17 @@ def page(browser) -> Iterator[Page]:  # type: ignore[no-untyped-def]
     yield page
     context.close()
     assert errors == []
+
+
+@pytest.fixture
+def page(browser) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    yield from checked_page(browser)
+
+
+@pytest.fixture
+def sized_page(browser, width: int) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    """A page ``width`` pixels wide (the test's parameter), 800 high."""
+    yield from checked_page(browser, width, 800)
 
 
 def tool_call_session(page: Page, server: LiveServer) -> None:
@@ -157,6 +168,28 @@ def test_a_gpt_live_session_shows_its_seconds_costs_conversation_and_tools(page:
     expect(call.locator(".tool-output")).to_contain_text('{"temp_c": 18}')
 
 
+def test_a_client_delegated_gpt_live_session_shows_no_empty_responses_and_each_utterance_on_its_line(
+        page: Page, server: LiveServer) -> None:
+    import subprocess
+    import sys
+
+    client = Path(__file__).with_name("sdk_live_client.py")
+    subprocess.run([sys.executable, str(client), str(server.port), USER_KEY, "voice"], check=True, timeout=60,
+                   capture_output=True)
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    page.locator("#sessions tbody tr").first.click()
+    expect(page.locator("#d-conversation-section")).to_be_visible()
+    # the app answered the delegation itself: no delegated response, so no Responses heading
+    expect(page.locator("#d-responses-section")).to_be_hidden()
+    expect(page.locator("#detail h2", has_text="Responses")).to_be_hidden()
+    # the holding line and the answer after it: one recorded turn (the SDK's grouper), two lines
+    said = page.locator('#d-conversation .message[data-role="assistant"][data-source="transcript"]')
+    expect(said).to_have_count(1)
+    expect(said.locator(".utterance")).to_have_text(["One moment.", "It is sunny in Paris."])
+    lines = [said.locator(".utterance").nth(i).bounding_box() for i in range(2)]
+    assert lines[0] is not None and lines[1] is not None and lines[1]["y"] >= lines[0]["y"] + lines[0]["height"] - 1
+
+
 def test_follow_mode_shows_new_sessions_and_admin_sees_all(page: Page, server: LiveServer, browser) -> None:  # type: ignore[no-untyped-def]
     tool_call_session(page, server)  # a user's session, for the admin to see beside its own
     page.goto(f"{server.url}/logs#key={ADMIN_KEY}")
@@ -172,11 +205,15 @@ def test_follow_mode_shows_new_sessions_and_admin_sees_all(page: Page, server: L
     other.fill("#text-input", "hello logs")
     other.click("#send")
     expect(other.locator('.entry[data-role="assistant"] .text')).to_have_text("You said: hello logs")
-    # the running session appears as live, then as finished once it closes
+    # the running session appears as live, then as finished once it closes; the count follows
     expect(page.locator('#sessions tbody tr[data-status="live"]')).to_have_count(1)
+    expect(page.locator("#status")).to_have_text(f"{n + 1} session(s), following.")
     other.click("#disconnect")
     expect(page.locator("#sessions tbody tr")).to_have_count(n + 1)
     expect(page.locator('#sessions tbody tr[data-status="live"]')).to_have_count(0)
+    expect(page.locator("#status")).to_have_text(f"{n + 1} session(s), following.")
+    page.uncheck("#follow")
+    expect(page.locator("#status")).to_have_text(f"{n + 1} session(s).")
     expect(page.locator("#sessions tbody tr").first.locator("td").nth(1)).to_have_text("admin")
     other.context.close()
 
@@ -208,6 +245,105 @@ def write_sessions(server: LiveServer) -> None:
         w.write({"record": "session", "session_id": sid, "key_name": key, "model": model, "start_time": start,
                  "end_time": start, "status": "success", "responses": 0, "usage": {}, "cost_usd": 0.0,
                  "close": {"by": "client", "code": 1000, "reason": ""}})
+
+
+@pytest.mark.parametrize("width", [800, 1280])
+def test_a_filter_the_api_refuses_shows_its_error_and_one_matching_nothing_says_so(
+        sized_page: Page, server: LiveServer, width: int) -> None:
+    page = sized_page
+    write_sessions(server)
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(2)
+    status = page.locator("#status")
+    # a time the page cannot read is not dropped (that listed every session): the API's refusal shows
+    for field, typed, message in (("#f-since", "2026-13-45", "since must be an ISO-8601 time"),
+                                  ("#f-until", "yesterday", "until must be an ISO-8601 time")):
+        page.fill(field, typed)
+        page.click("#apply-filters")
+        expect(status).to_have_text(f"Cannot read the spend log: {message}")
+        expect(status).to_have_attribute("data-state", "error")
+        expect(rows).to_have_count(0)
+        expect(page.locator(field)).to_have_attribute("aria-invalid", "true")
+        page.fill(field, "")
+    page.click("#apply-filters")
+    expect(rows).to_have_count(2)
+    expect(status).to_have_text("2 session(s).")
+    # nothing matches: said so, in the list and the status, neither green nor red
+    page.fill("#f-model", "no-such-model")
+    page.click("#apply-filters")
+    expect(rows).to_have_count(0)
+    expect(page.locator("#sessions-empty")).to_have_text("No sessions match.")
+    expect(status).to_have_text("No sessions match.")
+    expect(status).to_have_attribute("data-state", "idle")
+    color = page.evaluate("() => getComputedStyle(document.querySelector('#status')).color")
+    assert color == "rgb(107, 114, 128)"  # the muted ink, not --ok's green or --err's red
+
+
+def write_long_sessions(server: LiveServer) -> None:
+    """Two sessions of 25 responses each, so each one's detail is taller than the screen."""
+    from rtproxy.spend.log import SpendLogWriter
+
+    w = SpendLogWriter(server.root / "spend.jsonl")
+    for n, sid in enumerate(("sess_rtp_cccccccccccccccccccc", "sess_rtp_dddddddddddddddddddd")):
+        start = f"2026-03-0{n + 1}T10:00:00.000Z"
+        for i in range(25):
+            w.write({"record": "response", "id": f"r{n}-{i}", "session_id": sid, "key_name": "user", "model": "gpt-realtime",
+                     "response_id": f"resp_{n}_{i}", "start_time": f"2026-03-0{n + 1}T10:00:{i + 1:02d}.000Z",
+                     "status": "completed", "usage": {},
+                     "cost_usd": 0.0, "messages": [{"role": "user", "content": f"question {i}", "source": "text"}],
+                     "response": {"output_text": f"answer {i}"}})
+        w.write({"record": "session", "session_id": sid, "key_name": "user", "model": "gpt-realtime",
+                 "start_time": start, "end_time": start, "status": "success", "responses": 25, "usage": {},
+                 "cost_usd": 0.0, "close": {"by": "client", "code": 1000, "reason": ""}})
+
+
+@pytest.mark.parametrize("width", [800, 1280])
+def test_another_session_is_shown_from_the_top_of_its_detail(sized_page: Page, server: LiveServer, width: int) -> None:
+    page = sized_page
+    write_long_sessions(server)
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(2)
+    rows.first.click()
+    expect(page.locator("#d-id")).to_have_text("sess_rtp_dddddddddddddddddddd")
+    # read down to the end of its detail (the panel scrolls beside the list; a narrow page scrolls)
+    page.locator("#d-tool-calls").scroll_into_view_if_needed()
+    header = page.locator("#d-id")
+    box = header.bounding_box()
+    assert box is not None and box["y"] < 0  # the header is out of sight
+    rows.nth(1).click()
+    expect(header).to_have_text("sess_rtp_cccccccccccccccccccc")
+    expect(page.locator("#d-responses > li").first).to_contain_text("answer 0")
+    page.wait_for_function("() => { const r = document.querySelector('#d-id').getBoundingClientRect();"
+                           " return r.top >= 0 && r.bottom <= innerHeight; }")
+    if width >= 1280:  # side by side: the detail panel itself went back to its top
+        assert page.evaluate("() => document.querySelector('#detail-panel').scrollTop") == 0
+
+
+def test_a_webrtc_call_is_labelled_and_the_callers_hang_up_is_not_an_upstream_close(page: Page, server: LiveServer) -> None:
+    """The records of a WebRTC call the user hung up (as tests/test_webrtc.py finds them): marked
+    ``transport: webrtc``, closed by the provider's end of the gateway's sideband with 1000."""
+    from rtproxy.spend.log import SpendLogWriter
+
+    w = SpendLogWriter(server.root / "spend.jsonl")
+    for sid, extra, reason in (("sess_rtp_eeeeeeeeeeeeeeeeeeee", {"transport": "webrtc"}, "call ended"),
+                               ("sess_rtp_ffffffffffffffffffff", {}, "")):
+        w.write({"record": "session", "session_id": sid, "key_name": "user", "model": "gpt-realtime",
+                 "provider": "local", "start_time": "2026-03-01T09:00:00.000Z", "end_time": "2026-03-01T09:00:05.000Z",
+                 "status": "success", "responses": 0, "usage": {}, "cost_usd": 0.0,
+                 "close": {"by": "upstream", "code": 1000, "reason": reason}, **extra})
+    page.goto(f"{server.url}/logs#key={USER_KEY}")
+    call = page.locator('#sessions tbody tr[data-session="sess_rtp_eeeeeeeeeeeeeeeeeeee"]')
+    expect(call.locator(".badge.transport")).to_have_text("WebRTC")
+    expect(page.locator('#sessions tbody tr[data-session="sess_rtp_ffffffffffffffffffff"] .badge.transport')).to_have_count(0)
+    call.click()
+    summary = page.locator("#d-summary")
+    expect(summary.locator("dt", has_text="transport").locator("xpath=following-sibling::dd[1]")).to_have_text("WebRTC")
+    closed = summary.locator("dt", has_text="closed by").locator("xpath=following-sibling::dd[1]")
+    expect(closed).to_have_text("the call was hung up (1000)")
+    page.locator('#sessions tbody tr[data-session="sess_rtp_ffffffffffffffffffff"]').click()
+    expect(closed).to_have_text("upstream 1000")  # over a WebSocket, the upstream did close it
 
 
 def test_times_are_utc_both_ways_and_filters_are_case_insensitive_prefixes(browser, server: LiveServer) -> None:  # type: ignore[no-untyped-def]

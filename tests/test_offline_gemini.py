@@ -574,13 +574,13 @@ def test_words_not_recognized_leave_the_placeholder() -> None:
 
 
 def test_the_three_front_ends_answer_from_one_brain() -> None:
-    """The same words get the same reply and the same call from the Realtime and Gemini front-ends
-    (and from GPT-Live's literal-minded backend, when the tool is named)."""
-    words = "What is the weather in Paris? use get_weather"
+    """The same words get the same reply and the same call from the Realtime, Gemini and GPT-Live
+    (its Responses backend) front-ends: a question about the weather calls get_weather, named or not."""
+    words = "What is the weather in Paris?"
+    functions = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {
+        "city": {"type": "string"}}}}]
     realtime = OfflineModel()
-    realtime.receive(json.dumps({"type": "session.update", "session": {"type": "realtime", "tools": [
-        {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {
-            "city": {"type": "string"}}}}]}}))
+    realtime.receive(json.dumps({"type": "session.update", "session": {"type": "realtime", "tools": functions}}))
     realtime.receive(json.dumps({"type": "conversation.item.create", "item": {
         "type": "message", "role": "user", "content": [{"type": "input_text", "text": words}]}}))
     realtime.receive(json.dumps({"type": "response.create"}))
@@ -594,10 +594,19 @@ def test_the_three_front_ends_answer_from_one_brain() -> None:
     (gemini_call,) = d.drain()[0]["toolCall"]["functionCalls"]
     assert (gemini_call["name"], gemini_call["args"]) == (call["name"], json.loads(call["arguments"]))
     live = OfflineLiveModel()
-    assert isinstance(live.brain, Brain) and live.brain.literal and not d.model.brain.literal
-    for brain in (realtime.brain, d.model.brain):
+    live.receive(json.dumps({"type": "session.start", "session": {"model": "gpt-live-1", "delegation": {
+        "type": "responses", "responses": {"model": "gpt-5.6-luna", "tools": functions}}}}))
+    live.receive(json.dumps({"type": "response.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_text", "text": words}]}}))
+    live.receive(json.dumps({"type": "response.create"}))
+    inner = []
+    while live.responding:
+        inner += [e["event"] for e in live.next_chunk() if e["type"] == "response.event"]
+    (live_call,) = [e["item"] for e in inner if e["type"] == "response.output_item.done"]
+    assert (live_call["name"], live_call["arguments"]) == (call["name"], call["arguments"])
+    for brain in (realtime.brain, d.model.brain, live.brain):
+        assert isinstance(brain, Brain)
         assert brain.reply("tell me a joke") == JOKE and brain.reply("hi") == "You said: hi"
-    assert live.brain.reply("tell me a joke") == "You said: tell me a joke"
 
 
 # -- resumption and the connection's life ----------------------------------------------------------

@@ -126,6 +126,29 @@ def test_a_typed_turn_and_a_tool_round_trip_under_responses_delegation() -> None
     assert usage["input_tokens_details"]["cached_tokens"] > 0  # the prefix the first response saw
 
 
+def backend_call(d: LiveDriver, text: str) -> dict[str, Any] | None:
+    """The function call the backend makes for a typed ``text`` (``None``: it answered in words)."""
+    d.send({"type": "response.item.create", "item": {"type": "message", "role": "user", "content": [
+        {"type": "input_text", "text": text}]}})
+    d.send({"type": "response.create"})
+    done = [e["event"]["item"] for e in d.drain() if e["type"] == "response.event"
+            and e["event"]["type"] == "response.output_item.done"]
+    return next((item for item in done if item["type"] == "function_call"), None)
+
+
+def test_the_backend_calls_the_tool_a_question_is_about_as_the_realtime_model_does() -> None:
+    """"What is the weather in Paris?" names no tool; its topic calls get_weather, as it does in a
+    Realtime session (the one brain); tool_choice "none" calls nothing."""
+    d = LiveDriver()
+    d.start(delegation=RESPONSES_DELEGATION)
+    call = backend_call(d, "What is the weather in Paris?")
+    assert call is not None and (call["name"], json.loads(call["arguments"])) == ("get_weather", {"city": "Paris"})
+    quiet = LiveDriver()
+    quiet.start(delegation={"type": "responses", "responses": {**RESPONSES_DELEGATION["responses"],
+                                                               "tool_choice": "none"}})
+    assert backend_call(quiet, "What is the weather in Paris?") is None
+
+
 def test_usage_rises_with_the_session_timeline_and_close_reports_the_final_seconds() -> None:
     d = LiveDriver()
     d.start(delegation=RESPONSES_DELEGATION)

@@ -421,3 +421,26 @@ def test_the_jsgf_text_is_the_rules_in_order() -> None:
 ])
 def test_transcripts_are_written_as_a_transcriber_would(words: str, expected: str) -> None:
     assert transcript(words) == expected
+
+
+def test_resampling_an_awkward_length_is_exact_in_length_and_gives_the_same_sound() -> None:
+    import numpy as np
+
+    tones = (300.0, 1200.0, 3100.0)  # the speech band
+
+    def at(rate: int, n: int) -> np.ndarray:
+        t = np.arange(n) / rate
+        return sum(3000 * np.sin(2 * np.pi * hz * t) for hz in tones)
+
+    x = at(22_050, 22_051).astype("<i2")  # 22,051 = 3 × 7,350 + 1: no fast transform of that length
+    out = np.frombuffer(resample(x.tobytes(), 22_050, 24_000), dtype="<i2").astype(float)
+    assert out.size == round(x.size * 24_000 / 22_050)
+    ideal = at(24_000, out.size)
+    middle = slice(500, out.size - 500)  # the ends meet the padding's silence
+    assert np.sqrt(np.mean((out[middle] - ideal[middle]) ** 2)) < 2.0  # within rounding of 16-bit samples
+
+
+def test_a_reply_too_long_to_voice_on_the_loop_is_left_to_tones() -> None:
+    from rtproxy.offline.voice import MAX_TEXT_CHARS
+
+    assert Voice().speak("a" * (MAX_TEXT_CHARS + 1)) == []

@@ -63,6 +63,12 @@ def page(browser, server: LiveServer) -> Iterator[Page]:  # type: ignore[no-unty
     yield from checked_page(browser)
 
 
+@pytest.fixture
+def sized_page(browser, server: LiveServer, width: int) -> Iterator[Page]:  # type: ignore[no-untyped-def]
+    """A page ``width`` pixels wide (the test's parameter)."""
+    yield from checked_page(browser, width)
+
+
 def open_playground(page: Page, server: LiveServer, key: str = USER_KEY) -> None:
     page.goto(f"{server.url}/#key={key}")
     expect(page.locator("#key")).to_have_value(key)
@@ -137,6 +143,37 @@ def test_voice_turn_with_the_fake_microphone(page: Page, server: LiveServer) -> 
     reply = page.locator('.entry[data-role="assistant"] .text').last
     expect(reply).to_have_text('get_weather returned {"temp_c": 18}', timeout=20_000)
     expect(log.locator('[data-type="response.output_audio.delta"]').first).to_be_attached()
+    # the cost the page shows is the spend log's: the responses and the input transcription(s),
+    # billed apart at the transcription model's price (the shipped config's listed one)
+    transcribed = page.locator('#usage-table tbody tr[data-kind="transcription"]')
+    expect(transcribed.first).to_be_attached()
+    page.wait_for_function("() => !window.rtproxyPlayground.state().responding")
+    page.wait_for_timeout(1000)  # the microphone is off: nothing more is billed
+    session_id = newest_response(server, lambda r: (r.get("response") or {}).get("output_transcript")
+                                 == 'get_weather returned {"temp_c": 18}')["session_id"]
+    page.click("#disconnect")
+    expect(page.locator("#status")).to_contain_text("Disconnected")
+    records = spend_records(server, session_id, "session")
+    (session,) = records
+    heard = spend_records(server, session_id, "transcription")
+    assert heard and session["cost_usd"] > sum(r["cost_usd"] for r in spend_records(server, session_id, "response"))
+    assert heard[0]["transcription_model"] == "gpt-4o-transcribe"  # the one the gateway lists, so priced alike
+    expect(transcribed).to_have_count(len(heard))
+    for row, record in zip(transcribed.all(), sorted(heard, key=lambda r: r["start_time"]), strict=True):
+        expect(row.locator("td").last).to_have_text(f"${record['cost_usd']:.6f}")
+    expect(page.locator("#session-cost")).to_have_text(f"${session['cost_usd']:.6f}")
+
+
+def spend_records(server: LiveServer, session_id: str, record: str) -> list[dict[str, Any]]:
+    """One session's records of a kind (its session record: once it is written)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = httpx.get(f"{server.url}/spend/logs", params={"session_id": session_id, "record": record, "limit": 100},
+                          headers={"Authorization": f"Bearer {USER_KEY}"}).json()["data"]
+        if found or record != "session":
+            return found  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, "no session record"
+        time.sleep(0.05)
 
 
 def newest_response(server: LiveServer, wanted: Any) -> dict[str, Any]:
@@ -327,21 +364,72 @@ def test_live_mode_speaks_with_the_microphone_and_the_page_answers_a_client_dele
     assert live["seconds"] == seconds  # the page and the spend log agree on what was billed
 
 
-def test_live_mode_with_responses_delegation_runs_a_typed_turn_and_a_tool_call(page: Page, server: LiveServer) -> None:
+@pytest.mark.parametrize("width", [800, 1280])
+def test_live_mode_client_delegation_answers_typed_text_through_the_page(sized_page: Page, server: LiveServer,
+                                                                          width: int) -> None:
+    """Client delegation: the app is the backend. Typed text is a task for it, not words for the voice
+    to read back: silent context for the voice model, a card here, and the card's answer spoken."""
+    page = sized_page
     open_playground(page, server)
+    page.select_option("#api", "live")
+    page.select_option("#delegation", "client")
+    expect(page.locator("#delegation-help")).to_have_text(
+        "This page is the backend: what you say or type comes here as a card, and the answer you type there is spoken.")
+    # what does not apply to a client delegation is not offered: it has no backend model and no tools
+    expect(page.locator("#tools")).to_be_hidden()
+    expect(page.locator("#backend-model")).to_be_hidden()
+    connect_live(page, "client")
+    page.fill("#text-input", "What is the weather in Paris?")
+    page.click("#send")
+    expect(page.locator('.entry[data-kind="text"][data-role="user"] .text')).to_have_text("What is the weather in Paris?")
+    card = page.locator('.tool-card[data-kind="delegation"]')
+    expect(card.locator(".tool-name")).to_have_text("(what you typed)")
+    expect(card.locator(".tool-args")).to_have_text("What is the weather in Paris?")
+    sent = page.locator('.log-entry[data-direction="client"][data-type="session.thinking.append"] pre')
+    assert json.loads(sent.text_content() or "{}")["delegation_id"] is None
+    card.locator(".tool-result").fill("It is sunny in Paris.")
+    card.locator(".tool-send").click()
+    expect(card.locator(".tool-output")).to_have_text("→ It is sunny in Paris.")
+    said = page.locator('.entry[data-kind="voice"][data-role="assistant"] .text')
+    expect(said.last).to_have_text("It is sunny in Paris.")
+    # the question was never read back aloud
+    expect(said.filter(has_text="weather")).to_have_count(0)
+    expect(page.locator("#delegation")).to_be_disabled()  # fixed for the session
+    page.click("#disconnect")
+    expect(page.locator("#status")).to_contain_text("s billed.")
+
+
+@pytest.mark.parametrize("width", [800, 1280])
+def test_live_mode_responses_delegation_answers_a_typed_question_with_the_sessions_tool(
+        sized_page: Page, server: LiveServer, width: int) -> None:
+    """Responses delegation: the question names no tool; the backend calls the one it is about, as
+    the same sentence does in a Realtime session."""
+    page = sized_page
+    open_playground(page, server)
+    page.select_option("#api", "live")
+    page.select_option("#delegation", "responses")
+    expect(page.locator("#delegation-help")).to_have_text(
+        "A backend model answers what you say or type (and calls the Tools); the voice speaks its answer.")
+    expect(page.locator("#tools")).to_be_visible()
+    expect(page.locator("#backend-model")).to_be_visible()
     connect_live(page, "responses")
-    page.fill("#text-input", "What is the weather in Paris? use get_weather")
+    page.fill("#text-input", "What is the weather in Paris?")
     page.click("#send")
     card = page.locator('.tool-card[data-kind="tool_call"]')
     expect(card.locator(".tool-name")).to_have_text("get_weather")
+    expect(card.locator(".tool-args")).to_have_text('{\n  "city": "Paris"\n}')
     card.locator(".tool-result").fill('{"temp_c": 18}')
     card.locator(".tool-send").click()
     said = page.locator('.entry[data-kind="voice"][data-role="assistant"] .text').last
     expect(said).to_contain_text('get_weather returned {"temp_c": 18}')
     page.wait_for_function("() => parseInt(document.querySelector('#live-tokens').textContent) > 0")
+    page.click("#disconnect")
+    expect(page.locator("#status")).to_contain_text("s billed.")
 
 
-def test_the_event_log_follows_new_events_unless_scrolled_up(page: Page, server: LiveServer) -> None:
+@pytest.mark.parametrize("width", [800, 1280])
+def test_the_event_log_follows_new_events_unless_scrolled_up(sized_page: Page, server: LiveServer, width: int) -> None:
+    page = sized_page
     open_playground(page, server)
     page.select_option("#modalities", "text")
     connect(page)
@@ -349,29 +437,104 @@ def test_the_event_log_follows_new_events_unless_scrolled_up(page: Page, server:
         page.fill("#text-input", f"message {i}")
         page.click("#send")
         expect(page.locator('.entry[data-role="assistant"] .text')).to_have_count(i + 1)
-    at_end = "() => { const b = document.querySelector('#events-panel'); return b.scrollHeight - b.scrollTop - b.clientHeight < 50; }"
-    page.wait_for_function(at_end)
-    page.evaluate("() => { document.querySelector('#events-panel').scrollTop = 0; }")
+    scrolled = "() => { const b = document.querySelector('#event-log'); return [b.scrollTop, b.scrollHeight, b.clientHeight]; }"
+    _, height, shown = page.evaluate(scrolled)
+    assert height > shown + 200, "the log does not scroll by itself"
+    page.wait_for_function("() => { const b = document.querySelector('#event-log');"
+                           " return b.scrollHeight - b.scrollTop - b.clientHeight < 2; }")  # at the newest event
+    page.evaluate("() => { document.querySelector('#event-log').scrollTop = 0; }")
     page.fill("#text-input", "one more")
     page.click("#send")
     expect(page.locator('.entry[data-role="assistant"] .text')).to_have_count(7)
-    assert page.evaluate("() => document.querySelector('#events-panel').scrollTop") == 0  # left where the reader is
+    expect(page.locator('.log-entry[data-type="response.done"]').last).to_contain_text("response.done")
+    page.wait_for_timeout(300)
+    assert page.evaluate(scrolled)[0] == 0  # left where the reader is
+    page.evaluate("() => { const b = document.querySelector('#event-log'); b.scrollTop = b.scrollHeight; }")
+    page.fill("#text-input", "and again")
+    page.click("#send")
+    expect(page.locator('.entry[data-role="assistant"] .text')).to_have_count(8)
+    page.wait_for_function("() => { const b = document.querySelector('#event-log');"
+                           " return b.scrollHeight - b.scrollTop - b.clientHeight < 2; }")  # following again
 
 
 @pytest.mark.parametrize("width", [800, 1280])
+def test_with_no_key_the_page_says_where_the_key_comes_from(sized_page: Page, server: LiveServer, width: int) -> None:
+    page = sized_page
+    page.goto(f"{server.url}/")
+    hint = page.locator("#conversation-hint")
+    expect(hint).to_be_visible()
+    expect(hint).to_contain_text("make run")
+    expect(hint).to_contain_text(f"{server.url}/#key=")
+    expect(page.locator("#model option")).to_have_text(["(enter a key to list your models)"])
+    page.fill("#key", USER_KEY)
+    page.locator("#key").dispatch_event("change")
+    expect(page.locator("#model option")).to_have_text(["gpt-realtime — OpenAI (offline)"])
+    expect(hint).to_be_hidden()
+
+
+#: Each visible select of the connection panel whose options do not fit it: [id, option, text px, room px].
+CUT_OPTIONS = """() => {
+  const ctx = document.createElement('canvas').getContext('2d');
+  const cut = [];
+  for (const s of document.querySelectorAll('#connection-panel select')) {
+    if (!s.offsetParent) continue;
+    const st = getComputedStyle(s);
+    ctx.font = st.font;
+    const room = s.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight) - 20;  // the arrow
+    for (const o of s.options) {
+      const w = ctx.measureText(o.text).width;
+      if (w > room) cut.push([s.id, o.text, Math.round(w), Math.round(room)]);
+    }
+  }
+  return cut;
+}"""
+#: The logs filter bar: inputs whose placeholder is cut, and whether Show and Follow share one line.
+FILTER_BAR = """() => {
+  const ctx = document.createElement('canvas').getContext('2d');
+  const cut = [];
+  for (const i of document.querySelectorAll('#filters input[placeholder]')) {
+    const st = getComputedStyle(i);
+    ctx.font = st.font;
+    const room = i.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight);
+    if (ctx.measureText(i.placeholder).width > room) cut.push(i.id);
+  }
+  const show = document.getElementById('apply-filters').getBoundingClientRect();
+  const follow = document.getElementById('follow').getBoundingClientRect();
+  const line = parseFloat(getComputedStyle(document.getElementById('apply-filters')).lineHeight);
+  return { cut, sameRow: Math.abs((show.top + show.bottom) / 2 - (follow.top + follow.bottom) / 2) < 6,
+           showOnOneLine: show.height < 2 * line };
+}"""
+
+
+@pytest.mark.parametrize("width", [800, 1280, 1440])
 def test_both_pages_are_usable_from_800_pixels_wide(browser, server: LiveServer, width: int) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     try:
         page.goto(f"{server.url}/#key={USER_KEY}")
+        expect(page.locator("#model option")).to_have_count(1)
         for panel in ("#connection-panel", "#conversation-panel", "#events-panel"):
             box = page.locator(panel).bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (panel, box)
+        # no setting's label is cut: the listener says its name and port (its URL in full below), the
+        # transport its name (what it means below)
+        for api in ("realtime", "live"):
+            page.select_option("#api", api)
+            assert page.evaluate(CUT_OPTIONS) == [], api
+        page.select_option("#api", "realtime")
+        expect(page.locator("#listener-url")).to_have_text(re.compile(r"^ws://127\.0\.0\.1:\d+/v1/realtime$"))
+        for note in ("#listener-url", "#transport-note"):
+            assert page.evaluate(f"() => {{ const n = document.querySelector('{note}');"
+                                 " return n.scrollWidth <= n.clientWidth; }")
+        page.select_option("#transport", "webrtc")
+        expect(page.locator("#transport-note")).to_contain_text("the gateway authorizes, watches and bills the call")
         page.goto(f"{server.url}/logs#key={USER_KEY}")
         for column in ("time (UTC)", "cost", "status"):
             header = page.locator("#sessions th", has_text=column).first
             box = header.bounding_box()
             assert box is not None and box["x"] + box["width"] <= width + 1, (column, box)
+        # the filter bar: every placeholder whole, Show and Follow together on one line
+        assert page.evaluate(FILTER_BAR) == {"cut": [], "sameRow": True, "showOnOneLine": True}
     finally:
         context.close()
 
@@ -414,6 +577,15 @@ def test_a_webrtc_call_from_the_page_is_heard_calls_the_tool_and_is_billed_by_th
                             and (r.get("response") or {}).get("tool_calls"))
     assert asked["response"]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
     assert answered["cost_usd"] > 0 and answered["key_name"] == "user"
+    # the logs viewer labels the call, and reads the user's hang-up as one (not "closed by upstream")
+    (session,) = spend_records(server, answered["session_id"], "session")
+    assert session["transport"] == "webrtc" and session["close"]["by"] == "upstream"
+    page.goto(f"{server.url}/logs")
+    row = page.locator(f'#sessions tbody tr[data-session="{answered["session_id"]}"]')
+    expect(row.locator(".badge.transport")).to_have_text("WebRTC")
+    row.click()
+    closed = page.locator("#d-summary dt", has_text="closed by").locator("xpath=following-sibling::dd[1]")
+    expect(closed).to_have_text("the call was hung up (1000)")
 
 
 # -- a Gemini-backed model (the offline model speaking Gemini Live, translated by the gateway) ---

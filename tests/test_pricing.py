@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from rtproxy.config import ConfigError, ModelConfig, PriceConfig, parse_config
+from rtproxy.server.gateway import Gateway
 from rtproxy.spend.pricing import Price, database_price, price_for, price_usage, token_split
+
+from .conftest import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,7 +107,7 @@ def _commented_models(text: str) -> list[dict]:
     return tomllib.loads(body).get("models", [])
 
 
-def test_every_model_config_toml_and_the_readme_name_has_a_price() -> None:
+def test_every_model_config_toml_and_the_docs_name_has_a_price() -> None:
     config_text = (ROOT / "config.toml").read_text()
     models = _commented_models(config_text)
     assert len(models) >= 4, "config.toml lost its model examples"
@@ -119,8 +122,25 @@ def test_every_model_config_toml_and_the_readme_name_has_a_price() -> None:
         assert price_for(model, provider_for(model).price_provider(model)) is not None, f"config.toml's model {m['name']!r} has no price"
         if m.get("upstream_model") or "price" in m:  # a gateway name, or a model priced in the config itself
             aliases.add(m["name"])
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # file names and link targets left out
     named = set(re.findall(r"\b(gpt-[a-z0-9][a-z0-9.-]*[a-z0-9]|whisper-1)\b",
-                           config_text + (ROOT / "README.md").read_text()))
-    named -= aliases | {"gpt-x"}  # gateway names for a provider's model; the README's example of an unknown one
+                           config_text + "".join(re.sub(r"[\w./-]+\.md\b|\]\([^)]*\)", "", p.read_text()) for p in docs)))
+    # gateway names for a provider's model; the docs' example of an unknown one (docs/configuration.md)
+    named -= aliases | {"gpt-x"}
     unpriced = sorted(n for n in named if price_for(ModelConfig(n, "openai")) is None)
-    assert not unpriced, f"models named in config.toml or the README without a price: {unpriced}"
+    assert not unpriced, f"models named in config.toml, the README or docs/ without a price: {unpriced}"
+
+
+def test_a_model_a_session_names_is_priced_under_the_session_models_provider_and_dialect(
+        tmp_path: Path) -> None:
+    """An input transcription is billed at the rates of the model it names: the offline model
+    speaking Gemini names its own Gemini model (Gemini transcribes with it), priced as Google's,
+    like its responses; a null there would make the whole session's cost null."""
+    upstream = "gemini-live-2.5-flash"
+    config = make_config(tmp_path, models=[
+        {"name": "gpt-realtime", "provider": "local"},
+        {"name": "gemini-live", "provider": "local", "dialect": "gemini", "upstream_model": upstream}])
+    realtime, gemini = config.models
+    gateway = Gateway(config)
+    assert gateway.named_model_price(gemini, upstream) == database_price("google", upstream) is not None
+    assert gateway.named_model_price(realtime, "gpt-4o-transcribe") == database_price("openai", "gpt-4o-transcribe")

@@ -93,7 +93,7 @@ async def test_both_launchers_serve_everything_and_sigterm_closes_sessions_with_
     assert len(sessions) == 2
     assert sessions[-1]["close"] == {"by": "proxy", "code": 1001, "reason": "the gateway is shutting down"}
     # the main-port session, closed normally by the client: `rtproxy serve` records its 1000; a
-    # plain hypercorn launch cannot know it (README, Known limits) and records 1006
+    # plain hypercorn launch cannot know it (docs/known-limits.md) and records 1006
     assert sessions[0]["close"]["by"] == "client"
     assert sessions[0]["close"]["code"] == (1000 if launcher == "rtproxy" else 1006)
     log = (tmp_path / "server.log").read_text()
@@ -160,7 +160,7 @@ def test_logs_cli_prints_a_table_filters_and_json(tmp_path: Path) -> None:
     env = {**os.environ, "TEST_USER_KEY": USER_KEY}
     out = subprocess.run([str(BIN / "rtproxy"), "logs", "--config", str(cfg)], capture_output=True, text=True,
                          env=env, check=True).stdout
-    assert "sess_a" in out and "sess_b" in out and "$0.001230" in out and "resp_1" in out
+    assert "sess_a" in out and "sess_b" in out and "$0.001230" in out  # response ids: --json
     out = subprocess.run([str(BIN / "rtproxy"), "logs", "--config", str(cfg), "--key", "admin", "--json"],
                          capture_output=True, text=True, env=env, check=True).stdout
     assert [json.loads(line)["session_id"] for line in out.splitlines()] == ["sess_b"]
@@ -291,8 +291,8 @@ def test_logs_cli_shows_whole_ids_finds_a_session_by_a_shown_prefix_and_survives
     out = run([str(BIN / "rtproxy"), "logs", "--config", str(cfg), "--session", sid[:20]]).stdout.splitlines()
     assert len(out) == 3 and all(sid in line for line in out[1:])  # the whole id, found by its prefix
     response, session = out[1:]
-    assert response.startswith("2026-01-01T00:00:01.000") and session.startswith("2026-01-01T00:00:09.000")
-    assert "(1 response; started 00:00:00)" in session
+    # in time order: a session's row at its end
+    assert response.startswith("2026-01-01T00:00:01  response") and session.startswith("2026-01-01T00:00:09  session")
     head = run(f"{BIN / 'rtproxy'} logs --config {cfg} | head -3", shell=True)
     assert head.returncode == 0 and len(head.stdout.splitlines()) == 3
     assert "Traceback" not in head.stderr and "BrokenPipe" not in head.stderr
@@ -310,27 +310,38 @@ def busy_port() -> tuple[socket.socket, int]:
     return s, s.getsockname()[1]
 
 
-@pytest.mark.parametrize("which", ["main", "realtime", "certificate"])
+@pytest.mark.parametrize("which", ["main", "realtime", "metrics", "certificate", "main-workers", "realtime-workers"])
 def test_a_start_up_failure_is_one_clear_line_and_exit_2(tmp_path: Path, which: str) -> None:
     sock, busy = busy_port()
-    port, rt_port = (busy, free_port()) if which == "main" else (free_port(), busy if which == "realtime" else free_port())
+    port, rt_port = (busy, free_port()) if which.startswith("main") else (
+        free_port(), busy if which.startswith("realtime") else free_port())
     cfg = write_config(tmp_path, port, rt_port)
     if which == "certificate":
         (tmp_path / "cert.pem").write_text("not a certificate")
         (tmp_path / "key.pem").write_text("not a key")
         cfg.write_text(cfg.read_text().replace("shutdown_grace_s = 5.0",
                                                'shutdown_grace_s = 5.0\ntls_certfile = "cert.pem"\ntls_keyfile = "key.pem"'))
-    env = {**os.environ, "TEST_USER_KEY": USER_KEY, "RTPROXY_LOG_LEVEL": "WARNING"}
+    if which == "metrics":
+        cfg.write_text(cfg.read_text().replace("shutdown_grace_s = 5.0", f"shutdown_grace_s = 5.0\nmetrics_port = {busy}"))
+    # at the INFO level: the ports are bound before the state store or the offline model start,
+    # so a port in use is the first and only line
+    env = {**os.environ, "TEST_USER_KEY": USER_KEY, "RTPROXY_LOG_LEVEL": "INFO"}
+    workers = ["--workers", "2"] if which.endswith("-workers") else []
     with sock:
-        out = subprocess.run([str(BIN / "rtproxy"), "serve", "--config", str(cfg)], capture_output=True, text=True,
-                             env=env, timeout=30)
+        out = subprocess.run([str(BIN / "rtproxy"), "serve", "--config", str(cfg), *workers], capture_output=True,
+                             text=True, env=env, timeout=30)
         debug = subprocess.run([str(BIN / "rtproxy"), "serve", "--config", str(cfg), "--debug"],
                                capture_output=True, text=True, env=env, timeout=30)
     assert out.returncode == 2 and out.stdout == ""  # no banner for a server that did not start
     (line,) = [line for line in out.stderr.splitlines() if line.strip()]
-    expected = {"main": f"port 127.0.0.1:{busy} is already in use", "realtime": f"realtime port 127.0.0.1:{busy}",
-                "certificate": "TLS certificate or key cannot be used"}[which]
-    assert line.startswith("rtproxy: ") and expected in line
+    expected = {
+        "main": f"rtproxy: port 127.0.0.1:{busy} is already in use (set [server].port or --port)",
+        "realtime": f"rtproxy: realtime port 127.0.0.1:{busy} is already in use (set [server].realtime_port or "
+                    "--realtime-port, or -1 to turn the listener off)",
+        "metrics": f"rtproxy: metrics port 127.0.0.1:{busy} is already in use (set [server].metrics_port, or -1 "
+                   "to turn it off)",
+        "certificate": "rtproxy: the TLS certificate or key cannot be used"}[which.removesuffix("-workers")]
+    assert line.startswith(expected)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
@@ -353,8 +364,37 @@ async def test_the_readmes_hypercorn_command_binds_the_configured_port_prints_th
         failed = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False,
                                         env={**os.environ, "TEST_USER_KEY": USER_KEY, "RTPROXY_CONFIG": str(cfg)})
     assert failed.returncode == 2
-    assert f"rtproxy: realtime port 127.0.0.1:{busy} is already in use" in failed.stderr.decode()
+    assert failed.stderr.decode() == (f"rtproxy: realtime port 127.0.0.1:{busy} is already in use "
+                                      "(set [server].realtime_port, or -1 to turn the listener off)\n")
     assert b"Running on" not in failed.stderr and b"Traceback" not in failed.stderr
+
+
+async def test_the_hypercorn_launch_says_in_one_line_that_the_main_port_is_in_use(tmp_path: Path) -> None:
+    argv = [str(BIN / "hypercorn"), "--config", "python:rtproxy.hypercorn_conf", "rtproxy.app:create_app()"]
+    sock, busy = busy_port()
+    with sock:
+        cfg = write_config(tmp_path, busy, free_port())
+        failed = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False,
+                                        env={**os.environ, "TEST_USER_KEY": USER_KEY, "RTPROXY_CONFIG": str(cfg)})
+    # hypercorn would bind it itself first: a traceback and status 1 (hypercorn_conf.py binds it)
+    assert failed.returncode == 2
+    assert failed.stderr.decode() == f"rtproxy: port 127.0.0.1:{busy} is already in use (set [server].port)\n"
+    assert failed.stdout == b""
+
+
+@pytest.mark.parametrize("launcher", ["rtproxy", "hypercorn"])
+async def test_without_a_config_file_both_launches_say_how_to_name_one(tmp_path: Path, launcher: str) -> None:
+    if launcher == "rtproxy":
+        argv, env, hint = [str(BIN / "rtproxy"), "serve"], {}, "pass --config PATH"
+    else:
+        argv = [str(BIN / "hypercorn"), "--config", "python:rtproxy.hypercorn_conf", "rtproxy.app:create_app()"]
+        env, hint = {"RTPROXY_CONFIG": "config.toml"}, "set RTPROXY_CONFIG=PATH"
+    environ = {k: v for k, v in os.environ.items() if k != "RTPROXY_CONFIG"}
+    failed = await trio.run_process(argv, cwd=tmp_path, capture_stdout=True, capture_stderr=True, check=False,
+                                    env={**environ, **env})
+    assert failed.returncode == 2
+    assert failed.stderr.decode() == ("rtproxy: config.toml: cannot read: No such file or directory "
+                                      f"(run it from the repository, or {hint})\n")
 
 
 async def test_a_config_with_no_keys_says_at_start_up_that_nobody_can_connect(tmp_path: Path) -> None:

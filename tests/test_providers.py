@@ -128,3 +128,107 @@ def test_gemini_setup_is_refused_where_it_cannot_apply(tmp_path: Path, entry: di
     with pytest.raises(ConfigError) as err:
         parse_config({"models": [entry]}, source="t.toml", base_dir=tmp_path, environ={})
     assert problem in str(err.value)
+
+
+# -- xAI, the offline model playing it, and OpenAI-compatible servers ---------------------------------
+
+def test_xai_dials_its_realtime_path_with_the_operators_key_and_no_beta_header() -> None:
+    model = ModelConfig("grok", "xai", upstream_model="grok-voice-think-fast-1.0", api_key="xai-secret")
+    xai = provider_for(model)
+    t = xai.realtime_target(model, RealtimeRequest(), LOCAL)
+    assert t.url == "wss://api.x.ai/v1/realtime?model=grok-voice-think-fast-1.0"
+    assert dict(t.headers) == {"Authorization": "Bearer xai-secret"} and t.api_base == "wss://api.x.ai/v1/realtime"
+    assert xai.price_provider(model) == "x-ai" and xai.upstream_api(model) == "realtime"
+    fake = ModelConfig("grok", "xai", api_key="k", api_base="http://127.0.0.1:7000/")
+    assert xai.realtime_target(fake, RealtimeRequest(), LOCAL).url == "ws://127.0.0.1:7000/v1/realtime?model=grok"
+    from rtproxy.translate.realtime_xai import RealtimeXaiNormalizer
+
+    assert isinstance(xai.translation(model, "ga")(), RealtimeXaiNormalizer)
+
+
+@pytest.mark.parametrize("model", [ModelConfig("grok", "xai", api_key="k"),
+                                   ModelConfig("xai-voice", "local", dialect="xai")])
+def test_an_xai_upstream_refuses_beta_clients_transcription_gpt_live_and_webrtc(model: ModelConfig) -> None:
+    p = provider_for(model)
+    with pytest.raises(Unsupported) as beta:
+        p.realtime_target(model, RealtimeRequest(dialect="beta"), LOCAL)
+    assert (beta.value.status, beta.value.code) == (400, "unsupported_dialect")
+    assert "GA Realtime dialect only" in str(beta.value)
+    with pytest.raises(Unsupported) as transcription:
+        p.realtime_target(model, RealtimeRequest(transcription=True), LOCAL)
+    assert transcription.value.status == 400
+    with pytest.raises(Unsupported):
+        p.live_target(model, "", "", LOCAL)
+    with pytest.raises(Unsupported):
+        p.calls(model, LOCAL, live=False)
+
+
+def test_the_offline_model_plays_xai_under_its_own_path_and_bills_as_xai() -> None:
+    model = ModelConfig("xai-voice", "local", dialect="xai", upstream_model="grok-voice-think-fast-1.0")
+    local = provider_for(model)
+    t = local.realtime_target(model, RealtimeRequest(), LOCAL)
+    assert t.url == "ws://127.0.0.1:9/xai/v1/realtime?model=grok-voice-think-fast-1.0"
+    assert dict(t.headers) == {"Authorization": "Bearer s3cret"}
+    assert local.price_provider(model) == "x-ai" and local.translation(model, "ga") is not None
+    assert local.translation(ModelConfig("gpt-realtime", "local"), "ga") is None
+    assert "xai" in LOCAL_DIALECTS
+
+
+@pytest.mark.parametrize(("auth_header", "api_key", "expected"), [
+    (None, "k-1", {"Authorization": "Bearer k-1"}),
+    ("authorization", "k-1", {"authorization": "Bearer k-1"}),
+    ("api-key", "k-1", {"api-key": "k-1"}),
+    ("x-api-key", "k-1", {"x-api-key": "k-1"}),
+    ("x-api-key", None, {}),
+])
+def test_an_openai_compatible_server_gets_the_key_in_its_own_header(auth_header: str | None, api_key: str | None,
+                                                                    expected: dict[str, str]) -> None:
+    model = ModelConfig("vllm", "openai-compatible", upstream_model="voxtral", api_base="http://10.0.0.5:8000/v1",
+                        api_key=api_key, auth_header=auth_header)
+    t = provider_for(model).realtime_target(model, RealtimeRequest(forward_query=(("intent", "transcription"),)), LOCAL)
+    assert t.url == "ws://10.0.0.5:8000/v1/realtime?model=voxtral&intent=transcription"
+    assert dict(t.headers) == expected
+
+
+def test_an_openai_compatible_server_speaks_one_dialect_and_has_no_database_price() -> None:
+    from rtproxy.spend.pricing import database_price
+
+    beta = ModelConfig("vllm", "openai-compatible", api_base="https://h/v1", dialect="beta")
+    p = provider_for(beta)
+    assert dict(p.realtime_target(beta, RealtimeRequest(dialect="beta"), LOCAL).headers) == {"OpenAI-Beta": "realtime=v1"}
+    with pytest.raises(Unsupported) as ga:
+        p.realtime_target(beta, RealtimeRequest(), LOCAL)
+    assert ga.value.code == "unsupported_dialect"
+    ga_model = ModelConfig("vllm", "openai-compatible", api_base="https://h/v1")
+    with pytest.raises(Unsupported):
+        p.realtime_target(ga_model, RealtimeRequest(dialect="beta"), LOCAL)
+    assert database_price(p.price_provider(ga_model), "gpt-realtime") is None  # the database prices nothing there
+    with pytest.raises(Unsupported):
+        p.calls(ga_model, LOCAL, live=False)
+
+
+@pytest.mark.parametrize(("entry", "problem"), [
+    ({"name": "x", "provider": "xai"}, 'models[0].api_key: xai models need an api_key (e.g. "env:XAI_API_KEY")'),
+    ({"name": "x", "provider": "xai", "api_key": "k", "api": "transcription"},
+     "models[0].api: xai models serve realtime sessions"),
+    ({"name": "c", "provider": "openai-compatible"}, "models[0].api_base: openai-compatible models need api_base"),
+    ({"name": "c", "provider": "openai-compatible", "api_base": "10.0.0.5:8000"},
+     "models[0].api_base: must be an http(s) or ws(s) URL"),
+    ({"name": "c", "provider": "openai-compatible", "api_base": "http://h/v1", "dialect": "realtime"},
+     "models[0].dialect: an openai-compatible model speaks ga or beta"),
+    ({"name": "c", "provider": "openai-compatible", "api_base": "http://h/v1", "auth_header": "Sec-WebSocket-Key"},
+     "models[0].auth_header: must be a header name"),
+    ({"name": "c", "provider": "openai-compatible", "api_base": "http://h/v1", "auth_header": "x api key"},
+     "models[0].auth_header: must be a header name"),
+    ({"name": "c", "provider": "openai-compatible", "api_base": "http://h/v1", "api": "live"},
+     "models[0].api: openai-compatible models serve realtime sessions (or transcription)"),
+    ({"name": "o", "provider": "openai", "api_key": "k", "auth_header": "api-key"},
+     "models[0].auth_header: is for openai-compatible models"),
+    ({"name": "o", "provider": "xai", "api_key": "k", "dialect": "beta"}, "models[0].dialect: dialect is for local"),
+    ({"name": "l", "provider": "local", "dialect": "beta"}, "models[0].dialect: a local model speaks realtime, gemini or xai"),
+    ({"name": "l", "provider": "local", "dialect": "xai", "api": "transcription"}, "models[0].api: the offline model plays"),
+])
+def test_the_config_checks_xai_and_openai_compatible_entries(tmp_path: Path, entry: dict, problem: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"models": [entry]}, source="t.toml", base_dir=tmp_path, environ={})
+    assert problem in str(err.value)

@@ -4,12 +4,18 @@
 no I/O, so both listeners call it the same way and tests feed it plain values.
 
 Credentials are read in this order: ``Authorization: Bearer <key>``, ``api-key: <key>``, the
-subprotocol ``openai-insecure-api-key.<key>``; each may be a virtual key or an ephemeral ``ek_``
-token (:mod:`rtproxy.tokens`), which opens only its own model and only before it expires. A client that authenticates through subprotocols
-(a browser: it cannot set headers, nor read the HTTP status of a refused upgrade) is a *browser
-client*: its refusals are delivered as an accepted socket, one ``error`` event and a close with
-code ``4000 + status`` (4401, 4403, 4404, 4429, 4502). When subprotocols were offered, exactly
-one is echoed, ``realtime`` if offered, and never a token that carries a key.
+subprotocol ``openai-insecure-api-key.<key>``, xAI's browser subprotocol
+``xai-client-secret.<token>``; each may be a virtual key or an ephemeral ``ek_`` token
+(:mod:`rtproxy.tokens`), but ``xai-client-secret.`` carries ephemeral tokens only (as xAI's does:
+a key there is refused). A token opens only its own model (one minted without a model, as xAI's
+``client_secrets`` body names none, opens the model the URL names among its key's) and only
+before it expires. A client that authenticates through subprotocols (a browser: it cannot set
+headers, nor read the HTTP status of a refused upgrade) is a *browser client*: its refusals are
+delivered as an accepted socket, one ``error`` event and a close with code ``4000 + status``
+(4401, 4403, 4404, 4429, 4502). When subprotocols were offered, exactly one is echoed:
+``realtime`` if offered, else an offered ``xai-client-secret.ek_…`` (the browser needs its
+protocol back, and xAI echoes it: it carries a short-lived token, never a key); never
+``openai-insecure-api-key.…``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ Dialect = Literal["ga", "beta"]
 #: The realtime WebSocket paths: OpenAI's, and Azure's (preview ``/openai/realtime``, GA ``/openai/v1/realtime``).
 REALTIME_PATHS = frozenset({"/v1/realtime", "/realtime", "/openai/realtime", "/openai/v1/realtime"})
 KEY_SUBPROTOCOL_PREFIX = "openai-insecure-api-key."
+#: xAI's browser subprotocol: an ephemeral token (a gateway-minted ``ek_…`` here), never a key.
+XAI_TOKEN_SUBPROTOCOL_PREFIX = "xai-client-secret."
 BETA_SUBPROTOCOL = "openai-beta.realtime-v1"
 ECHO_SUBPROTOCOL = "realtime"
 #: Model names are echoed into URLs and records: keep them to a safe alphabet and length.
@@ -69,7 +77,7 @@ def is_session_path(path: str) -> bool:
     """Whether a request path opens a session (Realtime, GPT-Live or Gemini Live), on either listener."""
     path = path.rstrip("/") or "/"
     return path in REALTIME_PATHS or LIVE_PATH.match(path) is not None or gemini_path(path) is not None
-#: Attribution headers set by the app (see DESIGN.md §Spend log).
+#: Attribution headers set by the app (see docs/spend-records.md).
 END_USER_HEADER = "x-rtproxy-end-user"
 TAGS_HEADER = "x-rtproxy-tags"
 _MAX_ATTRIBUTION_CHARS = 256
@@ -175,13 +183,28 @@ class Rejection:
         )
 
 
+def _xai_token(protocol: str) -> str | None:
+    """The ephemeral token an ``xai-client-secret.ek_…`` subprotocol carries (None: not one)."""
+    if protocol.startswith(XAI_TOKEN_SUBPROTOCOL_PREFIX + TOKEN_PREFIX):
+        return protocol[len(XAI_TOKEN_SUBPROTOCOL_PREFIX):]
+    return None
+
+
 def select_subprotocol(offered: list[str]) -> str | None:
-    """Echo ``realtime`` when offered, else nothing; a key-carrying token is never chosen."""
-    return ECHO_SUBPROTOCOL if ECHO_SUBPROTOCOL in offered else None
+    """Echo ``realtime`` when offered, else an ``xai-client-secret.`` one carrying an ephemeral
+    token (xAI's browser clients offer only that), else nothing; a key is never echoed."""
+    if ECHO_SUBPROTOCOL in offered:
+        return ECHO_SUBPROTOCOL
+    return next((p for p in offered if _xai_token(p) is not None), None)
 
 
-def _credential(request: HandshakeRequest, offered: list[str]) -> tuple[str | None, bool]:
-    """(the presented key, whether it came from a subprotocol)."""
+#: A credential from ``xai-client-secret.``: verified as an ephemeral token or refused.
+_TOKEN_ONLY = "token-only"
+
+
+def _credential(request: HandshakeRequest, offered: list[str]) -> tuple[str | None, bool | str]:
+    """(the presented key, whether it came from a subprotocol: :data:`_TOKEN_ONLY` for one that
+    may carry an ephemeral token only)."""
     auth = request.header("authorization")
     if auth:
         scheme, _, token = auth.partition(" ")
@@ -193,6 +216,9 @@ def _credential(request: HandshakeRequest, offered: list[str]) -> tuple[str | No
     for p in offered:
         if p.startswith(KEY_SUBPROTOCOL_PREFIX) and len(p) > len(KEY_SUBPROTOCOL_PREFIX):
             return p[len(KEY_SUBPROTOCOL_PREFIX):], True
+    for p in offered:
+        if p.startswith(XAI_TOKEN_SUBPROTOCOL_PREFIX) and len(p) > len(XAI_TOKEN_SUBPROTOCOL_PREFIX):
+            return p[len(XAI_TOKEN_SUBPROTOCOL_PREFIX):], _TOKEN_ONLY
     return None, False
 
 
@@ -205,12 +231,16 @@ class _Unverified:
     status: int = 401
 
 
-def _verify(token: str | None, keys: KeyStore, tokens: TokenSigner | None, now: float | None
-            ) -> tuple[VirtualKey, TokenClaims | None] | _Unverified:
-    """The key a presented credential identifies (with the token's claims when it is one)."""
+def _verify(token: str | None, keys: KeyStore, tokens: TokenSigner | None, now: float | None,
+            token_only: bool = False) -> tuple[VirtualKey, TokenClaims | None] | _Unverified:
+    """The key a presented credential identifies (with the token's claims when it is one);
+    ``token_only``: an ephemeral token or nothing."""
     if token is None:
         return _Unverified("missing_api_key", "no API key: send 'Authorization: Bearer <key>' or the subprotocol "
                                               "'openai-insecure-api-key.<key>'")
+    if token_only and (tokens is None or not token.startswith(TOKEN_PREFIX)):
+        return _Unverified("invalid_ephemeral_token", "the xai-client-secret subprotocol carries an ephemeral token "
+                           "(ek_…, from POST /v1/realtime/client_secrets), never an API key")
     if token.startswith(TOKEN_PREFIX) and tokens is not None:
         try:
             claims = tokens.verify(token, now=time.time() if now is None else now)
@@ -233,9 +263,9 @@ def authenticate(request: HandshakeRequest, keys: KeyStore, *, tokens: TokenSign
     alone, so a REST route checks it before reading a body (which an unknown caller may not make
     the gateway parse); :func:`admit` decides the rest."""
     token, from_subprotocol = _credential(request, request.subprotocols)
-    verified = _verify(token, keys, tokens, now)
+    verified = _verify(token, keys, tokens, now, token_only=from_subprotocol == _TOKEN_ONLY)
     if isinstance(verified, _Unverified):
-        return Rejection(verified.status, verified.code, verified.message, browser=from_subprotocol)
+        return Rejection(verified.status, verified.code, verified.message, browser=bool(from_subprotocol))
     return verified[0]
 
 
@@ -277,7 +307,7 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
     echo = select_subprotocol(offered)
     token, from_subprotocol = _credential(request, offered)
     has_auth_header = bool(request.header("authorization") or request.header("api-key"))
-    browser = from_subprotocol or (bool(offered) and not has_auth_header)
+    browser = bool(from_subprotocol) or (bool(offered) and not has_auth_header)
 
     def reject(status: int, code: str, message: str) -> Rejection:
         return Rejection(status, code, message, browser=browser, subprotocol=echo)
@@ -306,14 +336,14 @@ def admit(request: HandshakeRequest, keys: KeyStore, config: Config, *, tokens: 
     else:
         model_name = params.get("model")
 
-    verified = _verify(token, keys, tokens, now)
+    verified = _verify(token, keys, tokens, now, token_only=from_subprotocol == _TOKEN_ONLY)
     if isinstance(verified, _Unverified):
         return reject(verified.status, verified.code, verified.message)
     key, claims = verified
     if claims is not None and claims.dialect == GEMINI_TOKEN_DIALECT:
         return reject(401, "invalid_ephemeral_token", "this token was minted on the auth_tokens route: it opens "
                       "google-genai (Gemini Live) sessions only")
-    if claims is not None:
+    if claims is not None and claims.model:  # minted without one: the URL names it, among the key's models
         if model_name and model_name != claims.model:
             return reject(403, "model_not_allowed", f"this ephemeral token opens model {claims.model!r} only")
         model_name = claims.model
@@ -408,6 +438,11 @@ def transcription_route(named: str | None, key: VirtualKey, config: Config) -> M
 
 
 
+def _opens(claims: TokenClaims) -> str:
+    """What a token opens, for a refusal."""
+    return f"model {claims.model!r}" if claims.model else "realtime sessions at /v1/realtime?model=…"
+
+
 def _attribution(request: HandshakeRequest) -> tuple[str | None, tuple[str, ...]]:
     tags_raw = _clean_attribution(request.header(TAGS_HEADER))
     tags = tuple(t.strip() for t in tags_raw.split(",") if t.strip())[:32] if tags_raw else ()
@@ -450,7 +485,7 @@ def _gemini_admission(request: HandshakeRequest, keys: KeyStore, config: Config,
     if claims is not None:
         model = config.model(claims.model)
         if model is None or model.api != "realtime":
-            return reject(403, "model_not_allowed", f"this ephemeral token opens model {claims.model!r} only")
+            return reject(403, "model_not_allowed", f"this ephemeral token opens {_opens(claims)} only")
     end_user, tags = _attribution(request)
     if claims is not None and claims.end_user:
         end_user = claims.end_user
@@ -479,7 +514,7 @@ def _live_admission(request: HandshakeRequest, key: VirtualKey, config: Config, 
         # a token opens the one live model it was minted for; its first frame must name it
         model = config.model(claims.model)
         if model is None or model.api != "live":
-            return Rejection(403, "model_not_allowed", f"this ephemeral token opens model {claims.model!r} only, "
+            return Rejection(403, "model_not_allowed", f"this ephemeral token opens {_opens(claims)} only, "
                              "not GPT-Live sessions", browser=browser, subprotocol=echo)
     end_user, tags = _attribution(request)
     if claims is not None and claims.end_user:

@@ -22,6 +22,9 @@ from ..config import AUTO_KEY, Config, KeyConfig
 
 #: Printed key hashes are shortened to this many hex digits in records and logs.
 KEY_HASH_PREFIX_LEN = 12
+#: The shortest plain key the config accepts (``[[keys]] key``, env or literal); ``rtproxy
+#: hash-key`` warns below it, as a ``key_sha256`` cannot say how long its key was.
+MIN_KEY_CHARS = 16
 
 
 def hash_key(key: str) -> str:
@@ -41,6 +44,8 @@ class VirtualKey:
     store_prompts: bool | None
     transcription_models: tuple[str, ...] = ("*",)
     delegation_models: tuple[str, ...] = ("*",)
+    #: Minutes of audio (sent and received, measured by the gateway) the key may use.
+    max_audio_minutes: float | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -145,4 +150,5 @@ def _virtual_key(kc: KeyConfig, digest: str) -> VirtualKey:
         # not given: what the key's models allow ("*" stays an explicit choice)
         transcription_models=tuple(kc.models if kc.transcription_models is None else kc.transcription_models),
         delegation_models=tuple(kc.models if kc.delegation_models is None else kc.delegation_models),
+        max_audio_minutes=kc.max_audio_minutes,
     )

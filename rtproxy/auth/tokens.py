@@ -46,6 +46,8 @@ def _unb64(text: str) -> bytes:
 @attrs.frozen
 class TokenClaims:
     key_name: str
+    #: The one model the token opens; ``""``: minted without one (xAI's ``client_secrets`` body
+    #: names none), it opens the realtime model the session's URL names, among its key's.
     model: str
     expires_at: int
     issued_at: int

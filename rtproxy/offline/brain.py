@@ -192,20 +192,17 @@ class SpokenWord:
 class Brain:
     """What the offline model answers, which tool it calls, and its voice.
 
-    ``speaker``: the voice of spoken replies (``None``: tones). ``literal``: a brain that only
-    repeats what it is told and calls a tool only when its name is said (GPT-Live's Responses
-    backend, a text stand-in): no jokes, no tool picked by the topic of the words, none required.
+    ``speaker``: the voice of spoken replies (``None``: tones).
     """
 
-    def __init__(self, speaker: Speaker | None = None, *, literal: bool = False) -> None:
+    def __init__(self, speaker: Speaker | None = None) -> None:
         self.speaker = speaker
-        self.literal = literal
 
     def reply(self, words: str | None) -> str:
         """The answer to the user's words (``None``: nobody said anything)."""
         if words is None:
             return GREETING
-        if not self.literal and _JOKE_REQUEST.search(words):
+        if _JOKE_REQUEST.search(words):
             return JOKE
         return f"You said: {words}" if words else HEARD_NOTHING
 
@@ -228,8 +225,6 @@ class Brain:
             name = tool["name"].lower()
             if name in low or name.replace("_", " ") in low:
                 return tool
-        if self.literal:
-            return None
         said = set(re.findall(r"[a-z0-9]+", low))
         for tool in tools:
             if said & topic_words(tool["name"]):

@@ -12,15 +12,17 @@ models (and the nested Responses events against ``openai.types.responses``).
   ``thinking.append``) with that id is spoken; appends are acknowledged with ``*.appended``;
 - Responses delegation: a voice turn, or ``response.item.create`` + ``response.create``, runs the
   backend model as a ``response.event`` stream (created, output items, text or function-call
-  argument deltas, ``response.completed`` with token usage); a function tool named in the user's
-  words is called, and answered after its ``function_call_output``; the reply is then spoken;
+  argument deltas, ``response.completed`` with token usage); the function tool the user's words
+  ask for (by name or by topic, as in a Realtime session, ``tool_choice`` honoured) is called, and
+  answered after its ``function_call_output``; the reply is then spoken;
 - ``session.usage.updated`` from :meth:`usage_tick` when the billed seconds rose (the seconds of
   the session timeline: input audio appended, speech produced);
 - ``session.close`` → ``session.closed`` (``close_requested``, final usage); then the server
   closes the socket.
 
 What the backend answers, the tool it calls and the voice are the offline model's brain's
-(:mod:`rtproxy.offline.brain`, a literal-minded one here), shared with the other front-ends.
+(:mod:`rtproxy.offline.brain`), the same brain as the other front-ends': the same words get the
+same answer and the same call here as in a Realtime or Gemini Live session.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ class OfflineLiveModel:
         """``hears`` and ``speaker`` as for :class:`~rtproxy.offline.model.OfflineModel`: the
         caller recognizes each utterance (:meth:`take_unheard`, :meth:`heard`), the speaker voices replies."""
         self.op = op
-        # GPT-Live's Responses backend stands in for a text model: it repeats, calls only tools named
-        self.brain = Brain(speaker, literal=True)
+        # the Responses backend answers and picks tools as the Realtime model does: one brain
+        self.brain = Brain(speaker)
         self._unheard: Utterances[SpeechStopped] = Utterances(hears)
         self.session_id = "live_" + secrets.token_hex(10)
         self.started = False
@@ -383,7 +385,7 @@ class OfflineLiveModel:
     def _tool_named(self, text: str) -> dict[str, Any] | None:
         functions = [t for t in self._backend.get("tools") or []
                      if t.get("type") == "function" and isinstance(t.get("name"), str)]
-        return self.brain.choose_tool(text, functions)
+        return self.brain.choose_tool(text, functions, self._backend.get("tool_choice", "auto"))
 
     def _backend_response(self, delegation_id: str | None, client_event_id: Any,
                           response_id: str | None = None) -> Iterator[list[Event]]:

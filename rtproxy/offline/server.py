@@ -1,7 +1,8 @@
 """The offline model's WebSocket server (trio-websocket), a thin loop around its front-ends:
-:class:`OfflineModel` (the Realtime API), :class:`OfflineLiveModel` (GPT-Live) and
+:class:`OfflineModel` (the Realtime API), :class:`OfflineLiveModel` (GPT-Live),
 :class:`OfflineGeminiModel` (Google's Gemini Live API, on Google's own paths
-``/ws/google.ai.generativelanguage.{v1,v1beta,v1alpha}.GenerativeService.BidiGenerateContent``).
+``/ws/google.ai.generativelanguage.{v1,v1beta,v1alpha}.GenerativeService.BidiGenerateContent``) and
+:class:`OfflineXaiModel` (xAI's Grok Voice, quirks and all, at ``/xai/v1/realtime``).
 
 Reached over a real loopback WebSocket like any provider, so the proxy path is the same as for
 OpenAI. When started with a secret it accepts only ``Authorization: Bearer <secret>`` (the
@@ -30,13 +31,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
 from .ears import Ears
 from .gemini import CONNECTION_LIMIT_S, MAX_RESUMABLE_SESSIONS, OfflineGeminiModel, ResumableSessions
+from .handshake import HandshakeGuardListener
 from .live import OfflineLiveModel
 from .model import OfflineModel
 from .voice import Voice
+from .xai import PING_INTERVAL_S, OfflineXaiModel
 
 log = logging.getLogger("rtproxy.offline")
 # trio-websocket's DEBUG lines include handshake headers (the gateway's local secret): keep it at INFO.
@@ -60,6 +63,8 @@ _LIVE_PATH = re.compile(r"^/v1/live/sessions(?:/(live_[A-Za-z0-9_-]+)/(attach|fo
 #: Google's Gemini Live path (AI Studio), every API version the SDKs use.
 _GEMINI_PATH = re.compile(r"^/ws/google\.ai\.generativelanguage\.(v1|v1beta|v1alpha)\.GenerativeService"
                           r"\.BidiGenerateContent$")
+#: Where the offline model plays xAI's Grok Voice (rtproxy/providers/local.py dials it).
+_XAI_PATH = "/xai/v1/realtime"
 _BAD_GEMINI_KEY = "API key not valid. Please pass a valid API key."
 
 
@@ -102,7 +107,8 @@ async def _handle(request: WebSocketRequest, secret: str | None, stream_delay_s:
                              gemini or GeminiSettings(), speech)
         return
     live_path = _LIVE_PATH.match(path.path.rstrip("/"))
-    if path.path.rstrip("/") not in ("/v1/realtime", "/realtime") and live_path is None:
+    xai = path.path.rstrip("/") == _XAI_PATH
+    if path.path.rstrip("/") not in ("/v1/realtime", "/realtime") and live_path is None and not xai:
         await request.reject(404, body=b'{"error":{"message":"not found"}}')
         return
     if secret is not None:
@@ -114,6 +120,13 @@ async def _handle(request: WebSocketRequest, secret: str | None, stream_delay_s:
         await _handle_live(request, live_path.group(1), live_path.group(2) or "start", stream_delay_s, live, speech)
         return
     query = parse_qs(path.query)
+    if xai:
+        ws = await request.accept()
+        xai_model = OfflineXaiModel(model=(query.get("model") or ["grok-voice-think-fast-1.0"])[0],
+                                    hears=speech.ears is not None, speaker=speech.voice.speak if speech.voice else None)
+        await serve_session(ws, xai_model, stream_delay_s, opening=xai_model.start(), speech=speech,
+                            ping_interval_s=PING_INTERVAL_S)
+        return
     model_name = (query.get("model") or ["gpt-realtime"])[0]
     beta = "realtime=v1" in headers.get("openai-beta", "").replace(" ", "")
     offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
@@ -143,13 +156,15 @@ async def _handle_gemini(request: WebSocketRequest, version: str, headers: dict[
     await serve_session(ws, model, stream_delay_s, speech=speech)
 
 
-async def serve_session(ws: WebSocketConnection, model: OfflineModel | OfflineLiveModel | OfflineGeminiModel,
+async def serve_session(ws: WebSocketConnection,
+                        model: OfflineModel | OfflineLiveModel | OfflineGeminiModel | OfflineXaiModel,
                         stream_delay_s: float, *, opening: list[dict[str, object]] | None = None,
                         usage_interval_s: float | None = None, answers_only: bool = False,
-                        speech: Speech | None = None) -> None:
+                        speech: Speech | None = None, ping_interval_s: float | None = None) -> None:
     """One connection to a model: ``opening`` events first; then a reader answering each client
     event at once, a streamer sending the model's active output at its pace, a hearer recognizing
-    committed audio (speech on), (GPT-Live) a ticker sending billed usage, and (Gemini) its
+    committed audio (speech on), (GPT-Live) a ticker sending billed usage, (xAI) a pinger sending
+    keepalives every ``ping_interval_s``, and (Gemini) its
     lifetime: ``goAway``, then the close at the connection limit. A sideband (``answers_only``)
     gets the reader's answers only. Gemini frames go as binary messages (UTF-8 JSON, as Google
     sends them); the others as text."""
@@ -213,6 +228,12 @@ async def serve_session(ws: WebSocketConnection, model: OfflineModel | OfflineLi
             await trio.sleep(usage_interval_s)
             await send(model.usage_tick())
 
+    async def pinger() -> None:
+        assert isinstance(model, OfflineXaiModel) and ping_interval_s is not None
+        while True:
+            await trio.sleep(ping_interval_s)
+            await send(model.ping())
+
     async def lifetime() -> None:
         assert isinstance(model, OfflineGeminiModel)
         await trio.sleep(max(0.0, model.connection_limit_s - model.go_away_lead_s))
@@ -239,6 +260,8 @@ async def serve_session(ws: WebSocketConnection, model: OfflineModel | OfflineLi
             nursery.start_soon(until_closed, streamer, nursery)
         if usage_interval_s is not None and not answers_only:
             nursery.start_soon(until_closed, ticker, nursery)
+        if ping_interval_s is not None and isinstance(model, OfflineXaiModel):
+            nursery.start_soon(until_closed, pinger, nursery)
         if gemini:
             nursery.start_soon(until_closed, lifetime, nursery)
         if ears is not None:
@@ -299,11 +322,12 @@ async def serve_offline_model(host: str, port: int, secret: str | None, stream_d
             log.exception("offline model session failed")
 
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(
-            lambda task_status: serve_websocket(handler, host, port, ssl_context=None,
-                                                max_message_size=MAX_MESSAGE_BYTES,
-                                                message_queue_size=MESSAGE_QUEUE_SIZE, task_status=task_status))
-        bound = server.port
+        # a request that is not a WebSocket handshake is answered with a JSON body (handshake.py)
+        listeners = [HandshakeGuardListener(listener) for listener in await trio.open_tcp_listeners(port, host=host)]
+        server = WebSocketServer(handler, listeners,  # type: ignore[arg-type]  # any trio Listener serves
+                                 max_message_size=MAX_MESSAGE_BYTES, message_queue_size=MESSAGE_QUEUE_SIZE)
+        await nursery.start(server.run)
+        bound = listeners[0].socket.getsockname()[1]
         log.info("offline model on ws://%s:%d/v1/realtime, /v1/live/sessions and Gemini Live's "
                  "/ws/google.ai.generativelanguage.*.GenerativeService.BidiGenerateContent (hearing: %s, voice: %s)",
                  host, bound,

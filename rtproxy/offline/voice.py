@@ -10,6 +10,7 @@ model's streaming step; without the package the model keeps its tone synthesis
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import importlib.util
 import logging
@@ -27,8 +28,10 @@ log = logging.getLogger("rtproxy.offline")
 VOICE_NAME = "en-us+f2"
 #: Words per minute.
 WORDS_PER_MINUTE = 165
-#: Longest text one call synthesizes (characters); the rest is cut off.
-MAX_TEXT_CHARS = 2000
+#: Longest reply spoken by espeak-ng (characters, about 25 s of speech); a longer one is spoken
+#: in tones. Synthesis runs in the model's streaming step, on the event loop (about 0.15 s for
+#: this much here), so the echo of a huge message must not be voiced.
+MAX_TEXT_CHARS = 400
 #: Replies remembered with their audio (the offline model repeats itself).
 CACHE_REPLIES = 256
 
@@ -89,8 +92,11 @@ class Voice:
         return 0
 
     def speak(self, text: str) -> list[tuple[str, bytes]]:
-        """``text.split(" ")`` with each word's audio (a word espeak-ng did not voice gets none)."""
-        return list(_spoken(self, text[:MAX_TEXT_CHARS]))
+        """``text.split(" ")`` with each word's audio (a word espeak-ng did not voice gets none);
+        nothing for a text longer than :data:`MAX_TEXT_CHARS` (the caller speaks it in tones)."""
+        if len(text) > MAX_TEXT_CHARS:
+            return []
+        return list(_spoken(self, text))
 
     def _synthesize(self, text: str) -> tuple[bytes, list[tuple[int, int]]]:
         with self._lock:
@@ -112,14 +118,13 @@ def _spoken(voice: Voice, text: str) -> tuple[tuple[str, bytes], ...]:
     for word in words:
         starts.append(pos)
         pos += len(word) + 1
-    # the sample each word starts at: the first WORD mark inside it (none: it was not voiced)
+    # the sample each word starts at: the first WORD mark inside it (none: it was not voiced);
+    # the word a mark falls in is found by bisection (a long reply has hundreds of each)
     cut: list[int | None] = [None] * len(words)
     for text_pos, sample in marks:
-        for i in range(len(words) - 1, -1, -1):
-            if starts[i] <= text_pos:
-                if cut[i] is None:
-                    cut[i] = sample * SAMPLE_RATE // voice._rate
-                break
+        i = bisect.bisect_right(starts, text_pos) - 1
+        if i >= 0 and cut[i] is None:
+            cut[i] = sample * SAMPLE_RATE // voice._rate
     out, total = [], len(pcm) // 2
     voiced = [i for i, c in enumerate(cut) if c is not None]
     for n, i in enumerate(voiced):

@@ -150,6 +150,10 @@ class ApiProtocol(Protocol):
     def is_turn_start(self, payload: bytes) -> bool:
         """Whether this collected server frame starts a turn, whose first audio is timed (metrics)."""
 
+    def audio_len(self, payload: bytes) -> int:
+        """The base64 characters of an :data:`AUDIO` frame's audio (never parsed: its blob's
+        length, :func:`~rtproxy.spend.audio_meter.b64_value_len`)."""
+
     def new_collector(self, meta: SessionMeta) -> SessionCollector: ...
 
     def error_event(self, code: str, message: str, error_type: str) -> str: ...

@@ -8,7 +8,9 @@ nothing else in the relay names one.
 | ``azure`` | :mod:`.azure` | OpenAI Realtime |
 | ``gemini`` | :mod:`.gemini` | Gemini Live (AI Studio, API key) |
 | ``vertex`` | :mod:`.vertex` | Gemini Live (Vertex AI, OAuth via google-auth) |
-| ``local`` | :mod:`.local` | OpenAI Realtime, or Gemini Live with ``dialect = "gemini"`` |
+| ``local`` | :mod:`.local` | OpenAI Realtime, Gemini Live with ``dialect = "gemini"``, xAI's Grok Voice with ``dialect = "xai"`` |
+| ``xai`` | :mod:`.xai` | xAI's Grok Voice (OpenAI Realtime GA with quirks: normalized) |
+| ``openai-compatible`` | :mod:`.openai_compatible` | OpenAI Realtime (GA or beta), any server at ``api_base`` |
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from urllib.parse import urlencode
 
 from ..config import ModelConfig
 from ..protocols.seam import UpstreamTarget
-from . import azure, gemini, local, openai, vertex
+from . import azure, gemini, local, openai, openai_compatible, vertex, xai
 from .base import CallUpstream, LocalEndpoint, Provider, RealtimeRequest, Unsupported, UpstreamApi
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (openai.PROVIDER, azure.PROVIDER, gemini.PROVIDER,
-                                                       vertex.PROVIDER, local.PROVIDER)}
+                                                       vertex.PROVIDER, local.PROVIDER, xai.PROVIDER,
+                                                       openai_compatible.PROVIDER)}
 
 
 def provider_for(model: ModelConfig) -> Provider:

@@ -26,7 +26,16 @@ UpstreamApi = Literal["realtime", "gemini"]
 
 
 class Unsupported(ValueError):
-    """The model's provider does not serve this kind of session (GPT-Live, WebRTC calls, …)."""
+    """The model's provider does not serve this kind of session (GPT-Live, WebRTC calls, …).
+
+    ``status`` and ``code`` are what the client is told: by default the provider cannot serve it
+    now (502 ``upstream_unavailable``); a session the client asked for wrongly (a dialect the
+    upstream does not speak) is a 400 with its own code."""
+
+    def __init__(self, message: str, *, status: int = 502, code: str = "upstream_unavailable") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 @attrs.frozen
@@ -155,6 +164,26 @@ def gemini_translation(model: ModelConfig, dialect: str, setup_model: str, *, ve
         return RealtimeGeminiTranslator(model=model.name, upstream_model=setup_model, dialect=dialect,  # type: ignore[arg-type]
                                         vertex=vertex, extra_setup=extra)
     return new
+
+
+def xai_translation(model: ModelConfig, dialect: str) -> Callable[[], Any]:
+    """A factory of OpenAI Realtime (GA) ⇄ xAI Grok Voice normalizers for one model."""
+    from ..translate.realtime_xai import RealtimeXaiNormalizer
+
+    def new() -> Any:
+        return RealtimeXaiNormalizer(model=model.name, upstream_model=model.target_model)
+    return new
+
+
+def refuse_dialect(model: ModelConfig, request: RealtimeRequest, speaks: str) -> None:
+    """Refuse (400) a session in another dialect than the upstream's ``speaks`` (``"ga"`` or ``"beta"``)."""
+    if request.dialect == speaks:
+        return
+    how = ("connect without the OpenAI-Beta header and the openai-beta.realtime-v1 subprotocol" if speaks == "ga"
+           else "connect with 'OpenAI-Beta: realtime=v1' (or the openai-beta.realtime-v1 subprotocol)")
+    named = {"ga": "GA", "beta": "beta"}
+    raise Unsupported(f"model {model.name!r} ({model.provider}) speaks the {named[speaks]} Realtime dialect only, not "
+                      f"{named.get(request.dialect, request.dialect)}: {how}", status=400, code="unsupported_dialect")
 
 
 def no_setup_model(model: ModelConfig) -> str:

@@ -84,8 +84,9 @@ class SessionPorts:
     dial: Callable[[UpstreamTarget], Awaitable[WebSocketLeg]]
     #: Appends the record to the spend log and, for a response, charges its key.
     write_record: Callable[[Record], Awaitable[None]]
-    #: Whether the session's key has used its budget (checked after each record is written).
-    over_budget: Callable[[], bool]
+    #: Why the session's key may go on no longer (it used its budget or its audio minutes), as
+    #: (error code, message); None while it may (checked after each record is written).
+    over_limit: Callable[[], tuple[str, str] | None]
     #: Told the provider's id for the session once it is known (a GPT-Live ``live_…`` id, whose
     #: sideband and forks only this key may open).
     upstream_session_opened: Callable[[str], Awaitable[None]] | None = None

@@ -29,7 +29,6 @@ ever is, the pump *waits* (backpressure on this one session) rather than drop a 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import trio
@@ -48,6 +47,11 @@ log = logging.getLogger("rtproxy.session")
 COLLECT_QUEUE_EVENTS = 256
 #: First-audio delays kept between two metrics flushes (one per turn; more are not timed).
 MAX_PENDING_SAMPLES = 64
+#: How often (s) the collector task looks at the audio relayed with no event to carry it: audio
+#: streamed without responses goes on a "usage" record once a minute of it accumulates
+#: (protocols/realtime/collector.py, METERED_FLUSH_MS), so limits in audio minutes and metered
+#: prices never run more than a minute and this behind.
+METER_CHECK_S = 5.0
 
 #: What a client is told of a frame the gateway cannot parse (and so cannot judge).
 UNREADABLE_FRAME = ("the gateway forwards only events it can parse as JSON (nested less than about 1000 deep, "
@@ -72,7 +76,8 @@ class Session:
         self.collector: SessionCollector = plan.protocol.new_collector(plan.meta)
         #: Message batches relayed either way; the idle watch only compares it over time.
         self.batches = 0
-        #: Bytes of audio frames relayed client→upstream and upstream→client.
+        #: Base64 characters of audio relayed client→upstream and upstream→client (the blobs of
+        #: the audio frames: :meth:`ApiProtocol.audio_len`), for the collector's audio meter.
         self.audio_bytes = [0, 0]
         #: For metrics, taken (and reset) by :meth:`take_counts`: frames and payload bytes relayed
         #: each way, the upstream connect time, the delays from a turn's start to its first audio.
@@ -182,6 +187,7 @@ class Session:
         # a watched WebRTC call: the session as the provider applied it (its client frames are unseen)
         applied = self.plan.gate if side == "upstream" and self.plan.observer else None
         audio = self.audio_bytes
+        audio_len = protocol.audio_len
         at = 0 if side == "client" else 1
         frames, payload_bytes = self.frames, self.payload_bytes
         # a turn's start (realtime: response.created), to time its first audio (metrics)
@@ -232,7 +238,7 @@ class Session:
                             except trio.WouldBlock:
                                 await collect.send(item)
                         elif kind == AUDIO:
-                            audio[at] += len(payload)
+                            audio[at] += audio_len(payload)
                             if self._turn_started is not None and is_turn_start is not None:
                                 if len(self.first_audio_s) < MAX_PENDING_SAMPLES:
                                     self.first_audio_s.append(trio.current_time() - self._turn_started)
@@ -277,6 +283,7 @@ class Session:
         """Frames read from the upstream after the client left: recorded, not forwarded."""
         classify = self.plan.protocol.classify
         binary_events = self.plan.protocol.binary_events
+        audio_len = self.plan.protocol.audio_len
         audio = self.audio_bytes
         for is_text, payload in messages:
             if not (is_text or binary_events) or self._collect_ch is None:
@@ -285,7 +292,7 @@ class Session:
             if kind == COLLECT:
                 await self._collect_ch.send(("server", payload, audio[0], audio[1]))
             elif kind == AUDIO:
-                audio[1] += len(payload)
+                audio[1] += audio_len(payload)
 
     async def _settle(self, upstream: ClientLeg) -> None:
         """The client is gone with responses in flight: ask the provider to finish them and read
@@ -390,10 +397,10 @@ class Session:
         """
         ports = self.ports
         collector = self.collector
-        key_name = self.plan.key.name
         idle_limit = self.plan.limits.idle_timeout_s
-        # the idle watch wakes a few times per timeout; without a timeout, never
-        check_every = min(max(idle_limit / 4, 0.05), 5.0) if idle_limit else math.inf
+        # the idle watch wakes a few times per timeout, and the audio meter every METER_CHECK_S
+        check_every = min(max(idle_limit / 4, 0.05), METER_CHECK_S) if idle_limit else METER_CHECK_S
+        metered_usage = getattr(collector, "metered_usage", None)
         seen_batches, quiet_since = -1, trio.current_time()
         known_upstream_id: str | None = None
         with trio.CancelScope(shield=True):
@@ -419,13 +426,21 @@ class Session:
                             continue
                         for record in records:
                             await ports.write_record(record)
-                            if ports.over_budget() and self._stop_reason is None:
-                                self.stop(4429, "budget_exceeded", f"key {key_name!r} has used its budget")
+                            over = ports.over_limit()
+                            if over is not None and self._stop_reason is None:
+                                self.stop(4429, *over)
                         upstream_id = collector.upstream_session_id
                         if upstream_id != known_upstream_id and upstream_id and ports.upstream_session_opened:
                             known_upstream_id = upstream_id
                             await ports.upstream_session_opened(upstream_id)
                         continue
+                    if metered_usage is not None:  # audio relayed with no response to put it on
+                        collector.note_audio(*self.audio_bytes)
+                        for record in metered_usage():
+                            await ports.write_record(record)
+                            over = ports.over_limit()
+                            if over is not None and self._stop_reason is None:
+                                self.stop(4429, *over)
                     now = trio.current_time()
                     if self.batches != seen_batches:
                         seen_batches, quiet_since = self.batches, now

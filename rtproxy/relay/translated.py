@@ -66,9 +66,17 @@ class Translation(Protocol):
 
     def upstream_closed(self, code: int, reason: str) -> Translated: ...
 
+    # Optional, for a translator that passes some frames as bytes (no parse, no re-encoding):
+    # ``fast_client(payload)`` / ``fast_upstream(payload)`` → the bytes to send on, or None to
+    # have the frame parsed and handed to from_client / from_upstream.
+
+
+#: ``json.dumps(…, separators=(",", ":"), ensure_ascii=False)``, without building an encoder per call.
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
 
 def _encode(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return _dumps(event).encode("utf-8", "surrogatepass")
 
 
 class TranslatingLeg:
@@ -138,13 +146,24 @@ class TranslatingLeg:
         """Client events, to the translator (and what it answers, each way)."""
         if self.closed is not None:
             raise self.closed
+        fast = getattr(self.translation, "fast_client", None)
+        passed: list[Message] = []  # frames the translator passes as they are, sent together
         for is_text, payload in messages:
+            ready = fast(payload) if fast is not None and is_text else None
+            if ready is not None:
+                passed.append((True, ready))
+                continue
+            if passed:
+                await self._upstream.send(passed)
+                passed = []
             try:
                 event = json.loads(payload)
             except (ValueError, RecursionError):
                 continue  # the gate answered it already (invalid_json); nothing to translate
             if isinstance(event, dict):
                 await self._apply(self.translation.from_client(event))
+        if passed:
+            await self._upstream.send(passed)
 
     async def send_text(self, text: str) -> None:
         await self.send([(True, text.encode("utf-8", "surrogatepass"))])
@@ -182,7 +201,12 @@ class TranslatingLeg:
             self._waiting = None
             if batch is None:
                 continue  # woken: events for the client were queued
+            fast = getattr(self.translation, "fast_upstream", None)
             for _, payload in batch:
+                ready = fast(payload) if fast is not None else None
+                if ready is not None:
+                    self._to_client.append(ready)
+                    continue
                 try:
                     frame = json.loads(payload)
                 except (ValueError, RecursionError):

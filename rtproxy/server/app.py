@@ -340,7 +340,8 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         out: dict[str, Any] = {
             "listeners": listeners,
             "paths": sorted(REALTIME_PATHS),
-            "subprotocols": ["realtime", "openai-insecure-api-key.<key>", "openai-beta.realtime-v1"],
+            "subprotocols": ["realtime", "openai-insecure-api-key.<key>", "openai-beta.realtime-v1",
+                             "xai-client-secret.<ek_token>"],
         }
         key = _presented_key(gateway)
         if key is not None:
@@ -413,7 +414,10 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         if expires.get("anchor", "created_at") != "created_at":
             return _json_error(400, "invalid_expires_after", "expires_after.anchor must be 'created_at'")
         transcription = transcription_endpoint or session.get("type") == "transcription"
-        model = minted_model(session, transcription, key)
+        # xAI's body has no session (its client_secrets takes none): the token opens the realtime
+        # model the session's URL names, among its key's (rtproxy/auth/admission.py)
+        unbound = shape == "ga" and "session" not in body
+        model = None if unbound else minted_model(session, transcription, key)
         if isinstance(model, Response):
             return model
         refusal = await gateway.limits.budget_refusal(key)
@@ -422,14 +426,14 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         now = int(time.time())
         expires_at = now + int(ttl)
         config = {k: v for k, v in session.items() if k not in ("model", "type")}
-        if model.api == "live" and config:
+        if model is not None and model.api == "live" and config:
             # a GPT-Live client sets its session in its own session.start; the token opens the model only
             return _json_error(400, "unknown_parameter", "a GPT-Live token carries no session config: "
                                "send it in session.start", )
         end_user = request.headers.get(END_USER_HEADER)
         try:
             token = await gateway.mint_token(TokenClaims(
-                key_name=key.name, model=model.name, expires_at=expires_at, issued_at=now,
+                key_name=key.name, model=model.name if model is not None else "", expires_at=expires_at, issued_at=now,
                 dialect=shape, end_user=end_user[:256] if end_user else None, session=config or None))
         except TokenStoreUnavailable as exc:
             return _json_error(503, "state_store_unavailable", str(exc), "server_error")
@@ -437,12 +441,13 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             return _json_error(429, "token_quota_exceeded", str(exc), "rate_limit_error")
         except TokenError as exc:
             return _json_error(413, "session_too_large", str(exc))
-        described = {"id": "sess_rtp_" + secrets.token_hex(10), "object": "realtime.session", "model": model.name,
-                     "expires_at": expires_at, **config}
+        described = {"id": "sess_rtp_" + secrets.token_hex(10), "object": "realtime.session",
+                     **({"model": model.name} if model is not None else {}), "expires_at": expires_at, **config}
         if transcription:
             described["object"] = "realtime.transcription_session"
         if shape == "ga":
-            kind = "transcription" if transcription else "live" if model.api == "live" else "realtime"
+            kind = "transcription" if transcription else "live" if model is not None and model.api == "live" \
+                else "realtime"
             response = jsonify({"value": token, "expires_at": expires_at, "session": {"type": kind, **described}})
         else:
             response = jsonify({**described, "client_secret": {"value": token, "expires_at": expires_at}})

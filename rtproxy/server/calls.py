@@ -241,7 +241,7 @@ class CallBroker:
         gw = self.gateway
         key = plan.key
         session = Session(plan, SessionPorts(dial=gw.dial, write_record=gw.write_record,
-                                             over_budget=lambda: gw.limits.over_budget(key)))
+                                             over_limit=lambda: gw.limits.stop_reason(key)))
         hs = ObserverHandshake(HandshakeRequest(path="/v1/realtime", query_string=f"call_id={call_id}", headers=(),
                                                 client_ip=plan.meta.client_ip, listener="webrtc"))
         if upstream.live:

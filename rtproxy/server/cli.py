@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import gc
 import getpass
+import importlib.metadata
 import json
 import logging
 import os
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
-from ..auth.keys import hash_key
-from ..config import Config, is_loopback_host, load_config, parse_config
-from ..errors import ConfigError
+from ..auth.keys import MIN_KEY_CHARS, hash_key
+from ..config import Config, ServerConfig, is_loopback_host, load_config, parse_config
+from ..errors import ConfigError, StartupFailed
 from ..spend.log import LogCursor, iter_records
-from .startup import banner, startup_failure
+from .ports import bind_main_port, check_other_ports
+from .startup import banner, config_failure, startup_failure
 
 log = logging.getLogger("rtproxy")
 
@@ -47,21 +50,6 @@ def _load(path: str, overrides: dict[str, Any]) -> Config:
     return parse_config(data, source=str(p), base_dir=p.resolve().parent)
 
 
-def _bind(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket that several worker processes can each bind (SO_REUSEPORT)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    return sock
-
-
 async def serve_main(cfg: Config, *, worker: int | None = None,
                      task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
     """Run the whole server in this trio run until SIGINT/SIGTERM.
@@ -69,6 +57,12 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
     ``worker`` is set in ``--workers N`` processes: both ports are then bound with SO_REUSEPORT
     so the kernel spreads connections over the workers.
     """
+    # the ports before anything else starts: a port in use is then the first and only line
+    # (ports.py); the supervisor of --workers has tried the realtime and metrics ports already
+    main_sockets = bind_main_port(cfg.server, reuse_port=worker is not None)
+    if worker is None:
+        check_other_ports(cfg.server)
+
     from ..auth.admission import is_session_path
     from .app import create_app
     from .front import serve_main_port
@@ -76,7 +70,6 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
 
     gateway = Gateway(cfg, reuse_port=worker is not None)
     app = create_app(gateway=gateway)
-    main_socket = _reuse_port_socket(cfg.server.host, cfg.server.port) if worker is not None else None
 
     async def shutdown_trigger() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
@@ -94,7 +87,7 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
         # the banner only once both ports listen: a port in use fails before anything is printed
         await nursery.start(functools.partial(
             serve_main_port, cfg, app, gateway.run_session, gateway.connections, is_session_path, ssl_context,
-            sock=main_socket, shutdown_trigger=shutdown_trigger))
+            socks=main_sockets, shutdown_trigger=shutdown_trigger))
         await gateway.started.wait()
         # Everything loaded so far (modules, config, the price database, the offline model's
         # libraries: some 70,000 objects) lives as long as the process: moved out of the cyclic
@@ -138,11 +131,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         cfg = _load(args.config, overrides)
     except ConfigError as exc:
-        print(f"rtproxy: {exc}", file=sys.stderr)
+        print(f"rtproxy: {config_failure(exc)}", file=sys.stderr)
         return 2
     if not is_loopback_host(cfg.server.host):
         log.warning("serving on %s: reachable from other machines", cfg.server.host)
     if args.workers > 1:
+        try:  # before any worker starts (each binds the ports with SO_REUSEPORT)
+            for sock in bind_main_port(cfg.server):
+                sock.close()
+            check_other_ports(cfg.server)
+        except StartupFailed as exc:
+            print(f"rtproxy: {exc}", file=sys.stderr)
+            return 2
         return _run_workers(args.config, overrides, args.workers, args.debug)
     return _run_server(cfg, args.debug)
 
@@ -212,48 +212,55 @@ def _run_workers(config_path: str, overrides: dict[str, Any], n: int, debug: boo
     return max((p.exitcode or 0) for p in procs)
 
 
-#: The table's columns: (heading, width). Session ids are ``sess_rtp_`` + 20 hex digits.
-_COLUMNS = (("time", 23), ("record", 13), ("session", 29), ("key", 14), ("model", 20), ("status", 10))
+#: The table's columns: (heading, width, whole). With the cost column they are 118 wide: the
+#: table fits a 120-column terminal. A ``whole`` cell is never cut (a session id, to be pasted
+#: into ``--session``: ``sess_rtp_`` + 20 hex digits); a longer key or model name is cut with
+#: "…". The rest of a record (tokens, response ids, a session's start) is in ``--json``.
+_COLUMNS = (("time", 19, False), ("record", 13, False), ("session", 29, True), ("key", 10, False),
+            ("model", 14, False), ("status", 10, False))
+_COST_WIDTH = 11
 
 
-def _plural(n: Any, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+def _cell(value: Any, width: int, whole: bool) -> str:
+    text = str(value if value is not None else "")
+    if len(text) > width and not whole:
+        text = text[:width - 1] + "…"
+    return text.ljust(width)
 
 
 def _fmt_row(r: dict[str, Any]) -> str:
     """One record as a table row. A session record is written when the session ends: it is
-    stamped with its end time (so rows come in time order) and says when it started."""
-    usage = r.get("usage") or {}
+    stamped with its end time, so rows come in time order."""
     cost = r.get("cost_usd")
-    cost_s = f"${cost:.6f}" if isinstance(cost, (int, float)) else "   n/a"
+    cost_s = f"${cost:.6f}" if isinstance(cost, (int, float)) else "n/a"
     kind = r.get("record")
-    if kind == "session":
-        stamp = r.get("end_time") or r.get("start_time")
-        ident = f"({_plural(r.get('responses', 0), 'response')}; started {str(r.get('start_time', ''))[11:19]})"
-    else:
-        stamp = r.get("start_time") or r.get("time")
-        ident = str(r.get("response_id") if kind == "response"
-                 else f"{r.get('transcription_model')} {r.get('item_id')}" if kind == "transcription"
-                 else f"{r.get('seconds')} s" if kind == "usage" else "")
-    cells = [str(v if v is not None else "")[:w].ljust(w) for v, (_, w) in
-             zip((stamp, kind or "?", r.get("session_id"), r.get("key_name"), r.get("model"), r.get("status")),
-                 _COLUMNS)]
-    return ("  ".join(cells) + f"  in {usage.get('input_tokens', 0):>6}  out {usage.get('output_tokens', 0):>6}"
-            f"  {cost_s:>11}  {ident or ''}")
+    stamp = (r.get("end_time") or r.get("start_time")) if kind == "session" else (r.get("start_time") or r.get("time"))
+    values = (str(stamp or "")[:19], kind or "?", r.get("session_id"), r.get("key_name"), r.get("model"),
+              r.get("status"))
+    cells = [_cell(v, w, whole) for v, (_, w, whole) in zip(values, _COLUMNS)]
+    return "  ".join(cells) + f"  {cost_s:>{_COST_WIDTH}}"
 
 
 def _header() -> str:
-    return ("  ".join(h.ljust(w) for h, w in _COLUMNS)
-            + f"  {'tokens in':>9}  {'tokens out':>10}  {'cost':>11}  response / seconds")
+    return "  ".join(h.ljust(w) for h, w, _ in _COLUMNS) + f"  {'cost (USD)':>{_COST_WIDTH}}"
+
+
+def _no_records(args: argparse.Namespace, path: Path) -> str:
+    """What ``rtproxy logs`` says when it printed no record."""
+    asked = [f"{what} {value!r}" for what, value in (("session", args.session), ("key", args.key)) if value]
+    if asked:
+        return f"no records for {' and '.join(asked)} in {path}"
+    return f"no records in {path} (a record is written when a response or a session ends)"
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        print(f"rtproxy: {exc}", file=sys.stderr)
+        print(f"rtproxy: {config_failure(exc)}", file=sys.stderr)
         return 2
     path = cfg.resolve_path(cfg.spend_log.path)
+    printed = 0
 
     def wanted(r: dict[str, Any]) -> bool:
         sid = r.get("session_id")
@@ -261,16 +268,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 and (args.key is None or r.get("key_name") == args.key))
 
     def emit(r: dict[str, Any]) -> None:
+        nonlocal printed
+        if not args.json and printed == 0 and not args.follow:
+            print(_header())
         print(json.dumps(r, ensure_ascii=False) if args.json else _fmt_row(r), flush=True)
+        printed += 1
 
     try:
-        if not args.json:
+        if not args.json and args.follow:  # the header at once: the rows come as they are written
             print(_header(), flush=True)
         cursor = LogCursor()
         for _, record in iter_records(path, cursor=cursor):
             if wanted(record):
                 emit(record)
         if not args.follow:
+            if printed == 0:  # said on stderr, status 1 (as grep): an empty table looks like a hang or a bug
+                print(f"rtproxy: {_no_records(args, path)}", file=sys.stderr)
+                return 1
             return 0
         while True:
             time.sleep(FOLLOW_POLL_S)
@@ -294,6 +308,12 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
     if not key:
         print("rtproxy: no key given", file=sys.stderr)
         return 2
+    if len(key) < MIN_KEY_CHARS:
+        # the digest is printed all the same (the operator decides), but the gateway would refuse
+        # this key written as `key`, and a short key is guessable however it is stored
+        print(f"rtproxy: warning: this key is only {len(key)} characters long: the gateway refuses keys under "
+              f"{MIN_KEY_CHARS} characters (as `key`), and a short key is easy to guess however it is stored; "
+              f"use at least {MIN_KEY_CHARS} random characters", file=sys.stderr)
     print(hash_key(key))
     return 0
 
@@ -311,27 +331,63 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         trio.run(main)
     except KeyboardInterrupt:
         pass
+    except (OSError, BaseExceptionGroup) as exc:  # from trio's nursery: in a group
+        if not _address_in_use(exc):
+            raise
+        print(f"rtproxy: port {args.host}:{args.port} is already in use (pass --port, or 0 for a free one)",
+              file=sys.stderr)
+        return 2
     return 0
+
+
+def _address_in_use(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_address_in_use(inner) for inner in exc.exceptions)
+    return isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("rtproxy")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed: pip install -e .)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtproxy", description="Gateway for realtime voice + text LLM sessions.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     default_config = os.environ.get("RTPROXY_CONFIG", "config.toml")
+    config_help = "the config file (default: $RTPROXY_CONFIG, else config.toml in this directory; here: %(default)s)"
+    server = {f.name: f.default for f in attrs.fields(ServerConfig)}
 
-    p = sub.add_parser("serve", help="run the gateway (hypercorn, trio worker)")
-    p.add_argument("--config", default=default_config)
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--realtime-port", type=int, dest="realtime_port")
-    p.add_argument("--workers", type=int, default=1, help="worker processes sharing both ports (SO_REUSEPORT)")
-    p.add_argument("--debug", action="store_true", help="show the whole traceback of a start-up failure")
+    p = sub.add_parser(
+        "serve", help="run the gateway",
+        description="Run the gateway until SIGINT or SIGTERM: the main port (playground, REST API, "
+                    "/v1/realtime) and the realtime listener, as the config file says. --host, --port "
+                    "and --realtime-port override its [server] settings; without them (and without "
+                    "those settings) the defaults below apply. A start-up failure is one line on stderr "
+                    "and exit status 2.")
+    p.add_argument("--config", default=default_config, help=config_help)
+    p.add_argument("--host", help=f"the address both ports bind (default: [server].host, else {server['host']})")
+    p.add_argument("--port", type=int,
+                   help=f"the main port (default: [server].port, else {server['port']})")
+    p.add_argument("--realtime-port", type=int, dest="realtime_port",
+                   help=f"the realtime listener's port; 0 picks a free one, -1 turns it off "
+                        f"(default: [server].realtime_port, else {server['realtime_port']})")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes sharing both ports with SO_REUSEPORT (default: %(default)s)")
+    p.add_argument("--debug", action="store_true",
+                   help="show the whole traceback of a start-up failure (default: off; RTPROXY_DEBUG=1 "
+                        "turns it on too)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("logs", help="print the spend log as a table (or JSON)",
                        description="Print the spend log ([spend_log].path of the config) as a table, "
-                                   "oldest first; a session's row comes when it ended.")
-    p.add_argument("--config", default=default_config, help="the config file (default: %(default)s)")
+                                   "oldest first; a session's row comes when it ended. The table fits 120 "
+                                   "columns; --json has every field (tokens, response ids, ...). Exit status: "
+                                   "0, 1 if no record matched (said on stderr), 2 for a config error.")
+    p.add_argument("--config", default=default_config, help=config_help)
     p.add_argument("--follow", "-f", action="store_true",
                    help="keep printing records as they are written (across log rotations)")
     p.add_argument("--session", metavar="ID", help="only this session's records (a prefix of the id is enough)")
@@ -339,16 +395,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON record per line instead of the table")
     p.set_defaults(func=cmd_logs)
 
-    p = sub.add_parser("hash-key", help="print the sha256 to put in key_sha256 (reads stdin when KEY is '-')")
-    p.add_argument("key", nargs="?")
+    p = sub.add_parser("hash-key", help="print the sha256 to put in key_sha256 (reads stdin when KEY is '-')",
+                       description="Print the sha256 digest of a key, for [[keys]] key_sha256. Warns (stderr) "
+                                   f"on a key shorter than {MIN_KEY_CHARS} characters.")
+    p.add_argument("key", nargs="?", metavar="KEY",
+                   help="the key; '-' or none: read it from stdin (or prompt), out of the shell's history")
     p.set_defaults(func=cmd_hash_key)
 
-    p = sub.add_parser("simulate", help="run only the offline realtime model")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8002)
-    p.add_argument("--stream-delay-ms", type=float, default=5.0, dest="stream_delay_ms")
+    p = sub.add_parser("simulate", help="run only the offline realtime model",
+                       description="Serve the offline model alone (no keys, no spend log) until SIGINT.")
+    p.add_argument("--host", default="127.0.0.1", help="the address to bind (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8002, help="the port; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--stream-delay-ms", type=float, default=5.0, dest="stream_delay_ms",
+                   help="the pause between a response's chunks (default: %(default)s)")
     p.add_argument("--speech", choices=["auto", "off"], default="auto",
-                   help="hear with pocketsphinx and speak with espeak-ng when installed (auto), or not (off)")
+                   help="hear with pocketsphinx and speak with espeak-ng when installed (auto), or not (off) "
+                        "(default: %(default)s)")
     p.set_defaults(func=cmd_simulate)
     return parser
 

@@ -42,6 +42,7 @@ from ..config import Config, ServerConfig
 from ..relay.wsleg import RECEIVE_CHUNK_BYTES
 from .connections import ConnectionSlots
 from .listener import LISTEN_BACKLOG, RunSession, serve_websocket
+from .ports import main_port_in_use
 
 log = logging.getLogger("rtproxy.front")
 
@@ -250,21 +251,24 @@ async def _rest_of_head(conn: trio.SocketStream | trio.SSLStream[trio.SocketStre
     return None
 
 
-async def open_main_listeners(host: str, port: int, sock: socket.socket | None) -> list[trio.SocketListener]:
-    if sock is not None:  # --workers: bound with SO_REUSEPORT by the parent's helper
-        sock.listen(LISTEN_BACKLOG)
-        return [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
+async def open_main_listeners(host: str, port: int, socks: list[socket.socket] | None) -> list[trio.SocketListener]:
+    """Listen on ``socks`` (bound before anything else started: :mod:`rtproxy.server.ports`), or
+    bind ``host:port`` now."""
+    if socks is not None:
+        for sock in socks:
+            sock.listen(LISTEN_BACKLOG)
+        return [trio.SocketListener(trio.socket.from_stdlib_socket(sock)) for sock in socks]
     try:
         return await trio.open_tcp_listeners(port, host=host, backlog=LISTEN_BACKLOG)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise OSError(exc.errno, f"port {host}:{port} is already in use (set [server].port)") from None
+            raise OSError(exc.errno, main_port_in_use(host, port)) from None
         raise
 
 
 async def serve_main_port(cfg: Config, asgi_app: Any, run_session: RunSession, slots: ConnectionSlots,
                           is_session_path: Callable[[str], bool], ssl_context: ssl.SSLContext | None, *,
-                          sock: socket.socket | None = None,
+                          socks: list[socket.socket] | None = None,
                           shutdown_trigger: Callable[[], Awaitable[None]],
                           task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the main port until ``shutdown_trigger`` returns, with the app's lifespan around it
@@ -280,7 +284,7 @@ async def serve_main_port(cfg: Config, asgi_app: Any, run_session: RunSession, s
     async with trio.open_nursery() as lifespan_nursery:
         await lifespan_nursery.start(lifespan.handle_lifespan)
         await lifespan.wait_for_startup()
-        listeners = await open_main_listeners(cfg.server.host, cfg.server.port, sock)
+        listeners = await open_main_listeners(cfg.server.host, cfg.server.port, socks)
         async with trio.open_nursery() as connections:
             try:
                 async with trio.open_nursery() as accepting:

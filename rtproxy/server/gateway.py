@@ -56,6 +56,7 @@ from ..relay.translated import TranslatingLeg
 from ..relay.wsleg import LegClosed, WebSocketLeg, clip_reason
 from ..spend.log import SpendLogWriter
 from ..spend.pricing import Price, price_for
+from ..spend.budgets import record_audio_ms
 from ..spend.records import BILLED_RECORDS, SessionMeta
 from ..spend.scans import ScanSlots
 from .calls import CallBroker
@@ -103,6 +104,12 @@ async def _refuse_live(leg: Any, refused: StartRefused) -> None:
     except LegClosed:
         pass
     await leg.close(4000 + refused.status, refused.message[:120])
+
+
+def _any_model(name: str) -> bool:
+    """A translated session's transcription model: the translator drops the name (Gemini and xAI
+    transcribe with their own model, billed with the session), so no key is refused for it."""
+    return True
 
 
 def _records_view(request: HandshakeRequest) -> HandshakeRequest:
@@ -266,7 +273,7 @@ class Gateway:
                 self.spend.check()
                 for session in list(self.sessions):
                     self.flush_metrics(session)
-                budget_keys = {s.plan.key.name for s in self.sessions if s.plan.key.max_budget_usd is not None}
+                budget_keys = {a for s in self.sessions for a in self.limits.limited_accounts(s.plan.key)}
                 lost = {lease.session_id: lease for lease in await self.limits.tick(budget_keys)}
                 for session in list(self.sessions):
                     lease = lost.get(session.id)
@@ -277,8 +284,9 @@ class Gateway:
                         session.stop(4429, "session_lease_lost", "this server could not renew the session's hold "
                                      f"on its key's limits in time, and they are taken now: {lease.refusal.message}")
                 for session in list(self.sessions):
-                    if self.limits.over_budget(session.plan.key):
-                        session.stop(4429, "budget_exceeded", f"key {session.plan.key.name!r} has used its budget")
+                    over = self.limits.over_limit(session.plan.key)
+                    if over is not None:
+                        session.stop(4429, over.code, over.message)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(self.config.state.timeout_s):
                 await self.limits.aclose()
@@ -331,8 +339,13 @@ class Gateway:
         if not isinstance(decision, Admission) or not self._may_predial(decision):
             await self._run_session(hs, decision, None)
             return
+        try:
+            target = self.target_for(decision)
+        except Unsupported:  # not dialed: refused when the session is planned, saying why
+            await self._run_session(hs, decision, None)
+            return
         # the upstream's handshake overlaps the state store's checks (relay/predial.py)
-        predial = Predial(self.dial, self.target_for(decision))
+        predial = Predial(self.dial, target)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(predial.run)
             try:
@@ -383,9 +396,9 @@ class Gateway:
         try:
             planned = self.plan(decision, hs.request.client_ip, hs.request.user_agent, session_id=session_id,
                                 initial_frames=initial)
-        except Unsupported as exc:  # the provider cannot serve it now (e.g. no Vertex AI token yet)
+        except Unsupported as exc:  # the provider cannot serve it now (no Vertex AI token yet), or not in this dialect
             await self.limits.release(session_id)
-            await self._refuse(hs, Rejection(502, "upstream_unavailable", str(exc), decision.browser,
+            await self._refuse(hs, Rejection(exc.status, exc.code, str(exc), decision.browser,
                                              decision.subprotocol))
             return
         plan = attrs.evolve(planned, listener=hs.request.listener)
@@ -394,7 +407,7 @@ class Gateway:
         key = plan.key
         session = Session(plan, SessionPorts(
             dial=self.dial if predial is None else predial.take, write_record=self.write_record if target is None else _unbilled,
-            over_budget=lambda: self.limits.over_budget(key),
+            over_limit=lambda: self.limits.stop_reason(key),
             upstream_session_opened=functools.partial(self._live_opened, key.name, plan.model.name)
             if decision.api == "live" and decision.live_op != "attach" else None))
         self.session_opened(session)
@@ -596,7 +609,7 @@ class Gateway:
             credential="ephemeral_token" if admission.ephemeral else "key",
             call_type="live" if live else "gemini" if admission.api == "gemini" else
             "transcription" if admission.transcription else "realtime",
-            model_price=functools.partial(self.named_model_price, model.provider),
+            model_price=functools.partial(self.named_model_price, model),
         )
         initial = token_session_update(admission.initial_session, admission.dialect,
                                        transcription=admission.transcription)
@@ -616,7 +629,8 @@ class Gateway:
             ephemeral=admission.ephemeral,
             initial_frames=frames,
             gate=protocol.new_gate(ModelPolicy(frozenset({model.name, model.target_model}), key.allows_model,
-                                               key.allows_transcription_model, key.allows_delegation_model)),
+                                               _any_model if target.translation is not None
+                                               else key.allows_transcription_model, key.allows_delegation_model)),
         )
 
     def _max_duration_s(self, admission: Admission) -> float:
@@ -766,12 +780,13 @@ class Gateway:
                         model.name, model.target_model)
         return price
 
-    def named_model_price(self, provider: str, name: str) -> Price | None:
+    def named_model_price(self, session_model: ModelConfig, name: str) -> Price | None:
         """The price of another model a session names (an input-transcription model, a delegated
-        backend model): its ``[[models]]`` entry's, else the price database's for the session's
-        provider."""
+        backend model): its ``[[models]]`` entry's, else the price database's for the session
+        model's provider and dialect (the offline model speaking Gemini: Google's)."""
         configured = next((m for m in self.config.models if m.api != "realtime" and m.name == name), None)
-        model = configured or ModelConfig(name=name, provider=provider)  # type: ignore[arg-type]
+        model = configured or ModelConfig(name=name, provider=session_model.provider,
+                                          dialect=session_model.dialect)
         return self.price_of(model)
 
     async def write_record(self, record: dict[str, Any]) -> None:
@@ -790,9 +805,11 @@ class Gateway:
         except Exception:  # a metric is not worth a charge: count what can be, bill regardless
             log.exception("metrics: could not count a %s record", str(record.get("record"))[:20])
         cost, key = record.get("cost_usd"), record.get("key_name")
-        if record.get("record") in BILLED_RECORDS and isinstance(cost, (int, float)) and isinstance(key, str) and cost:
+        if record.get("record") in BILLED_RECORDS and isinstance(key, str):
             rid = record.get("id")
-            await self.limits.charge(key, float(cost), rid if isinstance(rid, str) else None)
+            cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0
+            await self.limits.charge(key, cost, rid if isinstance(rid, str) else None,
+                                     audio_ms=record_audio_ms(record))
 
     def health(self) -> dict[str, Any]:
         spend_ok = self.spend.healthy

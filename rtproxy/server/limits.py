@@ -39,7 +39,7 @@ import trio
 
 from ..auth.keys import VirtualKey
 from ..config import Config
-from ..spend.budgets import spend_ledger
+from ..spend.budgets import audio_account, spend_ledger
 from ..state import KeyLimits, MemoryStore, Refusal, StateStore, StateStoreError, StoreLostData, open_store
 from ..state.store import MAX_REBUILD_IDS, Charge
 
@@ -193,6 +193,12 @@ class Limits:
     # -- admission and leases ------------------------------------------------------------------------
 
     async def admit(self, session_id: str, key: VirtualKey) -> Refusal | None:
+        if key.max_audio_minutes is not None:  # the store's admission knows money, not minutes
+            await self.refresh([audio_account(key.name)])
+            refusal = self.audio_refusal(key)
+            if refusal is not None:
+                self._note_refusal(key.name)
+                return refusal
         limits = self.limits_of(key)
         try:
             refusal = await self._call(lambda: self.store.admit(session_id, self.owner, limits, lease_s=self.lease_s))
@@ -266,27 +272,63 @@ class Limits:
     # -- spend ---------------------------------------------------------------------------------------
 
     async def budget_refusal(self, key: VirtualKey) -> Refusal | None:
-        """Whether ``key`` may not start more work now (minting a token), by its spend."""
-        if key.max_budget_usd is None:
+        """Whether ``key`` may not start more work now (minting a token), by its spend and its
+        audio minutes."""
+        accounts = ([key.name] if key.max_budget_usd is not None else []) + (
+            [audio_account(key.name)] if key.max_audio_minutes is not None else [])
+        if not accounts:
             return None
-        await self.refresh([key.name])
-        if self.spent.get(key.name, 0.0) >= key.max_budget_usd:
-            return Refusal("budget_exceeded", f"key {key.name!r} has used its budget of ${key.max_budget_usd:g}")
+        await self.refresh(accounts)
+        return self.over_limit(key)
+
+    def audio_refusal(self, key: VirtualKey) -> Refusal | None:
+        """``key`` has used its audio minutes (as last refreshed here)."""
+        if key.max_audio_minutes is None:
+            return None
+        if self.spent.get(audio_account(key.name), 0.0) >= key.max_audio_minutes * 60_000:
+            return Refusal("audio_minutes_exceeded",
+                           f"key {key.name!r} has used its {key.max_audio_minutes:g} minutes of audio")
         return None
 
-    async def charge(self, key: str, cost_usd: float, charge_id: str | None = None) -> None:
-        """Add a billed record's cost to its key's total: in the store (once, by ``charge_id``), or,
+    def over_limit(self, key: VirtualKey) -> Refusal | None:
+        """``key`` has used its budget or its audio minutes (as last refreshed or charged here):
+        its sessions end, and it starts nothing new."""
+        if self.over_budget(key):
+            return Refusal("budget_exceeded", f"key {key.name!r} has used its budget of ${key.max_budget_usd:g}")
+        return self.audio_refusal(key)
+
+    def stop_reason(self, key: VirtualKey) -> tuple[str, str] | None:
+        """:meth:`over_limit` as the (error code, message) a session is ended with."""
+        over = self.over_limit(key)
+        return None if over is None else (over.code, over.message)
+
+    @staticmethod
+    def limited_accounts(key: VirtualKey) -> list[str]:
+        """The totals a key's open sessions are held against (refreshed each tick)."""
+        return ([key.name] if key.max_budget_usd is not None else []) + (
+            [audio_account(key.name)] if key.max_audio_minutes is not None else [])
+
+    async def charge(self, key: str, cost_usd: float, charge_id: str | None = None, *, audio_ms: float = 0.0) -> None:
+        """Add a billed record's cost to its key's total, and its audio to the key's audio account
+        (:func:`~rtproxy.spend.budgets.audio_account`): in the store (once, by ``charge_id``), or,
         while the store cannot be reached, here until it can."""
-        await self.fallback.charge(key, cost_usd, charge_id)
+        charges = [Charge(key, cost_usd, charge_id)] if cost_usd else []
+        if audio_ms:
+            charges.append(Charge(audio_account(key), audio_ms, None if charge_id is None else charge_id + "/audio"))
+        if not charges:
+            return
+        for c in charges:
+            await self.fallback.charge(c.key, c.cost_usd, c.charge_id)
         try:
             await self.apply_pending()
-            totals = await self._call(lambda: self.store.charge_batch([Charge(key, cost_usd, charge_id)]))
+            totals = await self._call(lambda: self.store.charge_batch(charges))
             self.spent.update(totals)
             self._ok()
         except StateStoreError as exc:
             self._failed(exc)
-            self.spent[key] = self.spent.get(key, 0.0) + cost_usd
-            self._keep_pending(key, cost_usd, charge_id)
+            for c in charges:
+                self.spent[c.key] = self.spent.get(c.key, 0.0) + c.cost_usd
+                self._keep_pending(c.key, c.cost_usd, c.charge_id)
 
     def _keep_pending(self, key: str, cost_usd: float, charge_id: str | None) -> None:
         if charge_id is not None and (charge_id in self._pending or len(self._pending) < MAX_PENDING_CHARGES):
@@ -327,7 +369,8 @@ class Limits:
             self.spent[k] = v + pending.get(k, 0.0)  # charges not applied there yet still count here
 
     async def tick(self, budget_keys: Iterable[str]) -> list[LostLease]:
-        """The store's epoch, pending charges, leases when due, the spend of ``budget_keys``. The
+        """The store's epoch, pending charges, leases when due, the totals of ``budget_keys``
+        (accounts: :meth:`limited_accounts`). The
         sessions whose leases were lost and could not be restored (the caller ends them)."""
         lost: list[LostLease] = []
         try:

@@ -1,6 +1,6 @@
 """The realtime listener: raw trio TCP + the ``websockets`` sans-IO server protocol.
 
-This is the fast data path (DESIGN.md §Shape): no ASGI, no framework, one task per direction.
+This is the fast data path (docs/architecture.md): no ASGI, no framework, one task per direction.
 Each connection reads its HTTP upgrade request within ``handshake_timeout_s``; invalid requests
 get websockets' own 4xx answer; valid ones become a :class:`ListenerHandshake` for the session
 core. With several worker processes, each binds the port with ``SO_REUSEPORT``.
@@ -32,6 +32,7 @@ from ..relay.handshake import ClientHandshake, error_body
 from ..relay.transport import SocketTransport, TimedStream
 from ..relay.wsleg import RECEIVE_CHUNK_BYTES, WIRE_LOGGER, LegLimits, WebSocketLeg
 from .connections import ConnectionSlots
+from .ports import realtime_port_in_use
 
 #: What the listener hands each accepted handshake to (the gateway's ``run_session``).
 RunSession = Callable[[ClientHandshake], Awaitable[None]]
@@ -257,8 +258,7 @@ async def serve_realtime_listener(cfg: ServerConfig, run_session: RunSession, sl
         listeners: list[Any] = list(await open_listeners(host, port, reuse_port=reuse_port))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise OSError(exc.errno, f"realtime port {host}:{port} is already in use "
-                                     "(set [server].realtime_port, or -1 to turn the listener off)") from None
+            raise OSError(exc.errno, realtime_port_in_use(host, port)) from None
         raise
     bound = listeners[0].socket.getsockname()[1]
     if ssl_context is not None:

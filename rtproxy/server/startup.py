@@ -9,6 +9,7 @@ one line and exit status 2, with the traceback kept for ``--debug`` (or ``RTPROX
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any
 
 from ..config import Config
@@ -41,6 +42,14 @@ def startup_failure(exc: BaseException | None, depth: int = 0) -> str | None:
         return str(exc.strerror if exc.strerror and str(exc).startswith("[Errno") and exc.args[1:] == (exc.strerror,)
                    else exc.args[1] if len(exc.args) > 1 else exc)
     return startup_failure(exc.__cause__ or exc.__context__, depth + 1)
+
+
+def config_failure(exc: ConfigError, *, choose: str = "pass --config PATH") -> str:
+    """The one line for a config that cannot be used; a config file that is not there also says
+    how to name one (``choose``: how this launch is told which file)."""
+    if not exc.path and not Path(exc.file).exists():
+        return f"{exc} (run it from the repository, or {choose})"
+    return str(exc)
 
 
 def banner(cfg: Config, gateway: Any) -> str:

@@ -50,6 +50,22 @@ class Price:
     audio_per_hour: float | None = None
     #: USD per hour of a GPT-Live session's paused (standby) seconds; None: the active rate.
     standby_per_hour: float | None = None
+    #: USD per minute of audio the gateway relayed (measured, not reported): sent by the client,
+    #: spoken by the model. For providers that bill audio by duration and report no usage (xAI).
+    audio_in_per_minute: float | None = None
+    audio_out_per_minute: float | None = None
+    #: USD per text item a client creates (xAI's per-message fee).
+    per_text_item: float | None = None
+
+    @property
+    def metered(self) -> bool:
+        """Whether part of the cost is what the gateway itself counts (audio minutes, items)."""
+        return (self.audio_in_per_minute is not None or self.audio_out_per_minute is not None
+                or self.per_text_item is not None)
+
+    @property
+    def has_token_rates(self) -> bool:
+        return any(getattr(self, name) for name in TOKEN_MODALITIES)
 
     def to_json(self) -> dict[str, float | None]:
         """Per-1M-token rates (and the hourly audio rate), for the playground's live cost display."""
@@ -62,6 +78,11 @@ _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 #: asks the model's provider module: rtproxy/providers/).
 _PRICE_PROVIDER = {"openai": "openai", "azure": "azure", "local": "openai", "gemini": "google",
                    "vertex": "google-vertex"}
+
+
+#: The price provider of models that only a ``[models.price]`` table prices (an OpenAI-compatible
+#: server's: its model names may be anyone's).
+UNPRICED = "rtproxy-unpriced"
 
 
 def price_from_config(p: PriceConfig) -> Price:
@@ -77,6 +98,9 @@ def price_from_config(p: PriceConfig) -> Price:
         cached_image=input_image if p.cached_image is None else p.cached_image,
         audio_per_hour=p.audio_per_hour,
         standby_per_hour=p.standby_audio_per_hour,
+        audio_in_per_minute=p.audio_in_per_minute,
+        audio_out_per_minute=p.audio_out_per_minute,
+        per_text_item=p.per_text_item,
     )
 
 
@@ -91,10 +115,26 @@ def _rate(model_price: Any, *names: str) -> float | None:
     return None
 
 
-def price_from_database(model_price: Any) -> Price | None:
+#: genai-prices providers whose ``audio_hours`` is per hour of audio sent or received, metered by
+#: the gateway (the provider reports no usage), and whose ``input_text_messages_kcount`` is per
+#: thousand text items: xAI's Voice Agent API (protocol/xai-realtime.md §6). Elsewhere
+#: ``audio_hours`` is a duration the provider reports (whisper-1, GPT-Live's session seconds).
+METERED_PRICE_PROVIDERS = frozenset({"x-ai"})
+
+
+def price_from_database(model_price: Any, *, metered: bool = False) -> Price | None:
     """A genai-prices ``ModelPrice`` as a :class:`Price`. A modality the database gives no
     separate rate for is charged at the nearest rate it does give, never less: cached audio
-    without a cache rate costs as uncached audio, audio output without an audio rate as text."""
+    without a cache rate costs as uncached audio, audio output without an audio rate as text.
+    ``metered``: the provider is one of :data:`METERED_PRICE_PROVIDERS`."""
+    if metered:
+        hourly = _rate(model_price, "audio_hours")
+        per_k_items = _rate(model_price, "input_text_messages_kcount")
+        if hourly is None and per_k_items is None:
+            return None
+        per_minute = None if hourly is None else hourly / 60
+        return Price(0, 0, 0, 0, 0, 0, audio_in_per_minute=per_minute, audio_out_per_minute=per_minute,
+                     per_text_item=None if per_k_items is None else per_k_items / 1000)
     text_in = _rate(model_price, "input_mtok")
     text_out = _rate(model_price, "output_mtok")
     audio_in = _rate(model_price, "input_audio_mtok")
@@ -137,7 +177,7 @@ def database_price(provider: str, model_name: str) -> Price | None:
         _, model = data_snapshot.get_snapshot().find_provider_model(model_name, None, provider, None)
     except LookupError:
         return None
-    return price_from_database(model.get_prices(datetime.now(UTC)))
+    return price_from_database(model.get_prices(datetime.now(UTC)), metered=provider in METERED_PRICE_PROVIDERS)
 
 
 def price_for(model: ModelConfig, provider_id: str | None = None) -> Price | None:
@@ -147,6 +187,8 @@ def price_for(model: ModelConfig, provider_id: str | None = None) -> Price | Non
     if model.price is not None:
         return price_from_config(model.price)
     provider = provider_id or _PRICE_PROVIDER.get(model.provider, "openai")
+    if provider == UNPRICED:
+        return None  # priced by its [models.price] only: never by another provider's model of the same name
     upstream = model.target_model
     candidates = [(provider, upstream), (provider, _DATE_SUFFIX.sub("", upstream))]
     if provider == "azure":  # a deployment name is the operator's; Azure lists OpenAI's prices
@@ -248,3 +290,39 @@ def price_responses_usage(usage: dict[str, Any] | None, price: Price | None
                  "cached_text": round(cached * price.cached_text * PER_TOKEN, 10),
                  "output_text": round(out * price.output_text * PER_TOKEN, 10)}
     return round(sum(breakdown.values()), 10), breakdown
+
+
+#: The fields a metered cost is made of, in ``cost_breakdown``.
+METERED_PARTS = ("audio_in_minutes", "audio_out_minutes", "text_items")
+
+
+def price_metered(audio_in_ms: float, audio_out_ms: float, text_items: int, price: Price | None
+                  ) -> tuple[float, dict[str, float]]:
+    """The cost of what the gateway measured (audio minutes each way, text items) at the price's
+    metered rates; (0, {}) when it has none."""
+    if price is None or not price.metered:
+        return 0.0, {}
+    breakdown = {}
+    if price.audio_in_per_minute is not None:
+        breakdown["audio_in_minutes"] = round(audio_in_ms / 60_000 * price.audio_in_per_minute, 10)
+    if price.audio_out_per_minute is not None:
+        breakdown["audio_out_minutes"] = round(audio_out_ms / 60_000 * price.audio_out_per_minute, 10)
+    if price.per_text_item is not None:
+        breakdown["text_items"] = round(text_items * price.per_text_item, 10)
+    return round(sum(breakdown.values()), 10), breakdown
+
+
+def billing_unit(price: Price | None, *, duration: bool = False) -> str | None:
+    """What a model's cost is counted in: ``tokens``, ``audio_seconds`` (a duration, reported or
+    measured), ``items``, or several joined by ``+`` (xAI: ``audio_seconds+items``). None: no price.
+    ``duration``: the usage is a reported duration (whisper-1, GPT-Live)."""
+    if price is None:
+        return None
+    units = []
+    if price.has_token_rates and not duration:
+        units.append("tokens")
+    if duration or price.audio_in_per_minute is not None or price.audio_out_per_minute is not None:
+        units.append("audio_seconds")
+    if price.per_text_item is not None:
+        units.append("items")
+    return "+".join(units) or "tokens"

@@ -3,7 +3,7 @@
 The client is hiredis's sans-IO RESP parser over a trio stream (TCP, or a unix socket with
 ``unix://``): no thread hop per call, and a call is cancelled like any trio operation. (Measured
 against redis-py's blocking client offloaded to a thread: ``bench/state_store.py``; figures in
-the README's Performance section.) One connection per process, one call at a time; a call that
+docs/performance.md.) One connection per process, one call at a time; a call that
 fails, times out or is cancelled drops the connection, and the next call dials again.
 
 Keys (``prefix`` defaults to ``rtproxy:``): ``{p}sessions:{key}`` and ``{p}sessions`` (sorted

@@ -80,6 +80,30 @@ def _phases(up: int, down: int, taps_per_phase: int) -> np.ndarray:
     return np.ascontiguousarray(h.reshape(taps_per_phase, up).T[:, ::-1], dtype=np.float64)
 
 
+#: Consecutive outputs computed as one row of :meth:`Resampler.process`'s matrix product (a
+#: multiple of every ``up``): the windows copied for the product overlap less than one per output.
+BLOCK_OUTPUTS = 32
+
+
+@lru_cache(maxsize=16)
+def _block_kernel(up: int, down: int, taps_per_phase: int, phase: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The filter laid out for :data:`BLOCK_OUTPUTS` consecutive outputs, the first with
+    ``k mod up == phase``: column ``t`` holds output ``t``'s branch (:func:`_phases`) at row
+    ``offsets[t]``, where its window starts within the block's window (zeros elsewhere), scaled
+    by ``2**-COEFF_BITS``: a power of two, so every product and partial sum is the integer one
+    scaled, exactly, and the output needs no scaling of its own."""
+    import numpy as np
+
+    branches = _phases(up, down, taps_per_phase)
+    first = phase * down // up
+    offsets = tuple((phase + t) * down // up - first for t in range(BLOCK_OUTPUTS))
+    kernel = np.zeros((offsets[-1] + taps_per_phase, BLOCK_OUTPUTS), dtype=np.float64)
+    for t, at in enumerate(offsets):
+        kernel[at:at + taps_per_phase, t] = branches[(phase + t) * down % up]
+    kernel *= 1.0 / (1 << COEFF_BITS)
+    return kernel, offsets
+
+
 class Resampler:
     """PCM16 mono at ``src_hz`` → PCM16 mono at ``dst_hz``, chunk by chunk (see the module text).
 
@@ -114,28 +138,40 @@ class Resampler:
         self._odd = pcm[usable:]
         if not usable:
             return b""
-        x = np.frombuffer(pcm, dtype="<i2", count=usable // 2).astype(np.float64)
-        ext = np.concatenate((self._history, x))  # ext[m + taps - 1] is input sample n_in + m
-        n_in = self._n_in + x.size
+        keep = self.taps - 1
+        # ext[m + taps - 1] is input sample n_in + m (float64: the history's type)
+        ext = np.concatenate((self._history, np.frombuffer(pcm, dtype="<i2", count=usable // 2)))
+        n_in = self._n_in + usable // 2
         last = -(-n_in * self.up // self.down)  # ceil: outputs whose input sample has arrived
         count = last - self._n_out
-        y = np.empty(count, dtype=np.float64)
-        branches = _phases(self.up, self.down, self.taps)
         step = ext.strides[0]
-        # Outputs k, k + up, k + 2·up, … use the same branch, and their newest input samples are
-        # `down` apart: each run is one matrix-vector product over windows of the input, exact
+        # Output k's window of inputs, oldest first, is ext[at : at + taps] with
+        # at = ⌊k·down/up⌋ - n_in (the x index of its newest sample). BLOCK_OUTPUTS consecutive
+        # outputs read one window of `width` inputs, BLOCK_OUTPUTS·down/up further on for each
+        # block: each block is one row of a matrix product with the laid-out filter, exact
         # (integers in float64, see COEFF_BITS).
-        for r in range(min(self.up, count)):
-            k = self._n_out + r
-            at = k * self.down // self.up - self._n_in  # x index of output k's newest input sample
-            rows = (count - r + self.up - 1) // self.up
-            windows = np.ndarray((rows, self.taps), np.float64, buffer=ext, offset=at * step,
-                                 strides=(self.down * step, step))
-            y[r::self.up] = np.ascontiguousarray(windows) @ branches[k * self.down % self.up]
-        self._history = ext[ext.size - (self.taps - 1):]
+        kernel, offsets = _block_kernel(self.up, self.down, self.taps, self._n_out % self.up)
+        at = self._n_out * self.down // self.up - self._n_in
+        blocks = count // BLOCK_OUTPUTS
+        rest = count - blocks * BLOCK_OUTPUTS
+        y: np.ndarray
+        if blocks:
+            windows = np.ndarray((blocks, kernel.shape[0]), np.float64, buffer=ext, offset=at * step,
+                                 strides=(BLOCK_OUTPUTS * self.down // self.up * step, step))
+            y = (np.ascontiguousarray(windows) @ kernel).ravel()
+        if rest:
+            start = at + blocks * BLOCK_OUTPUTS * self.down // self.up
+            width = offsets[rest - 1] + self.taps
+            tail = ext[start:start + width] @ kernel[:width, :rest]
+            y = np.concatenate((y, tail)) if blocks else tail
+        self._history = ext[ext.size - keep:]
         self._n_in, self._n_out = n_in, last
-        y *= 1.0 / (1 << COEFF_BITS)  # a power of two: exact
-        return np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
+        if not count:
+            return b""
+        np.rint(y, out=y)  # (the kernel is scaled already)
+        np.maximum(y, -32768, out=y)
+        np.minimum(y, 32767, out=y)
+        return y.astype("<i2").tobytes()
 
     @property
     def consumed(self) -> int:

@@ -75,6 +75,7 @@ import base64
 import binascii
 import collections
 import copy
+import functools
 import json
 import secrets
 import time
@@ -160,7 +161,23 @@ def _g(obj: Any, camel: str) -> Any:
         return None
     if camel in obj:
         return obj[camel]
-    return obj.get("".join("_" + c.lower() if c.isupper() else c for c in camel))
+    return obj.get(_snake(camel))
+
+
+@functools.lru_cache(maxsize=256)
+def _snake(camel: str) -> str:
+    """``turnComplete`` → ``turn_complete`` (the names are this module's own: a bounded set)."""
+    return "".join("_" + c.lower() if c.isupper() else c for c in camel)
+
+
+def _b64_strict(data: str) -> bytes:
+    """``base64.b64decode(data, validate=True)``, sooner: well-formed base64 (every append's) is
+    decoded by binascii's strict mode, which accepts only what ``validate=True`` accepts, with the
+    same bytes; anything else gets ``b64decode``'s own verdict."""
+    try:
+        return binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return base64.b64decode(data, validate=True)
 
 
 def _b64_standard(data: str) -> str:
@@ -671,7 +688,7 @@ class RealtimeGeminiTranslator:
         if not isinstance(audio, str):
             raise ClientError("invalid_type", "audio must be a base64 string", "audio")
         try:
-            data = base64.b64decode(audio, validate=True)
+            data = _b64_strict(audio)
         except (binascii.Error, ValueError):
             raise ClientError("invalid_value", "audio is not valid base64", "audio") from None
         if not data:

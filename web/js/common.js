@@ -32,3 +32,16 @@ export function el(tag, props = {}, ...children) {
   for (const c of children) if (c !== null && c !== undefined && c !== "") node.append(c);
   return node;
 }
+
+/** Within this many pixels of its end, a scrolled list counts as "at the end" (it follows new lines). */
+export const FOLLOW_SLACK_PX = 48;
+
+/** Whether a scrolling box ({scrollTop, scrollHeight, clientHeight}) shows its end: then it follows what is added. */
+export function isScrolledToEnd(box, slack = FOLLOW_SLACK_PX) {
+  return box.scrollHeight - box.scrollTop - box.clientHeight < slack;
+}
+
+/** What a page with no key says: where the key comes from (`make run` prints a `#key=` link). */
+export function noKeyHint(origin) {
+  return `No key yet: open the link make run prints ("open: ${origin}/#key=…"), or paste a virtual key into Key.`;
+}

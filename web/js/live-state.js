@@ -1,6 +1,7 @@
 // GPT-Live events → what the playground shows in Live mode: the conversation (user and assistant
 // transcript turns, typed text, delegation and tool-call cards), the billed seconds and their
-// cost, delegated token usage, and the event log. No DOM; `node --test` drives it.
+// cost, delegated token usage, and the event log; and the events the page sends (session.start,
+// typed text, a delegation's answer) by delegation mode. No DOM; `node --test` drives it.
 //
 // Turns: Live transcripts are timed fragments with no turn ids. A fragment continues the current
 // entry when the same speaker spoke last and it starts within TURN_GAP_MS of the entry's end
@@ -9,6 +10,45 @@
 import { MAX_LOG_ENTRIES } from "./session-state.js";
 
 export const TURN_GAP_MS = 500;
+/** How typed text is put to the voice model in client mode, as silent context (thinking). */
+export const TYPED_PREFIX = "The user typed: ";
+
+/** One line of help per delegation mode: who answers what the user says or types. */
+export const DELEGATION_HELP = {
+  client: "This page is the backend: what you say or type comes here as a card, and the answer you type there is spoken.",
+  responses: "A backend model answers what you say or type (and calls the Tools); the voice speaks its answer.",
+};
+
+/**
+ * The session.start of a playground Live session. Tools belong to the Responses backend: a client
+ * delegation has none (the app is the backend), so they are sent only with "responses".
+ */
+export function liveSessionStart({ model, instructions, voice, delegation, backendModel, tools }) {
+  const delegated = delegation === "responses"
+    ? { type: "responses", responses: { model: backendModel || "gpt-5.6-luna", tools: tools || [] } }
+    : { type: "client" };
+  return { type: "session.start", session: { model, instructions, delegation: delegated,
+    audio: { format: { type: "audio/pcm", rate: 24000 }, output: { voice } } } };
+}
+
+/**
+ * What typed text sends, by delegation mode. Responses: a user message and response.create — the
+ * backend model answers. Client: the app is the backend, so the text is a task for the app (this
+ * page): it goes to the voice model as silent context (thinking, never read out) and comes back
+ * here as a card; the app's answer is then spoken (answerEvent).
+ */
+export function typedTextEvents(text, delegation) {
+  if (delegation === "responses") {
+    return [{ type: "response.item.create", item: { type: "message", role: "user", content: [{ type: "input_text", text }] } },
+      { type: "response.create" }];
+  }
+  return [{ type: "session.thinking.append", delegation_id: null, content: `${TYPED_PREFIX}${text}` }];
+}
+
+/** The app's answer to a card of the client delegation (a voice turn's, or typed text's): spoken. */
+export function answerEvent(card, content) {
+  return { type: "session.commentary.append", delegation_id: card.delegationId ?? null, content };
+}
 const LOG_PAYLOAD_CHARS = 120;
 const COLLAPSED = new Set(["session.output_audio.delta", "session.input_audio.append", "session.output_transcript.delta",
   "session.input_transcript.delta", "response.event"]);
@@ -95,11 +135,18 @@ export class LiveState {
       const text = (event.item.content || []).map((p) => (p && p.text) || "").join("");
       if (text) this._entry({ kind: "text", role: "user", text });
       this._last = null;
-    } else if (event.type === "session.commentary.append" && !event.delegation_id && event.content) {
-      this._entry({ kind: "text", role: "user", text: event.content }); // typed text, told to the voice model
+    } else if (event.type === "session.thinking.append" && !event.delegation_id && typeof event.content === "string"
+               && event.content.startsWith(TYPED_PREFIX)) {
+      // typed text in client mode: the user's message, and a card for the app (this page) to answer
+      const text = event.content.slice(TYPED_PREFIX.length);
+      this._entry({ kind: "text", role: "user", text });
+      this._entry({ kind: "delegation", role: "tool", delegationId: null, typed: true, name: "(what you typed)",
+        arguments: text, status: "waiting" });
       this._last = null;
-    } else if (event.type === "session.commentary.append" && event.delegation_id) {
-      const card = this.entries.find((e) => e.kind === "delegation" && e.delegationId === event.delegation_id);
+    } else if (event.type === "session.commentary.append") {
+      // an answer: to the delegation it names, or (no id) to the oldest typed message still waiting
+      const card = this.entries.find((e) => e.kind === "delegation" && (event.delegation_id
+        ? e.delegationId === event.delegation_id : e.typed && e.status === "waiting"));
       if (card) {
         card.output = event.content;
         card.status = "answered";

@@ -21,7 +21,8 @@ export function sessionRow(session, responses = []) {
       tokens: (session.usage && session.usage.total_tokens) || 0,
       cost: session.cost_usd,
       status: session.status,
-      closedBy: session.close ? `${session.close.by} ${session.close.code ?? ""}`.trim() : "",
+      transport: transportOf(session),
+      closedBy: session.close ? closeText(session) : "",
     };
   }
   const first = responses[0] || {};
@@ -36,7 +37,8 @@ export function sessionRow(session, responses = []) {
   return {
     id: first.session_id, live: true, time: time(first), key: first.key_name, model: first.model,
     provider: first.provider || null, service: recordService(first).label,
-    durationMs: null, responses: responses.filter((r) => r.record === "response").length, tokens, cost: priced ? cost : null, status: "live", closedBy: "",
+    durationMs: null, responses: responses.filter((r) => r.record === "response").length, tokens, cost: priced ? cost : null, status: "live",
+    transport: transportOf(first), closedBy: "",
   };
 }
 
@@ -98,7 +100,8 @@ export function sessionDetail(records) {
   const session = records.find((r) => r.record === "session") || null;
   const outputs = new Map(); // tool_call_id → output
   // a GPT-Live session's messages are in whichever record came next: responses, usage checkpoints, the session
-  const live = (session && session.api === "live") || usage.length > 0;
+  // (a Realtime session's "usage" records bill measured audio no response carried: not checkpoints)
+  const live = session ? session.api === "live" : usage.some((u) => u.seconds != null);
   // when a record was written (its messages are those before it): a checkpoint's time, a response's end, the session's end
   const writtenAt = (r) => (r.record === "usage" ? r.time : r.end_time || r.start_time) || "\uffff";
   const withMessages = live ? [...responses, ...usage, ...(session ? [session] : [])]
@@ -139,11 +142,63 @@ export function formatCost(v) {
   return typeof v === "number" ? `$${v.toFixed(6)}` : "n/a";
 }
 
-/** A From/To value ("2026-01-01T10:00", or a time copied from the list, "2026-01-01 10:00:00") as UTC ISO. */
+/** What the From/To fields read: a date, a time to the minute or second (with a fraction), and an optional zone. */
+const TIME_INPUT = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/i;
+
+/**
+ * A From/To value ("2026-01-01T10:00", or a time copied from the list, "2026-01-01 10:00:00") as
+ * UTC ISO. Anything else is passed on as typed, for the API to refuse with its own message: a
+ * filter the page cannot read is never silently dropped (that would list every session).
+ */
 export function utcInput(value) {
-  const v = (value || "").trim().replace(" ", "T");
+  const raw = (value || "").trim();
+  const v = raw.replace(" ", "T");
   if (!v) return "";
-  const t = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v}Z`);
-  return Number.isNaN(t.getTime()) ? "" : t.toISOString();
+  const m = TIME_INPUT.exec(v);
+  if (!m) return raw;
+  const [, y, mo, d, h = "00", mi = "00", sec = "00"] = m;
+  // a real calendar time: no 31 February, no 25:00 (Date would roll them over)
+  const check = new Date(Date.UTC(+y, +mo - 1, +d, +h, +mi, +sec));
+  if (check.getUTCMonth() !== +mo - 1 || check.getUTCDate() !== +d || check.getUTCHours() !== +h
+      || check.getUTCMinutes() !== +mi || check.getUTCSeconds() !== +sec) return raw;
+  const t = new Date(m[7] ? v : `${v}${v.includes("T") ? "" : "T00:00"}Z`);
+  return Number.isNaN(t.getTime()) ? raw : t.toISOString();
 }
 
+/** The status line under the filters: how many sessions are listed; none is neutral, not a success. */
+export function listStatus(count, { following = false } = {}) {
+  if (!count) return { text: following ? "No sessions match (following: new ones appear here)." : "No sessions match.", state: "idle" };
+  return { text: `${count} session(s)${following ? ", following" : ""}.`, state: "ok" };
+}
+
+/** How a record's session reached the model: "webrtc", or "websocket" (records mark only the former). */
+export function transportOf(record) {
+  return (record && record.transport) || "websocket";
+}
+
+export const TRANSPORT_NAMES = { websocket: "WebSocket", webrtc: "WebRTC" };
+
+/**
+ * Who closed a session, in words. A WebRTC call is watched through the gateway's sideband: the
+ * provider closing that sideband normally (1000) is the call ending — hung up by the caller (the
+ * playground's Disconnect, a POST …/hangup) or by the model — not an upstream failure.
+ */
+export function closeText(session) {
+  const close = (session && session.close) || {};
+  const code = close.code ?? "";
+  const reason = close.reason ? ` ${close.reason}` : "";
+  if (transportOf(session) === "webrtc" && close.by === "upstream" && close.code === 1000) {
+    const more = close.reason && close.reason !== "call ended" ? `: ${close.reason}` : ""; // the gateway's "call ended" says no more
+    return `the call was hung up (1000${more})`;
+  }
+  const by = { client: "the client", upstream: "upstream", proxy: "the gateway" }[close.by] || close.by || "?";
+  return `${by} ${code}${reason}`.trim();
+}
+
+/**
+ * A recorded turn's text, an utterance a line. A turn is what the SDK's grouper joined (speech
+ * less than 2 s apart: a holding line and the answer after it); its sentences are the utterances.
+ */
+export function utterances(text) {
+  return String(text ?? "").split(/(?<=[.!?…])\s+(?=\S)/).map((u) => u.trim()).filter(Boolean);
+}

@@ -1,7 +1,8 @@
 // The logs viewer page: the thin DOM layer over logs-model.js and tool-calls.js.
 
 import { authHeaders, el, loadKey, saveKey } from "./common.js";
-import { SessionList, formatCost, formatDuration, sessionDetail, utcInput } from "./logs-model.js";
+import { SessionList, TRANSPORT_NAMES, closeText, formatCost, formatDuration, listStatus, sessionDetail, transportOf,
+  utcInput, utterances } from "./logs-model.js";
 import { prettyArguments } from "./tool-calls.js";
 import { barChart, lineChart, seriesOf, totalsOf } from "./charts.js";
 import { PROVIDER_NAMES, providerName, recordService } from "./providers.js";
@@ -24,6 +25,7 @@ let endOffset = null;
 let fileId = null; // which file endOffset is in: a rotation or truncation restarts the follow
 let followTimer = null;
 let selected = null;
+let shown = null; // the session the detail shows (a new one is shown from its top)
 
 function setStatus(text, kind = "info") {
   $("status").textContent = text;
@@ -38,9 +40,11 @@ function filterParams() {
   add("model_prefix", $("f-model").value.trim());
   add("provider", $("f-provider").value);
   add("status", $("f-status").value);
-  // times are UTC both ways: the list shows UTC, and From/To are read as UTC (labelled so)
+  // times are UTC both ways: the list shows UTC, and From/To are read as UTC (labelled so); a
+  // time the page cannot read goes as typed, and the API's refusal is shown (never all sessions)
   for (const [name, id] of [["since", "f-since"], ["until", "f-until"]]) {
     const v = utcInput($(id).value);
+    $(id).setAttribute("aria-invalid", String(Boolean(v) && !v.endsWith("Z")));
     if (v) add(name, v);
   }
   return p;
@@ -83,7 +87,7 @@ async function loadSessions(reset = true) {
     $("more").hidden = cursor === null;
     renderSessions();
     loadDashboard();
-    setStatus(`${list.rows().length} session(s).`, "ok");
+    showCount();
   } catch (e) {
     // nothing from a previous key (or filter) stays on screen under the error
     list = new SessionList();
@@ -91,6 +95,7 @@ async function loadSessions(reset = true) {
     endOffset = null;
     $("more").hidden = true;
     renderSessions();
+    $("sessions-empty").hidden = true; // the error says why the list is empty
     clearDetail();
     setStatus(`Cannot read the spend log: ${e.message}`, "error");
   }
@@ -131,8 +136,15 @@ async function loadDashboard() {
       el("td", { className: "cost" }, t.unpriced ? `${formatCost(t.cost_usd)} + ${t.unpriced} unpriced` : formatCost(t.cost_usd)))));
 }
 
+/** The status line: how many sessions are listed (kept current as Follow adds them). */
+function showCount() {
+  const { text, state } = listStatus(list.rows().length, { following: Boolean(followTimer) });
+  setStatus(text, state);
+}
+
 function clearDetail() {
   selected = null;
+  shown = null;
   $("detail").hidden = true;
   $("detail-empty").hidden = false;
 }
@@ -152,6 +164,7 @@ async function poll() {
     list.add(page.data.filter((r) => r.record === "response" || !wanted || r.status === wanted));
     if (page.data.length) {
       renderSessions();
+      showCount();
       if (selected && page.data.some((r) => r.session_id === selected)) showSession(selected);
     }
   } catch (e) {
@@ -162,6 +175,7 @@ async function poll() {
 function setFollow(on) {
   clearInterval(followTimer);
   followTimer = on ? setInterval(poll, FOLLOW_INTERVAL_MS) : null;
+  if (endOffset !== null) showCount();
 }
 
 function renderSessions() {
@@ -171,7 +185,9 @@ function renderSessions() {
       el("td", {}, r.key || ""),
       el("td", { className: "model" }, r.model || "", r.provider ? " " : "",
         r.provider ? el("span", { className: "badge provider", title: `provider: ${r.provider}`, dataset: { provider: r.provider } },
-          r.service) : ""),
+          r.service) : "",
+        r.transport === "webrtc" ? el("span", { className: "badge transport", title: "a WebRTC call: media browser ↔ model, watched by the gateway" },
+          TRANSPORT_NAMES.webrtc) : ""),
       el("td", {}, formatDuration(r.durationMs)),
       el("td", {}, String(r.responses ?? 0)), el("td", {}, String(r.tokens)), el("td", {}, formatCost(r.cost)),
       el("td", { className: "status" }, r.status || ""));
@@ -180,12 +196,19 @@ function renderSessions() {
     return tr;
   });
   $("sessions").tBodies[0].replaceChildren(...rows);
+  $("sessions-empty").hidden = rows.length > 0 || endOffset === null;
 }
 
-function fold(text, className = "") {
+/** Text, folded behind its first FOLD_CHARS when longer; `render` turns it into what is shown. */
+function fold(text, className = "", render = (s) => s) {
   const s = String(text ?? "");
-  if (s.length <= FOLD_CHARS) return el("span", { className }, s);
-  return el("details", { className: `fold ${className}` }, el("summary", {}, `${s.slice(0, FOLD_CHARS)}…`), el("div", {}, s));
+  if (s.length <= FOLD_CHARS) return el("span", { className }, render(s));
+  return el("details", { className: `fold ${className}` }, el("summary", {}, `${s.slice(0, FOLD_CHARS)}…`), el("div", {}, render(s)));
+}
+
+/** A spoken turn, an utterance a line. */
+function spokenLines(text) {
+  return el("span", { className: "utterances" }, ...utterances(text).map((u) => el("span", { className: "utterance" }, u)));
 }
 
 function messageNode(m) {
@@ -193,7 +216,8 @@ function messageNode(m) {
     : m.source && m.role !== "assistant" && m.role !== "tool" ? m.source : m.role === "tool" && m.source ? `answer (${m.source})` : m.role;
   const label = { text: "typed", transcript: "spoken", system: "instructions", tool: "tool output", assistant: "assistant" }[kind] || kind;
   return el("li", { className: "message", dataset: { role: m.role, source: m.source || "" } },
-    el("span", { className: "badge" }, label), m.tool_call_id ? el("code", {}, `${m.tool_call_id} `) : "", fold(m.content));
+    el("span", { className: "badge" }, label), m.tool_call_id ? el("code", {}, `${m.tool_call_id} `) : "",
+    fold(m.content, "", m.source === "transcript" ? spokenLines : undefined));
 }
 
 function responsesUsageTable(r) {
@@ -250,6 +274,7 @@ async function showSession(id) {
   } catch (e) {
     return setStatus(`Cannot load session: ${e.message}`, "error");
   }
+  if (selected !== id) return; // another session was picked meanwhile
   const d = sessionDetail(records);
   $("detail-empty").hidden = true;
   $("detail").hidden = false;
@@ -258,7 +283,7 @@ async function showSession(id) {
   const facts = s
     ? [["key", s.key_name], ["model", s.model], ["provider", `${recordService(s).label} (${s.provider})`], ["started", s.start_time], ["duration", formatDuration(s.duration_ms)],
       ["responses", s.responses], ["tokens", (s.usage && s.usage.total_tokens) || 0], ["cost", formatCost(s.cost_usd)],
-      ["status", s.status], ["closed by", `${s.close.by} ${s.close.code ?? ""} ${s.close.reason || ""}`],
+      ["status", s.status], ["transport", TRANSPORT_NAMES[transportOf(s)] || transportOf(s)], ["closed by", closeText(s)],
       ["client", `${(s.client && s.client.ip) || ""} ${(s.client && s.client.user_agent) || ""}`]]
     : [["status", "live — no session record yet"]];
   if (s && s.transcriptions) facts.push(["transcriptions", s.transcriptions]);
@@ -272,6 +297,7 @@ async function showSession(id) {
   }
   if (s && s.error) facts.push(["error", `${s.error.code || s.error.type}: ${s.error.message}`]);
   $("d-summary").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v ?? ""))]));
+  $("d-responses-section").hidden = !d.responses.length; // a client-delegated Live session has none
   $("d-responses").replaceChildren(...d.responses.map(responseNode));
   $("d-tool-defs").replaceChildren(...(d.tools.length ? d.tools.map((t) =>
     el("li", { className: "tool-def", dataset: { kind: t.kind || "function" } },
@@ -285,6 +311,15 @@ async function showSession(id) {
   $("d-transcriptions").replaceChildren(...d.transcriptions.map(transcriptionNode));
   $("d-tool-calls").replaceChildren(...(d.toolCalls.length ? d.toolCalls.map(toolCallNode)
     : [el("li", { className: "muted" }, "No tool calls.")]));
+  if (shown !== id) {
+    // another session: shown from its top (its header), not where the previous one was scrolled to;
+    // the same one refreshed by Follow stays where the reader is
+    shown = id;
+    $("detail-panel").scrollTop = 0;
+    const head = $("d-id").parentElement;
+    const top = head.getBoundingClientRect().top;
+    if (top < 0 || top > window.innerHeight - head.offsetHeight) head.scrollIntoView({ block: "start" });
+  }
 }
 
 const CALL_KINDS = { function: "function", mcp_call: "MCP call", mcp_approval_request: "approval request",

@@ -4,10 +4,11 @@
 
 import { CHUNK_MS, base64ToPcm16, pcm16ToBase64, samplesToMs } from "./audio.js";
 import { decodeFrame } from "./frames.js";
-import { buildSessionUpdate, parseTools, sessionUrl, subprotocols } from "./session-config.js";
+import { TRANSPORT_NOTES, buildSessionUpdate, listenerLabel, parseTools, pickTranscriber, sessionUrl,
+  subprotocols } from "./session-config.js";
 import { SessionState, errorText, heardText, normalizeType } from "./session-state.js";
-import { LiveState } from "./live-state.js";
-import { authHeaders, el, loadKey, saveKey } from "./common.js";
+import { DELEGATION_HELP, LiveState, answerEvent, liveSessionStart, typedTextEvents } from "./live-state.js";
+import { authHeaders, el, isScrolledToEnd, loadKey, noKeyHint, saveKey } from "./common.js";
 import { modelLabel, modelNote, speaksGemini, supportsWebRTC } from "./providers.js";
 
 const $ = (id) => document.getElementById(id);
@@ -28,6 +29,7 @@ let ws = null;
 let rtc = null; // {pc, channel, location, stream} while a WebRTC call is up (transport "webrtc")
 let state = new SessionState();
 let live = null; // a LiveState while a GPT-Live session is open (GPT-Live mode)
+let liveDelegation = "client"; // the open Live session's delegation type (it cannot change mid-session)
 let models = []; // [{id, api}] the key may use
 let prices = {}; // model → price per 1M tokens
 let modelInfo = {}; // model → {provider, api, upstream_api}, from /v1/realtime/endpoints
@@ -66,6 +68,8 @@ function settings() {
       threshold: $("vad-threshold").value,
       silenceMs: $("vad-silence").value,
       transcription: $("transcription").checked,
+      // one the gateway lists for this key when it can: the page then knows its price
+      transcriptionModel: pickTranscriber($("dialect").value, Object.values(modelInfo)),
       tools: parsed.tools || [],
     },
   };
@@ -113,7 +117,8 @@ async function loadServerInfo() {
   try {
     const ep = await fetchJSON("/v1/realtime/endpoints");
     listeners = ep.listeners || [];
-    fillSelect($("listener"), listeners.map((l) => [l.url, `${l.name} — ${l.url.split("/v1/")[0]}`]));
+    fillSelect($("listener"), listeners.map((l) => [l.url, listenerLabel(l)]));
+    showListenerUrl();
     fillSelect($("path"), (ep.paths || ["/v1/realtime"]).map((p) => [p, p]), "/v1/realtime");
     prices = Object.fromEntries((ep.models || []).map((m) => [m.id, m.price_per_million_tokens]));
     modelInfo = Object.fromEntries((ep.models || []).map((m) => [m.id, m]));
@@ -121,6 +126,8 @@ async function loadServerInfo() {
     setStatus(`Cannot reach the gateway: ${e.message}`, "error");
   }
   if (!$("key").value.trim()) {
+    models = [];
+    fillModels();
     setKeyStatus("Enter a key (make run prints one).", "idle");
     return;
   }
@@ -129,16 +136,41 @@ async function loadServerInfo() {
     fillModels();
     setKeyStatus(`Key accepted: ${models.length} model(s).`, "ok");
   } catch (e) {
-    fillSelect($("model"), []);
+    models = [];
+    fillModels(e.message.includes("401") ? "(the key was refused: no models)" : "(no models: the key could not be checked)");
     setKeyStatus(e.message.includes("401") ? "That key is not valid for this gateway." : e.message, "error");
   }
 }
 
+/** Under the listener: its full URL (the option says its name and port only, so nothing is cut). */
+function showListenerUrl() {
+  $("listener-url").textContent = $("listener").value;
+}
+
+function showTransportNote() {
+  $("transport-note").textContent = TRANSPORT_NOTES[$("transport").value] || "";
+}
+
+/** With no key the page has nothing to list or talk to: say where the key comes from. */
+function showKeyHint() {
+  const noKey = !$("key").value.trim();
+  $("conversation-hint").hidden = !noKey;
+  $("conversation-hint").textContent = noKey ? noKeyHint(location.origin) : "";
+}
+
 /** The models of the chosen API (transcription models route transcription sessions, not this page),
  *  each with who serves it: "gemini-live — Gemini Live (offline)". */
-function fillModels() {
+function fillModels(why = null) {
   const api = $("api").value;
-  fillSelect($("model"), models.filter((m) => (m.api || "realtime") === api).map((m) => [m.id, modelLabel(m.id, modelInfo[m.id])]));
+  const options = models.filter((m) => (m.api || "realtime") === api).map((m) => [m.id, modelLabel(m.id, modelInfo[m.id])]);
+  fillSelect($("model"), options);
+  if (!options.length) {
+    // an empty list says why: no key yet, a refused key, or no model of this API for the key
+    const placeholder = why || (!$("key").value.trim() ? "(enter a key to list your models)"
+      : `(this key may use no ${api === "live" ? "GPT-Live" : "Realtime"} model)`);
+    $("model").append(el("option", { value: "", disabled: true, selected: true }, placeholder));
+  }
+  showKeyHint();
   onModelChange();
 }
 
@@ -148,6 +180,7 @@ function onModelChange() {
   const webrtc = $("transport").querySelector('option[value="webrtc"]');
   webrtc.disabled = !supportsWebRTC(info);
   if (webrtc.disabled && $("transport").value === "webrtc") $("transport").value = "websocket";
+  showTransportNote();
   document.body.dataset.upstream = speaksGemini(info) ? "gemini" : "realtime";
   $("model-note").textContent = modelNote(info);
   $("model-note").hidden = !modelNote(info);
@@ -201,7 +234,7 @@ async function connect() {
   }
   live = null;
   const url = sessionUrl(listenerUrl, $("path").value || "/v1/realtime", model);
-  state = new SessionState({ price: prices[model] || null });
+  state = newSessionState(model);
   entryNodes.clear();
   $("transcript").replaceChildren();
   received.clear();
@@ -237,6 +270,11 @@ async function connect() {
   };
 }
 
+/** A Realtime session's state, pricing its responses and its input transcriptions with the server's prices. */
+function newSessionState(model) {
+  return new SessionState({ price: prices[model] || null, priceOf: (name) => prices[name] || null });
+}
+
 /** A GPT-Live session: the model goes in the first frame (session.start), never in the URL. */
 function connectLive(listenerUrl, model, token) {
   live = new LiveState({ voicePerHour: (prices[model] && prices[model].audio_per_hour) ?? null });
@@ -249,14 +287,12 @@ function connectLive(listenerUrl, model, token) {
   const socket = new WebSocket(url, ["realtime", `openai-insecure-api-key.${token}`]);
   ws = socket;
   socket.binaryType = "blob";
+  liveDelegation = $("delegation").value;
   socket.onopen = () => {
     opened = true;
     const { values } = settings();
-    const delegation = $("delegation").value === "responses"
-      ? { type: "responses", responses: { model: $("backend-model").value.trim() || "gpt-5.6-luna", tools: values.tools } }
-      : { type: "client" };
-    send({ type: "session.start", session: { model, instructions: values.instructions, delegation,
-      audio: { format: { type: "audio/pcm", rate: 24000 }, output: { voice: values.voice } } } });
+    send(liveSessionStart({ model, instructions: values.instructions, voice: values.voice, delegation: liveDelegation,
+      backendModel: $("backend-model").value.trim(), tools: values.tools }));
   };
   socket.onmessage = async (msg) => {
     const { event, error } = await decodeFrame(msg.data);
@@ -290,7 +326,7 @@ function connectLive(listenerUrl, model, token) {
  */
 async function connectWebRTC(model, token) {
   live = null;
-  state = new SessionState({ price: prices[model] || null });
+  state = newSessionState(model);
   entryNodes.clear();
   $("transcript").replaceChildren();
   received.clear();
@@ -407,6 +443,7 @@ function setConnected(on) {
   $("text-input").disabled = !on;
   $("send").disabled = !on;
   $("mic").disabled = !on;
+  $("delegation").disabled = on; // a Live session's delegation type is fixed at its start
   $("ptt").disabled = !on || $("turn").value !== "push_to_talk";
 }
 
@@ -556,13 +593,9 @@ function sendText(e) {
   const text = $("text-input").value.trim();
   if (!text) return;
   if (live) {
+    // Responses: the backend model answers; client: the text comes back here as a card to answer
     $("text-input").value = "";
-    if ($("delegation").value === "responses") {
-      send({ type: "response.item.create", item: { type: "message", role: "user", content: [{ type: "input_text", text }] } });
-      send({ type: "response.create" });
-    } else {
-      send({ type: "session.commentary.append", delegation_id: null, content: text }); // the voice model says it
-    }
+    for (const event of typedTextEvents(text, liveDelegation)) send(event);
     return;
   }
   interrupt({ cancel: true });
@@ -581,8 +614,8 @@ function sendToolResult(callId, output) {
   send({ type: "response.create" });
 }
 
-function sendDelegationAnswer(delegationId, content) {
-  send({ type: "session.commentary.append", delegation_id: delegationId, content });
+function sendDelegationAnswer(card, content) {
+  send(answerEvent(card, content));
 }
 
 // -- rendering ----------------------------------------------------------------------------------
@@ -614,7 +647,7 @@ function entryNode(entry) {
     const button = el("button", { type: "button", className: "tool-send" }, delegation ? "Send answer" : "Send result");
     button.addEventListener("click", () => {
       if (!result.value.trim()) return;
-      if (delegation) sendDelegationAnswer(entry.delegationId, result.value.trim());
+      if (delegation) sendDelegationAnswer(entry, result.value.trim());
       else sendToolResult(entry.callId, result.value.trim());
       button.disabled = true;
     });
@@ -669,10 +702,15 @@ function money(v) {
   return v === null || v === undefined ? "n/a" : `$${v.toFixed(6)}`;
 }
 
+/** Renders into a scrolling list, then keeps it at its end if it was there (the reader scrolled up: left alone). */
+function following(box, renderInto) {
+  const atEnd = isScrolledToEnd(box);
+  renderInto();
+  if (atEnd) box.scrollTop = box.scrollHeight;
+}
+
 function renderLive() {
-  for (const entry of live.entries) renderEntry(entry);
-  const t = $("transcript");
-  t.scrollTop = t.scrollHeight;
+  following($("transcript"), () => live.entries.forEach(renderEntry));
   $("live-seconds").textContent = String(live.seconds);
   $("live-voice-cost").textContent = money(live.voiceCost);
   $("live-tokens").textContent = String(live.delegatedTokens);
@@ -681,8 +719,10 @@ function renderLive() {
 
 function renderLog(log) {
   // follow new events, unless the reader scrolled up to look at older ones
-  const box = $("events-panel");
-  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 48;
+  following($("event-log"), () => renderLogLines(log));
+}
+
+function renderLogLines(log) {
   const filter = $("log-filter").value.trim().toLowerCase();
   const lines = log.filter((l) => !filter || l.type.toLowerCase().includes(filter)).slice(-LOG_LINES_SHOWN);
   $("event-log").replaceChildren(...lines.map((l) => {
@@ -693,27 +733,29 @@ function renderLog(log) {
       el("pre", {}, JSON.stringify(l.event, null, 2)));
     return el("li", {}, details);
   }));
-  if (atEnd) box.scrollTop = box.scrollHeight;
 }
 
 function render() {
   if (live) return renderLive();
   lastRendered = state.version;
-  for (const entry of state.entries) renderEntry(entry);
-  const t = $("transcript");
-  t.scrollTop = t.scrollHeight;
+  following($("transcript"), () => state.entries.forEach(renderEntry));
 
-  const rows = state.responses.map((r, i) => {
+  // each response, and each input transcription (billed apart, at its model's rates), as it ended
+  let n = 0;
+  const rows = state.billed.map((r) => {
     const s = r.split || {};
-    return el("tr", { dataset: { status: r.status } },
-      el("td", {}, String(i + 1)), el("td", {}, r.status),
-      el("td", {}, String(s.input_text ?? "")), el("td", {}, String(s.input_audio ?? "")),
+    const transcription = r.kind === "transcription";
+    return el("tr", { dataset: { status: r.status, kind: r.kind }, title: transcription ? `input transcription (${r.model || "?"})` : "" },
+      el("td", {}, transcription ? "tr" : String(++n)), el("td", {}, r.status),
+      el("td", {}, String(s.input_text ?? "")),
+      el("td", {}, r.seconds !== null && r.seconds !== undefined ? `${r.seconds} s` : String(s.input_audio ?? "")),
       el("td", {}, String((s.cached_text ?? 0) + (s.cached_audio ?? 0))),
       el("td", {}, String(s.output_text ?? "")), el("td", {}, String(s.output_audio ?? "")),
       el("td", {}, money(r.cost)));
   });
   $("usage-table").tBodies[0].replaceChildren(...rows);
-  $("session-cost").textContent = state.price ? money(state.totalCost) : "n/a (no price for this model)";
+  $("session-cost").textContent = !state.price ? "n/a (no price for this model)"
+    : state.unpriced ? `${money(state.totalCost)} + ${state.unpriced} unpriced` : money(state.totalCost);
   $("session-tokens").textContent = String(state.totalTokens);
   renderLog(state.log);
 }
@@ -730,9 +772,20 @@ function init() {
     document.body.dataset.api = $("api").value;
     fillModels();
   });
+  const onDelegation = () => {
+    document.body.dataset.delegation = $("delegation").value;
+    $("delegation-help").textContent = DELEGATION_HELP[$("delegation").value] || "";
+  };
+  onDelegation();
+  $("delegation").addEventListener("change", onDelegation);
+  showTransportNote();
+  $("transport").addEventListener("change", showTransportNote);
+  $("listener").addEventListener("change", showListenerUrl);
+  showKeyHint();
   $("model").addEventListener("change", onModelChange);
   $("key").addEventListener("change", () => {
     saveKey($("key").value.trim());
+    showKeyHint();
     loadServerInfo();
   });
   $("connect").addEventListener("click", connect);

@@ -39,9 +39,23 @@ export function parseTools(text) {
   return { tools };
 }
 
+/** The input-transcription model each dialect usually names. */
+export const USUAL_TRANSCRIBER = { ga: "gpt-4o-mini-transcribe", beta: "whisper-1" };
+
+/**
+ * The input-transcription model the page asks for: the dialect's usual one when the gateway lists
+ * it for this key, else the first transcription model it lists (the page then knows its price and
+ * the key may use it), else the usual one. `listed`: the key's models, [{id, api}].
+ */
+export function pickTranscriber(dialect, listed) {
+  const usual = USUAL_TRANSCRIBER[dialect] || USUAL_TRANSCRIBER.ga;
+  const ids = (listed || []).filter((m) => m && m.api === "transcription").map((m) => m.id);
+  return ids.includes(usual) ? usual : ids[0] || usual;
+}
+
 /**
  * settings: {instructions, voice, modalities: "text"|"audio", turn: "server_vad"|"push_to_talk",
- * threshold, silenceMs, transcription: bool, tools: [...]}
+ * threshold, silenceMs, transcription: bool, transcriptionModel?: string, tools: [...]}
  */
 export function buildSessionUpdate(settings, dialect = "ga") {
   const vad = settings.turn === "server_vad";
@@ -65,7 +79,7 @@ export function buildSessionUpdate(settings, dialect = "ga") {
         voice: settings.voice,
         input_audio_format: "pcm16",
         output_audio_format: "pcm16",
-        input_audio_transcription: settings.transcription ? { model: "whisper-1" } : null,
+        input_audio_transcription: settings.transcription ? { model: settings.transcriptionModel || USUAL_TRANSCRIBER.beta } : null,
         turn_detection: turnDetection,
         tools: settings.tools,
         tool_choice: "auto",
@@ -81,7 +95,7 @@ export function buildSessionUpdate(settings, dialect = "ga") {
       audio: {
         input: {
           format: { type: "audio/pcm", rate: 24000 },
-          transcription: settings.transcription ? { model: "gpt-4o-mini-transcribe" } : null,
+          transcription: settings.transcription ? { model: settings.transcriptionModel || USUAL_TRANSCRIBER.ga } : null,
           turn_detection: turnDetection,
         },
         output: { format: { type: "audio/pcm", rate: 24000 }, voice: settings.voice },
@@ -111,4 +125,15 @@ export function subprotocols(key, dialect) {
   const list = ["realtime", `openai-insecure-api-key.${key}`];
   if (dialect === "beta") list.push("openai-beta.realtime-v1");
   return list;
+}
+
+/** What each transport means, shown under the Transport setting. */
+export const TRANSPORT_NOTES = {
+  websocket: "Through the gateway: it relays every event and the audio.",
+  webrtc: "Media straight to the model; the gateway authorizes, watches and bills the call.",
+};
+
+/** A listener's option label: short (its name and port); its full URL is shown under the setting. */
+export function listenerLabel(listener) {
+  return listener.port ? `${listener.name} · port ${listener.port}` : listener.name;
 }

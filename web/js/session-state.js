@@ -23,41 +23,71 @@ export function normalizeType(type) {
 
 const int = (v) => (Number.isInteger(v) && v > 0 ? v : 0);
 
-/** The six billable token counts of a usage object (cached tokens are part of input). */
+/** Rounded as the server rounds each cost (to 1e-10 USD), so sums agree with the spend log. */
+const round10 = (v) => Math.round(v * 1e10) / 1e10;
+
+/**
+ * The billable token counts of a usage object (cached tokens are part of input), as the server
+ * splits them: a response's, or an input transcription's (`{type: "tokens"}`: no
+ * output_token_details, its output is the transcript's text tokens).
+ */
 export function tokenSplit(usage) {
   const inp = (usage && usage.input_token_details) || {};
-  const out = (usage && usage.output_token_details) || {};
+  const out = usage && usage.output_token_details;
   const textIn = int(inp.text_tokens);
   const audioIn = int(inp.audio_tokens);
+  const imageIn = int(inp.image_tokens);
   const cached = int(inp.cached_tokens);
   let cachedText;
   let cachedAudio;
+  let cachedImage = 0;
   if (inp.cached_tokens_details && typeof inp.cached_tokens_details === "object") {
     cachedText = int(inp.cached_tokens_details.text_tokens);
     cachedAudio = int(inp.cached_tokens_details.audio_tokens);
+    cachedImage = int(inp.cached_tokens_details.image_tokens);
   } else {
     cachedText = Math.min(cached, textIn);
     cachedAudio = Math.min(cached - cachedText, audioIn);
   }
   cachedText = Math.min(cachedText, textIn);
   cachedAudio = Math.min(cachedAudio, audioIn);
+  cachedImage = Math.min(cachedImage, imageIn);
+  const details = out && typeof out === "object";
   return {
     input_text: textIn - cachedText,
     input_audio: audioIn - cachedAudio,
+    input_image: imageIn - cachedImage,
     cached_text: cachedText,
     cached_audio: cachedAudio,
-    output_text: int(out.text_tokens),
-    output_audio: int(out.audio_tokens),
+    cached_image: cachedImage,
+    output_text: details ? int(out.text_tokens) : int(usage && usage.output_tokens),
+    output_audio: details ? int(out.audio_tokens) : 0,
   };
 }
 
-/** USD cost of a usage object at `price` (USD per 1M tokens per modality), or null. */
+/**
+ * USD cost of a usage object at `price` (USD per 1M tokens per modality; `audio_per_hour` for a
+ * usage reported as a duration, whisper-1's), or null when the price has no rate for it — the
+ * server's arithmetic and rounding (spend/pricing.py `price_usage`).
+ */
 export function costOf(usage, price) {
   if (!price) return null;
-  const split = tokenSplit(usage);
+  if (usage && usage.type === "duration") {
+    if (typeof price.audio_per_hour !== "number") return null;
+    const seconds = typeof usage.seconds === "number" && usage.seconds > 0 ? usage.seconds : 0;
+    return round10((seconds * price.audio_per_hour) / 3600);
+  }
   let total = 0;
-  for (const [name, count] of Object.entries(split)) total += (count * (price[name] || 0)) / 1e6;
-  return total;
+  for (const [name, count] of Object.entries(tokenSplit(usage))) total += round10((count * (price[name] || 0)) / 1e6);
+  return round10(total);
+}
+
+/** The input-transcription model a session names (GA `audio.input.transcription`, beta `input_audio_transcription`). */
+export function transcriptionModelOf(session) {
+  const s = session && typeof session === "object" ? session : {};
+  const ga = s.audio && s.audio.input && s.audio.input.transcription;
+  const t = ga !== undefined ? ga : s.input_audio_transcription;
+  return t && typeof t === "object" && typeof t.model === "string" ? t.model : null;
 }
 
 /** A copy of an event safe to keep in the log: long audio payloads shortened. */
@@ -102,8 +132,17 @@ export function errorText(error) {
 }
 
 export class SessionState {
-  constructor({ price = null } = {}) {
+  /**
+   * `price`: the session model's; `priceOf(name)`: another model's (its input-transcription
+   * model's), or null when the page does not know it.
+   */
+  constructor({ price = null, priceOf = () => null } = {}) {
     this.price = price;
+    this.priceOf = priceOf;
+    this.transcriptionModel = null;
+    this.transcriptions = []; // {itemId, model, usage, split, cost}: each billed input transcription
+    this.billed = []; // responses and input transcriptions, in the order they ended
+    this.unpriced = 0; // billed usage the page could not price (the session cost is then incomplete)
     this.entries = []; // transcript, in order
     this.byItem = new Map(); // item id → entry
     this.toolCalls = new Map(); // call id → tool-call entry
@@ -188,10 +227,12 @@ export class SessionState {
 
   ["on:session.created"](e) {
     this.session = e.session || null;
+    this.transcriptionModel = transcriptionModelOf(this.session);
   }
 
   ["on:session.updated"](e) {
     this.session = e.session || null;
+    this.transcriptionModel = transcriptionModelOf(this.session);
   }
 
   ["on:conversation.item.added"](e) {
@@ -211,6 +252,21 @@ export class SessionState {
     const entry = this._entry(e.item_id, { role: "user", kind: "voice" });
     entry.text = e.transcript || "";
     entry.status = "completed";
+    // billed apart from any response, at the transcription model's rates (as the spend log does)
+    const usage = e.usage && typeof e.usage === "object" ? e.usage : null;
+    if (!usage) return;
+    const model = this.transcriptionModel;
+    const cost = costOf(usage, model ? this.priceOf(model) : null);
+    const row = { kind: "transcription", itemId: e.item_id || null, model, status: "transcribed", usage,
+      split: usage.type === "duration" ? null : tokenSplit(usage), seconds: usage.type === "duration" ? usage.seconds : null, cost };
+    this.transcriptions.push(row);
+    this._bill(row);
+  }
+
+  _bill(row) {
+    this.billed.push(row);
+    if (row.cost !== null) this.totalCost = round10(this.totalCost + row.cost);
+    else if (row.usage) this.unpriced++;
   }
 
   ["on:response.created"](e) {
@@ -281,8 +337,9 @@ export class SessionState {
     }
     const usage = r.usage || null;
     const cost = usage ? costOf(usage, this.price) : null;
-    this.responses.push({ id: r.id || null, status: r.status || "completed", usage, split: usage ? tokenSplit(usage) : null, cost });
-    if (cost !== null) this.totalCost += cost;
+    const row = { kind: "response", id: r.id || null, status: r.status || "completed", usage, split: usage ? tokenSplit(usage) : null, cost };
+    this.responses.push(row);
+    this._bill(row);
     if (usage && Number.isInteger(usage.total_tokens)) this.totalTokens += usage.total_tokens;
   }
 

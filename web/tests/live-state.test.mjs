@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { LiveState } from "../js/live-state.js";
+import { DELEGATION_HELP, LiveState, TYPED_PREFIX, answerEvent, liveSessionStart, typedTextEvents } from "../js/live-state.js";
 
 const frag = (type, delta, start_ms, end_ms) => ({ type, event_id: `e${start_ms}${type}`, delta, start_ms, end_ms });
 
@@ -42,4 +42,44 @@ test("delegations and tool calls become cards answered by the client's events", 
   s.apply({ type: "session.output_audio.delta", delta: "y" }, "server");
   assert.equal(s.log[s.log.length - 1].count, 2);
   assert.ok(s.log[s.log.length - 1].event.delta.length <= 121);
+});
+
+test("typed text in client mode is a task for this page: silent context for the voice, a card, and the answer spoken", () => {
+  const [context, ...more] = typedTextEvents("What is the weather in Paris?", "client");
+  // never commentary: the voice model would read the question back instead of answering it
+  assert.deepEqual(more, []);
+  assert.deepEqual(context, { type: "session.thinking.append", delegation_id: null,
+    content: `${TYPED_PREFIX}What is the weather in Paris?` });
+  const s = new LiveState();
+  s.apply(context, "client");
+  const card = s.entries.find((e) => e.kind === "delegation");
+  assert.deepEqual(s.entries.map((e) => [e.kind, e.role, e.text ?? e.arguments]),
+    [["text", "user", "What is the weather in Paris?"], ["delegation", "tool", "What is the weather in Paris?"]]);
+  assert.equal(card.status, "waiting");
+  const answer = answerEvent(card, "It is sunny in Paris.");
+  assert.deepEqual(answer, { type: "session.commentary.append", delegation_id: null, content: "It is sunny in Paris." });
+  s.apply(answer, "client");
+  assert.deepEqual([card.status, card.output], ["answered", "It is sunny in Paris."]);
+  // a voice turn's delegation is answered with its id
+  s.apply({ type: "session.delegation.created", delegation: { id: "d1", target: "client" } }, "server");
+  const voiceCard = s.entries[s.entries.length - 1];
+  assert.deepEqual(answerEvent(voiceCard, "Yes."), { type: "session.commentary.append", delegation_id: "d1", content: "Yes." });
+});
+
+test("typed text under Responses delegation asks the backend model", () => {
+  assert.deepEqual(typedTextEvents("Hi", "responses"), [
+    { type: "response.item.create", item: { type: "message", role: "user", content: [{ type: "input_text", text: "Hi" }] } },
+    { type: "response.create" }]);
+});
+
+test("the session start sends the tools to a Responses backend only; each mode has its line of help", () => {
+  const common = { model: "gpt-live-1", instructions: "Be brief.", voice: "marin", backendModel: "gpt-5.6-luna",
+    tools: [{ type: "function", name: "get_weather", parameters: {} }] };
+  const client = liveSessionStart({ ...common, delegation: "client" });
+  assert.deepEqual(client.session.delegation, { type: "client" });
+  assert.equal(JSON.stringify(client).includes("get_weather"), false);
+  const responses = liveSessionStart({ ...common, delegation: "responses" });
+  assert.deepEqual(responses.session.delegation, { type: "responses", responses: { model: "gpt-5.6-luna", tools: common.tools } });
+  assert.deepEqual(responses.session.audio, { format: { type: "audio/pcm", rate: 24000 }, output: { voice: "marin" } });
+  for (const mode of ["client", "responses"]) assert.match(DELEGATION_HELP[mode], /^[A-Z].{20,130}\.$/);
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { SessionList, formatDuration, sessionDetail } from "../js/logs-model.js";
+import { SessionList, closeText, formatDuration, listStatus, sessionDetail, transportOf, utterances } from "../js/logs-model.js";
 
 const tools = [{ type: "function", name: "get_weather", description: "d", parameters: { type: "object" } }];
 const r1 = { record: "response", id: "rec1", session_id: "s1", response_id: "r1", start_time: "2026-01-01T00:00:01Z",
@@ -80,8 +80,40 @@ test("From/To are read as UTC, in the list's own format or the ISO one", async (
   assert.equal(utcInput("2026-01-31 09:00:05"), "2026-01-31T09:00:05.000Z");
   assert.equal(utcInput("2026-01-31T09:00"), "2026-01-31T09:00:00.000Z");
   assert.equal(utcInput("2026-01-31T09:00:00+02:00"), "2026-01-31T07:00:00.000Z");
+  assert.equal(utcInput("2026-01-31"), "2026-01-31T00:00:00.000Z");
   assert.equal(utcInput(""), "");
-  assert.equal(utcInput("yesterday"), "");
+  // what the page cannot read goes as typed: the API refuses it with its own message, and the
+  // page shows that, never every session as if there were no filter
+  for (const typed of ["yesterday", "2026-13-45", "2026-02-30", "2026-01-31 25:00", "1"]) assert.equal(utcInput(typed), typed);
+});
+
+test("the list's status: a count (kept current while following); none matching is said, and neutral", () => {
+  assert.deepEqual(listStatus(0), { text: "No sessions match.", state: "idle" });
+  assert.equal(listStatus(0, { following: true }).state, "idle");
+  assert.deepEqual(listStatus(3), { text: "3 session(s).", state: "ok" });
+  assert.deepEqual(listStatus(4, { following: true }), { text: "4 session(s), following.", state: "ok" });
+});
+
+test("a WebRTC call is labelled, and its normal end reads as a hang-up, not as closed by upstream", () => {
+  // what the gateway records for a call the user hung up (tests/test_webrtc.py): its sideband closed by the provider
+  const call = { ...s1, transport: "webrtc", close: { by: "upstream", code: 1000, reason: "" } };
+  assert.equal(transportOf(call), "webrtc");
+  assert.equal(transportOf(s1), "websocket");
+  assert.equal(closeText(call), "the call was hung up (1000)");
+  assert.equal(closeText({ ...call, close: { by: "upstream", code: 1000, reason: "call ended" } }), "the call was hung up (1000)");
+  assert.equal(closeText({ ...call, close: { by: "proxy", code: 4429, reason: "budget exceeded" } }), "the gateway 4429 budget exceeded");
+  assert.equal(closeText(s1), "the client 1000");
+  assert.equal(closeText({ ...s1, close: { by: "upstream", code: 1011, reason: "" } }), "upstream 1011");
+  const list = new SessionList();
+  list.add([call, { ...r1, session_id: "s3", id: "rec8", transport: "webrtc" }]);
+  assert.deepEqual(list.rows().map((r) => [r.id, r.transport]).sort(), [["s1", "webrtc"], ["s3", "webrtc"]]);
+});
+
+test("a spoken turn shows an utterance a line", () => {
+  assert.deepEqual(utterances("One moment. It is sunny in Paris."), ["One moment.", "It is sunny in Paris."]);
+  assert.deepEqual(utterances("It is 18.5 degrees! Really?"), ["It is 18.5 degrees!", "Really?"]);
+  assert.deepEqual(utterances("(spoken, 1.2 seconds)"), ["(spoken, 1.2 seconds)"]);
+  assert.deepEqual(utterances(""), []);
 });
 
 test("a session row names its provider, finished or still live", () => {
@@ -91,4 +123,17 @@ test("a session row names its provider, finished or still live", () => {
     { ...r1, session_id: "s2", id: "rec9", provider: "openai", api_base: "wss://api.openai.com/v1/realtime" }]);
   const rows = Object.fromEntries(list.rows().map((r) => [r.id, [r.provider, r.service, r.live]]));
   assert.deepEqual(rows, { s1: ["local", "Gemini Live (offline)", false], s2: ["openai", "OpenAI", true] });
+});
+
+test("a Realtime session's metered usage record does not make it a GPT-Live session", () => {
+  const session = { record: "session", session_id: "s", api: undefined, end_time: "2026-01-01T00:00:09Z" };
+  const response = { record: "response", session_id: "s", response_id: "r1", end_time: "2026-01-01T00:00:05Z",
+    messages: [{ role: "user", content: "hi" }] };
+  const metered = { record: "usage", session_id: "s", time: "2026-01-01T00:00:08Z", source: "session_end",
+    usage_source: "metered", audio_in_ms: 1200, audio_out_ms: 0, cost_usd: 0 };
+  const d = sessionDetail([session, response, metered]);
+  assert.equal(d.live, false);
+  assert.deepEqual(d.conversation, []);
+  const checkpoint = { record: "usage", session_id: "l", time: "2026-01-01T00:00:03Z", seconds: 3, voice_cost_usd: 0.0025 };
+  assert.equal(sessionDetail([checkpoint]).live, true);
 });

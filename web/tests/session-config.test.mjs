@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { buildSessionUpdate, parseTools, sessionUrl, subprotocols } from "../js/session-config.js";
+import { buildSessionUpdate, listenerLabel, parseTools, pickTranscriber, sessionUrl, subprotocols } from "../js/session-config.js";
 
 const settings = {
   instructions: "hi", voice: "marin", modalities: "audio", turn: "server_vad", threshold: "0.6",
@@ -42,4 +42,22 @@ test("session URLs and subprotocols", () => {
     "ws://h:8001/openai/realtime?deployment=m&api-version=2025-04-01-preview");
   assert.deepEqual(subprotocols("k", "ga"), ["realtime", "openai-insecure-api-key.k"]);
   assert.deepEqual(subprotocols("k", "beta"), ["realtime", "openai-insecure-api-key.k", "openai-beta.realtime-v1"]);
+});
+
+test("the transcription model: the dialect's usual one when listed, else one the gateway lists (priced), else the usual", () => {
+  const listed = (...ids) => [{ id: "gpt-realtime", api: "realtime" }, ...ids.map((id) => ({ id, api: "transcription" }))];
+  assert.equal(pickTranscriber("ga", listed("whisper-1", "gpt-4o-mini-transcribe")), "gpt-4o-mini-transcribe");
+  assert.equal(pickTranscriber("beta", listed("gpt-4o-mini-transcribe", "whisper-1")), "whisper-1");
+  assert.equal(pickTranscriber("ga", listed("gpt-4o-transcribe")), "gpt-4o-transcribe");
+  assert.equal(pickTranscriber("ga", listed()), "gpt-4o-mini-transcribe");
+  assert.equal(pickTranscriber("beta", []), "whisper-1");
+  const picked = { ...settings, transcriptionModel: "gpt-4o-transcribe" };
+  assert.deepEqual(buildSessionUpdate(picked, "ga").session.audio.input.transcription, { model: "gpt-4o-transcribe" });
+  assert.deepEqual(buildSessionUpdate(picked, "beta").session.input_audio_transcription, { model: "gpt-4o-transcribe" });
+});
+
+test("a listener's label is short (name and port); its URL is shown apart", () => {
+  assert.equal(listenerLabel({ name: "realtime listener", port: 8001, url: "ws://127.0.0.1:8001/v1/realtime" }),
+    "realtime listener · port 8001");
+  assert.equal(listenerLabel({ name: "main port", port: null, url: "wss://gw.example/v1/realtime" }), "main port");
 });

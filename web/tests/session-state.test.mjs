@@ -12,9 +12,45 @@ const USAGE = {
 };
 
 test("usage split and cost match the server's pricing", () => {
-  assert.deepEqual(tokenSplit(USAGE), { input_text: 400, input_audio: 160, cached_text: 600, cached_audio: 40, output_text: 100, output_audio: 400 });
+  assert.deepEqual(tokenSplit(USAGE), { input_text: 400, input_audio: 160, input_image: 0, cached_text: 600,
+    cached_audio: 40, cached_image: 0, output_text: 100, output_audio: 400 });
   assert.ok(Math.abs(costOf(USAGE, PRICE) - 0.034176) < 1e-9);
   assert.equal(costOf(USAGE, null), null);
+});
+
+// an input transcription's usage, as the provider reports it (no output_token_details)
+const TRANSCRIBED = { type: "tokens", input_tokens: 120, output_tokens: 9, total_tokens: 129,
+  input_token_details: { text_tokens: 0, audio_tokens: 120 } };
+const TRANSCRIBER = { input_text: 2.5, input_audio: 6, cached_text: 2.5, cached_audio: 6, output_text: 10, output_audio: 10,
+  audio_per_hour: 0.36 };
+
+test("an input transcription is priced as the server prices it: its output is the transcript's text tokens", () => {
+  assert.deepEqual(tokenSplit(TRANSCRIBED), { input_text: 0, input_audio: 120, input_image: 0, cached_text: 0,
+    cached_audio: 0, cached_image: 0, output_text: 9, output_audio: 0 });
+  assert.equal(costOf(TRANSCRIBED, TRANSCRIBER), 0.00081); // 120 × $6/M + 9 × $10/M
+  // whisper-1 reports a duration: priced by the hour
+  assert.equal(costOf({ type: "duration", seconds: 2.5 }, TRANSCRIBER), 0.00025);
+  assert.equal(costOf({ type: "duration", seconds: 2.5 }, PRICE), null); // no hourly rate: unpriced, not $0
+});
+
+test("the session cost includes each input transcription, at its model's price (the spend log's session cost)", () => {
+  const prices = { "gpt-4o-transcribe": TRANSCRIBER };
+  const s = new SessionState({ price: PRICE, priceOf: (name) => prices[name] || null });
+  s.apply({ type: "session.updated", session: { type: "realtime", audio: { input: { transcription: { model: "gpt-4o-transcribe" } } } } });
+  s.apply({ type: "conversation.item.added", item: { id: "v1", type: "message", role: "user", content: [{ type: "input_audio" }] } });
+  s.apply({ type: "conversation.item.input_audio_transcription.completed", item_id: "v1", transcript: "Hi", usage: TRANSCRIBED });
+  textTurn(s);
+  assert.deepEqual(s.billed.map((r) => [r.kind, r.cost]), [["transcription", 0.00081], ["response", 0.034176]]);
+  assert.equal(s.totalCost, 0.034986);
+  assert.equal(s.unpriced, 0);
+  // beta names the model elsewhere; a model the page has no price for is counted as unpriced, never as $0
+  const beta = new SessionState({ price: PRICE });
+  beta.apply({ type: "session.updated", session: { input_audio_transcription: { model: "whisper-1" } } });
+  assert.equal(beta.transcriptionModel, "whisper-1");
+  beta.apply({ type: "conversation.item.input_audio_transcription.completed", item_id: "v1", transcript: "Hi",
+    usage: { type: "duration", seconds: 1 } });
+  assert.equal(beta.unpriced, 1);
+  assert.equal(beta.totalCost, 0);
 });
 
 function textTurn(s, names = "ga") {

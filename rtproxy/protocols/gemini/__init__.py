@@ -22,6 +22,7 @@ The pieces, each sans-IO:
 
 from __future__ import annotations
 
+from ...spend.audio_meter import b64_value_len
 from ...spend.records import SessionMeta
 from ..seam import ModelPolicy
 from .collector import GeminiCollector
@@ -59,6 +60,10 @@ class GeminiProtocol:
     @staticmethod
     def is_turn_start(payload: bytes) -> bool:
         return False  # a turn's first frame is its audio (or the upstream's text): nothing to time it from
+
+    @staticmethod
+    def audio_len(payload: bytes) -> int:
+        return b64_value_len(payload, (b'"data"',))
 
     @staticmethod
     def error_event(code: str, message: str, error_type: str) -> str:

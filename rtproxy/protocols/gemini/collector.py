@@ -1,6 +1,6 @@
 """The Gemini Live spend collector: a session's frames in, spend records out. No I/O, no trio.
 
-It writes the Realtime collector's record kinds (README "The spend log"): a ``"response"``
+It writes the Realtime collector's record kinds (docs/spend-records.md): a ``"response"``
 record per model turn and the ``"session"`` record at :meth:`GeminiCollector.finish`, built with
 the same bounds and the same pricing (protocol/gemini-live.md §4, §8.2, §9).
 
@@ -51,6 +51,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from ...spend.audio_meter import AudioMeter
 from ...spend.pricing import price_usage
 from ...spend.records import Record, SessionEnd, SessionMeta, iso, new_record_id, utc_now
 from ..peek import count_unknown
@@ -233,6 +234,9 @@ class GeminiCollector:
         #: Server audio relayed when the last turn closed: audio beyond it means a turn is under way.
         self._audio_out_at_boundary = 0
         self._audio_in_at_last = 0
+        #: The same audio in ms (Gemini takes 16 kHz PCM and answers 24 kHz PCM), for the records'
+        #: audio_in_ms / audio_out_ms and a key's audio minutes.
+        self.meter = AudioMeter(input_format=("pcm16", 16000), output_format=("pcm16", 24000))
         self._text_in_chars = 0
         self._last_usage: dict[str, Any] | None = None
         self.settled_responses = 0
@@ -577,7 +581,8 @@ class GeminiCollector:
         record.update({
             "response_id": None, "turn": turn.index, "status": turn.status, "start_time": iso(turn.started),
             "end_time": iso(turn.end), "duration_ms": int((turn.end - turn.started).total_seconds() * 1000),
-            "usage": usage, "usage_source": source, "cost_usd": cost, "cost_breakdown": breakdown,
+            "usage": usage, "usage_source": source, "billing_unit": "tokens", **self._measured(),
+            "cost_usd": cost, "cost_breakdown": breakdown,
             "messages": None, "proxy_server_request": None, "response": None, "error": error,
         })
         if self.meta.store_prompts:
@@ -629,7 +634,20 @@ class GeminiCollector:
             self._requested = False
             self.untracked_responses += 1
         self._ended_in_flight += in_flight
+        self.meter.note(self._audio_in_total(), self._audio_out_total())
+        audio_in, audio_out = self.meter.pending()
+        if audio_in >= 1 or audio_out >= 1:  # on no record yet: it counts toward audio minutes
+            usage = self._base("usage")
+            usage.update({"time": iso(self._now()), "source": "session_end", "usage_source": "metered",
+                          "billing_unit": "tokens", **self._measured(), "cost_usd": 0.0, "cost_breakdown": {}})
+            records.append(usage)
         return records
+
+    def _measured(self) -> dict[str, int]:
+        """The audio relayed since the last record, in ms (marked as on this one)."""
+        self.meter.note(self._audio_in_total(), self._audio_out_total())
+        audio_in, audio_out = self.meter.take()
+        return {"audio_in_ms": audio_in, "audio_out_ms": audio_out}
 
     def finish(self, end: SessionEnd) -> Record:
         """The session record; call once, when the session is over."""
@@ -648,6 +666,8 @@ class GeminiCollector:
             "responses_usage_only": self.usage_only_responses,
             "usage": self.usage,
             "cost_usd": self.cost_usd,
+            "billing_unit": "tokens",
+            "audio_in_ms": int(self.meter.in_ms), "audio_out_ms": int(self.meter.out_ms),
             "close": {"by": end.by, "code": end.code, "reason": end.reason},
             "status": "failure" if end.failed else "success",
             "error": end.error,

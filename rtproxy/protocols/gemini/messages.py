@@ -40,6 +40,7 @@ _GOOGLE_STATUS: dict[str, tuple[int, str]] = {
     "invalid_api_key": (401, "UNAUTHENTICATED"),
     "invalid_ephemeral_token": (401, "UNAUTHENTICATED"),
     "budget_exceeded": (429, "RESOURCE_EXHAUSTED"),
+    "audio_minutes_exceeded": (429, "RESOURCE_EXHAUSTED"),
     "rate_limited": (429, "RESOURCE_EXHAUSTED"),
     "upstream_rate_limited": (429, "RESOURCE_EXHAUSTED"),
     "server_at_capacity": (429, "RESOURCE_EXHAUSTED"),

@@ -7,6 +7,7 @@ goes is its provider's (rtproxy/providers/).
 
 from __future__ import annotations
 
+from ...spend.audio_meter import b64_value_len
 from ...spend.records import SessionMeta
 from ..seam import ModelPolicy
 from .collector import LiveCollector
@@ -14,6 +15,9 @@ from .events import classify, classify_client, normalize_client
 from .gate import DelegationGate
 from .messages import error_event
 from .start import LiveStart, StartRefused, parse_start
+
+#: Where an audio frame's blob is (``session.input_audio.append``, ``session.output_audio.delta``).
+AUDIO_FIELDS = (b'"audio"', b'"delta"')
 
 
 class LiveProtocol:
@@ -30,6 +34,10 @@ class LiveProtocol:
     @staticmethod
     def is_turn_start(payload: bytes) -> bool:
         return False  # GPT-Live's audio flows without turns (silence included): not timed
+
+    @staticmethod
+    def audio_len(payload: bytes) -> int:
+        return b64_value_len(payload, AUDIO_FIELDS)
 
     @staticmethod
     def error_event(code: str, message: str, error_type: str) -> str:

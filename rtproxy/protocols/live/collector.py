@@ -31,6 +31,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from ...spend.audio_meter import AudioMeter, format_of
 from ...spend.pricing import price_responses_usage, price_seconds
 from ...spend.records import Record, SessionEnd, SessionMeta, iso, new_record_id, utc_now
 from ..peek import EventTriage
@@ -142,6 +143,9 @@ class LiveCollector:
         self.last_error: dict[str, Any] | None = None
         self._triage = EventTriage(AUDIO_TYPES, KNOWN_TYPES, COLLECTED_TYPES)
         self.dropped_messages = 0
+        #: Audio relayed each way (ms), for the records' audio_in_ms / audio_out_ms and a key's
+        #: audio minutes; GPT-Live bills its own seconds, not these.
+        self.meter = AudioMeter()
         self._client = {
             "session.start": self._on_start,
             "session.update": self._on_update,
@@ -164,7 +168,8 @@ class LiveCollector:
     # -- input ---------------------------------------------------------------------------------
 
     def note_audio(self, client_bytes: int, server_bytes: int) -> None:
-        """Live bills seconds, not audio bytes: nothing is estimated from them."""
+        """Live bills seconds, not audio bytes: nothing is estimated from them; they are measured."""
+        self.meter.note(client_bytes, server_bytes)
 
     def feed(self, direction: Direction, payload: bytes) -> list[Record]:
         event = self._triage.event(payload)
@@ -215,7 +220,10 @@ class LiveCollector:
         confirmed = self._updates.confirmed(event.get("client_event_id"))
         if confirmed is not None:
             self._apply(confirmed)
-        self._apply(recorded_session(_d(event.get("session"))))
+        session = _d(event.get("session"))
+        stated = format_of(_d(session.get("audio")).get("format"))
+        self.meter.formats(stated, stated)  # one format both ways
+        self._apply(recorded_session(session))
 
     def _on_append(self, event: dict[str, Any]) -> None:
         content = _s(event.get("content"))
@@ -345,6 +353,7 @@ class LiveCollector:
             "response_id": rid, "status": status, "start_time": iso(start), "end_time": iso(end),
             "duration_ms": int((end - start).total_seconds() * 1000), "delegation": kind,
             "delegation_id": delegation_id, "response_model": model, "usage": usage, "usage_source": "provider",
+            "billing_unit": "tokens", **self._measured(),
             "cost_usd": cost, "cost_breakdown": breakdown, "messages": None, "proxy_server_request": None,
             "response": None, "error": None,
         })
@@ -389,7 +398,8 @@ class LiveCollector:
         record = self._base("usage")
         record.update({
             "time": iso(now), "source": source, "seconds": seconds, "active_seconds": active,
-            "paused_seconds": paused, "seconds_added": added_active + added_paused, "cost_usd": cost,
+            "paused_seconds": paused, "seconds_added": added_active + added_paused,
+            "usage_source": "provider", "billing_unit": "audio_seconds", **self._measured(), "cost_usd": cost,
             "cost_breakdown": breakdown, "voice_cost_usd": self.voice_cost_usd,
             "messages": self._take_pending() if self.meta.store_prompts else None,
         })
@@ -417,8 +427,24 @@ class LiveCollector:
         return [SESSION_CLOSE]
 
     def unsettled(self) -> list[Record]:
-        """Nothing to estimate: the seconds billed are the last ones the provider reported."""
-        return []
+        """Nothing to estimate: the seconds billed are the last ones the provider reported. Audio
+        measured after the last record goes on a ``"usage"`` record of its own (no cost: it counts
+        toward the key's audio minutes)."""
+        audio_in, audio_out = self.meter.pending()
+        if audio_in < 1 and audio_out < 1:
+            return []
+        record = self._base("usage")
+        record.update({"time": iso(self._now()), "source": "session_end", "seconds": self.seconds,
+                       "active_seconds": self.active_seconds, "paused_seconds": self.paused_seconds,
+                       "seconds_added": 0, "usage_source": "metered", "billing_unit": "audio_seconds",
+                       **self._measured(), "cost_usd": 0.0, "cost_breakdown": {},
+                       "voice_cost_usd": self.voice_cost_usd, "messages": None})
+        return [record]
+
+    def _measured(self) -> dict[str, int]:
+        """The audio measured since the last record (marked as on this one)."""
+        audio_in, audio_out = self.meter.take()
+        return {"audio_in_ms": audio_in, "audio_out_ms": audio_out}
 
     def _base(self, kind: str) -> Record:
         m = self.meta
@@ -445,6 +471,8 @@ class LiveCollector:
             "usage": self.usage,
             "seconds": self.seconds, "active_seconds": self.active_seconds, "paused_seconds": self.paused_seconds,
             "seconds_source": self.seconds_source,
+            "billing_unit": "audio_seconds+tokens" if self.responses else "audio_seconds",
+            "audio_in_ms": int(self.meter.in_ms), "audio_out_ms": int(self.meter.out_ms),
             "voice_cost_usd": voice, "delegated_cost_usd": delegated, "cost_usd": total,
             "closed_reason": self.closed_reason,
             "close": {"by": end.by, "code": end.code, "reason": end.reason},

@@ -7,6 +7,7 @@ provider's: rtproxy/providers/).
 
 from __future__ import annotations
 
+from ...spend.audio_meter import b64_value_len
 from ...spend.records import SessionMeta
 from ..peek import peek_type
 from ..seam import ModelPolicy
@@ -14,6 +15,9 @@ from .collector import Collector
 from .events import classify, classify_client, is_collected, normalize_client
 from .gate import ModelGate
 from .messages import error_event, token_session_update
+
+#: Where an audio frame's blob is: ``input_audio_buffer.append``'s ``audio``, a delta's ``delta``.
+AUDIO_FIELDS = (b'"audio"', b'"delta"')
 
 
 class RealtimeProtocol:
@@ -34,6 +38,10 @@ class RealtimeProtocol:
     @staticmethod
     def is_turn_start(payload: bytes) -> bool:
         return peek_type(payload) == b"response.created"
+
+    @staticmethod
+    def audio_len(payload: bytes) -> int:
+        return b64_value_len(payload, AUDIO_FIELDS)
 
     @staticmethod
     def error_event(code: str, message: str, error_type: str) -> str:

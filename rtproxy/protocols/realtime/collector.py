@@ -30,8 +30,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
+from ...spend.audio_meter import AudioMeter, session_formats
 from ...spend.estimate import estimate_usage
-from ...spend.pricing import price_usage
+from ...spend.pricing import billing_unit, price_metered, price_usage
 from ...spend.records import Record, SessionEnd, SessionMeta, iso, new_record_id, utc_now
 from ..peek import EventTriage
 from ..seam import Direction
@@ -62,6 +63,10 @@ MAX_RECORD_SETTING_BYTES = 4 * 1024
 MAX_PENDING_UPDATES = 16
 #: Members of a response's overrides (or of a GPT-Live delegation) a record keeps.
 MAX_RECORDED_KEYS = 64
+#: Audio sent with no response to bill it with (a client streaming with manual turns, or silence
+#: after the last answer) is put on a ``"usage"`` record once it reaches this much, in ms of audio:
+#: a metered provider's cost and a key's audio minutes never run further than this behind.
+METERED_FLUSH_MS = 60_000
 
 
 def _d(value: Any) -> dict[str, Any]:
@@ -414,6 +419,15 @@ class Collector:
         self._audio_in = 0
         self._audio_out = 0
         self._audio_in_at_last = 0
+        #: Audio relayed each way in ms (at the session's formats), and how much of it is on a
+        #: record already; text items created (xAI bills each), in all and not yet on a record.
+        self.meter = AudioMeter()
+        self.text_items = 0
+        self._text_items_unbilled = 0
+        price = meta.price
+        self._billing_unit = billing_unit(price)
+        #: A provider that reports no usage, billed by what the gateway counts (xAI).
+        self._metered_only = price is not None and price.metered and not price.has_token_rates
         self._text_in_chars = 0
         self._last_usage: dict[str, Any] | None = None
         self.responses = 0
@@ -471,7 +485,9 @@ class Collector:
     # -- input ---------------------------------------------------------------------------------
 
     def note_audio(self, client_bytes: int, server_bytes: int) -> None:
+        """The relay's running totals of audio relayed (base64 characters) each way."""
         self._audio_in, self._audio_out = client_bytes, server_bytes
+        self.meter.note(client_bytes, server_bytes)
 
     def feed(self, direction: Direction, payload: bytes) -> list[Record]:
         """Take one text frame; return the records it completes (usually none)."""
@@ -494,6 +510,7 @@ class Collector:
         sid = _s(session.get("id"))
         if sid:
             self.upstream_session_id = sid
+        self.meter.formats(*session_formats(session))
         self._apply_session(recorded_session(session))
 
     def _on_session_updated(self, event: dict[str, Any]) -> None:
@@ -501,7 +518,9 @@ class Collector:
         confirmed = self._updates.confirmed()
         if confirmed is not None:
             self.config.apply(confirmed)
-        self._apply_session(recorded_session(_d(event.get("session"))))
+        session = _d(event.get("session"))
+        self.meter.formats(*session_formats(session))
+        self._apply_session(recorded_session(session))
 
     def _apply_session(self, session: dict[str, Any]) -> None:
         self.config.apply(session)
@@ -536,6 +555,10 @@ class Collector:
             return
         role = _s(item.get("role")) or "user"
         content = item.get("content")
+        parts = content if isinstance(content, list) else []
+        if not any(_d(p).get("type") in ("input_audio", "audio") for p in parts):
+            self.text_items += 1  # an item of text, however empty (xAI bills each)
+            self._text_items_unbilled += 1
         for part in content if isinstance(content, list) else []:
             part = _d(part)
             ptype = part.get("type")
@@ -604,8 +627,10 @@ class Collector:
         """One billed input transcription: the provider reports its usage per item, apart from any
         response, and bills it at the transcription model's rates."""
         name = self.config.transcription_model or (self.meta.upstream_model if self._transcription_session else None)
-        price = self.meta.model_price(name) if name else None
-        cost, breakdown = price_usage(usage, price)
+        if self._metered_only:  # included in the minutes (xAI transcribes every turn, unasked)
+            cost, breakdown = 0.0, {}
+        else:
+            cost, breakdown = price_usage(usage, self.meta.model_price(name) if name else None)
         self.transcriptions += 1
         _add_usage(self.transcription_usage, {k: v for k, v in usage.items() if k != "type"})
         if self.cost_usd is not None:
@@ -619,7 +644,9 @@ class Collector:
             "end_time": iso(now),
             "duration_ms": 0,
             "usage": usage,
-            "usage_source": "provider",
+            "usage_source": "metered" if self._metered_only else "provider",
+            "billing_unit": self._billing_unit if self._metered_only else
+            "audio_seconds" if usage.get("type") == "duration" else "tokens",
             "cost_usd": cost,
             "cost_breakdown": breakdown,
             "transcript": _clip(transcript) if self.meta.store_prompts and transcript else None,
@@ -687,8 +714,12 @@ class Collector:
 
     def _response_record(self, rid: str | None, status: str, start: datetime, end: datetime,
                          usage: dict[str, Any], usage_source: str) -> Record:
-        """A response record's common fields, with the usage priced and added to the session's."""
-        cost, breakdown = price_usage(usage, self.meta.price)
+        """A response record's common fields, with the usage priced and added to the session's:
+        its tokens as reported (or estimated), and what the gateway measured since the last
+        record (audio each way, text items) at the model's metered rates."""
+        cost, breakdown, measured = self._priced(usage)
+        if self._metered_only:
+            usage_source = "metered"
         self.responses += 1
         _add_usage(self.usage, usage)
         if self.cost_usd is not None:  # a response the price cannot price makes the total unknown
@@ -702,6 +733,8 @@ class Collector:
             "duration_ms": int((end - start).total_seconds() * 1000),
             "usage": usage,
             "usage_source": usage_source,
+            "billing_unit": self._billing_unit,
+            **measured,
             "cost_usd": cost,
             "cost_breakdown": breakdown,
             "messages": None,
@@ -715,6 +748,46 @@ class Collector:
         self._pending = []
         self._response_overrides = None
         return record
+
+    def _priced(self, usage: dict[str, Any] | None) -> tuple[float | None, dict[str, float] | None, dict[str, Any]]:
+        """(cost, breakdown, measured fields) of ``usage`` plus what was measured since the last
+        record; marks that measure as on a record."""
+        cost, breakdown = price_usage(usage, self.meta.price)
+        audio_in, audio_out = self.meter.take()
+        items, self._text_items_unbilled = self._text_items_unbilled, 0
+        metered, parts = price_metered(audio_in, audio_out, items, self.meta.price)
+        if cost is not None and parts:
+            cost = round(cost + metered, 10)
+            breakdown = {**(breakdown or {}), **parts}
+        measured = {"audio_in_ms": audio_in, "audio_out_ms": audio_out, "text_items": items}
+        return cost, breakdown, measured
+
+    def metered_usage(self, *, final: bool = False) -> list[Record]:
+        """A ``"usage"`` record for what was measured and is on no record yet: audio sent with no
+        response to bill it with, text items no response followed. Written once it reaches
+        :data:`METERED_FLUSH_MS` of audio (the relay asks every few seconds), and, ``final``, for
+        whatever is left when the session ends (audio minutes count on every provider; a metered
+        one bills them)."""
+        audio_in, audio_out = self.meter.pending()
+        if final:
+            if audio_in < 1 and audio_out < 1 and not self._text_items_unbilled:
+                return []
+        elif audio_in + audio_out < METERED_FLUSH_MS:
+            return []
+        cost, breakdown, measured = self._priced({})
+        if self.cost_usd is not None:
+            self.cost_usd = None if cost is None else round(self.cost_usd + cost, 10)
+        record = self._base("usage")
+        record.update({
+            "time": iso(self._now()),
+            "source": "session_end" if final else "audio_without_response",
+            "usage_source": "metered",
+            "billing_unit": self._billing_unit,
+            **measured,
+            "cost_usd": cost,
+            "cost_breakdown": breakdown,
+        })
+        return [record]
 
     def _on_response_done(self, event: dict[str, Any]) -> list[Record]:
         resp = _d(event.get("response"))
@@ -822,7 +895,7 @@ class Collector:
         # billed by the provider, never reported: counted in the session record, not guessed
         self.unreported_transcriptions += len(self._awaiting_transcripts)
         self._awaiting_transcripts.clear()
-        return records
+        return records + self.metered_usage(final=True)
 
     def finish(self, end: SessionEnd) -> Record:
         """The session record; call once, when the session is over."""
@@ -843,6 +916,10 @@ class Collector:
             "transcription_usage": self.transcription_usage,
             "transcriptions_unreported": self.unreported_transcriptions + len(self._awaiting_transcripts),
             "cost_usd": self.cost_usd,
+            "billing_unit": self._billing_unit,
+            "audio_in_ms": int(self.meter.in_ms),
+            "audio_out_ms": int(self.meter.out_ms),
+            "text_items": self.text_items,
             "close": {"by": end.by, "code": end.code, "reason": end.reason},
             "status": "failure" if end.failed else "success",
             "error": error,
