@@ -1,8 +1,14 @@
 """Load generator for the benchmarks (asyncio + websockets + uvloop). One scenario per run:
 
-    python bench/loadgen.py s1|s2|s3|s4|s5|l2|l3 URL [--key K] [--sessions N] [--seconds S] [--rss-pid PID]
+    python bench/loadgen.py s1|s2|s3|s4|s5|l2|l3|g3|gd3|o3 URL [--key K] [--sessions N] [--seconds S] [--rss-pid PID]
 
-(l2, l3: GPT-Live: pipelined 50 ms appends, and N sessions of 50 ms appends at real-time pace.)
+(l2, l3: GPT-Live: pipelined 50 ms appends, and N sessions of 50 ms appends at real-time pace.
+g3: S3's OpenAI Realtime voice client on a model rtproxy translates to Gemini Live, against
+bench/fake_gemini.py: each append is timed to the audio delta that answers it, found by the frame
+count the fake writes into the audio (no event id survives a translation). gd3: the same pattern
+spoken natively to bench/fake_gemini.py (16 kHz ``realtimeInput`` audio, no proxy): the fake's own
+round trip. o3: S3's client on an offline model (provider "local"), which answers no append: no
+round trip, only the events sent and the audio deltas heard.)
 
 prints one JSON object with the scenario's figures. Every loop is bounded in count and time.
 """
@@ -75,10 +81,21 @@ class Wire(NamedTuple):
     open: Callable[[str, str | None], Awaitable[Any]]
     frame: Callable[[str], str]
     reply: str
-    reply_id: slice
+    #: Where the answer's key sits in the reply (a slice), or how to find it.
+    reply_id: slice | Callable[[str], str]
     period_s: float
     #: Sent every so often, so the proxy writes spend records (None: the upstream bills by itself).
     response_create: str | None
+    #: The key an answer carries: the frame's event id, or (True) the upstream's count of audio
+    #: frames on the connection (``fake_gemini.seq_key``), where no event id survives.
+    counted: bool = False
+    #: False: nothing answers an append one for one (the offline model): count replies, time nothing.
+    timed: bool = True
+
+
+def reply_key(wire: Wire, msg: str) -> str:
+    where = wire.reply_id
+    return msg[where] if isinstance(where, slice) else where(msg)
 
 
 def realtime_wire() -> Wire:
@@ -101,7 +118,7 @@ async def s2(url: str, key: str | None, events: int = 20000, in_flight: int = 64
         nonlocal received
         async for msg in ws:
             if msg.startswith(wire.reply):
-                eid = msg[wire.reply_id]
+                eid = reply_key(wire, msg)
                 rtts.append((time.perf_counter() - sent_at.pop(eid, time.perf_counter())) * 1000)
                 received += 1
                 credit.release()
@@ -136,7 +153,7 @@ async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ra
     """``sessions`` voice sessions at real-time rate: one audio append per period each way."""
     wire = wire or realtime_wire()
     rtts: list[float] = []
-    late = lost = errors = sent_total = 0
+    late = lost = errors = sent_total = replies = 0
     start_measure = asyncio.Event()
 
     async def session(idx: int) -> None:
@@ -149,10 +166,13 @@ async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ra
         sent_at: dict[str, float] = {}
 
         async def reader() -> None:
-            nonlocal late
+            nonlocal late, replies
             async for msg in ws:
                 if msg.startswith(wire.reply):
-                    t = sent_at.pop(msg[wire.reply_id], None)
+                    replies += 1
+                    if not wire.timed:
+                        continue
+                    t = sent_at.pop(reply_key(wire, msg), None)
                     if t is not None:
                         rtt = (time.perf_counter() - t) * 1000
                         rtts.append(rtt)
@@ -171,7 +191,8 @@ async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ra
                 if now - t0 >= seconds:
                     break
                 eid = "%04d%07d" % (idx, seq)
-                sent_at[eid] = time.perf_counter()
+                if wire.timed:
+                    sent_at[gemini_key(seq) if wire.counted else eid] = time.perf_counter()
                 await ws.send(wire.frame(eid))
                 sent_total += 1
                 seq += 1
@@ -197,9 +218,11 @@ async def s3(url: str, key: str | None, sessions: int, seconds: float = 15.0, ra
     start_measure.set()
     await asyncio.gather(*tasks)
     total = len(rtts) + lost
+    if not wire.timed:
+        return {"sessions": sessions, "seconds": seconds, "events": sent_total, "replies": replies, "errors": errors}
     return {"sessions": sessions, "seconds": seconds, "events": sent_total, "p50_ms": pct(rtts, 50),
             "p99_ms": pct(rtts, 99), "late_fraction": round((late + lost) / total, 4) if total else None,
-            "lost": lost, "errors": errors}
+            "lost": lost, "errors": errors, "replies": replies}
 
 
 def rss_kib(pid: int) -> int:
@@ -292,26 +315,100 @@ async def wire_close(wire: Wire, ws: Any) -> None:
     await (close_live(ws) if wire.open is open_live else ws.close())
 
 
+# -- Gemini Live: translated (an OpenAI client, a Gemini upstream), native, offline ---------------
+
+#: The session.update a translated client opens with (what OpenAI's SDK examples send): rtproxy
+#: sets the Gemini session up then, before the first append.
+SESSION_UPDATE = json.dumps({"type": "session.update", "session": {
+    "type": "realtime", "output_modalities": ["audio"],
+    "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}},
+              "output": {"format": {"type": "audio/pcm", "rate": 24000}}}}})
+
+
+def gemini_key(n: int) -> str:
+    """The first 12 base64 characters of the audio that answers frame ``n`` (bench/fake_gemini.py)."""
+    return base64.b64encode(b"%09d" % n).decode()
+
+
+async def open_updated(url: str, key: str | None):  # type: ignore[no-untyped-def]
+    """An OpenAI Realtime session, set up with a session.update (answered once the upstream is)."""
+    ws = await open_ws(url, key)
+    await ws.send(SESSION_UPDATE)
+    while True:
+        msg = await ws.recv()
+        if '"session.updated"' in msg[:40]:
+            return ws
+        assert '"error"' not in msg[:40], msg[:300]
+
+
+def _delta_key(msg: str) -> str:
+    at = msg.find('"delta":"', 100) + 9
+    return msg[at:at + 12]
+
+
+def translated_wire() -> Wire:
+    return Wire(open_updated, append, '{"type":"response.output_audio.delta"', _delta_key, 0.040, None, counted=True)
+
+
+def offline_wire() -> Wire:
+    return Wire(open_updated, append, '{"type":"response.output_audio.delta"', _DELTA_ID, 0.040, None, timed=False)
+
+
+#: 40 ms of PCM16 at 16 kHz, base64: what a native Gemini client sends (rtproxy's translation of AUDIO_40MS).
+AUDIO_16K_40MS = base64.b64encode((bytes(range(256)) * 5)).decode()
+assert len(base64.b64decode(AUDIO_16K_40MS)) == 1280
+_GEMINI_REPLY = '{"serverContent":{"modelTurn":{"role":"model","parts":[{"inlineData":{"mimeType":"audio/pcm;rate=24000","data":"'
+_GEMINI_KEY = slice(len(_GEMINI_REPLY), len(_GEMINI_REPLY) + 12)
+GEMINI_SETUP = json.dumps({"setup": {"model": "models/gemini-live-2.5-flash",
+                                     "generationConfig": {"responseModalities": ["AUDIO"]}}}, separators=(",", ":"))
+
+
+def gemini_audio(event_id: str) -> str:
+    return '{"realtimeInput":{"audio":{"mimeType":"audio/pcm;rate=16000","data":"' + AUDIO_16K_40MS + '"}}}'
+
+
+async def open_gemini(url: str, key: str | None):  # type: ignore[no-untyped-def]
+    headers = {"x-goog-api-key": key} if key else {}
+    ws = await connect(url, additional_headers=headers, max_size=None, compression=None, ping_interval=None,
+                       open_timeout=30, close_timeout=5)
+    await ws.send(GEMINI_SETUP)
+    first = await ws.recv()
+    first = first.decode() if isinstance(first, bytes) else first
+    assert '"setupComplete"' in first, first[:200]
+    return ws
+
+
+def gemini_wire() -> Wire:
+    return Wire(open_gemini, gemini_audio, _GEMINI_REPLY, _GEMINI_KEY, 0.040, None, counted=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5", "l2", "l3"])
+    ap.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5", "l2", "l3", "g3", "gd3", "o3"])
     ap.add_argument("url")
     ap.add_argument("--key")
     ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--events", type=int, default=0)
     ap.add_argument("--rss-pid", type=int, default=0)
+    ap.add_argument("--ramp-seconds", type=float, default=5.0, help="s3, l3, g3, gd3, o3: how long sessions take to open")
     a = ap.parse_args()
     if a.scenario == "s1":
         coro = s1(a.url, a.key, a.events or 3000)
     elif a.scenario == "s2":
         coro = s2(a.url, a.key, a.events or 20000)
     elif a.scenario == "s3":
-        coro = s3(a.url, a.key, a.sessions, a.seconds)
+        coro = s3(a.url, a.key, a.sessions, a.seconds, a.ramp_seconds)
     elif a.scenario == "l2":
         coro = s2(a.url, a.key, a.events or 20000, wire=live_wire())
     elif a.scenario == "l3":
-        coro = s3(a.url, a.key, a.sessions, a.seconds, wire=live_wire())
+        coro = s3(a.url, a.key, a.sessions, a.seconds, a.ramp_seconds, wire=live_wire())
+    elif a.scenario == "g3":
+        coro = s3(a.url, a.key, a.sessions, a.seconds, a.ramp_seconds, wire=translated_wire())
+    elif a.scenario == "gd3":
+        coro = s3(a.url, a.key, a.sessions, a.seconds, a.ramp_seconds, wire=gemini_wire())
+    elif a.scenario == "o3":
+        coro = s3(a.url, a.key, a.sessions, a.seconds, a.ramp_seconds, wire=offline_wire())
     elif a.scenario == "s4":
         coro = s4(a.url, a.key, a.sessions, a.rss_pid)
     else:

@@ -1,6 +1,7 @@
 """Profile the proxy with py-spy during one scenario and summarise where its CPU goes.
 
     .venv/bin/python bench/profile.py s2 realtime          # or: s3 realtime --sessions 200
+    .venv/bin/python bench/profile.py g3 translated --sessions 200   # S3 translated to Gemini Live
 
 Prints self time by function (leaf frames) and by area (trio, websockets, rtproxy, ...).
 """
@@ -28,28 +29,33 @@ AREAS = [
     ("websockets framing + masking", ("websockets/",)),
     ("hypercorn / wsproto / h11", ("hypercorn/", "wsproto/", "h11/")),
     ("quart / werkzeug", ("quart", "werkzeug/")),
-    ("rtproxy pumps and legs", ("rtproxy/wsleg.py", "rtproxy/session.py", "rtproxy/asgi_leg.py", "rtproxy/frames.py")),
-    ("rtproxy collector + spend log", ("rtproxy/collector.py", "rtproxy/spendlog.py", "rtproxy/pricing.py", "json/")),
+    ("translation: translator", ("rtproxy/translate/realtime_gemini.py", "rtproxy/translate/gemini_usage.py",
+                                 "rtproxy/relay/translated.py")),
+    ("translation: audio (resampler, numpy)", ("rtproxy/translate/audio.py", "numpy/")),
+    ("json, base64, secrets", ("json/", "base64.py", "secrets.py", "random.py")),
+    ("rtproxy collector + spend log", ("rtproxy/collector.py", "rtproxy/spendlog.py", "rtproxy/pricing.py",
+                                       "rtproxy/spend/")),
+    ("rtproxy pumps, legs, transport", ("rtproxy/",)),
     ("other", ("",)),
 ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["s1", "s2", "s3", "s5"])
-    ap.add_argument("target", choices=["realtime", "main"])
+    ap.add_argument("scenario", choices=["s1", "s2", "s3", "s5", "g3"])
+    ap.add_argument("target", choices=["realtime", "main", "translated"])
     ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=12)
     ap.add_argument("--events", type=int, default=60000)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(Path(tmp))
+        stack = Stack(Path(tmp), gemini=a.scenario == "g3")
         raw = Path(tmp) / "profile.txt"
         try:
             spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(stack.proxy.pid), "-r", "250", "-f", "raw",
                                     "-o", str(raw), "--nonblocking", "-d", str(int(a.seconds) + 8)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            opts = {"sessions": a.sessions, "seconds": a.seconds} if a.scenario == "s3" else {"events": a.events}
+            opts = {"sessions": a.sessions, "seconds": a.seconds} if a.scenario in ("s3", "g3") else {"events": a.events}
             result: dict[str, object] = {}
             t = threading.Thread(target=lambda: result.update(loadgen(a.scenario, stack.url(a.target), BENCH_KEY,
                                                                      timeout=600, **opts)))

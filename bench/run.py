@@ -1,13 +1,39 @@
 """Run the benchmark scenarios direct-to-upstream and through rtproxy, side by side.
 
-    make bench                        # everything (about 6 minutes)
+    make bench                        # everything (about 15 minutes; G3 alone about 7)
     .venv/bin/python bench/run.py --scenarios s1,s2 --quick
     .venv/bin/python bench/run.py --scenarios l2,l3 --s3-sessions 50,200   # GPT-Live
+    .venv/bin/python bench/run.py --scenarios g3 --s3-sessions 10,50         # translated to Gemini Live
 
 Each scenario gets a fresh fake upstream and a fresh ``rtproxy serve`` (spend log on,
 store_prompts on: the real configuration), then runs the load generator against the upstream
 directly and through the proxy's listeners. Proxy CPU is read from /proc around each run. Results
 go to bench/results/ as JSON and as a markdown table, which is also printed.
+
+G3, a translated voice session (issue #27): S3's voice client (an OpenAI Realtime client, 40 ms
+appends at real-time pace, N sessions; ``--g3-sessions``, by default the ``--s3-sessions`` up to
+200) on a model rtproxy translates to Gemini Live, beside the same client passed through, all on
+the realtime listener, every target on a fresh stack warmed by one short session first:
+
+- *direct*: the fake OpenAI upstream (bench/fake_upstream.py), no proxy;
+- *pass-through*: client → rtproxy → that fake (S3);
+- *Gemini direct*: the same pattern spoken natively (16 kHz ``realtimeInput``) to the fake Gemini
+  Live upstream (bench/fake_gemini.py), no proxy: the two fakes' own round trips;
+- *translated*: client → rtproxy (JSON, base64, 24 → 16 kHz resampling, Gemini frames and back)
+  → the fake Gemini upstream, which answers each audio frame with 40 ms of 24 kHz audio (as
+  large as the pass-through fake's echo) and ends a turn, with usage, every 5 s (a spend record,
+  as S3's ``response.create`` every 5 s does);
+- *offline pass-through* / *offline translated*: the same client on the offline model (provider
+  ``local``; dialect ``realtime``, and ``gemini`` as config.toml's ``gemini-live``). The offline
+  model runs inside rtproxy and answers no append (the bench's tone is one long utterance), so
+  these rows have CPU per event (proxy and offline model together) but no round trip, and no
+  direct baseline exists: the offline pass-through row is the reference.
+
+It prints CPU-ms per audio event (proxy CPU over appends sent; each append is answered by one
+audio delta) and RTT p50, with translated / pass-through CPU per event (goal ≤ 2×) and the p50
+the translation adds over pass-through (goal < 1 ms). Pass-through and translated alternate
+``--g3-repeat`` times (default 2; this box's CPU per event varies by ±30 % from run to run under
+other load) and the medians are compared.
 """
 
 from __future__ import annotations
@@ -16,6 +42,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,8 +95,14 @@ def cpu_seconds(pid: int) -> float:
 class Stack:
     """A fake upstream and an rtproxy in front of it, both fresh."""
 
-    def __init__(self, workdir: Path, workers: int = 1, state: str = "sqlite") -> None:
+    def __init__(self, workdir: Path, workers: int = 1, state: str = "sqlite", gemini: bool = False,
+                 offline: bool = False) -> None:
+        """``gemini``: also the fake Gemini Live upstream (bench/fake_gemini.py) and the model
+        ``gemini-bench`` on it; ``offline``: also the offline model's ``offline-realtime`` and
+        ``offline-gemini`` (starting the offline model inside rtproxy)."""
         self.up_port, self.port, self.rt_port = free_port(), free_port(), free_port()
+        self.gem_port = free_port() if gemini else None
+        self.gemini: subprocess.Popen[bytes] | None = None
         self.workdir = workdir
         self.redis: subprocess.Popen[bytes] | None = None
         state_toml = ""
@@ -84,6 +117,29 @@ class Stack:
 
         self.upstream = subprocess.Popen([PY, str(HERE / "fake_upstream.py"), str(self.up_port)],
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        models_toml = ""
+        if self.gem_port is not None:
+            self.gemini = subprocess.Popen([PY, str(HERE / "fake_gemini.py"), str(self.gem_port)],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            models_toml += textwrap.dedent(f"""
+                [[models]]
+                name = "gemini-bench"
+                provider = "gemini"
+                upstream_model = "gemini-live-2.5-flash"
+                api_base = "ws://127.0.0.1:{self.gem_port}"
+                api_key = "env:BENCH_PROVIDER_KEY"
+            """)
+        if offline:
+            models_toml += textwrap.dedent("""
+                [[models]]
+                name = "offline-realtime"
+                provider = "local"
+                [[models]]
+                name = "offline-gemini"
+                provider = "local"
+                dialect = "gemini"
+                upstream_model = "gemini-live-2.5-flash"
+            """)
         (workdir / "config.toml").write_text(textwrap.dedent(f"""
             [server]
             host = "127.0.0.1"
@@ -103,6 +159,7 @@ class Stack:
             api = "live"
             api_base = "ws://127.0.0.1:{self.up_port}/v1"
             api_key = "env:BENCH_PROVIDER_KEY"
+        """) + models_toml + textwrap.dedent("""
             [[keys]]
             name = "bench"
             key = "env:BENCH_KEY"
@@ -114,22 +171,35 @@ class Stack:
             argv += ["--workers", str(workers)]
         self.proxy = subprocess.Popen(argv, cwd=workdir, env=env, stdout=open(workdir / "proxy.log", "ab"),
                                       stderr=subprocess.STDOUT)
-        wait_port(self.up_port)
-        wait_port(self.port)
-        wait_port(self.rt_port)
+        try:
+            wait_port(self.up_port)
+            if self.gem_port is not None:
+                wait_port(self.gem_port)
+            wait_port(self.port)
+            wait_port(self.rt_port)
+        except RuntimeError:
+            self.close()  # nothing left running
+            raise RuntimeError(f"the stack did not start; proxy log:\n{(workdir / 'proxy.log').read_text()[-2000:]}")
         time.sleep(0.5)
 
     def url(self, target: str, live: bool = False) -> str:
+        if target in G3_MODELS:  # the G3 targets: through the realtime listener, by model
+            return f"ws://127.0.0.1:{self.rt_port}/v1/realtime?model={G3_MODELS[target]}"
+        if target == "gemini-direct":
+            return f"ws://127.0.0.1:{self.gem_port}/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
         port = {"direct": self.up_port, "realtime": self.rt_port, "main": self.port}[target]
         if live:
             return f"ws://127.0.0.1:{port}/v1/live/sessions"
         return f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
 
     def pid(self, target: str) -> int:
+        if target == "gemini-direct":
+            assert self.gemini is not None
+            return self.gemini.pid
         return self.upstream.pid if target == "direct" else self.proxy.pid
 
     def close(self) -> None:
-        procs = [p for p in (self.proxy, self.upstream, self.redis) if p is not None]
+        procs = [p for p in (self.proxy, self.upstream, self.gemini, self.redis) if p is not None]
         for p in procs:
             p.terminate()
         for p in procs:
@@ -155,11 +225,15 @@ def loadgen(scenario: str, url: str, key: str | None, timeout: float, **opts: An
     return json.loads(out.stdout)
 
 
-def measure(stack: Stack, target: str, scenario: str, timeout: float, **opts: Any) -> dict[str, Any]:
-    key = None if target == "direct" else BENCH_KEY
+def measure(stack: Stack, target: str, scenario: str, timeout: float, warm: bool = False,
+            **opts: Any) -> dict[str, Any]:
+    key = None if target in ("direct", "gemini-direct") else BENCH_KEY
     pid = stack.pid(target)
+    url = stack.url(target, live=scenario.startswith("l"))
+    if warm:  # one short session first, outside the measurement (imports, caches, first-use setup)
+        loadgen(scenario, url, key, timeout, sessions=1, seconds=1, ramp_seconds=0.1)
     c0, t0 = cpu_seconds(pid), time.monotonic()
-    result = loadgen(scenario, stack.url(target, live=scenario.startswith("l")), key, timeout, **opts)
+    result = loadgen(scenario, url, key, timeout, **opts)
     cpu, wall = cpu_seconds(pid) - c0, time.monotonic() - t0
     result["cpu_s"] = round(cpu, 3)
     result["cpu_pct_of_core"] = round(100 * cpu / wall, 1) if wall else None
@@ -191,25 +265,134 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                                             "seconds": 5 if quick else args.s3_seconds}))
     if "s5" in scen:
         plan.append(("S5", "s5", ["direct", "realtime", "main"], {"events": 50 if quick else 200}))
+    if "g3" in scen:
+        g3 = args.g3_sessions or ",".join(x for x in args.s3_sessions.split(",") if int(x) <= 200) or "50"
+        for n in [int(x) for x in g3.split(",")]:
+            chosen = args.g3_targets.split(",") if args.g3_targets else list(G3_TARGETS)
+            targets = []  # pass-through and translated alternate, --g3-repeat times each
+            for t in chosen:
+                if t == "passthrough" and "translated" in chosen:
+                    targets += ["passthrough", "translated"] * max(args.g3_repeat, 1)
+                elif not (t == "translated" and "passthrough" in chosen):
+                    targets += [t] * (max(args.g3_repeat, 1) if t in ("passthrough", "translated") else 1)
+            plan.append((f"G3 N={n}", "g3", targets, {"sessions": n, "seconds": 5 if quick else args.s3_seconds}))
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
                                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": []}
     for name, scenario, targets, opts in plan:
         row: dict[str, Any] = {"scenario": name}
+        runs: dict[str, list[dict[str, Any]]] = {}
         for target in targets:
             with tempfile.TemporaryDirectory() as tmp:
-                stack = Stack(Path(tmp), workers=args.workers, state=args.state)
+                g3 = scenario == "g3"
+                stack = Stack(Path(tmp), workers=args.workers, state=args.state,
+                              gemini=g3 and target in ("translated", "gemini-direct"),
+                              offline=g3 and target.startswith("offline"))
                 try:
                     o = dict(opts)
                     if scenario == "s4":
                         o["rss_pid"] = stack.pid(target)
-                    row[target] = measure(stack, target, scenario, timeout=600, **o)
-                    if target != "direct":
+                    row[target] = measure(stack, target, G3_TARGETS[target][0] if g3 else scenario, timeout=600,
+                                          warm=g3, **o)
+                    if target not in ("direct", "gemini-direct"):
                         row[target]["spend_lines"] = stack.spend_lines()
                 finally:
                     stack.close()
             print(f"  {name:10} {target:9} {json.dumps(row[target])}", flush=True)
+            runs.setdefault(target, []).append(row[target])
+        for target, done in runs.items():
+            if len(done) > 1:  # repeated (G3): the median of each figure, and every run
+                row[target] = {**median_of(done), "runs": done}
         results["rows"].append(row)
     return results
+
+
+#: G3's targets: the load generator's scenario for each, and what it is.
+G3_TARGETS = {
+    "direct": ("s3", "direct: fake OpenAI upstream, no proxy"),
+    "gemini-direct": ("gd3", "Gemini direct: native client → fake Gemini upstream, no proxy"),
+    "passthrough": ("s3", "pass-through: rtproxy → fake OpenAI upstream"),
+    "translated": ("g3", "translated: rtproxy → fake Gemini upstream"),
+    "offline-passthrough": ("o3", "offline pass-through: rtproxy → offline model (OpenAI front-end)"),
+    "offline-translated": ("o3", "offline translated: rtproxy → offline model (Gemini front-end, gemini-live)"),
+}
+#: The model each proxied G3 target names.
+G3_MODELS = {"passthrough": "gpt-realtime", "translated": "gemini-bench", "offline-passthrough": "offline-realtime",
+             "offline-translated": "offline-gemini"}
+
+
+def median_of(done: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each numeric figure's median over repeated runs of one target (the runs' other keys: the first's)."""
+    out = dict(done[0])
+    for key, value in done[0].items():
+        values = [d.get(key) for d in done]
+        if all(_num(v) is not None for v in values):
+            out[key] = round(statistics.median(values), 4)
+    return out
+
+
+def _num(v: Any) -> float | None:
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def g3_markdown(results: dict[str, Any]) -> str:
+    """G3: translated beside pass-through, per N (see the module text)."""
+    rows = [r for r in results["rows"] if r["scenario"].startswith("G3")]
+    if not rows:
+        return ""
+    lines = ["| scenario | target | RTT p50 / p99 ms | late or lost | CPU % of one core | CPU-ms / audio event "
+             "| CPU vs pass-through | p50 added |",
+             "|---|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for row in rows:
+        base = row.get("passthrough", {})
+        off_base = row.get("offline-passthrough", {})
+        for target, (_, label) in G3_TARGETS.items():
+            r = row.get(target)
+            if r is None:
+                continue
+            if "error" in r:
+                lines.append(f"| {row['scenario']} | {label} | error: {r['error']} | | | | | |")
+                continue
+            p50, p99 = _num(r.get("p50_ms")), _num(r.get("p99_ms"))
+            rtt = f"{p50} / {p99}" if p50 is not None else f"none (answers no append; {r.get('replies', 0)} deltas heard)"
+            late = r.get("late_fraction", "–")
+            cpu = r.get("cpu_ms_per_event", "–")
+            if "runs" in r:  # the median, and every run's figure
+                rtt += " (runs: " + ", ".join(str(x.get("p50_ms")) for x in r["runs"]) + ")"
+                cpu_cell = f"{cpu} (runs: " + ", ".join(str(x.get("cpu_ms_per_event")) for x in r["runs"]) + ")"
+            else:
+                cpu_cell = str(cpu)
+            ref = base if target == "translated" else off_base if target == "offline-translated" else None
+            vs = ratio(cpu, ref.get("cpu_ms_per_event")) if ref else ""
+            added = ""
+            if target == "passthrough":
+                d = _num(row.get("direct", {}).get("p50_ms"))
+                added = f"+{p50 - d:.3f} ms over direct" if p50 is not None and d is not None else ""
+            elif target == "translated":
+                b, d = _num(base.get("p50_ms")), _num(row.get("gemini-direct", {}).get("p50_ms"))
+                parts = []
+                if p50 is not None and b is not None:
+                    parts.append(f"{p50 - b:+.3f} ms over pass-through")
+                if p50 is not None and d is not None:
+                    parts.append(f"+{p50 - d:.3f} ms over Gemini direct")
+                added = "; ".join(parts)
+            elif target == "offline-translated":
+                added = "no round trip, no direct baseline"
+            lines.append(f"| {row['scenario']} | {label} | {rtt} | {late} | {r.get('cpu_pct_of_core', '–')} | {cpu_cell} "
+                         f"| {vs} | {added} |")
+        t, b = row.get("translated", {}), base
+        tc, bc = _num(t.get("cpu_ms_per_event")), _num(b.get("cpu_ms_per_event"))
+        tp, bp = _num(t.get("p50_ms")), _num(b.get("p50_ms"))
+        if tc is not None and bc and tp is not None and bp is not None:
+            verdicts.append(f"{row['scenario']}: translated / pass-through CPU per audio event {tc / bc:.2f}× "
+                            f"(goal ≤ 2×: {'met' if tc / bc <= 2 else 'missed'}); p50 added {tp - bp:+.3f} ms "
+                            f"(goal < 1 ms: {'met' if tp - bp < 1 else 'missed'})")
+    notes = ["", "Repeated targets show the median of their runs (and each run); the ratios and the p50 added "
+             "are between medians.", "", *verdicts, "",
+             "Offline rows: the offline model runs inside rtproxy (its CPU is counted with the proxy's) and answers "
+             "no append here, so they have no round trip and no direct baseline; the offline pass-through row "
+             "(the same model's OpenAI front-end) is the reference."]
+    return "\n".join(lines + notes)
 
 
 def ratio(a: Any, b: Any) -> str:
@@ -234,7 +417,7 @@ def markdown(results: dict[str, Any]) -> str:
     metrics["L3"] = metrics["S3"]
     for row in results["rows"]:
         kind = row["scenario"].split()[0]
-        for key, label in metrics[kind]:
+        for key, label in metrics.get(kind, []):  # G3 has its own table (g3_markdown)
             d = row.get("direct", {}).get(key)
             r = row.get("realtime", {}).get(key)
             m = row.get("main", {}).get(key) if "main" in row else None
@@ -245,8 +428,13 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5,l2,l3")
+    ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5,l2,l3,g3")
     ap.add_argument("--s3-sessions", default="50,200,500")
+    ap.add_argument("--g3-sessions", default="",
+                    help="G3's session counts (default: the --s3-sessions up to 200)")
+    ap.add_argument("--g3-repeat", type=int, default=2,
+                    help="G3: pass-through and translated alternate this many times each (medians are printed)")
+    ap.add_argument("--g3-targets", default="", help=f"G3's targets, some of {','.join(G3_TARGETS)} (default: all)")
     ap.add_argument("--s3-seconds", type=float, default=15.0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--state", choices=["sqlite", "redis"], default="sqlite",
@@ -258,7 +446,9 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (out / f"results-{stamp}.json").write_text(json.dumps(results, indent=2))
-    table = markdown(results)
+    g3 = g3_markdown(results)
+    others = [r for r in results["rows"] if not r["scenario"].startswith("G3")]
+    table = "\n\n".join(t for t in (markdown(results) if others else "", g3) if t)
     (out / f"results-{stamp}.md").write_text(table + "\n")
     print()
     print(table)
