@@ -272,6 +272,26 @@ def test_a_response_closes_at_the_tool_call_without_waiting() -> None:
         ("function_call", '{"city": "Oslo"}'), ("function_call", '{"city": "Rome"}')]
 
 
+def test_the_answer_being_spoken_can_be_retrieved_and_truncated_before_it_ends() -> None:
+    # openai-agents retrieves an item at each input transcript and truncates at barge-in, while
+    # the answer may still be streaming
+    s = ready(Script())
+    s.client(user_text("Hello"))
+    s.client({"type": "response.create"})
+    s.upstream(gemini_audio())
+    (added,) = s.of_type("response.output_item.added")
+    item_id = added["item"]["id"]
+    s.client({"type": "conversation.item.retrieve", "item_id": item_id})
+    s.client({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 20})
+    assert not s.of_type("error")
+    (retrieved,) = s.of_type("conversation.item.retrieved")
+    assert retrieved["item"]["id"] == item_id and retrieved["item"]["status"] == "in_progress"
+    assert s.of_type("conversation.item.truncated")[0]["item_id"] == item_id
+    s.upstream({"serverContent": {"turnComplete": True}})
+    s.client({"type": "conversation.item.retrieve", "item_id": item_id})
+    assert s.of_type("conversation.item.retrieved")[-1]["item"]["status"] == "completed"
+
+
 def test_a_cancelled_tool_call_is_answered_here_and_not_sent() -> None:
     s = ready(Script(), {"type": "realtime", "tools": [WEATHER]})
     s.client(user_text("Weather?"))

@@ -937,6 +937,9 @@ class RealtimeGeminiTranslator:
                 "status": "in_progress", "content": []}
         self._emit("response.output_item.added", response_id=r.id, output_index=m.output_index,
                    item=copy.deepcopy(item))
+        # known from now on: a client retrieves or truncates the answer it is hearing (openai-agents
+        # retrieves at each input transcript, and truncates at barge-in); finished, it is replaced
+        self._remember(copy.deepcopy(item))
         self._last_item_id = m.id
         self._emit("conversation.item.added", previous_item_id=m.previous, item=copy.deepcopy(item))
         part = {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
