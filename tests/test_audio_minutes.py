@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 import trio
-from trio_websocket import ConnectionRejected
+from trio_websocket import ConnectionClosed, ConnectionRejected
 
-import rtproxy.protocols.realtime.collector as collector_module
 import rtproxy.relay.session as session_module
 from rtproxy.spend.budgets import audio_account
 
@@ -58,10 +57,11 @@ async def test_a_key_over_its_audio_minutes_is_cut_off_after_the_turn_and_refuse
     assert refused.value.status_code == 429 and b"audio_minutes_exceeded" in (refused.value.body or b"")
 
 
+@pytest.mark.parametrize("chatty", [False, True])
 async def test_audio_streamed_with_no_response_counts_and_cuts_the_session_off(
-        nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # a minute of audio without a response is put on a "usage" record: scaled down here
-    monkeypatch.setattr(collector_module, "METERED_FLUSH_MS", 400)
+        nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chatty: bool) -> None:
+    # audio with no response goes on a "usage" record once the key's minutes would run out
+    # (or a minute of it accrues), checked every METER_CHECK_S whether or not other events flow
     monkeypatch.setattr(session_module, "METER_CHECK_S", 0.05)
     srv = await start_server(nursery, limited(tmp_path, 0.01))  # 600 ms
     async with ws_connect(srv.ws_url("realtime"), headers=auth_headers(LIMITED_KEY)) as ws:
@@ -70,9 +70,17 @@ async def test_audio_streamed_with_no_response_counts_and_cuts_the_session_off(
             "type": "realtime", "audio": {"input": {"turn_detection": None}}}})
         await events_until(ws, "session.updated")
         with trio.fail_after(10):
-            for event in append_events(silence(2000)):  # manual turns, never committed: no response
-                await send_event(ws, event)
-            await expect_error_then_close(ws, "audio_minutes_exceeded", 4429)
+            try:
+                for i, event in enumerate(append_events(silence(4000))):  # manual turns, never committed
+                    await send_event(ws, event)
+                    if chatty and i % 5 == 0:  # events that keep the collector busy
+                        await send_event(ws, {"type": "session.update", "session": {"type": "realtime",
+                                                                                    "instructions": f"n{i}"}})
+                    await trio.sleep(0.005)
+                await expect_error_then_close(ws, "audio_minutes_exceeded", 4429)
+            except ConnectionClosed as closed:  # cut off while still sending
+                assert closed.reason.code == 4429 and "minutes of audio" in (closed.reason.reason or "")
     usage = await records_of(srv, "usage", 1)
-    assert usage[0]["source"] == "audio_without_response" and usage[0]["audio_in_ms"] >= 400
+    assert usage[0]["source"] == "audio_without_response" and usage[0]["audio_in_ms"] >= 600
+    assert sum(u["audio_in_ms"] for u in usage) < 4000  # cut off mid-stream, not at the end
     assert not [r for r in srv.records() if r["record"] == "response"]

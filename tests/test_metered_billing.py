@@ -237,3 +237,53 @@ def test_a_billed_record_charges_its_cost_and_its_audio_to_two_accounts() -> Non
     assert record_charges({**record, "record": "session"}) == []
     assert record_charges({**record, "cost_usd": 0, "audio_in_ms": 0, "audio_out_ms": 0}) == []
     assert audio_account("alice") != "alice" and "\x1f" in audio_account("alice")
+
+
+# -- what a client cannot do to the measure (the review of #28) ------------------------------------
+
+
+@pytest.mark.parametrize("frame", [
+    b'{"type":"input_audio_buffer.append","event_id":"audio","audio":"AAAABBBB"}',
+    b'{"event_id":"audio","type":"input_audio_buffer.append","audio":"AAAABBBB"}',
+    b'{"type":"input_audio_buffer.append","audio":"","audio":"AAAABBBB"}',
+    b'{"type":"input_audio_buffer.append","x":"\\"audio\\":\\"\\"","audio":"AAAABBBB"}',
+])
+def test_a_decoy_audio_member_does_not_hide_the_blob_the_provider_decodes(frame: bytes) -> None:
+    # a JSON parser keeps the last of repeated members; a value or escaped text is no member
+    assert REALTIME.audio_len(frame) == 8
+
+
+def test_audio_inside_a_created_item_is_measured_and_an_item_with_text_is_a_text_item() -> None:
+    c = Collector(meta(XAI), now=Clock())
+    one_second = base64.b64encode(bytes(48_000)).decode()
+    feed(c, "client", {"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_audio", "audio": one_second}]}})
+    assert c.meter.in_ms == pytest.approx(1000) and c.text_items == 0
+    feed(c, "client", {"type": "conversation.item.create", "item": {
+        "type": "message", "role": "user", "content": [{"type": "input_audio", "audio": ""},
+                                                        {"type": "input_text", "text": "x" * 5000}]}})
+    feed(c, "client", {"type": "conversation.item.create", "item": {
+        "type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}})
+    feed(c, "client", {"type": "conversation.item.create", "item": {
+        "type": "function_call_output", "call_id": "c", "output": "{}"}})
+    assert c.text_items == 2  # the message with text, the call; never a tool's output
+
+
+def test_audio_after_a_requested_format_change_is_measured_at_the_longer_format_until_confirmed() -> None:
+    c = Collector(meta(XAI), now=Clock())
+    feed(c, "server", {"type": "session.created", "session": {"audio": {"input": {"format": {"type": "audio/pcm",
+                                                                                            "rate": 24000}}}}})
+    feed(c, "client", {"type": "session.update", "event_id": "u1", "session": {
+        "type": "realtime", "audio": {"input": {"format": {"type": "audio/pcmu"}}}}})
+    c.note_audio(b64_chars(1000, 8.0), 0)  # 8,000 bytes of G.711 before the provider confirms
+    assert c.meter.in_ms == pytest.approx(1000, abs=1)
+    feed(c, "server", {"type": "session.updated", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}})
+    # a request the provider refuses goes back to the stated format
+    feed(c, "client", {"type": "session.update", "event_id": "u2", "session": {
+        "type": "realtime", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}}})
+    feed(c, "server", {"type": "error", "error": {"type": "invalid_request_error", "event_id": "u2"}})
+    assert c.meter.input_format == ("g711", 8000)
+    # a client cannot claim a denser format to shrink the measure
+    feed(c, "client", {"type": "session.update", "event_id": "u3", "session": {
+        "type": "realtime", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 48000}}}}})
+    assert c.meter.input_format == ("g711", 8000)

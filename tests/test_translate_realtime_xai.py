@@ -102,8 +102,7 @@ def test_a_voice_xai_has_not_refuses_the_whole_update_naming_the_field(session: 
     assert n.session["instructions"] == ""  # nothing applied
 
 
-@pytest.mark.parametrize("etype", ["conversation.item.truncate", "conversation.item.delete",
-                                   "conversation.item.retrieve", "output_audio_buffer.clear"])
+@pytest.mark.parametrize("etype", ["conversation.item.delete", "output_audio_buffer.clear"])
 def test_events_xai_has_not_are_answered_with_an_error_and_never_sent(etype: str) -> None:
     n = normalizer()
     out = n.from_client({"type": etype, "event_id": "c2", "item_id": "item_1"})
@@ -111,6 +110,25 @@ def test_events_xai_has_not_are_answered_with_an_error_and_never_sent(etype: str
     (error,) = valid(out.to_client)
     assert error["error"]["code"] == "unsupported_event" and error["error"]["param"] == "type"
     assert error["error"]["event_id"] == "c2"
+
+
+def test_retrieve_and_truncate_are_answered_here_from_the_items_xai_announced() -> None:
+    # openai-agents retrieves at each input transcript and truncates at barge-in: xAI has neither
+    n = normalizer()
+    item = {"id": "item_9", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    n.from_upstream({"type": "conversation.created", "conversation": {"id": "conv_1"}})
+    n.from_upstream({"type": "conversation.item.added", "previous_item_id": None, "item": item})
+    out = n.from_client({"type": "conversation.item.retrieve", "event_id": "c1", "item_id": "item_9"})
+    (retrieved,) = valid(out.to_client)
+    assert retrieved["type"] == "conversation.item.retrieved" and retrieved["item"]["id"] == "item_9"
+    out = n.from_client({"type": "conversation.item.truncate", "item_id": "item_9", "content_index": 0,
+                         "audio_end_ms": 120})
+    (truncated,) = valid(out.to_client)
+    assert (truncated["type"], truncated["audio_end_ms"]) == ("conversation.item.truncated", 120)
+    assert out.to_upstream == []
+    (missing,) = valid(n.from_client({"type": "conversation.item.retrieve", "event_id": "c3",
+                                      "item_id": "nope"}).to_client)
+    assert missing["error"]["code"] == "item_not_found" and missing["error"]["event_id"] == "c3"
 
 
 @pytest.mark.parametrize("event", [
@@ -142,8 +160,10 @@ def test_session_created_is_synthesised_ahead_of_xais_first_event_and_never_twic
     out = valid(up(n, {"type": "conversation.created", "event_id": "x1", "conversation": {"id": "conv_9"}}))
     assert [e["type"] for e in out] == ["session.created", "conversation.created"]
     session = out[0]["session"]
-    assert session["type"] == "realtime" and session["model"] == "grok" and session["instructions"] == "Hi"
-    assert session["audio"]["output"]["voice"] == "rex"  # what xAI was asked for
+    # the session as xAI starts it: a client's update is the session once xAI says so (session.updated),
+    # never before (the spend meter reads its audio formats)
+    assert session["type"] == "realtime" and session["model"] == "grok" and session["instructions"] == ""
+    assert session["audio"]["output"]["voice"] == "eve"
     assert up(n, {"type": "session.created", "event_id": "x2", "session": {"id": "sess_xai"}}) == []
     assert n.stats["session_created_synthesised"] == 1 and n.stats["session_created_dropped"] == 1
 

@@ -228,8 +228,8 @@ async def test_truncate_is_answered_by_the_gateway_and_never_reaches_xai(
         await events_until(ws, "conversation.created")
         await send_event(ws, {"type": "conversation.item.truncate", "event_id": "c1", "item_id": "x",
                               "content_index": 0, "audio_end_ms": 10})
-        (error,) = [e for e in await events_until(ws, "error")]
-        assert error["error"]["code"] == "unsupported_event" and error["error"]["event_id"] == "c1"
+        (error,) = [e for e in await events_until(ws, "error")]  # no such item: answered here all the same
+        assert error["error"]["code"] == "item_not_found" and error["error"]["event_id"] == "c1"
         await send_event(ws, user_text("hello"))
         await events_until(ws, "conversation.item.done")
     assert [e["type"] for e in fake_xai.received] == ["conversation.item.create"]

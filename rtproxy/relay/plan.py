@@ -87,6 +87,9 @@ class SessionPorts:
     #: Why the session's key may go on no longer (it used its budget or its audio minutes), as
     #: (error code, message); None while it may (checked after each record is written).
     over_limit: Callable[[], tuple[str, str] | None]
+    #: Milliseconds of audio the session's key has left (None: no such limit), so audio streamed
+    #: with no response goes on a record, and is charged, before it can run past the limit.
+    audio_left_ms: Callable[[], float | None] = attrs.field(default=lambda: None)
     #: Told the provider's id for the session once it is known (a GPT-Live ``live_…`` id, whose
     #: sideband and forks only this key may open).
     upstream_session_opened: Callable[[str], Awaitable[None]] | None = None

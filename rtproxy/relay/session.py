@@ -401,6 +401,7 @@ class Session:
         # the idle watch wakes a few times per timeout, and the audio meter every METER_CHECK_S
         check_every = min(max(idle_limit / 4, 0.05), METER_CHECK_S) if idle_limit else METER_CHECK_S
         metered_usage = getattr(collector, "metered_usage", None)
+        metered_at = trio.current_time()
         seen_batches, quiet_since = -1, trio.current_time()
         known_upstream_id: str | None = None
         with trio.CancelScope(shield=True):
@@ -433,15 +434,20 @@ class Session:
                         if upstream_id != known_upstream_id and upstream_id and ports.upstream_session_opened:
                             known_upstream_id = upstream_id
                             await ports.upstream_session_opened(upstream_id)
-                        continue
-                    if metered_usage is not None:  # audio relayed with no response to put it on
+                        if metered_usage is None or trio.current_time() - metered_at < METER_CHECK_S:
+                            continue
+                    now = trio.current_time()
+                    if metered_usage is not None and now - metered_at >= METER_CHECK_S:
+                        # audio relayed with no response to put it on: every METER_CHECK_S, busy
+                        # or quiet, and at once when the key's audio minutes are running out
+                        metered_at = now
                         collector.note_audio(*self.audio_bytes)
-                        for record in metered_usage():
+                        left = ports.audio_left_ms()
+                        for record in metered_usage() if left is None else metered_usage(threshold_ms=max(left, 0.0)):
                             await ports.write_record(record)
                             over = ports.over_limit()
                             if over is not None and self._stop_reason is None:
                                 self.stop(4429, *over)
-                    now = trio.current_time()
                     if self.batches != seen_batches:
                         seen_batches, quiet_since = self.batches, now
                     elif now - quiet_since >= idle_limit and self._stop_reason is None:

@@ -241,7 +241,8 @@ class CallBroker:
         gw = self.gateway
         key = plan.key
         session = Session(plan, SessionPorts(dial=gw.dial, write_record=gw.write_record,
-                                             over_limit=lambda: gw.limits.stop_reason(key)))
+                                             over_limit=lambda: gw.limits.stop_reason(key),
+                                             audio_left_ms=lambda: gw.limits.audio_left_ms(key)))
         hs = ObserverHandshake(HandshakeRequest(path="/v1/realtime", query_string=f"call_id={call_id}", headers=(),
                                                 client_ip=plan.meta.client_ip, listener="webrtc"))
         if upstream.live:

@@ -408,6 +408,7 @@ class Gateway:
         session = Session(plan, SessionPorts(
             dial=self.dial if predial is None else predial.take, write_record=self.write_record if target is None else _unbilled,
             over_limit=lambda: self.limits.stop_reason(key),
+            audio_left_ms=lambda: self.limits.audio_left_ms(key),
             upstream_session_opened=functools.partial(self._live_opened, key.name, plan.model.name)
             if decision.api == "live" and decision.live_op != "attach" else None))
         self.session_opened(session)

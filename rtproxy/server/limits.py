@@ -227,7 +227,7 @@ class Limits:
         """Whether :meth:`admit` will most likely let ``key`` in, by what this process knows: not
         over its budget (as last refreshed) and not refused in the last
         :data:`PREDIAL_AFTER_REFUSAL_S`. Decides only whether to dial early, never admission."""
-        if self.over_budget(key):
+        if self.over_limit(key) is not None:
             return False
         refused = self._refused_at.get(key.name)
         return refused is None or time.monotonic() - refused >= PREDIAL_AFTER_REFUSAL_S
@@ -289,6 +289,12 @@ class Limits:
             return Refusal("audio_minutes_exceeded",
                            f"key {key.name!r} has used its {key.max_audio_minutes:g} minutes of audio")
         return None
+
+    def audio_left_ms(self, key: VirtualKey) -> float | None:
+        """Milliseconds of audio ``key`` has left (as last refreshed or charged here); None: no limit."""
+        if key.max_audio_minutes is None:
+            return None
+        return key.max_audio_minutes * 60_000 - self.spent.get(audio_account(key.name), 0.0)
 
     def over_limit(self, key: VirtualKey) -> Refusal | None:
         """``key`` has used its budget or its audio minutes (as last refreshed or charged here):
@@ -361,6 +367,11 @@ class Limits:
             self._ok()
         except StateStoreError as exc:
             self._failed(exc)
+            # what this process has not seen yet is read from its own log's totals (the fallback,
+            # seeded at start-up and charged since), never taken as nothing
+            unknown = [k for k in wanted if k not in self.spent]
+            if unknown:
+                self.spent.update(await self.fallback.spent(unknown))
             return
         pending: dict[str, float] = dict(self._pending_sums)
         for k, c in self._pending.values():

@@ -67,22 +67,31 @@ def session_formats(session: dict[str, Any]) -> tuple[AudioFormat | None, AudioF
 
 
 def b64_value_len(payload: bytes, names: tuple[bytes, ...]) -> int:
-    """The length of the string value of the first of ``names`` (quoted JSON keys, e.g.
-    ``b'"audio"'``) found in ``payload``: an audio frame's base64 blob, found with three
-    ``find``s and never parsed. A frame where none is found as a key with a string value counts
-    0 (nothing was measured; the frame is still relayed and, where it matters, collected)."""
+    """The length of the string value of the last member named one of ``names`` (quoted JSON
+    keys, e.g. ``b'"audio"'``) in ``payload``: an audio frame's base64 blob, found with ``find``s,
+    never parsed. The last one, as a JSON parser keeps the last of repeated members (what the
+    provider decodes); an occurrence is a member only when a colon follows it (``"event_id":
+    "audio"`` is a value) and no backslash precedes it (text inside another string). A frame where
+    none is found counts 0."""
+    found = 0
     for name in names:
         at = payload.find(name)
-        if at < 0:
-            continue
-        colon = at + len(name)
-        opening = payload.find(b'"', colon)
-        if opening < 0 or payload[colon:opening].strip(b" \t\r\n") != b":":
-            continue
-        closing = payload.find(b'"', opening + 1)
-        if closing > opening:
-            return closing - opening - 1
-    return 0
+        while at >= 0:
+            colon = at + len(name)
+            opening = payload.find(b'"', colon)
+            if opening < 0:
+                break
+            if (at == 0 or payload[at - 1] != 0x5C) and payload[colon:opening].strip(b" \t\r\n") == b":":
+                closing = payload.find(b'"', opening + 1)
+                if closing < 0:
+                    break
+                found = closing - opening - 1
+                at = payload.find(name, closing + 1)
+            else:
+                at = payload.find(name, at + 1)
+        if found:
+            return found
+    return found
 
 
 @attrs.define
@@ -95,9 +104,15 @@ class AudioMeter:
     out_ms: float = 0.0
     _b64_in: int = 0
     _b64_out: int = 0
+    #: The formats the provider last stated (the measure's formats may be provisional).
+    _confirmed_in: AudioFormat = PCM16_24K
+    _confirmed_out: AudioFormat = PCM16_24K
     #: What :meth:`take` has handed out (put on records) so far.
     _taken_in: float = 0.0
     _taken_out: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        self._confirmed_in, self._confirmed_out = self.input_format, self.output_format
 
     def note(self, client_b64: int, server_b64: int) -> None:
         """The relay's running totals of base64 characters (client → provider, provider → client)."""
@@ -108,12 +123,32 @@ class AudioMeter:
             self.out_ms += (server_b64 - self._b64_out) * 0.75 / bytes_per_ms(self.output_format)
             self._b64_out = server_b64
 
+    def add_input(self, b64_chars: int) -> None:
+        """Audio the client sent inside another event (an ``input_audio`` part of an item)."""
+        self.in_ms += b64_chars * 0.75 / bytes_per_ms(self.input_format)
+
     def formats(self, fmt_in: AudioFormat | None, fmt_out: AudioFormat | None) -> None:
-        """The session's formats changed (audio relayed so far was measured at the old ones)."""
+        """The provider states the session's formats (audio relayed so far was measured at the
+        old ones); any format a client asked for is settled by it."""
         if fmt_in is not None:
-            self.input_format = fmt_in
+            self._confirmed_in = fmt_in
         if fmt_out is not None:
-            self.output_format = fmt_out
+            self._confirmed_out = fmt_out
+        self.input_format, self.output_format = self._confirmed_in, self._confirmed_out
+
+    def requested(self, fmt_in: AudioFormat | None, fmt_out: AudioFormat | None) -> None:
+        """A client asked for other formats: the provider applies them in order with the audio
+        that follows, before it says so. Until it does (:meth:`formats`) or refuses
+        (:meth:`refused`), audio is measured at whichever format gives it more milliseconds, so
+        a burst sent right after a change is never measured at the old format's lower length."""
+        def longer(current: AudioFormat, asked: AudioFormat | None) -> AudioFormat:
+            return current if asked is None or bytes_per_ms(current) <= bytes_per_ms(asked) else asked
+        self.input_format = longer(self.input_format, fmt_in)
+        self.output_format = longer(self.output_format, fmt_out)
+
+    def refused(self) -> None:
+        """The provider refused the client's change: back to the formats it stated."""
+        self.input_format, self.output_format = self._confirmed_in, self._confirmed_out
 
     def pending(self) -> tuple[float, float]:
         """(in, out) ms measured and not yet taken."""

@@ -19,10 +19,14 @@ and an ``response.output_audio.delta`` only gets the indices it lacks spliced in
   dropped (xAI transcribes on its own; a ``transcription`` left empty goes too); ``model`` is
   dropped (the upstream model is fixed at connect; the gateway's gate has judged the name).
   Everything else passes (``type: "realtime"``, formats, instructions, tools, modalities).
-* ``conversation.item.truncate`` / ``.delete`` / ``.retrieve`` and ``output_audio_buffer.clear``
-  are answered with an ``error`` (code ``unsupported_event``, ``param: "type"``), never sent:
-  xAI has none of them. A barge-in client's truncate cannot be honoured: the model keeps its
-  whole reply in its context, and the recorded transcript includes audio the user never heard.
+* ``conversation.item.retrieve`` is answered here from the items xAI announced
+  (:data:`MAX_KNOWN_ITEMS`, the oldest forgotten first; an unknown id gets ``item_not_found``),
+  and ``conversation.item.truncate`` of a known item with ``conversation.item.truncated``, as
+  the Gemini translator does (openai-agents sends both in every voice session): xAI has neither.
+  The truncate cannot be honoured upstream: the model keeps its whole reply in its context, and
+  the recorded transcript includes audio the user never heard. ``conversation.item.delete`` and
+  ``output_audio_buffer.clear`` are answered with an ``error`` (code ``unsupported_event``,
+  ``param: "type"``), never sent.
 * Everything else passes unchanged.
 
 **xAI → client.**
@@ -87,9 +91,7 @@ OPENAI_TO_XAI_VOICE = {
 }
 #: Client events xAI does not have: answered with an error, never sent.
 UNSUPPORTED_CLIENT_EVENTS = {
-    "conversation.item.truncate": "xAI's realtime API cannot truncate an item: the model keeps its whole reply",
     "conversation.item.delete": "xAI's realtime API cannot delete conversation items",
-    "conversation.item.retrieve": "xAI's realtime API cannot retrieve conversation items",
     "output_audio_buffer.clear": "output_audio_buffer.clear is for WebRTC sessions, which xAI's realtime API has not",
 }
 #: xAI server events a GA client must not see.
@@ -146,6 +148,8 @@ _ITEM_EVENTS = frozenset({"conversation.item.added", "conversation.item.done", "
                           "conversation.item.retrieved", "response.output_item.added", "response.output_item.done"})
 
 MAX_TRACKED_RESPONSES = 16
+#: Conversation items remembered (as last announced) for ``retrieve`` and ``truncate``.
+MAX_KNOWN_ITEMS = 1024
 MAX_TRACKED_ITEMS = 256
 MAX_UNKNOWN_TYPE_NAMES = 32
 #: How long a session object says the session lasts (xAI's documented maximum is 120 minutes).
@@ -226,14 +230,6 @@ def ga_session(session: Any) -> dict[str, Any]:
     return out
 
 
-def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = copy.deepcopy(value)
-
-
 @attrs.define
 class _Response:
     """One response's indices and parts, while it streams."""
@@ -305,6 +301,7 @@ class RealtimeXaiNormalizer:
             "expires_at": int(clock()) + SESSION_LIFETIME_S,
         }
         self._created_sent = False
+        self._items: collections.OrderedDict[str, Event] = collections.OrderedDict()
         self._responses: collections.OrderedDict[str, _Response] = collections.OrderedDict()
         self._current: str | None = None
         self._last_update: Event = {"type": "session.update", "session": {"type": "realtime"}}
@@ -374,6 +371,8 @@ class RealtimeXaiNormalizer:
                 raise ClientError("unsupported_event", UNSUPPORTED_CLIENT_EVENTS[etype], "type")
             if etype == "session.update":
                 self._on_session_update(event)
+            elif etype in ("conversation.item.retrieve", "conversation.item.truncate"):
+                self._answer_item_event(event, etype)
             else:
                 self._to_upstream.append(event)
         except ClientError as err:
@@ -439,13 +438,8 @@ class RealtimeXaiNormalizer:
                     del audio[part]
             if not audio:
                 del sent["audio"]
-        # what a synthesised session.created reports: the client's update, with the voice xAI got
-        applied = {k: v for k, v in session.items() if k not in ("model", "voice", "turn_detection")}
-        _merge(self.session, applied)
-        if "voice" in sent:
-            self.session["audio"]["output"]["voice"] = sent["voice"]
-        if "turn_detection" in sent:
-            self.session["audio"]["input"]["turn_detection"] = copy.deepcopy(sent["turn_detection"])
+        # self.session stays what xAI stated (or its defaults): a synthesised session.created, and
+        # the spend meter's formats, never take a client's update before xAI applies it
         update = {k: v for k, v in event.items() if k != "session"}
         update["session"] = sent
         self._last_update = update
@@ -461,6 +455,29 @@ class RealtimeXaiNormalizer:
         item = frame.get("item")
         if isinstance(item, dict):
             self._clean_item(item)
+            item_id = item.get("id")
+            if etype != "conversation.item.retrieved" and isinstance(item_id, str):
+                self._items[item_id] = copy.deepcopy(item)
+                self._items.move_to_end(item_id)
+                while len(self._items) > MAX_KNOWN_ITEMS:
+                    self._items.popitem(last=False)
+
+    def _answer_item_event(self, event: Event, etype: str) -> None:
+        """``retrieve`` / ``truncate``, which xAI has not: answered from the items it announced."""
+        item_id = event.get("item_id")
+        item = self._items.get(item_id) if isinstance(item_id, str) else None
+        if item is None:
+            raise ClientError("item_not_found", f"Item with item_id {str(item_id)[:64]!r} not found.", "item_id")
+        if etype == "conversation.item.retrieve":
+            self._emit("conversation.item.retrieved", item=copy.deepcopy(item))
+            return
+        end_ms = event.get("audio_end_ms")
+        if isinstance(end_ms, bool) or not isinstance(end_ms, int) or end_ms < 0:
+            raise ClientError("invalid_value", "audio_end_ms must be a non-negative integer", "audio_end_ms")
+        index = event.get("content_index", 0)
+        self.stats["truncates_answered"] += 1
+        self._emit("conversation.item.truncated", item_id=item_id, audio_end_ms=end_ms,
+                   content_index=index if isinstance(index, int) and not isinstance(index, bool) else 0)
 
     def _on_response_created(self, frame: Event, etype: str) -> None:
         response = _d(frame.get("response"))

@@ -238,13 +238,17 @@ class PendingUpdates:
         i = self._index(event_id)
         return self._items.pop(0 if i is None else i)[1] if self._items else None
 
-    def refused(self, event_id: Any) -> None:
-        """An error: forget the update it names, or the oldest when it names no event."""
+    def refused(self, event_id: Any) -> bool:
+        """An error: forget the update it names, or the oldest when it names no event. Whether
+        one was forgotten."""
         i = self._index(event_id)
         if i is not None:
             del self._items[i]
-        elif not isinstance(event_id, str) and self._items:
+            return True
+        if not isinstance(event_id, str) and self._items:
             del self._items[0]
+            return True
+        return False
 
     def _index(self, event_id: Any) -> int | None:
         if isinstance(event_id, str):
@@ -503,7 +507,9 @@ class Collector:
 
     def _on_session_update(self, event: dict[str, Any]) -> None:
         # held, bounded, until the provider answers: a refused update is never recorded
-        self._updates.add(event.get("event_id"), recorded_session(_d(event.get("session"))))
+        session = _d(event.get("session"))
+        self._updates.add(event.get("event_id"), recorded_session(session))
+        self.meter.requested(*session_formats(session))
 
     def _on_session_created(self, event: dict[str, Any]) -> None:
         session = _d(event.get("session"))
@@ -540,6 +546,7 @@ class Collector:
     def _on_item_create(self, event: dict[str, Any]) -> None:
         item = _d(event.get("item"))
         itype = item.get("type")
+        self._count_item(itype, item.get("content"))
         if itype == "function_call_output":
             output = item.get("output")
             self._push({
@@ -555,10 +562,6 @@ class Collector:
             return
         role = _s(item.get("role")) or "user"
         content = item.get("content")
-        parts = content if isinstance(content, list) else []
-        if not any(_d(p).get("type") in ("input_audio", "audio") for p in parts):
-            self.text_items += 1  # an item of text, however empty (xAI bills each)
-            self._text_items_unbilled += 1
         for part in content if isinstance(content, list) else []:
             part = _d(part)
             ptype = part.get("type")
@@ -576,6 +579,24 @@ class Collector:
                 self._push({"role": role, "content": _image_placeholder(part.get("image_url")), "source": "image"})
             elif ptype == "input_audio" and (_s(part.get("transcript")) or "").strip():
                 self._push({"role": role, "content": _clip(part["transcript"]), "source": "transcript"})
+
+    def _count_item(self, itype: Any, content: Any) -> None:
+        """What a created item adds to the measure: its audio (``input_audio`` parts: billed as
+        audio, as appended audio is), and one text item unless it is a tool's output or audio
+        only (xAI bills every other ``conversation.item.create``, however empty)."""
+        has_audio = has_text = False
+        for part in content if isinstance(content, list) else []:
+            part = _d(part)
+            if part.get("type") in ("input_audio", "audio"):
+                has_audio = True
+                audio = part.get("audio")
+                if isinstance(audio, str):
+                    self.meter.add_input(len(audio))
+            elif part.get("type") in ("input_text", "text", "output_text"):
+                has_text = True
+        if itype != "function_call_output" and (has_text or not has_audio):
+            self.text_items += 1
+            self._text_items_unbilled += 1
 
     def _push_tool_item(self, call: dict[str, Any] | None) -> None:
         if call is None:
@@ -688,7 +709,8 @@ class Collector:
         if self._awaiting_created:
             self._awaiting_created -= 1
             self._requested_overrides = None  # refused, or at least not known to be started
-        self._updates.refused(_d(event.get("error")).get("event_id"))
+        if self._updates.refused(_d(event.get("error")).get("event_id")):
+            self.meter.refused()  # the formats it asked for are not the session's
         self.last_error = _error_of(event.get("error"))
 
     # -- records -------------------------------------------------------------------------------
@@ -762,18 +784,20 @@ class Collector:
         measured = {"audio_in_ms": audio_in, "audio_out_ms": audio_out, "text_items": items}
         return cost, breakdown, measured
 
-    def metered_usage(self, *, final: bool = False) -> list[Record]:
+    def metered_usage(self, *, final: bool = False, threshold_ms: float | None = None) -> list[Record]:
         """A ``"usage"`` record for what was measured and is on no record yet: audio sent with no
         response to bill it with, text items no response followed. Written once it reaches
         :data:`METERED_FLUSH_MS` of audio (the relay asks every few seconds), and, ``final``, for
         whatever is left when the session ends (audio minutes count on every provider; a metered
-        one bills them)."""
+        one bills them). ``threshold_ms``: less when the key has fewer minutes left than that."""
         audio_in, audio_out = self.meter.pending()
         if final:
             if audio_in < 1 and audio_out < 1 and not self._text_items_unbilled:
                 return []
-        elif audio_in + audio_out < METERED_FLUSH_MS:
-            return []
+        else:
+            threshold = METERED_FLUSH_MS if threshold_ms is None else min(METERED_FLUSH_MS, threshold_ms)
+            if audio_in + audio_out < max(threshold, 1):
+                return []
         cost, breakdown, measured = self._priced({})
         if self.cost_usd is not None:
             self.cost_usd = None if cost is None else round(self.cost_usd + cost, 10)
