@@ -22,12 +22,9 @@ first); nothing is parsed. Frames go out as text, which Gemini clients accept li
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import sys
 
-from websockets.asyncio.server import serve
 
 SETUP_COMPLETE = '{"setupComplete":{}}'
 AUDIO_IN = '{"realtimeInput":{"audio"'
@@ -68,16 +65,7 @@ async def handler(ws) -> None:  # type: ignore[no-untyped-def]
         pass
 
 
-async def main(port: int) -> None:
-    async with serve(handler, "127.0.0.1", port, max_size=None, compression=None, ping_interval=None):
-        print(f"fake Gemini Live upstream on ws://127.0.0.1:{port}", flush=True)
-        await asyncio.Future()
-
-
 if __name__ == "__main__":
-    try:
-        import uvloop
+    from serve_fake import run
 
-        uvloop.run(main(int(sys.argv[1])))
-    except ImportError:
-        asyncio.run(main(int(sys.argv[1])))
+    run(handler, "fake Gemini Live upstream")

@@ -22,12 +22,9 @@ The event_id sits at a fixed place right after the type, so no JSON is parsed he
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
-import sys
 
-from websockets.asyncio.server import serve
 
 SESSION_CREATED = json.dumps({"type": "session.created", "event_id": "event_0",
                               "session": {"id": "sess_bench", "type": "realtime", "object": "realtime.session",
@@ -105,16 +102,7 @@ async def handler(ws) -> None:  # type: ignore[no-untyped-def]
         pass
 
 
-async def main(port: int) -> None:
-    async with serve(handler, "127.0.0.1", port, max_size=None, compression=None, ping_interval=None):
-        print(f"fake upstream on ws://127.0.0.1:{port}", flush=True)
-        await asyncio.Future()
-
-
 if __name__ == "__main__":
-    try:
-        import uvloop
+    from serve_fake import run
 
-        uvloop.run(main(int(sys.argv[1])))
-    except ImportError:
-        asyncio.run(main(int(sys.argv[1])))
+    run(handler, "fake upstream")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -26,6 +25,8 @@ from rtproxy.spend.pricing import (
 )
 from rtproxy.spend.records import SessionEnd, SessionMeta
 
+from .test_collector import Clock
+
 XAI = price_from_config(PriceConfig(audio_in_per_minute=0.05, audio_out_per_minute=0.05, per_text_item=0.004))
 
 
@@ -33,15 +34,6 @@ def meta(price: Price | None) -> SessionMeta:
     return SessionMeta(session_id="sess_1", key_name="alice", key_hash="abc123", model="grok",
                        provider="xai", upstream_model="grok-voice-think-fast-1.0", api_base="wss://x/v1/realtime",
                        store_prompts=True, price=price, end_user=None, tags=(), client_ip="127.0.0.1", user_agent="ua")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        self.t += timedelta(milliseconds=250)
-        return self.t
 
 
 def feed(c: Collector, direction: str, event: dict[str, Any]) -> list[dict[str, Any]]:

@@ -86,6 +86,7 @@ import attrs
 
 from .audio import GEMINI_INPUT_MIME, InputConverter, OutputConverter
 from .gemini_usage import Usage, add_usage, is_usage, openai_usage, usage_difference
+from .output import Output
 from .realtime_items import function_response, message_turn, response_metadata
 from .realtime_session import (
     ClientError,
@@ -141,20 +142,6 @@ _GA_TO_BETA = {
     "response.output_audio_transcript.done": "response.audio_transcript.done",
     "conversation.item.added": "conversation.item.created",
 }
-@attrs.frozen
-class Output:
-    """What one call gives the runner; act on the fields in this order."""
-
-    #: OpenAI server events for the client (and the spend collector), in order.
-    to_client: list[Event] = attrs.field(factory=list)
-    #: Gemini client frames for the current upstream socket, in order.
-    to_upstream: list[Event] = attrs.field(factory=list)
-    #: Close the upstream socket, open a new one and send :meth:`RealtimeGeminiTranslator.setup_frame`.
-    reconnect: bool = False
-    #: End the session: close the client with ``(code, reason)`` after ``to_client``.
-    close: tuple[int, str] | None = None
-
-
 def _g(obj: Any, camel: str) -> Any:
     """A field of a Gemini object by its lowerCamel name, or its snake_case one."""
     if not isinstance(obj, dict):

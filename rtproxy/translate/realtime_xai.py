@@ -76,6 +76,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from .output import Output
 from .realtime_session import ClientError
 
 Event = dict[str, Any]
@@ -164,16 +165,6 @@ _AUDIO_DELTA_HEADS = (b'{"type":"response.output_audio.delta",', b'{"type": "res
 #: An id member without escapes (with one, the frame is parsed instead).
 _RESPONSE_ID = re.compile(rb'"response_id"\s*:\s*"([^"\\]*)"')
 _ITEM_ID = re.compile(rb'"item_id"\s*:\s*"([^"\\]*)"')
-
-
-@attrs.frozen
-class Output:
-    """What one call gives the runner (see :class:`~rtproxy.relay.translated.Translated`)."""
-
-    to_client: list[Event] = attrs.field(factory=list)
-    to_upstream: list[Event] = attrs.field(factory=list)
-    reconnect: bool = False
-    close: tuple[int, str] | None = None
 
 
 def _default_new_id(prefix: str) -> str:
