@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench soak abuse mutation clean
+.PHONY: run test bench bench-peers bench-ledger soak abuse mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,18 @@ bench: $(VENV)/.installed-bench
 	@echo "== the same connect and voice scenarios with the Redis state store =="
 	$(PY) bench/run.py --state redis --scenarios s3,s5 --s3-sessions 50,200
 	$(PY) bench/state_store.py
+
+# rtproxy beside LiteLLM and the Portkey gateway (bench/peers.py): installs them pinned under
+# .cache/peers/ (never part of `make test`), runs make bench's scenarios against each and writes
+# docs/benchmarks.md (about 20 minutes).
+bench-peers: $(VENV)/.installed-bench
+	$(PY) bench/peers.py
+
+# The spend ledger at scale (bench/ledger.py): SQLite with 2 million records, then a throwaway
+# PostgreSQL (the test install step brings it) with 2 million (--records 10000000 for the issue's 10 million).
+bench-ledger: $(TSTAMP)
+	$(PY) bench/ledger.py
+	$(PY) bench/ledger.py --backend postgres --records 2000000
 
 soak: $(VENV)/.installed-bench $(TSTAMP)
 	$(PY) bench/soak.py

@@ -151,6 +151,20 @@ class SpendLogConfig:
 
 
 @attrs.frozen
+class LedgerConfig:
+    """The spend ledger (rtproxy.ledger): the database the spend log is shipped to."""
+
+    #: ``postgresql://[user[:password]@]host[:port]/db`` (several servers), ``sqlite:///abs/path``
+    #: or a file path (relative to the config file), or ``"env:DATABASE_URL"``. Unset: the embedded
+    #: SQLite file ``ledger.sqlite3`` beside the spend log. Never logged (it may hold a password).
+    url: str | None = attrs.field(default=None, repr=False)
+    #: Database calls running at once in this process (each in a worker thread, on a pooled connection).
+    max_connections: int = 4
+    #: One database call (connecting included) must answer within this time.
+    timeout_s: float = 10.0
+
+
+@attrs.frozen
 class LocalModelConfig:
     """The built-in offline model (``provider = "local"``)."""
 
@@ -277,6 +291,7 @@ class KeyConfig:
 class Config:
     server: ServerConfig = ServerConfig()
     spend_log: SpendLogConfig = SpendLogConfig()
+    ledger: LedgerConfig = LedgerConfig()
     local: LocalModelConfig = LocalModelConfig()
     state: StateConfig = StateConfig()
     models: tuple[ModelConfig, ...] = ()
@@ -356,6 +371,8 @@ for _type, _hook in ((bool, _exact_bool), (int, _exact_int), (float, _exact_floa
 _LITERAL_ERROR = re.compile(r"unknown error \((.*) not in literal typing\.Literal\[(.*)\]\)")
 _ENV_PREFIX = "env:"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+#: ``[ledger] url``: Postgres, SQLite, or a plain path (no ``scheme://`` of another kind).
+_LEDGER_URL = re.compile(r"^(?:postgres(?:ql)?://|sqlite:|(?![A-Za-z][A-Za-z0-9+.-]*://)[^\x00]+$)")
 
 
 def _resolve_secret(value: str | None, file: str, path: str, environ: dict[str, str]) -> str | None:
@@ -561,6 +578,16 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
         if getattr(st, name) < 1:
             raise ConfigError(file, f"state.{name}", "must be at least 1")
     st = attrs.evolve(st, url=state_url)
+    ledger_url = _resolve_secret(cfg.ledger.url, file, "ledger.url", env)
+    if ledger_url is not None and not _LEDGER_URL.match(ledger_url):
+        # the value is not echoed: it may be a URL with a password in it
+        raise ConfigError(file, "ledger.url", "must be postgresql://…, sqlite:///path or a file path "
+                                              "(no other scheme)")
+    if cfg.ledger.max_connections < 1:
+        raise ConfigError(file, "ledger.max_connections", "must be at least 1")
+    if cfg.ledger.timeout_s <= 0:
+        raise ConfigError(file, "ledger.timeout_s", "must be a positive number of seconds")
+    ledger = attrs.evolve(cfg.ledger, url=ledger_url)
     loc = cfg.local
     if loc.gemini_connection_limit_s <= 0:
         raise ConfigError(file, "local.gemini_connection_limit_s", "must be a positive number of seconds")
@@ -628,7 +655,7 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
         if k.max_sessions is not None and k.max_sessions < 1:
             raise ConfigError(file, f"{where}.max_sessions", "must be at least 1")
         keys.append(attrs.evolve(k, key=resolved))
-    return attrs.evolve(cfg, server=s, state=st, models=tuple(models), keys=tuple(keys))
+    return attrs.evolve(cfg, server=s, state=st, ledger=ledger, models=tuple(models), keys=tuple(keys))
 
 
 def load_config(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Config:

@@ -107,3 +107,7 @@ async def fake_upstream(nursery: trio.Nursery) -> FakeUpstream:
 def listener(request: pytest.FixtureRequest) -> str:
     """Every socket test runs against both listeners."""
     return request.param  # type: ignore[no-any-return]
+
+
+# the ledger tests' fixtures (tests/ledger_fixtures.py): here, so one PostgreSQL serves every module
+from .ledger_fixtures import ledger, ledger_backend, ledger_config, pg_server  # noqa: E402, F401

@@ -18,6 +18,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"auth"}),
     frozenset({"spend"}),
     frozenset({"state"}),
+    # the spend ledger: the database the spend log is shipped to, and its queries
+    frozenset({"ledger"}),
     frozenset({"protocols"}),
     # provider modules (URLs, credentials, wire protocol) and the sans-IO translators between protocols
     frozenset({"providers", "translate"}),
@@ -156,7 +158,7 @@ def test_the_tree_shows_the_architecture() -> None:
     """Subpackages carry the code; only the foundations and entry points sit at the top."""
     top = sorted(p.stem for p in PACKAGE.glob("*.py"))
     assert top == ["__init__", "__main__", "app", "config", "errors", "hypercorn_conf"]
-    for unit in ("auth", "spend", "state", "protocols", "relay", "server", "offline"):
+    for unit in ("auth", "spend", "state", "ledger", "protocols", "relay", "server", "offline"):
         assert (PACKAGE / unit / "__init__.py").is_file(), unit
 
 

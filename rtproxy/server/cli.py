@@ -318,6 +318,17 @@ def cmd_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from ..ledger.commands import migrate_command, ship_command
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"rtproxy: {config_failure(exc)}", file=sys.stderr)
+        return 2
+    return migrate_command(cfg) if args.action == "migrate" else ship_command(cfg)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from ..offline.server import serve_offline_model
 
@@ -412,6 +423,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hear with pocketsphinx and speak with espeak-ng when installed (auto), or not (off) "
                         "(default: %(default)s)")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("ledger", help="the spend ledger: migrate its schema, or ship the spend log to it",
+                       description="migrate: apply the ledger's schema migrations not applied yet (the gateway "
+                                   "also does at start-up). ship: ship the spend log to the ledger until SIGINT "
+                                   "or SIGTERM (the gateway ships by itself while it runs).")
+    p.add_argument("action", choices=["migrate", "ship"])
+    p.add_argument("--config", default=default_config, help=config_help)
+    p.set_defaults(func=cmd_ledger)
     return parser
 
 

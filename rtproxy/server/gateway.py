@@ -54,6 +54,8 @@ from ..relay.predial import Predial
 from ..relay.session import Session
 from ..relay.translated import TranslatingLeg
 from ..relay.wsleg import LegClosed, WebSocketLeg, clip_reason
+from ..ledger import shipper_for
+from ..ledger.shipper import FINAL_FLUSH_S
 from ..spend.log import SpendLogWriter
 from ..spend.pricing import Price, price_for
 from ..spend.budgets import record_audio_ms
@@ -198,6 +200,8 @@ class Gateway:
         self.calls = CallBroker(self)
         #: Spend-log scans (/spend/logs, /spend/summary) and the processes that run them.
         self.scans = ScanSlots()
+        #: Ships the spend log to the ledger (rtproxy/ledger; one process per log ships).
+        self.shipper = shipper_for(config)
 
     @property
     def upstream_ssl(self) -> ssl.SSLContext:
@@ -237,6 +241,7 @@ class Gateway:
                     raise StartupFailed(str(exc)) from None
                 nursery.start_soon(provider.maintain, model)
             nursery.start_soon(self._housekeeping)
+            nursery.start_soon(self.shipper.run)
             if any(m.provider == "local" for m in cfg.models):
                 port = await nursery.start(functools.partial(
                     serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
@@ -261,6 +266,7 @@ class Gateway:
             task_status.started()
 
     def _scrape(self) -> bytes:
+        self.metrics.ledger(self.shipper.status())
         for session in list(self.sessions):
             self.flush_metrics(session)
         return self.metrics.exposition()
@@ -291,6 +297,10 @@ class Gateway:
             with trio.CancelScope(shield=True), trio.move_on_after(self.config.state.timeout_s):
                 await self.limits.aclose()
                 await self.scans.aclose()
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(FINAL_FLUSH_S + 1):
+                    await self.shipper.stopped.wait()  # its last batch stored
+                await self.shipper.ledger.aclose()
 
     def reopen_spend_log(self) -> None:
         """SIGHUP: look for a rotated spend log now."""
@@ -815,7 +825,7 @@ class Gateway:
     def health(self) -> dict[str, Any]:
         spend_ok = self.spend.healthy
         return {
-            "status": "ok" if spend_ok and self.limits.healthy else "degraded",
+            "status": "ok" if spend_ok and self.limits.healthy and self.shipper.healthy else "degraded",
             "sessions": len(self.sessions),
             "connections": self.connections.stats(),
             "realtime_port": self.realtime_port,
@@ -824,4 +834,5 @@ class Gateway:
                           "unwritable": self.spend.unwritable,
                           "error": self.spend.last_error},
             "state": self.limits.health(),
+            "ledger": self.shipper.status(),
         }

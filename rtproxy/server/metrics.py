@@ -74,6 +74,19 @@ class Metrics:
                                             registry=reg)
         self.state_store_errors = Counter("rtproxy_state_store_errors", "State-store calls that failed",
                                           registry=reg)
+        # the ledger's shipper (one process per spend log ships: the others report nothing)
+        self.ledger_lag_seconds = Gauge("rtproxy_ledger_lag_seconds",
+                                        "How long the ledger has been behind the spend log (0: caught up)",
+                                        registry=reg, multiprocess_mode="livemax")
+        self.ledger_lag_records = Gauge("rtproxy_ledger_lag_records", "Spend records not in the ledger yet",
+                                        registry=reg, multiprocess_mode="livemax")
+        self.ledger_lag_bytes = Gauge("rtproxy_ledger_lag_bytes", "Spend-log bytes not shipped yet",
+                                      registry=reg, multiprocess_mode="livemax")
+        self.ledger_shipped = Counter("rtproxy_ledger_shipped_records", "Spend records written to the ledger",
+                                      registry=reg)
+        self.ledger_failures = Counter("rtproxy_ledger_failures", "Ledger calls of the shipper that failed",
+                                       registry=reg)
+        self._ledger_seen = (0, 0)
 
     def exposition(self) -> bytes:
         """The text format, whole across worker processes."""
@@ -132,6 +145,20 @@ class Metrics:
     def _seconds(self, key: str, model: str, seconds: Any) -> None:
         if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
             self.audio_seconds.labels(key, model).inc(seconds)
+
+    def ledger(self, status: dict[str, Any]) -> None:
+        """The shipper's figures (``Shipper.status()``), at each scrape."""
+        lag = status.get("lag") or {}
+        if status.get("shipping"):
+            self.ledger_lag_seconds.set(lag.get("seconds") or 0)
+            self.ledger_lag_records.set(lag.get("records") or 0)
+            self.ledger_lag_bytes.set(lag.get("bytes") or 0)
+        shipped, failures = int(status.get("shipped") or 0), int(status.get("failures") or 0)
+        if shipped > self._ledger_seen[0]:
+            self.ledger_shipped.inc(shipped - self._ledger_seen[0])
+        if failures > self._ledger_seen[1]:
+            self.ledger_failures.inc(failures - self._ledger_seen[1])
+        self._ledger_seen = (max(shipped, self._ledger_seen[0]), max(failures, self._ledger_seen[1]))
 
     # -- from the relay ------------------------------------------------------------------------
 
