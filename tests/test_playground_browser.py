@@ -190,9 +190,11 @@ def newest_response(server: LiveServer, wanted: Any) -> dict[str, Any]:
         time.sleep(0.05)
 
 
-def newest_tool_call(server: LiveServer) -> dict[str, Any]:
-    record = newest_response(server, lambda r: (r.get("response") or {}).get("tool_calls"))
-    return record["response"]["tool_calls"][0]  # type: ignore[no-any-return]
+def recorded_tool_call(server: LiveServer, call_id: str) -> dict[str, Any]:
+    """The tool call the gateway recorded under ``call_id`` (waiting for its record to land)."""
+    record = newest_response(server, lambda r: any(
+        c.get("id") == call_id for c in (r.get("response") or {}).get("tool_calls") or ()))
+    return next(c for c in record["response"]["tool_calls"] if c["id"] == call_id)  # type: ignore[no-any-return]
 
 
 def test_tool_call_card_and_typed_result_continue_the_conversation(page: Page, server: LiveServer) -> None:
@@ -203,10 +205,11 @@ def test_tool_call_card_and_typed_result_continue_the_conversation(page: Page, s
     page.click("#send")
     card = page.locator(".tool-card")
     expect(card.locator(".tool-name")).to_have_text("get_weather")
-    # the card shows the call id the model sent, as the gateway recorded it
-    call = newest_tool_call(server)
-    assert call["function"]["name"] == "get_weather" and call["id"].startswith("call_")
-    expect(card.locator(".tool-call-id")).to_have_text(call["id"])
+    # the card shows the call id the model sent, as the gateway recorded it (the record lands a
+    # moment after the card, and an earlier test's tool call may still be the newest record)
+    expect(card.locator(".tool-call-id")).to_have_text(re.compile(r"^call_\w+$"))
+    call = recorded_tool_call(server, card.locator(".tool-call-id").inner_text().strip())
+    assert call["function"]["name"] == "get_weather"
     expect(card.locator(".tool-args")).to_have_text('{\n  "city": "Paris"\n}')
     card.locator(".tool-result").fill('{"temp_c": 18}')
     card.locator(".tool-send").click()
