@@ -23,6 +23,7 @@ import attrs
 import cattrs
 
 from .errors import ConfigError
+from .periods import parse_period
 
 MIB = 1024 * 1024
 
@@ -285,6 +286,11 @@ class KeyConfig:
     #: New sessions this key may open per minute (ephemeral tokens count against their key).
     max_sessions_per_minute: int | None = None
     store_prompts: bool | None = None
+    #: ``max_budget_usd`` and ``max_audio_minutes`` per period: ``1d`` (from 00:00 UTC each day),
+    #: ``monthly`` (from 00:00 UTC on the 1st), ``7d`` or ``30d`` (runs of days from 00:00 UTC,
+    #: counted for a config key from 1970-01-01: 7d periods start on Thursdays). Not given: for
+    #: the key's lifetime.
+    budget_period: str | None = None
 
 
 @attrs.frozen
@@ -654,7 +660,11 @@ def _check(cfg: Config, env: dict[str, str]) -> Config:
             raise ConfigError(file, f"{where}.max_audio_minutes", "must not be negative")
         if k.max_sessions is not None and k.max_sessions < 1:
             raise ConfigError(file, f"{where}.max_sessions", "must be at least 1")
-        keys.append(attrs.evolve(k, key=resolved))
+        try:
+            period = parse_period(k.budget_period)
+        except ValueError as exc:
+            raise ConfigError(file, f"{where}.budget_period", str(exc).removeprefix("budget_period ")) from None
+        keys.append(attrs.evolve(k, key=resolved, budget_period=period))
     return attrs.evolve(cfg, server=s, state=st, ledger=ledger, models=tuple(models), keys=tuple(keys))
 
 

@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "rtproxy"
 
 #: Lowest first. A module may import from its own layer and lower ones, never from a higher one.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors"}),
+    # pure values every layer may use: errors, budget periods
+    frozenset({"errors", "periods"}),
     frozenset({"config"}),
     frozenset({"auth"}),
     frozenset({"spend"}),
@@ -155,9 +156,10 @@ def test_relay_knows_protocols_only_through_the_seam() -> None:
 
 
 def test_the_tree_shows_the_architecture() -> None:
-    """Subpackages carry the code; only the foundations and entry points sit at the top."""
+    """Subpackages carry the code; only the foundations (config, errors, budget periods) and entry
+    points sit at the top."""
     top = sorted(p.stem for p in PACKAGE.glob("*.py"))
-    assert top == ["__init__", "__main__", "app", "config", "errors", "hypercorn_conf"]
+    assert top == ["__init__", "__main__", "app", "config", "errors", "hypercorn_conf", "periods"]
     for unit in ("auth", "spend", "state", "ledger", "protocols", "relay", "server", "offline"):
         assert (PACKAGE / unit / "__init__.py").is_file(), unit
 

@@ -273,3 +273,21 @@ async def test_the_wal_is_checkpointed_in_the_worker_thread_every_so_many_inline
     await store.charge("k", 1.0)
     assert thread.statements.count("PRAGMA wal_checkpoint(PASSIVE)") == 1  # back on the event loop
     await store.aclose()
+
+
+async def test_every_further_budget_is_checked_and_the_first_spent_one_refuses_with_its_message(
+        store: StateStore) -> None:
+    """A key's budget for its period, its team's: accounts of their own, checked with the key's caps."""
+    await store.rebuild("log", {}, [], epoch="e1")
+    limits = KeyLimits("k", budgets=(("k\x1fp:2026-12-01", 1.0, "key spent"),
+                                     ("\x1fteam:t\x1fp:2026-12-01", 2.0, "team spent")))
+    assert await store.admit("s1", "o", limits, lease_s=30) is None
+    await store.charge("\x1fteam:t\x1fp:2026-12-01", 2.0)
+    refused = await store.admit("s2", "o", limits, lease_s=30)
+    assert refused is not None and (refused.code, refused.message) == ("budget_exceeded", "team spent")
+    await store.charge("k\x1fp:2026-12-01", 1.0)
+    refused = await store.admit("s3", "o", limits, lease_s=30)
+    assert refused is not None and refused.message == "key spent"
+    # another period's accounts are untouched: a new period admits again
+    assert await store.admit("s4", "o", KeyLimits("k", budgets=(("k\x1fp:2027-01-01", 1.0, "key spent"),)),
+                             lease_s=30) is None

@@ -6,6 +6,13 @@ an attacker which key (or how much of one) matched. The plain key is never kept 
 
 ``key = "auto"`` in the config asks for a key generated on first run and kept, with 0600
 permissions, in the state directory; such keys are accepted on loopback binds only.
+
+Keys come from two places: ``[[keys]]`` in the config (read-only: changed by editing the file and
+restarting) and the ledger's key table (rtproxy.ledger.keys: created, changed, rotated and
+revoked at run time through the admin API or ``rtproxy keys``). A :class:`KeyStore` holds both;
+the ledger's keys are replaced as a whole each time the ledger's key version moves
+(:meth:`KeyStore.replace_live`), so a lookup never waits on the database. Ledger keys are found by
+their digest in a dict: the digest of a high-entropy secret tells an attacker timing it nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +21,15 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import attrs
 
 from ..config import AUTO_KEY, Config, KeyConfig
+from ..periods import Period
 
 #: Printed key hashes are shortened to this many hex digits in records and logs.
 KEY_HASH_PREFIX_LEN = 12
@@ -33,6 +44,19 @@ def hash_key(key: str) -> str:
 
 
 @attrs.frozen
+class TeamTerms:
+    """A team's budget, as each of its keys carries it (the tighter of the key's and the team's wins)."""
+
+    name: str
+    max_budget_usd: float | None = None
+    budget_period: Period | None = None
+    #: When the team's 7- and 30-day periods count from (seconds since the epoch).
+    anchor_s: float = 0.0
+    #: Reported (API, /metrics) when the period's spend reaches it; nothing is refused.
+    soft_budget_usd: float | None = None
+
+
+@attrs.frozen
 class VirtualKey:
     name: str
     sha256: str = attrs.field(repr=False)
@@ -44,8 +68,38 @@ class VirtualKey:
     store_prompts: bool | None
     transcription_models: tuple[str, ...] = ("*",)
     delegation_models: tuple[str, ...] = ("*",)
-    #: Minutes of audio (sent and received, measured by the gateway) the key may use.
+    #: Minutes of audio (sent and received, measured by the gateway) the key may use (per period).
     max_audio_minutes: float | None = None
+    #: ``max_budget_usd`` and ``max_audio_minutes`` are per period of this (None: for the key's lifetime).
+    budget_period: Period | None = None
+    #: When the key's 7- and 30-day periods count from (seconds since the epoch).
+    budget_anchor_s: float = 0.0
+    soft_budget_usd: float | None = None
+    team: TeamTerms | None = None
+    #: After this moment (seconds since the epoch) the key is refused and its sessions end.
+    expires_at: float | None = None
+    #: Who the key is for, and its tags: written into every spend record of the key.
+    user: str | None = None
+    tags: tuple[str, ...] = ()
+    #: The key's metadata as JSON text (an object), as given at creation or update.
+    metadata_json: str = "{}"
+    #: Where the key is defined: ``config`` (read-only) or ``ledger`` (the admin API).
+    source: Literal["config", "ledger"] = "config"
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def record_fields(self) -> dict[str, object]:
+        """What every spend record of this key carries beside its name: its team, user and tags
+        (those it has)."""
+        fields: dict[str, object] = {}
+        if self.team is not None:
+            fields["team"] = self.team.name
+        if self.user is not None:
+            fields["user"] = self.user
+        if self.tags:
+            fields["tags"] = list(self.tags)
+        return fields
 
     @property
     def is_admin(self) -> bool:
@@ -94,13 +148,55 @@ def _load_or_create_auto_key(state_dir: Path, name: str) -> tuple[str, Path]:
     return value, path
 
 
+@attrs.frozen
+class LiveKey:
+    """A ledger key as the store holds it: the key, and its digests — the current one, and the one
+    it was rotated from while that one's grace period lasts (until ``previous_until``)."""
+
+    key: VirtualKey
+    previous_sha256: str | None = None
+    previous_until: float | None = None
+
+
 class KeyStore:
-    """The configured virtual keys, looked up by presented key in constant time."""
+    """The virtual keys of the config and of the ledger, looked up by presented key."""
 
     def __init__(self, keys: list[VirtualKey], generated: list[GeneratedKey] | None = None) -> None:
         self._keys = list(keys)
         self._digests = [bytes.fromhex(k.sha256) for k in self._keys]
         self.generated = list(generated or [])
+        #: Ledger keys by digest (the previous digest of a rotated key too, with its end of grace).
+        self._live: dict[bytes, tuple[VirtualKey, float | None]] = {}
+        self._live_by_name: dict[str, VirtualKey] = {}
+        #: The ledger's key version these were read at (None: never read).
+        self.version: int | None = None
+
+    def replace_live(self, keys: Iterable[LiveKey], version: int | None = None) -> None:
+        """The ledger's keys, all of them, as read at ``version`` (a config key's name wins)."""
+        configured = {k.name for k in self._keys}
+        live: dict[bytes, tuple[VirtualKey, float | None]] = {}
+        by_name: dict[str, VirtualKey] = {}
+        for lk in keys:
+            if lk.key.name in configured:
+                continue
+            by_name[lk.key.name] = lk.key
+            live[bytes.fromhex(lk.key.sha256)] = (lk.key, None)
+            if lk.previous_sha256 and lk.previous_until is not None:
+                live.setdefault(bytes.fromhex(lk.previous_sha256), (lk.key, lk.previous_until))
+        self._live, self._live_by_name, self.version = live, by_name, version
+
+    def accepts_digest(self, sha256: str, now: float) -> bool:
+        """Whether a key with this (hex) digest is still accepted: a current key's, or a rotated
+        key's old one within its grace period."""
+        try:
+            entry = self._live.get(bytes.fromhex(sha256))
+        except ValueError:
+            return False
+        return entry is not None and (entry[1] is None or now < entry[1])
+
+    @property
+    def configured(self) -> list[VirtualKey]:
+        return list(self._keys)
 
     @classmethod
     def from_config(cls, cfg: Config) -> KeyStore:
@@ -118,22 +214,38 @@ class KeyStore:
             keys.append(_virtual_key(kc, digest))
         return cls(keys, generated)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self._keys)
+    def __iter__(self) -> Iterator[VirtualKey]:
+        return iter([*self._keys, *self._live_by_name.values()])
 
     def by_name(self, name: str) -> VirtualKey | None:
+        """The key named ``name`` (an expired one too: see :meth:`current`)."""
         for k in self._keys:
             if k.name == name:
                 return k
-        return None
+        return self._live_by_name.get(name)
 
-    def lookup(self, presented: str) -> VirtualKey | None:
-        """The key whose digest matches ``presented``, or None; constant time in the key count."""
+    def current(self, name: str, now: float | None = None) -> VirtualKey | None:
+        """The key named ``name`` as it stands now: None once it is revoked, deleted or expired."""
+        key = self.by_name(name)
+        if key is None or key.expired(time.time() if now is None else now):
+            return None
+        return key
+
+    def lookup(self, presented: str, now: float | None = None) -> VirtualKey | None:
+        """The key whose digest matches ``presented``, or None (an expired key, a rotated key's old
+        secret after its grace period: None too); constant time in the config's key count."""
         digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
         found: VirtualKey | None = None
         for key, stored in zip(self._keys, self._digests):
             if hmac.compare_digest(digest, stored):
                 found = key
+        if found is None and self._live:
+            entry = self._live.get(digest)
+            if entry is not None:
+                at = time.time() if now is None else now
+                key, until = entry
+                if (until is None or at < until) and not key.expired(at):
+                    found = key
         return found
 
 
@@ -151,4 +263,5 @@ def _virtual_key(kc: KeyConfig, digest: str) -> VirtualKey:
         transcription_models=tuple(kc.models if kc.transcription_models is None else kc.transcription_models),
         delegation_models=tuple(kc.models if kc.delegation_models is None else kc.delegation_models),
         max_audio_minutes=kc.max_audio_minutes,
+        budget_period=kc.budget_period,
     )

@@ -15,6 +15,13 @@ stored exactly as the audit log holds it; Postgres users may cast it, ``data::js
 
 ``ledger_cursors``: where each shipper is in its spend log (the file's identity and the offset
 after the last shipped line), written in the same transaction as the records it covers.
+
+Migration 2, keys and teams as data (rtproxy.ledger.keys): ``api_keys`` (one row a key: its
+name, the sha256 of its secret — never the secret —, the digest it was rotated from and until
+when that one stays valid, a display hint, its team, its terms as JSON, expiry and revocation
+times), ``teams`` (name, terms as JSON) and ``registry_version``: one row whose ``version``
+every change to either table increments in the same transaction; each server polls it to know
+when to read the keys again.
 """
 
 from __future__ import annotations
@@ -75,6 +82,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
 )
+
+_KEY_TABLES = (
+    """CREATE TABLE api_keys (
+         name TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, previous_sha256 TEXT, previous_until_us {big},
+         hint TEXT NOT NULL, team TEXT, terms TEXT NOT NULL, expires_us {big}, revoked_us {big},
+         created_us {big} NOT NULL, updated_us {big} NOT NULL, anchor_us {big} NOT NULL)""",
+    "CREATE INDEX api_keys_team ON api_keys (team)",
+    """CREATE TABLE teams (
+         name TEXT PRIMARY KEY, terms TEXT NOT NULL, created_us {big} NOT NULL, updated_us {big} NOT NULL,
+         anchor_us {big} NOT NULL)""",
+    "CREATE TABLE registry_version (id INTEGER PRIMARY KEY, version {big} NOT NULL)",
+    "INSERT INTO registry_version (id, version) VALUES (1, 0)",
+)
+
+MIGRATIONS = (*MIGRATIONS, Migration(
+    2, "keys and teams",
+    sqlite=tuple(s.format(big="INTEGER") for s in _KEY_TABLES),
+    postgres=tuple(s.format(big="BIGINT") for s in _KEY_TABLES),
+))
 
 #: The newest schema this code knows.
 SCHEMA_VERSION = MIGRATIONS[-1].version

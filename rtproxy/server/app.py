@@ -56,6 +56,7 @@ from ..providers import provider_for
 from ..spend.query import SpendFilter, parse_time
 from ..spend.scan_worker import ScanRequest
 from ..spend.scans import ScanFailed, ScanRefused
+from . import admin_api
 from .asgi_leg import AsgiHandshake
 from .calls import Answer as CallAnswer
 from .gateway import Gateway, TokenQuotaExceeded, TokenStoreUnavailable
@@ -690,6 +691,7 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         return await scanned(key, ScanRequest("logs", str(gateway.spend.path), flt, limit=limit, cursor=cursor,
                                               after=after, file_id=args.get("file_id")))
 
+    admin_api.register(quart, gateway, require_admin=require_admin, read_body=read_body, json_error=_json_error)
     return quart
 
 

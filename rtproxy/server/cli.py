@@ -329,6 +329,17 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return migrate_command(cfg) if args.action == "migrate" else ship_command(cfg)
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from ..ledger.key_commands import keys_command, teams_command
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"rtproxy: {config_failure(exc)}", file=sys.stderr)
+        return 2
+    return keys_command(cfg, args) if args.command == "keys" else teams_command(cfg, args)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from ..offline.server import serve_offline_model
 
@@ -431,6 +442,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["migrate", "ship"])
     p.add_argument("--config", default=default_config, help=config_help)
     p.set_defaults(func=cmd_ledger)
+
+    from ..ledger.key_commands import add_key_options
+
+    p = sub.add_parser("keys", help="create, list, change, rotate and revoke keys in the ledger",
+                       description="Keys as data, in the ledger ([ledger] url): every running server picks a "
+                                   "change up within a second. A new or rotated key's secret is printed once "
+                                   "and stored only as a hash. Keys of config.toml are listed, read-only. "
+                                   "Exit status: 0, 1 if the change was refused (said on stderr), 2 for a "
+                                   "config error.")
+    keys = p.add_subparsers(dest="action", required=True)
+    for action, helptext in (("create", "make a key (its secret printed once)"), ("list", "every key, with its spend"),
+                             ("get", "one key as JSON"), ("update", "change a key's limits, models, team or expiry"),
+                             ("rotate", "give a key a new secret"), ("revoke", "revoke a key: its sessions end")):
+        q = keys.add_parser(action, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        q.add_argument("--config", default=default_config, help=config_help)
+        q.add_argument("--json", action="store_true", help="JSON instead of words")
+        if action == "list":
+            q.add_argument("--team", help="only this team's keys")
+            q.add_argument("--all", action="store_true", help="revoked keys too")
+            continue
+        q.add_argument("name", help="the key's name (what its spend records carry)")
+        if action in ("create", "update"):
+            add_key_options(q)
+        if action == "create":
+            q.add_argument("--key", dest="key_value", metavar="SECRET",
+                           help="use this secret instead of generating one (16+ characters)")
+        if action == "rotate":
+            q.add_argument("--grace", default="0s",
+                           help="how long the old secret keeps working: 0s (default), 15m, 1h, 7d")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("teams", help="create, list, change and delete teams (a budget over several keys)",
+                       description="Teams in the ledger: a budget of their own, enforced with each member "
+                                   "key's (the tighter wins). Keys join a team with `rtproxy keys update NAME "
+                                   "--team TEAM`.")
+    teams = p.add_subparsers(dest="action", required=True)
+    for action in ("create", "list", "get", "update", "delete"):
+        q = teams.add_parser(action, help=f"{action} a team" if action != "list" else "every team, with its spend")
+        q.add_argument("--config", default=default_config, help=config_help)
+        q.add_argument("--json", action="store_true", help="JSON instead of words")
+        if action != "list":
+            q.add_argument("name", help="the team's name")
+        if action in ("create", "update"):
+            add_key_options(q, team=False)
+    p.set_defaults(func=cmd_keys)
     return parser
 
 

@@ -56,14 +56,15 @@ from ..relay.translated import TranslatingLeg
 from ..relay.wsleg import LegClosed, WebSocketLeg, clip_reason
 from ..ledger import shipper_for
 from ..ledger.shipper import FINAL_FLUSH_S
+from ..ledger.registry import KeyRegistry
 from ..spend.log import SpendLogWriter
 from ..spend.pricing import Price, price_for
-from ..spend.budgets import record_audio_ms
+from ..spend.budgets import period_account, record_audio_ms, team_account
 from ..spend.records import BILLED_RECORDS, SessionMeta
 from ..spend.scans import ScanSlots
 from .calls import CallBroker
 from .connections import ConnectionSlots, descriptor_cap
-from .limits import TICK_S, Limits
+from .limits import TICK_S, Limits, book_of, key_terms, team_terms
 from .listener import serve_realtime_listener
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .metrics_http import serve_metrics
@@ -160,6 +161,9 @@ async def _unbilled(record: dict[str, Any]) -> None:
     same call bills and records it (the same events, once)."""
 
 
+#: How often the spend of keys and teams with a soft budget is read into /metrics.
+SOFT_BUDGET_CHECK_S = 15.0
+
 class Gateway:
     def __init__(self, config: Config, *, dial: DialFn = dial_upstream,
                  upstream_ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False) -> None:
@@ -202,6 +206,9 @@ class Gateway:
         self.scans = ScanSlots()
         #: Ships the spend log to the ledger (rtproxy/ledger; one process per log ships).
         self.shipper = shipper_for(config)
+        #: Keeps the ledger's keys in self.keys (rtproxy/ledger/registry.py).
+        self.registry = KeyRegistry(self.shipper.ledger, self.keys)
+        self.limits.book = lambda: book_of(self.keys)
 
     @property
     def upstream_ssl(self) -> ssl.SSLContext:
@@ -228,6 +235,8 @@ class Gateway:
     async def _run_services(self, cfg: Config, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            await self.registry.prime()
+            nursery.start_soon(self.registry.run)
             await self.limits.seed(self.spend.path)
             # look every model's price up now (the price database loads once, in a thread), so
             # no session waits for it and an unpriced model is warned about at start-up
@@ -272,15 +281,26 @@ class Gateway:
         return self.metrics.exposition()
 
     async def _housekeeping(self) -> None:
-        """Every TICK_S: notice a rotated spend log, renew leases, enforce budgets spent elsewhere."""
+        """Every TICK_S: notice a rotated spend log, renew leases, enforce budgets spent elsewhere,
+        end the sessions of keys revoked or expired; soft budgets into the metrics."""
+        soft_checked = 0.0
         try:
             while True:
                 await trio.sleep(TICK_S)
                 self.spend.check()
                 for session in list(self.sessions):
                     self.flush_metrics(session)
-                budget_keys = {a for s in self.sessions for a in self.limits.limited_accounts(s.plan.key)}
+                now = time.time()
+                budget_keys = {a for s in self.sessions for a in self.limits.limited_accounts(
+                    self.keys.by_name(s.plan.key.name) or s.plan.key)}
                 lost = {lease.session_id: lease for lease in await self.limits.tick(budget_keys)}
+                if now - soft_checked >= SOFT_BUDGET_CHECK_S:
+                    soft_checked = now
+                    await self.check_soft_budgets()
+                for session in list(self.sessions):
+                    gone = self.key_gone(session.plan.key, now)
+                    if gone is not None:
+                        session.stop(4401, *gone)
                 for session in list(self.sessions):
                     lease = lost.get(session.id)
                     if lease is not None:
@@ -290,7 +310,7 @@ class Gateway:
                         session.stop(4429, "session_lease_lost", "this server could not renew the session's hold "
                                      f"on its key's limits in time, and they are taken now: {lease.refusal.message}")
                 for session in list(self.sessions):
-                    over = self.limits.over_limit(session.plan.key)
+                    over = self.limits.over_limit(self.keys.by_name(session.plan.key.name) or session.plan.key)
                     if over is not None:
                         session.stop(4429, over.code, over.message)
         finally:
@@ -301,6 +321,37 @@ class Gateway:
                 with trio.move_on_after(FINAL_FLUSH_S + 1):
                     await self.shipper.stopped.wait()  # its last batch stored
                 await self.shipper.ledger.aclose()
+
+    async def check_soft_budgets(self) -> None:
+        """The spend in their current period of every key and team with a soft budget, into
+        ``/metrics`` (one store read for all of them, every :data:`SOFT_BUDGET_CHECK_S`)."""
+        now = self.limits.clock()
+        holders: dict[tuple[str, str], tuple[str, float]] = {}
+        for key in self.keys:
+            if key.soft_budget_usd is not None:
+                holders[("key", key.name)] = (period_account(key.name, key_terms(key), now), key.soft_budget_usd)
+            team = key.team
+            if team is not None and team.soft_budget_usd is not None:
+                holders[("team", team.name)] = (period_account(team_account(team.name), team_terms(key), now),
+                                                team.soft_budget_usd)
+        if not holders:
+            return
+        await self.limits.refresh(sorted({a for a, _ in holders.values()}))
+        for (holder, name), (account, soft) in holders.items():
+            spent = self.limits.spent.get(account, 0.0)
+            self.metrics.budget_spend.labels(holder, name).set(spent)
+            self.metrics.soft_budget_exceeded.labels(holder, name).set(1 if spent >= soft else 0)
+
+    def key_gone(self, key: VirtualKey, now: float) -> tuple[str, str] | None:
+        """Why a session of ``key`` may not go on (the error code and message it ends with): the
+        key was revoked (or deleted) or has expired since the session began; None: it stands."""
+        current = self.keys.by_name(key.name)
+        if current is None or (current.source == "ledger" and current.sha256 != key.sha256
+                               and not self.keys.accepts_digest(key.sha256, now)):
+            return "key_revoked", f"key {key.name!r} was revoked: its sessions end"
+        if current.expired(now):
+            return "key_expired", f"key {key.name!r} has expired: its sessions end"
+        return None
 
     def reopen_spend_log(self) -> None:
         """SIGHUP: look for a rotated spend log now."""
@@ -417,8 +468,8 @@ class Gateway:
         key = plan.key
         session = Session(plan, SessionPorts(
             dial=self.dial if predial is None else predial.take, write_record=self.write_record if target is None else _unbilled,
-            over_limit=lambda: self.limits.stop_reason(key),
-            audio_left_ms=lambda: self.limits.audio_left_ms(key),
+            over_limit=lambda: self.limits.stop_reason(self.keys.by_name(key.name) or key),
+            audio_left_ms=lambda: self.limits.audio_left_ms(self.keys.by_name(key.name) or key),
             upstream_session_opened=functools.partial(self._live_opened, key.name, plan.model.name)
             if decision.api == "live" and decision.live_op != "attach" else None))
         self.session_opened(session)
@@ -806,6 +857,12 @@ class Gateway:
         Charging never depends on the write: a record the log cannot take (disk full, or one that
         cannot be serialised at all) is still charged, and counted in ``/health`` and ``/metrics``."""
         unwritable = self.spend.unwritable
+        key = self.keys.by_name(record.get("key_name"))  # type: ignore[arg-type]
+        if key is not None and (key.team is not None or key.user is not None or key.tags):
+            fields = key.record_fields()
+            if "tags" in fields and isinstance(record.get("tags"), list):  # the request's tags too
+                fields["tags"] = list(dict.fromkeys([*fields["tags"], *record["tags"]]))  # type: ignore[misc]
+            record.update(fields)
         if not self.spend.write(record):
             if self.spend.unwritable != unwritable:
                 self.metrics.spend_log_unwritable.inc()
@@ -819,13 +876,16 @@ class Gateway:
         if record.get("record") in BILLED_RECORDS and isinstance(key, str):
             rid = record.get("id")
             cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0
+            team = record.get("team")
             await self.limits.charge(key, cost, rid if isinstance(rid, str) else None,
-                                     audio_ms=record_audio_ms(record))
+                                     audio_ms=record_audio_ms(record), terms=self.keys.by_name(key),
+                                     team=team if isinstance(team, str) else None)
 
     def health(self) -> dict[str, Any]:
         spend_ok = self.spend.healthy
         return {
-            "status": "ok" if spend_ok and self.limits.healthy and self.shipper.healthy else "degraded",
+            "status": "ok" if spend_ok and self.limits.healthy and self.shipper.healthy and self.registry.healthy
+            else "degraded",
             "sessions": len(self.sessions),
             "connections": self.connections.stats(),
             "realtime_port": self.realtime_port,
@@ -835,4 +895,5 @@ class Gateway:
                           "error": self.spend.last_error},
             "state": self.limits.health(),
             "ledger": self.shipper.status(),
+            "keys": self.registry.status(),
         }

@@ -37,9 +37,11 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from ..auth.keys import VirtualKey
+from ..auth.keys import KeyStore, VirtualKey
 from ..config import Config
-from ..spend.budgets import audio_account, spend_ledger
+from ..periods import window
+from ..spend.budgets import LIFETIME, Book, Terms, audio_account, booked_accounts, period_account, spend_ledger, \
+    team_account
 from ..state import KeyLimits, MemoryStore, Refusal, StateStore, StateStoreError, StoreLostData, open_store
 from ..state.store import MAX_REBUILD_IDS, Charge
 
@@ -65,6 +67,63 @@ MAX_REMEMBERED_REFUSALS = 4096
 MAX_PENDING_CHARGES = 100_000
 UNAVAILABLE = Refusal("state_store_unavailable",
                       "the gateway cannot reach its state store, so it cannot check this key's limits; retry later")
+
+
+@attrs.frozen
+class Budget:
+    """One limit a key's sessions are held against: an account of the store's totals, its maximum,
+    and what a session or admission is refused with once the account reaches it."""
+
+    account: str
+    maximum: float
+    code: str
+    message: str
+    #: Money (``usd``) or audio (``audio_ms``).
+    unit: str = "usd"
+
+
+def key_terms(key: VirtualKey) -> Terms:
+    return Terms(key.budget_period, key.budget_anchor_s) if key.budget_period else LIFETIME
+
+
+def team_terms(key: VirtualKey) -> Terms:
+    team = key.team
+    return Terms(team.budget_period, team.anchor_s) if team is not None and team.budget_period else LIFETIME
+
+
+def budgets_of(key: VirtualKey, now_s: float) -> list[Budget]:
+    """Every budget ``key`` is held to at ``now_s``: its money and audio for its current period
+    (or lifetime), its team's money for the team's current period."""
+    found: list[Budget] = []
+    kt = key_terms(key)
+    since = "" if kt.period is None else f" for the period from {window(kt.period, kt.anchor_s, now_s).name}"
+    if key.max_budget_usd is not None:
+        found.append(Budget(period_account(key.name, kt, now_s), key.max_budget_usd, "budget_exceeded",
+                            f"key {key.name!r} has used its budget of ${key.max_budget_usd:g}{since}"))
+    if key.max_audio_minutes is not None:
+        found.append(Budget(period_account(audio_account(key.name), kt, now_s), key.max_audio_minutes * 60_000,
+                            "audio_minutes_exceeded",
+                            f"key {key.name!r} has used its {key.max_audio_minutes:g} minutes of audio{since}",
+                            unit="audio_ms"))
+    team = key.team
+    if team is not None and team.max_budget_usd is not None:
+        tt = team_terms(key)
+        team_since = "" if tt.period is None else f" for the period from {window(tt.period, tt.anchor_s, now_s).name}"
+        found.append(Budget(period_account(team_account(team.name), tt, now_s), team.max_budget_usd,
+                            "budget_exceeded", f"team {team.name!r} (of key {key.name!r}) has used its budget of "
+                            f"${team.max_budget_usd:g}{team_since}"))
+    return found
+
+
+def book_of(keys: KeyStore) -> Book:
+    """The budget periods of ``keys`` and their teams, for a rebuild."""
+    book = Book({}, {})
+    for key in keys:
+        if key.budget_period is not None:
+            book.keys[key.name] = key_terms(key)  # type: ignore[index]
+        if key.team is not None and key.team.budget_period is not None:
+            book.teams[key.team.name] = team_terms(key)  # type: ignore[index]
+    return book
 
 
 @attrs.frozen
@@ -108,6 +167,10 @@ class Limits:
         self.rebuilds = 0
         self.leases_restored = 0
         self.leases_lost = 0
+        #: The clock budget periods are read on (tests move it across a period's end).
+        self.clock: Callable[[], float] = time.time
+        #: The keys' and teams' budget periods, as a rebuild books old records (the gateway's keys).
+        self.book: Callable[[], Book] = Book
 
     @property
     def healthy(self) -> bool:
@@ -136,9 +199,14 @@ class Limits:
             self.last_error = None
 
     def limits_of(self, key: VirtualKey) -> KeyLimits:
+        money = [b for b in self.budgets(key) if b.unit == "usd"]
         return KeyLimits(key=key.name, max_sessions=key.max_sessions,
-                         max_sessions_per_minute=key.max_sessions_per_minute, max_budget_usd=key.max_budget_usd,
-                         max_open_sessions=self.config.state.max_open_sessions)
+                         max_sessions_per_minute=key.max_sessions_per_minute,
+                         max_open_sessions=self.config.state.max_open_sessions,
+                         budgets=tuple((b.account, b.maximum, b.message) for b in money))
+
+    def budgets(self, key: VirtualKey) -> list[Budget]:
+        return budgets_of(key, self.clock())
 
     # -- the store's data, and rebuilding it -----------------------------------------------------
 
@@ -150,7 +218,7 @@ class Limits:
             await self.rebuild()
         except StateStoreError as exc:
             self._failed(exc)
-        older, recent = await trio.to_thread.run_sync(spend_ledger, log_path, 0)
+        older, recent = await trio.to_thread.run_sync(spend_ledger, log_path, 0, self.book())
         await self.fallback.rebuild("local", older, [], epoch="local")
 
     async def rebuild(self) -> None:
@@ -163,7 +231,7 @@ class Limits:
             current = await self.store.epoch()
             if current is not None and current == self._epoch:
                 return  # done meanwhile, by the call this one waited for
-            older, recent = await trio.to_thread.run_sync(spend_ledger, self.log_path, MAX_REBUILD_IDS)
+            older, recent = await trio.to_thread.run_sync(spend_ledger, self.log_path, MAX_REBUILD_IDS, self.book())
             added, self._epoch = await self.store.rebuild(
                 self.contributor, older, [Charge(k, c, rid) for rid, k, c in recent], epoch=secrets.token_hex(8))
             self._ok()
@@ -193,9 +261,10 @@ class Limits:
     # -- admission and leases ------------------------------------------------------------------------
 
     async def admit(self, session_id: str, key: VirtualKey) -> Refusal | None:
-        if key.max_audio_minutes is not None:  # the store's admission knows money, not minutes
-            await self.refresh([audio_account(key.name)])
-            refusal = self.audio_refusal(key)
+        audio = [b for b in self.budgets(key) if b.unit == "audio_ms"]
+        if audio:  # the store's admission knows money, not minutes
+            await self.refresh([b.account for b in audio])
+            refusal = self._over(audio)
             if refusal is not None:
                 self._note_refusal(key.name)
                 return refusal
@@ -257,7 +326,7 @@ class Limits:
             if held is None:
                 continue  # released meanwhile
             key = held[0]
-            limits = attrs.evolve(self.limits_of(key), max_sessions_per_minute=None, max_budget_usd=None)
+            limits = attrs.evolve(self.limits_of(key), max_sessions_per_minute=None, max_budget_usd=None, budgets=())
             refusal = await self._call(lambda: self.store.admit(sid, self.owner, limits, lease_s=self.lease_s))
             if refusal is None:
                 self.leases_restored += 1
@@ -272,55 +341,55 @@ class Limits:
     # -- spend ---------------------------------------------------------------------------------------
 
     async def budget_refusal(self, key: VirtualKey) -> Refusal | None:
-        """Whether ``key`` may not start more work now (minting a token), by its spend and its
-        audio minutes."""
-        accounts = ([key.name] if key.max_budget_usd is not None else []) + (
-            [audio_account(key.name)] if key.max_audio_minutes is not None else [])
-        if not accounts:
+        """Whether ``key`` may not start more work now (minting a token), by its spend, its team's
+        and its audio minutes."""
+        budgets = self.budgets(key)
+        if not budgets:
             return None
-        await self.refresh(accounts)
-        return self.over_limit(key)
+        await self.refresh([b.account for b in budgets])
+        return self._over(budgets)
 
-    def audio_refusal(self, key: VirtualKey) -> Refusal | None:
-        """``key`` has used its audio minutes (as last refreshed here)."""
-        if key.max_audio_minutes is None:
-            return None
-        if self.spent.get(audio_account(key.name), 0.0) >= key.max_audio_minutes * 60_000:
-            return Refusal("audio_minutes_exceeded",
-                           f"key {key.name!r} has used its {key.max_audio_minutes:g} minutes of audio")
+    def _over(self, budgets: Iterable[Budget]) -> Refusal | None:
+        for b in budgets:
+            if self.spent.get(b.account, 0.0) >= b.maximum:
+                return Refusal(b.code, b.message)
         return None
 
     def audio_left_ms(self, key: VirtualKey) -> float | None:
         """Milliseconds of audio ``key`` has left (as last refreshed or charged here); None: no limit."""
-        if key.max_audio_minutes is None:
+        audio = [b for b in self.budgets(key) if b.unit == "audio_ms"]
+        if not audio:
             return None
-        return key.max_audio_minutes * 60_000 - self.spent.get(audio_account(key.name), 0.0)
+        return min(b.maximum - self.spent.get(b.account, 0.0) for b in audio)
 
     def over_limit(self, key: VirtualKey) -> Refusal | None:
-        """``key`` has used its budget or its audio minutes (as last refreshed or charged here):
-        its sessions end, and it starts nothing new."""
-        if self.over_budget(key):
-            return Refusal("budget_exceeded", f"key {key.name!r} has used its budget of ${key.max_budget_usd:g}")
-        return self.audio_refusal(key)
+        """``key`` has used its budget, its team's, or its audio minutes (as last refreshed or
+        charged here): its sessions end, and it starts nothing new."""
+        return self._over(self.budgets(key))
 
     def stop_reason(self, key: VirtualKey) -> tuple[str, str] | None:
         """:meth:`over_limit` as the (error code, message) a session is ended with."""
         over = self.over_limit(key)
         return None if over is None else (over.code, over.message)
 
-    @staticmethod
-    def limited_accounts(key: VirtualKey) -> list[str]:
+    def limited_accounts(self, key: VirtualKey) -> list[str]:
         """The totals a key's open sessions are held against (refreshed each tick)."""
-        return ([key.name] if key.max_budget_usd is not None else []) + (
-            [audio_account(key.name)] if key.max_audio_minutes is not None else [])
+        return [b.account for b in self.budgets(key)]
 
-    async def charge(self, key: str, cost_usd: float, charge_id: str | None = None, *, audio_ms: float = 0.0) -> None:
-        """Add a billed record's cost to its key's total, and its audio to the key's audio account
-        (:func:`~rtproxy.spend.budgets.audio_account`): in the store (once, by ``charge_id``), or,
-        while the store cannot be reached, here until it can."""
-        charges = [Charge(key, cost_usd, charge_id)] if cost_usd else []
+    async def charge(self, key: str, cost_usd: float, charge_id: str | None = None, *, audio_ms: float = 0.0,
+                     terms: VirtualKey | None = None, team: str | None = None) -> None:
+        """Add a billed record's cost and its audio to every account it is booked to
+        (:func:`~rtproxy.spend.budgets.booked_accounts`: the key's, for its lifetime and its
+        current period (by ``terms``, the key as it stands), and ``team``'s): in the store (once,
+        by ``charge_id``), or, while the store cannot be reached, here until it can."""
+        kt = key_terms(terms) if terms is not None else LIFETIME
+        tt = team_terms(terms) if terms is not None and terms.team is not None and terms.team.name == team else LIFETIME
+        money, audio = booked_accounts(key, team, self.clock(), kt, tt)
+        def cid(suffix: str) -> str | None:
+            return None if charge_id is None else charge_id + suffix
+        charges = [Charge(account, cost_usd, cid(suffix)) for suffix, account in money] if cost_usd else []
         if audio_ms:
-            charges.append(Charge(audio_account(key), audio_ms, None if charge_id is None else charge_id + "/audio"))
+            charges += [Charge(account, audio_ms, cid(suffix)) for suffix, account in audio]
         if not charges:
             return
         for c in charges:
@@ -354,9 +423,6 @@ class Limits:
         self.spent.update(totals)
         log.warning("state store (%s): %d charge(s) made while it was unreachable applied", self.store.name,
                     len(charges))
-
-    def over_budget(self, key: VirtualKey) -> bool:
-        return key.max_budget_usd is not None and self.spent.get(key.name, 0.0) >= key.max_budget_usd
 
     async def refresh(self, keys: Iterable[str]) -> None:
         wanted = list(keys)

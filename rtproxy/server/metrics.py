@@ -80,6 +80,12 @@ class Metrics:
                                         registry=reg, multiprocess_mode="livemax")
         self.ledger_lag_records = Gauge("rtproxy_ledger_lag_records", "Spend records not in the ledger yet",
                                         registry=reg, multiprocess_mode="livemax")
+        self.budget_spend = Gauge("rtproxy_budget_period_spend_usd",
+                                  "Spend in the current budget period of keys and teams with a soft budget",
+                                  ["holder", "name"], registry=reg, multiprocess_mode="livemax")
+        self.soft_budget_exceeded = Gauge("rtproxy_soft_budget_exceeded",
+                                          "1 when a key's or team's spend in its period reached its soft budget",
+                                          ["holder", "name"], registry=reg, multiprocess_mode="livemax")
         self.ledger_lag_bytes = Gauge("rtproxy_ledger_lag_bytes", "Spend-log bytes not shipped yet",
                                       registry=reg, multiprocess_mode="livemax")
         self.ledger_shipped = Counter("rtproxy_ledger_shipped_records", "Spend records written to the ledger",

@@ -40,7 +40,8 @@ class MemoryStore:
         self._opens[limits.key] = opens
         refusal = check_limits(limits, spent=self._spend.get(limits.key, 0.0),
                                key_open=sum(1 for k, _ in self._sessions.values() if k == limits.key),
-                               total_open=len(self._sessions), recent_opens=len(opens))
+                               total_open=len(self._sessions), recent_opens=len(opens),
+                               budget_spent=[self._spend.get(a, 0.0) for a, _, _ in limits.budgets])
         if refusal is None:
             self._sessions[session_id] = (limits.key, now + lease_s)
             if limits.max_sessions_per_minute is not None:

@@ -65,6 +65,9 @@ if ARGV[7] ~= '' and spent >= tonumber(ARGV[7]) then return 'budget_exceeded' en
 if ARGV[4] ~= '' and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 'too_many_sessions' end
 if ARGV[5] ~= '' and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 'server_at_capacity' end
 if ARGV[6] ~= '' and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[6]) then return 'rate_limited' end
+for i = 6, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i + 3]) then return 'budget:' .. (i - 5) end
+end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
 redis.call('ZADD', KEYS[2], now + lease, ARGV[1])
 if ARGV[6] ~= '' then
@@ -288,12 +291,15 @@ class RedisStore:
         k = limits.key
         reply = await self._script(
             _ADMIT, [self._k("sessions", k), self._k("sessions"), self._k("opens", k), self._k("spend", k),
-                     self._k("spend_seeded")],
+                     self._k("spend_seeded"), *(self._k("spend", a) for a, _, _ in limits.budgets)],
             [session_id, _num(now), repr(lease_s), _num(limits.max_sessions), _num(limits.max_open_sessions),
-             _num(limits.max_sessions_per_minute), _num(limits.max_budget_usd), repr(RATE_WINDOW_S)])
+             _num(limits.max_sessions_per_minute), _num(limits.max_budget_usd), repr(RATE_WINDOW_S)]
+            + [repr(float(most)) for _, most, _ in limits.budgets])
         code = _text(reply)
         if code == "unseeded":
             raise StoreLostData(f"redis at {self.where} holds no spend totals (it restarted empty?)")
+        if code.startswith("budget:"):
+            return Refusal("budget_exceeded", limits.budgets[int(code[7:]) - 1][2])
         return None if code == "ok" else refusal_for(code, limits)
 
     async def renew(self, session_ids: Iterable[tuple[str, str]], *, now: float | None = None, lease_s: float

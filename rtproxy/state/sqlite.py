@@ -168,8 +168,12 @@ class SqliteStore:
             key_open = db.execute("SELECT count(*) FROM sessions WHERE key = ?", (limits.key,)).fetchone()[0]
             total = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
             recent = db.execute("SELECT count(*) FROM opens WHERE key = ?", (limits.key,)).fetchone()[0]
+            budget_spent = []
+            for account, _, _ in limits.budgets:
+                found = db.execute("SELECT usd FROM spend WHERE key = ?", (account,)).fetchone()
+                budget_spent.append(found[0] if found else 0.0)
             refusal = check_limits(limits, spent=row[0] if row else 0.0, key_open=key_open, total_open=total,
-                                   recent_opens=recent)
+                                   recent_opens=recent, budget_spent=budget_spent)
             if refusal is None:
                 db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
                            (session_id, limits.key, owner, at + lease_s))

@@ -68,6 +68,9 @@ class KeyLimits:
     max_budget_usd: float | None = None
     #: Sessions open at once across everything sharing the store (``[state] max_open_sessions``).
     max_open_sessions: int | None = None
+    #: Further budgets checked at admission: (account, its maximum, the refusal's message) — a
+    #: key's budget for its current period, its team's (see rtproxy.spend.budgets).
+    budgets: tuple[tuple[str, float, str], ...] = ()
 
 
 @attrs.frozen
@@ -152,11 +155,15 @@ def refusal_for(code: str, limits: KeyLimits) -> Refusal:
     return Refusal(code, messages.get(code, code))
 
 
-def check_limits(limits: KeyLimits, *, spent: float, key_open: int, total_open: int, recent_opens: int
-                 ) -> Refusal | None:
-    """The admission rule, shared by the stores (the Redis script is the same rule in Lua)."""
+def check_limits(limits: KeyLimits, *, spent: float, key_open: int, total_open: int, recent_opens: int,
+                 budget_spent: Sequence[float] = ()) -> Refusal | None:
+    """The admission rule, shared by the stores (the Redis script is the same rule in Lua).
+    ``budget_spent``: the totals of ``limits.budgets``' accounts, in order."""
     if limits.max_budget_usd is not None and spent >= limits.max_budget_usd:
         return refusal_for("budget_exceeded", limits)
+    for (_, most, message), used in zip(limits.budgets, budget_spent, strict=True):
+        if used >= most:
+            return Refusal("budget_exceeded", message)
     if limits.max_sessions is not None and key_open >= limits.max_sessions:
         return refusal_for("too_many_sessions", limits)
     if limits.max_open_sessions is not None and total_open >= limits.max_open_sessions:
