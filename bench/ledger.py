@@ -33,8 +33,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rtproxy.ledger.db import Ledger, migrate  # noqa: E402
-from rtproxy.ledger.query import key_page, run_query, session_query, summary_query  # noqa: E402
-from rtproxy.ledger.rows import ROW_COLUMNS  # noqa: E402
+from rtproxy.ledger.query import (  # noqa: E402
+    key_page,
+    logs_query,
+    read_summary,
+    read_totals,
+    run_query,
+    session_query,
+    summary_query,
+)
+from rtproxy.ledger.rollup import rollups  # noqa: E402
+from rtproxy.ledger.rows import ROW_COLUMNS, line_to_row  # noqa: E402
+from rtproxy.ledger.shipper import _HOURLY_UPSERT as HOURLY_UPSERT  # noqa: E402
+from rtproxy.ledger.shipper import _LATENCY_UPSERT as LATENCY_UPSERT  # noqa: E402
+from rtproxy.spend.query import SpendFilter  # noqa: E402
 from rtproxy.ledger.schema import MIGRATIONS  # noqa: E402
 from rtproxy.ledger.shipper import Shipper  # noqa: E402
 from rtproxy.ledger.url import LedgerTarget  # noqa: E402
@@ -77,8 +89,7 @@ def synthetic(rng: random.Random, n: int, start: int = 0):  # type: ignore[no-un
             "messages": None, "proxy_server_request": None, "response": None, "error": None,
         }
         data = json.dumps(r, separators=(",", ":"))
-        row = (r["id"], "response", int(end.timestamp() * 1_000_000), key, None, model, provider, session,
-               r["cost_usd"], audio_in, audio_out, data)
+        row = line_to_row(data.encode(), 0, batch_no=1 + i // FILL_BATCH)
         yield data.encode() + b"\n", key, session, row
         i += 1
 
@@ -101,14 +112,19 @@ def fill(ledger: Ledger, n: int, rng: random.Random) -> tuple[list[str], list[st
         batch: list[tuple[Any, ...]] = []
 
         def flush() -> None:
-            if pg:
-                with conn.raw.cursor() as cur, cur.copy(f"COPY spend_records ({', '.join(ROW_COLUMNS)}) FROM STDIN") as cp:
-                    for row in batch:
-                        cp.write_row(row)
-            else:
-                with conn.transaction():
+            # the hourly rollups as the shipper adds to them (rtproxy/ledger/shipper.py store_batch)
+            sums, latency = rollups(batch)
+            with conn.transaction():
+                if pg:
+                    with conn.raw.cursor() as cur, cur.copy(f"COPY spend_records ({', '.join(ROW_COLUMNS)}) "
+                                                            "FROM STDIN") as cp:
+                        for row in batch:
+                            cp.write_row(row)
+                else:
                     conn.raw.executemany(f"INSERT INTO spend_records ({', '.join(ROW_COLUMNS)}) VALUES "
                                          f"({', '.join('?' * len(ROW_COLUMNS))})", batch)
+                conn.executemany(HOURLY_UPSERT, [(*g, *s) for g, s in sums.items()])
+                conn.executemany(LATENCY_UPSERT, [(*g, b, c) for (g, b), c in latency.items()])
             batch.clear()
 
         done = 0
@@ -143,11 +159,15 @@ def pct(xs: list[float], p: float) -> float:
 
 
 async def timed(ledger: Ledger, name: str, queries: list[Any], goal_ms: float | None) -> None:
+    """Each query timed through a worker thread, as the gateway runs it: a Query, or a function of a
+    connection (what /spend/summary runs)."""
     times = []
     rows = 0
     for q in queries:
         t = time.perf_counter()
-        got = await ledger.run(functools.partial(run_query, q=q))
+        got = await ledger.run(q if callable(q) else functools.partial(run_query, q=q))
+        if isinstance(got, dict):
+            got = got["data"]
         times.append((time.perf_counter() - t) * 1000)
         rows += len(got)
     goal = f"   (goal on Postgres: p95 < {goal_ms:g} ms)" if goal_ms else ""
@@ -227,9 +247,25 @@ async def main() -> None:
                     50)
         await timed(ledger, "one session's records", [session_query(qrng.choice(sessions)) for _ in range(args.runs)],
                     50)
+        await timed(ledger, "/spend/logs first page, all keys", [logs_query(SpendFilter(), limit=100)
+                                                                 for _ in range(args.runs)], 50)
+        await timed(ledger, "/spend/logs first page, one key", [logs_query(SpendFilter(key_name=qrng.choice(keys)),
+                                                                           limit=100) for _ in range(args.runs)], 50)
         runs = max(args.runs // 10, 5)
-        await timed(ledger, "a month's summary by key", [summary_query("key_name", *month, dialect=ledger.dialect) for _ in range(runs)], 500)
-        await timed(ledger, "a month's summary by model", [summary_query("model", *month, dialect=ledger.dialect) for _ in range(runs)], 500)
+        since, until = month
+        for bucket in ("day", "hour"):
+            flt = SpendFilter(since=since, until=until)
+            await timed(ledger, f"/spend/summary, a month by {bucket}", [
+                functools.partial(read_summary, flt=flt, bucket=bucket, by_provider=False) for _ in range(runs)], 500)
+        await timed(ledger, "/spend/summary, a month, one key", [
+            functools.partial(read_summary, flt=SpendFilter(since=since, until=until, key_name=qrng.choice(busy)),
+                              bucket="day", by_provider=False) for _ in range(runs)], 500)
+        for by in ("key_name", "model"):
+            await timed(ledger, f"/spend/totals, a month by {by}", [
+                functools.partial(read_totals, flt=SpendFilter(since=since, until=until), by=by)
+                for _ in range(runs)], 500)
+        await timed(ledger, "a month by key, from the records", [summary_query("key_name", *month, dialect=ledger.dialect) for _ in range(runs)], None)
+        await timed(ledger, "a month by model, from the records", [summary_query("model", *month, dialect=ledger.dialect) for _ in range(runs)], None)
         await shipping(ledger, args.ship, rng, workdir)
         ledger.close()
     finally:

@@ -61,14 +61,14 @@ def _spend_log(tmp_path: Path) -> Path:
 def test_logs_for_a_session_with_no_records_says_so_and_exits_1(tmp_path: Path) -> None:
     cfg = _spend_log(tmp_path)
     for extra in ([], ["--json"]):
-        out = rtproxy("logs", "--config", str(cfg), "--session", "nope", *extra)
+        out = rtproxy("logs", "--file", "--config", str(cfg), "--session", "nope", *extra)
         assert (out.returncode, out.stdout) == (1, "")
         assert out.stderr == f"rtproxy: no records for session 'nope' in {tmp_path / 'spend.jsonl'}\n"
-    out = rtproxy("logs", "--config", str(cfg), "--session", "sess_rtp_0123", "--key", "admin")
+    out = rtproxy("logs", "--file", "--config", str(cfg), "--session", "sess_rtp_0123", "--key", "admin")
     assert out.returncode == 1
     assert out.stderr.startswith("rtproxy: no records for session 'sess_rtp_0123' and key 'admin' in ")
     (tmp_path / "spend.jsonl").unlink()  # nothing written yet
-    out = rtproxy("logs", "--config", str(cfg))
+    out = rtproxy("logs", "--file", "--config", str(cfg))
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.startswith(f"rtproxy: no records in {tmp_path / 'spend.jsonl'} (a record is written when")
 
@@ -83,7 +83,7 @@ def test_logs_table_fits_120_columns_with_whole_session_ids_and_json_has_the_res
              "transcription_model": "gpt-4o-transcribe", "item_id": "item_0123456789", "cost_usd": 123.456789})
     w.write({**base, "record": "session", "status": "success", "start_time": "2026-01-01T00:00:00.000Z",
              "end_time": "2026-01-01T00:00:09.000Z", "responses": 1, "cost_usd": 123.458019})
-    out = rtproxy("logs", "--config", str(cfg))
+    out = rtproxy("logs", "--file", "spend.jsonl", "--config", str(cfg))
     assert out.returncode == 0
     lines = out.stdout.splitlines()
     assert len(lines) == 4 and max(len(line) for line in lines) <= 120, [len(line) for line in lines]
@@ -95,7 +95,7 @@ def test_logs_table_fits_120_columns_with_whole_session_ids_and_json_has_the_res
                                      "incomplete", "$123.456789"]
     assert session.startswith("2026-01-01T00:00:09  session ")  # at its end
     # the whole record, cut cells and all, with --json
-    rows = [json.loads(line) for line in rtproxy("logs", "--config", str(cfg), "--session", sid, "--json").stdout
+    rows = [json.loads(line) for line in rtproxy("logs", "--file", "--config", str(cfg), "--session", sid, "--json").stdout
             .splitlines()]
     assert [r["record"] for r in rows] == ["transcription", "session"]
     assert rows[0]["key_name"] == "a-rather-long-key-name" and rows[0]["usage"]["output_tokens"] == 654321

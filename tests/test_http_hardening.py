@@ -291,9 +291,10 @@ async def test_a_200k_line_log_is_scanned_in_a_scan_process_while_the_loop_serve
 
     nursery.start_soon(ticker)
     async with httpx.AsyncClient(base_url=srv.http, timeout=120) as http:
-        newest = await http.get("/spend/logs", params={"limit": 3}, headers=auth_headers(ADMIN_KEY))
-        follow = await http.get("/spend/logs", params={"after": 0, "limit": 2}, headers=auth_headers(USER_KEY))
-        summary = await http.get("/spend/summary", headers=auth_headers(ADMIN_KEY))
+        newest = await http.get("/spend/logs", params={"limit": 3, "source": "log"}, headers=auth_headers(ADMIN_KEY))
+        follow = await http.get("/spend/logs", params={"after": 0, "limit": 2, "source": "log"},
+                                headers=auth_headers(USER_KEY))
+        summary = await http.get("/spend/summary", params={"source": "log"}, headers=auth_headers(ADMIN_KEY))
     done.set()
     record_property("worst_wakeup_delay_s", round(worst, 3))  # for the record; never asserted (timing)
     assert [r["id"] for r in newest.json()["data"]] == ["rec_199999", "rec_199998", "rec_199997"]
@@ -321,16 +322,16 @@ async def test_scans_are_bounded_per_key_and_per_process_with_clear_refusals(
         try:
             with trio.fail_after(WITHIN_S):
                 async with trio.open_nursery() as requests:
-                    requests.start_soon(held, "user", "/spend/logs", USER_KEY)
+                    requests.start_soon(held, "user", "/spend/logs?source=log", USER_KEY)
                     assert await probe.started.receive() == "logs"
-                    same_key = await http.get("/spend/summary", headers=auth_headers(USER_KEY))
-                    requests.start_soon(held, "admin", "/spend/summary", ADMIN_KEY)
+                    same_key = await http.get("/spend/summary?source=log", headers=auth_headers(USER_KEY))
+                    requests.start_soon(held, "admin", "/spend/summary?source=log", ADMIN_KEY)
                     assert await probe.started.receive() == "summary"
-                    busy = await http.get("/spend/logs", headers=auth_headers(LIMITED_KEY))
+                    busy = await http.get("/spend/logs?source=log", headers=auth_headers(LIMITED_KEY))
                     probe.release.set()
         finally:
             probe.release.set()
-        after = await http.get("/spend/logs", headers=auth_headers(LIMITED_KEY))
+        after = await http.get("/spend/logs?source=log", headers=auth_headers(LIMITED_KEY))
     assert same_key.status_code == 429 and json_error(429, same_key.content)["code"] == "too_many_scans"
     assert busy.status_code == 503 and json_error(503, busy.content)["code"] == "scans_busy"
     assert busy.headers["retry-after"] == str(SCAN_RETRY_AFTER_S)
@@ -342,12 +343,12 @@ async def test_a_scan_process_that_dies_is_a_503_and_the_next_scan_gets_a_new_on
         nursery: trio.Nursery, tmp_path: Path) -> None:
     srv = await start_server(nursery, make_config(tmp_path))
     async with httpx.AsyncClient(base_url=srv.http, timeout=60) as http:
-        assert (await http.get("/spend/logs", headers=auth_headers(ADMIN_KEY))).status_code == 200
+        assert (await http.get("/spend/logs?source=log", headers=auth_headers(ADMIN_KEY))).status_code == 200
         (worker,) = srv.gateway.scans._idle
         worker.kill()
         await worker.proc.wait()
-        failed = await http.get("/spend/logs", headers=auth_headers(ADMIN_KEY))
-        again = await http.get("/spend/logs", headers=auth_headers(ADMIN_KEY))
+        failed = await http.get("/spend/logs?source=log", headers=auth_headers(ADMIN_KEY))
+        again = await http.get("/spend/logs?source=log", headers=auth_headers(ADMIN_KEY))
     assert failed.status_code == 503 and json_error(503, failed.content)["code"] == "scan_failed"
     assert again.status_code == 200
 
@@ -406,10 +407,14 @@ HOSTILE_QUERIES = [
     "/spend/logs?after=abc", "/spend/logs?cursor=", "/spend/logs?limit=1e3", "/spend/logs?after=" + "9" * 5000,
     "/spend/logs?since=yesterday", "/spend/logs?until=2026-13-45T99:00:00Z", "/spend/logs?key_name=admin",
     "/spend/summary?bucket=week", "/spend/summary?since=%00", "/spend/summary?key_prefix=adm",
+    # the ledger's positions: a cursor is a previous page's, an offset a previous answer's
+    "/spend/logs?cursor=" + "9" * 4000, "/spend/logs?after=" + "9" * 4000, "/spend/logs?cursor=99999999999999999999:x",
+    "/spend/logs?source=disk",
 ]
 #: Queries that are odd but harmless: answered 200 (a file_id that names no file restarts the follow).
 ODD_QUERIES = ["/spend/logs?after=0&file_id=" + "1" * 5000 + ":1", "/spend/logs?after=0&file_id=\u0661:\u0662",
-               "/spend/logs?cursor=" + "9" * 4000, "/spend/logs?after=" + "9" * 4000, "/spend/logs?limit=" + "9" * 4000]
+               "/spend/logs?source=log&cursor=" + "9" * 4000, "/spend/logs?source=log&after=" + "9" * 4000,
+               "/spend/logs?limit=" + "9" * 4000]
 
 
 async def test_every_malformed_request_is_a_4xx_json_error_and_the_server_keeps_serving(
@@ -463,7 +468,7 @@ async def test_a_bug_answers_a_json_500_and_its_traceback_goes_to_the_log_only(
 
     monkeypatch.setattr(scans_module.ScanSlots, "run", broken)
     async with httpx.AsyncClient(base_url=server.http) as http:
-        r = await http.get("/spend/logs", headers=auth_headers(USER_KEY))
+        r = await http.get("/spend/logs", params={"source": "log"}, headers=auth_headers(USER_KEY))
         assert (await http.get("/health")).status_code == 200
     assert r.status_code == 500 and json_error(500, r.content)["code"] == "internal_error"
     assert "kaboom" not in r.text

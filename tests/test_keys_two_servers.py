@@ -116,6 +116,14 @@ async def test_a_key_made_on_one_server_works_on_the_other_and_revoked_there_end
                     break
                 assert time.monotonic() < deadline, (out.stdout, logged)
                 await trio.sleep(0.2)
+            # either server's /spend/logs and /spend/summary (what the viewer and the dashboard read)
+            # show both servers' records
+            for port, _ in (a, b):
+                page = (await admin(port, "GET", "/spend/logs?key_name=shared&record=response")).json()
+                assert page["source"] == "ledger" and {r["id"] for r in page["data"]} == set(logged)
+                summary = (await admin(port, "GET", "/spend/summary?bucket=day")).json()
+                spent = sum(r["cost_usd"] for r in summary["data"] if r["key_name"] == "shared")
+                assert spent == pytest.approx(sum(logged.values()))
 
 
 def _records(directory: Path) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from rtproxy.ledger.query import (
     summary,
     summary_query,
 )
-from rtproxy.ledger.rows import line_to_row
+from rtproxy.ledger.rows import COLUMN, line_to_row
 from rtproxy.ledger.schema import MIGRATIONS, SCHEMA_VERSION, Migration
 from rtproxy.ledger.shipper import store_batch
 from rtproxy.ledger.url import redact, scrub
@@ -157,10 +157,12 @@ async def test_a_record_stored_twice_is_kept_once(ledger: Ledger) -> None:
 def test_lines_that_are_no_record_are_skipped_and_odd_text_is_kept() -> None:
     assert line_to_row(b'{"record":"resp', 0) is None
     assert line_to_row(b'[1,2]\n', 0) is None
-    assert line_to_row(b'{"record":"response"}\n', 0) is None  # no id
+    # a record without an id is kept, under an id made of its bytes (the same line: the same id)
+    no_id = line_to_row(b'{"record":"response"}\n', 0)
+    assert no_id is not None and no_id[0].startswith("line_") and no_id[0] == line_to_row(b'{"record":"response"}', 0)[0]
     got = line_to_row(b'{"id":"rec_1","record":"response","key_name":"a\\u0000b\\ud800","time":"x"}\n', 77)
     assert got is not None and got[2] == 77 and got[3].startswith("a\ufffdb") and got[3].encode("utf-8")
-    assert json.loads(got[-1])["key_name"] == "a\x00b\ud800"
+    assert json.loads(got[COLUMN["data"]])["key_name"] == "a\x00b\ud800"
 
 
 def test_rtproxy_ledger_migrate_applies_once_and_hides_the_password(tmp_path: Path,

@@ -174,6 +174,14 @@ async def test_kill_9_mid_shipping_then_restart_loses_and_doubles_no_record(ledg
             await trio.sleep(0.1)
         await trio.sleep(0.3)
         assert count(led) == n and len(ids(led)) == n
+        # the hourly rollups were added to in the same transactions: each record counted once there too
+        rolled, stored = led.call(lambda c: (
+            c.execute("SELECT SUM(billed) + SUM(sessions), SUM(cost_usd) FROM spend_hourly")[0],
+            c.execute("SELECT COUNT(*), SUM(COALESCE(cost_usd, 0)) FROM spend_records "
+                      "WHERE record IN ('response', 'transcription', 'usage', 'session')")[0]))
+        assert int(rolled[0]) == int(stored[0]) and float(rolled[1]) == pytest.approx(
+            float(led.call(lambda c: c.execute("SELECT SUM(COALESCE(cost_usd, 0)) FROM spend_records "
+                                               "WHERE record <> 'session'")[0][0] or 0)))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

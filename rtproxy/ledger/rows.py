@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from datetime import datetime, timezone
@@ -9,7 +10,9 @@ from typing import Any
 
 #: The columns of ``spend_records``, in the order :func:`line_to_row` gives them.
 ROW_COLUMNS = ("id", "record", "time_us", "key_name", "team", "model", "provider", "session_id",
-               "cost_usd", "audio_in_ms", "audio_out_ms", "data")
+               "cost_usd", "audio_in_ms", "audio_out_ms", "data", "status", "start_us", "duration_ms", "batch_no")
+#: Where each column is in a row (the rollups read rows by name).
+COLUMN = {name: i for i, name in enumerate(ROW_COLUMNS)}
 INSERT_SQL = (f"INSERT INTO spend_records ({', '.join(ROW_COLUMNS)}) "
               f"VALUES ({', '.join('?' * len(ROW_COLUMNS))}) ON CONFLICT (id) DO NOTHING")
 #: Longest value kept in an indexed text column (the whole value stays in ``data``).
@@ -61,9 +64,10 @@ def to_us(t: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def line_to_row(line: bytes, now_us: int) -> tuple[Any, ...] | None:
-    """The row for one JSONL line, or None for a line that is no record (a torn fragment, a line
-    without a string ``id``). ``now_us`` stands in for a record with no time."""
+def line_to_row(line: bytes, now_us: int, batch_no: int = 0) -> tuple[Any, ...] | None:
+    """The row for one JSONL line, or None for a line that is no record (a torn fragment, not a
+    JSON object); a record without an ``id`` gets one made of its bytes. ``now_us`` stands in for a record with no time; ``batch_no`` is
+    the shipping batch's number (set again when the batch is stored)."""
     try:
         record = json.loads(line)
     except ValueError:
@@ -72,7 +76,9 @@ def line_to_row(line: bytes, now_us: int) -> tuple[Any, ...] | None:
         return None
     rid = _text(record.get("id"))
     if not rid:
-        return None
+        # a record without an id (written by hand, or by a tool of the operator's) is kept too,
+        # under an id made of its bytes: shipped again, the same line is the same row
+        rid = "line_" + hashlib.sha256(line.rstrip(b"\n")).hexdigest()[:32]
     when = time_us(record.get("end_time")) or time_us(record.get("time")) or time_us(record.get("start_time"))
     data = line.decode("utf-8", "replace").rstrip("\n")
     if "\x00" in data:
@@ -80,4 +86,5 @@ def line_to_row(line: bytes, now_us: int) -> tuple[Any, ...] | None:
     return (rid, _text(record.get("record")) or "", when if when is not None else now_us,
             _text(record.get("key_name")), _text(record.get("team")), _text(record.get("model")),
             _text(record.get("provider")), _text(record.get("session_id")), _number(record.get("cost_usd")),
-            _int(record.get("audio_in_ms")), _int(record.get("audio_out_ms")), data)
+            _int(record.get("audio_in_ms")), _int(record.get("audio_out_ms")), data, _text(record.get("status")),
+            time_us(record.get("start_time")), _number(record.get("duration_ms")), batch_no)

@@ -102,6 +102,79 @@ MIGRATIONS = (*MIGRATIONS, Migration(
     postgres=tuple(s.format(big="BIGINT") for s in _KEY_TABLES),
 ))
 
+# Migration 3: what the spend queries need beyond migration 1 (rtproxy/ledger/query.py).
+# ``status``, ``start_us`` (the record's start_time) and ``duration_ms`` as columns; ``batch_no``:
+# the number of the shipping batch that stored the row, from ``ledger_batches``, whose one row
+# every batch increments in its own transaction — the row lock orders the batches' commits, so a
+# reader following ``batch_no > N`` never misses a batch that commits later with a lower number;
+# ``spend_hourly`` and ``spend_hourly_latency``: per hour (of start_time) × key × team × model ×
+# provider, the sums a summary shows and the responses' latency as a histogram, added to in the
+# same transaction as the records (only for records not stored before), so a month's summary
+# reads ~720 hours of rows instead of millions of records. Rows shipped before migration 3 get
+# their columns from ``data`` (SQLite's json_extract; Postgres's json operators, skipping the rare
+# record whose text holds an escaped NUL) and are added to the rollups by the migration.
+_HOURLY = """CREATE TABLE spend_hourly (
+     hour_us {big} NOT NULL, key_name TEXT NOT NULL, team TEXT NOT NULL, model TEXT NOT NULL,
+     provider TEXT NOT NULL, cost_usd {real} NOT NULL, billed {big} NOT NULL, responses {big} NOT NULL,
+     sessions {big} NOT NULL, unpriced {big} NOT NULL, audio_in_ms {big} NOT NULL, audio_out_ms {big} NOT NULL,
+     PRIMARY KEY (hour_us, key_name, team, model, provider))"""
+_HOURLY_LATENCY = """CREATE TABLE spend_hourly_latency (
+     hour_us {big} NOT NULL, key_name TEXT NOT NULL, team TEXT NOT NULL, model TEXT NOT NULL,
+     provider TEXT NOT NULL, bin INTEGER NOT NULL, responses {big} NOT NULL,
+     PRIMARY KEY (hour_us, key_name, team, model, provider, bin))"""
+_QUERY_COLUMNS = (
+    "ALTER TABLE spend_records ADD COLUMN status TEXT",
+    "ALTER TABLE spend_records ADD COLUMN start_us {big}",
+    "ALTER TABLE spend_records ADD COLUMN duration_ms {real}",
+    "ALTER TABLE spend_records ADD COLUMN batch_no {big}",
+    "CREATE INDEX spend_records_batch ON spend_records (batch_no)",
+    "CREATE TABLE ledger_batches (id INTEGER PRIMARY KEY, n {big} NOT NULL)",
+    "INSERT INTO ledger_batches (id, n) VALUES (1, 0)",
+    _HOURLY,
+    _HOURLY_LATENCY,
+)
+_SQLITE_BACKFILL = (
+    """UPDATE spend_records SET status = json_extract(data, '$.status'),
+         duration_ms = json_extract(data, '$.duration_ms'), batch_no = 0,
+         start_us = CAST(ROUND((julianday(json_extract(data, '$.start_time')) - 2440587.5) * 86400000000) AS INTEGER)
+       WHERE json_valid(data)""",
+)
+_PG_BACKFILL = (
+    r"""UPDATE spend_records SET status = (data::json)->>'status', batch_no = 0,
+         duration_ms = CASE WHEN json_typeof((data::json)->'duration_ms') = 'number'
+                            THEN ((data::json)->>'duration_ms')::double precision END,
+         start_us = CASE WHEN (data::json)->>'start_time' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d'
+                         THEN (extract(epoch FROM ((data::json)->>'start_time')::timestamptz) * 1000000)::bigint END
+       WHERE strpos(data, '\u0000') = 0""",
+)
+
+
+def _rollup_backfill(dialect: str) -> tuple[str, ...]:
+    """The rollups of the rows already stored (the same sums as rtproxy.ledger.rollup)."""
+    hour = "(COALESCE(start_us, time_us) / 3600000000) * 3600000000"
+    billed = "record IN ('response', 'transcription', 'usage')"
+    return (
+        f"""INSERT INTO spend_hourly SELECT {hour}, COALESCE(key_name, ''), COALESCE(team, ''), COALESCE(model, ''),
+              COALESCE(provider, ''),
+              SUM(CASE WHEN {billed} THEN COALESCE(cost_usd, 0) ELSE 0 END),
+              SUM(CASE WHEN {billed} THEN 1 ELSE 0 END), SUM(CASE WHEN record = 'response' THEN 1 ELSE 0 END),
+              SUM(CASE WHEN record = 'session' THEN 1 ELSE 0 END),
+              SUM(CASE WHEN {billed} AND cost_usd IS NULL THEN 1 ELSE 0 END),
+              SUM(CASE WHEN {billed} THEN COALESCE(audio_in_ms, 0) ELSE 0 END),
+              SUM(CASE WHEN {billed} THEN COALESCE(audio_out_ms, 0) ELSE 0 END)
+            FROM spend_records WHERE record IN ('response', 'transcription', 'usage', 'session')
+            GROUP BY 1, 2, 3, 4, 5""",
+    )
+
+
+MIGRATIONS = (*MIGRATIONS, Migration(
+    3, "spend query columns, shipping batches, hourly rollups",
+    sqlite=(*(s.format(big="INTEGER", real="REAL") for s in _QUERY_COLUMNS), *_SQLITE_BACKFILL,
+            *_rollup_backfill("sqlite")),
+    postgres=(*(s.format(big="BIGINT", real="DOUBLE PRECISION") for s in _QUERY_COLUMNS), *_PG_BACKFILL,
+              *_rollup_backfill("postgres")),
+))
+
 #: The newest schema this code knows.
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -32,6 +32,7 @@ from typing import Any
 import trio
 
 from .db import Conn, Ledger, LedgerError, migrate
+from .rollup import rollups
 from .rows import INSERT_SQL, line_to_row
 from .tail import LogTail, Read, TailCursor
 
@@ -52,6 +53,8 @@ ERROR_LOG_INTERVAL_S = 30.0
 LOCK_RETRY_S = 2.0
 #: On shutdown, what is left is shipped within this time (the rest on the next start).
 FINAL_FLUSH_S = 2.0
+#: A spend query waits at most this long for this process's log to be shipped first.
+FLUSH_S = 1.0
 
 _UPSERT_CURSOR = ("INSERT INTO ledger_cursors (name, file_id, head, file_offset, updated_us) "
                   "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET file_id = excluded.file_id, "
@@ -69,10 +72,52 @@ def load_cursor(conn: Conn, name: str) -> TailCursor | None:
     return TailCursor(rows[0][0], rows[0][1], int(rows[0][2])) if rows else None
 
 
+#: Ids looked up at once when a batch checks which of its records are stored already.
+_ID_CHUNK = 500
+_HOURLY_UPSERT = (
+    "INSERT INTO spend_hourly (hour_us, key_name, team, model, provider, cost_usd, billed, responses, sessions, "
+    "unpriced, audio_in_ms, audio_out_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (hour_us, key_name, team, model, provider) DO UPDATE SET "
+    "cost_usd = spend_hourly.cost_usd + excluded.cost_usd, billed = spend_hourly.billed + excluded.billed, "
+    "responses = spend_hourly.responses + excluded.responses, sessions = spend_hourly.sessions + excluded.sessions, "
+    "unpriced = spend_hourly.unpriced + excluded.unpriced, "
+    "audio_in_ms = spend_hourly.audio_in_ms + excluded.audio_in_ms, "
+    "audio_out_ms = spend_hourly.audio_out_ms + excluded.audio_out_ms")
+_LATENCY_UPSERT = (
+    "INSERT INTO spend_hourly_latency (hour_us, key_name, team, model, provider, bin, responses) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hour_us, key_name, team, model, provider, bin) DO UPDATE SET "
+    "responses = spend_hourly_latency.responses + excluded.responses")
+
+
 def store_batch(conn: Conn, rows: list[tuple[Any, ...]], name: str, cursor: TailCursor | None) -> int:
-    """The records and the cursor after them, in one transaction: the number of new records."""
+    """The records and the cursor after them, in one transaction: the number of new records.
+
+    The batch takes the next number of ``ledger_batches`` first (on Postgres the row stays locked
+    until this transaction ends, so batches commit in their numbers' order: a follower reading
+    ``batch_no > N`` misses none), then stores the records not stored before and adds those to
+    the hourly rollups (rtproxy/ledger/rollup.py) — a batch stored again after a crash adds nothing."""
     with conn.transaction():
-        added = conn.executemany(INSERT_SQL, rows) if rows else 0
+        added = 0
+        if rows:
+            conn.execute("UPDATE ledger_batches SET n = n + 1 WHERE id = 1")
+            batch_no = int(conn.execute("SELECT n FROM ledger_batches WHERE id = 1")[0][0])
+            stored: set[str] = set()
+            ids = list(dict.fromkeys(r[0] for r in rows))
+            for i in range(0, len(ids), _ID_CHUNK):
+                chunk = ids[i:i + _ID_CHUNK]
+                stored.update(r[0] for r in conn.execute(
+                    f"SELECT id FROM spend_records WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
+            fresh: list[tuple[Any, ...]] = []
+            for r in rows:
+                if r[0] not in stored:
+                    stored.add(r[0])  # a line twice in one batch (a copytruncate's copy): once
+                    fresh.append((*r[:-1], batch_no))
+            added = conn.executemany(INSERT_SQL, fresh) if fresh else 0
+            sums, latency = rollups(fresh)
+            if sums:
+                conn.executemany(_HOURLY_UPSERT, [(*g, *s) for g, s in sums.items()])
+            if latency:
+                conn.executemany(_LATENCY_UPSERT, [(*g, b, n) for (g, b), n in latency.items()])
         if cursor is not None:
             conn.execute(_UPSERT_CURSOR, (name, cursor.file_id, cursor.head, cursor.offset,
                                           int(time.time() * 1e6)))
@@ -93,6 +138,11 @@ class Shipper:
         #: The cursor last stored (a batch with no lines and the same cursor stores nothing).
         self._stored: TailCursor | None = None
         self._lock_fd: int | None = None
+        self._shipping_lock = trio.Lock()
+        #: Set once the shipping lock was tried (``shipping`` says who got it), and once this
+        #: shipper's tail is open (migrated, cursor read): what :meth:`flush` waits for.
+        self.lock_tried = trio.Event()
+        self.ready = trio.Event()
         #: This process holds the shipping lock (False: another process on this host ships).
         self.shipping = False
         self.schema_version: int | None = None
@@ -195,12 +245,15 @@ class Shipper:
         task_status.started()
         if self.log_path.exists() and not self.log_path.is_file():
             log.warning("ledger: the spend log %s is not a regular file: it is not shipped", self.log_path)
+            self.lock_tried.set()
             self.stopped.set()
             return
         try:
             while not self._try_lock():
+                self.lock_tried.set()
                 await trio.sleep(LOCK_RETRY_S)
             self.shipping = True
+            self.lock_tried.set()
             version, _ = await self._retrying(migrate)
             self.schema_version = version
             self._open_tail(await self._retrying(lambda conn: load_cursor(conn, self.name)))
@@ -237,6 +290,7 @@ class Shipper:
     def _open_tail(self, cursor: TailCursor | None) -> None:
         self._stored = cursor
         self._tail = LogTail(self.log_path, cursor, clock=self._clock)
+        self.ready.set()
 
     async def prepare(self) -> None:
         """Migrate and load the cursor, once, without retrying (tests; :meth:`run` retries)."""
@@ -244,9 +298,31 @@ class Shipper:
         self._open_tail(await self.ledger.run(lambda conn: load_cursor(conn, self.name)))
         self.shipping = True
 
+    async def flush(self, timeout_s: float = FLUSH_S) -> bool:
+        """Ship what this process's log holds now, before a spend query reads the ledger (so a
+        server's own records are in its answers at once): whether the ledger caught up within
+        ``timeout_s``. A process that does not ship (another worker of this host does) returns
+        False at once; so does a failing ledger (the query then reads what is there)."""
+        with trio.move_on_after(timeout_s):
+            await self.lock_tried.wait()  # a process just started: whether it ships is known soon
+            if not self.shipping:
+                return False
+            await self.ready.wait()  # migrated, its cursor read
+            try:
+                while await self.ship_once():
+                    pass
+                return True
+            except LedgerError:
+                return False
+        return False
+
     async def ship_once(self) -> bool:
         """Read one batch and store it: True if more is waiting. Raises LedgerError (the batch is
-        kept and stored by the next call)."""
+        kept and stored by the next call). One at a time (the loop and :meth:`flush`)."""
+        async with self._shipping_lock:
+            return await self._ship_once()
+
+    async def _ship_once(self) -> bool:
         tail = self._tail
         assert tail is not None
         if self._pending is None:

@@ -57,6 +57,8 @@ from ..spend.query import SpendFilter, parse_time
 from ..spend.scan_worker import ScanRequest
 from ..spend.scans import ScanFailed, ScanRefused
 from . import admin_api
+from .ledger_reads import MAX_LEDGER_PAGE, LedgerReads
+from ..ledger.query import LEDGER_FILE_ID
 from .asgi_leg import AsgiHandshake
 from .calls import Answer as CallAnswer
 from .gateway import Gateway, TokenQuotaExceeded, TokenStoreUnavailable
@@ -299,6 +301,10 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     @quart.get("/logs")
     async def logs_page() -> Any:
         return await send_from_directory(WEB_DIR, "logs.html")
+
+    @quart.get("/keys")
+    async def keys_page() -> Any:
+        return await send_from_directory(WEB_DIR, "keys.html")
 
     @quart.get("/js/<path:path>")
     async def web_js(path: str) -> Any:
@@ -593,6 +599,8 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         """google-genai's ``client.auth_tokens.create`` (``{base_url}/{api_version}/auth_tokens``)."""
         return await mint_gemini()
 
+    ledger_reads = LedgerReads(gateway, _json_error)
+
     def require_admin() -> VirtualKey | Response:
         key = require_key()
         if isinstance(key, Response) or key.is_admin:
@@ -648,8 +656,43 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         flt = SpendFilter(key_name=None if key.is_admin else key.name, since=since, until=until,
                           key_prefix=key_prefix, model_prefix=args.get("model_prefix") or None,
                           provider=args.get("provider") or None)
+        source = args.get("source", "ledger")
+        if source not in ("ledger", "log"):
+            return _json_error(400, "invalid_source", "source is ledger (every server's records, the default) "
+                                                      "or log (this server's spend log, scanned)")
+        if source == "ledger":
+            answered = await ledger_reads.summary(flt, bucket, by_provider=split == "provider")
+            if answered is not None:
+                return answered
         return await scanned(key, ScanRequest("summary", str(gateway.spend.path), flt, bucket=bucket,
                                               by_provider=split == "provider"))
+
+    @quart.get("/spend/totals")
+    async def spend_totals() -> Any:
+        """The Usage page's figures: totals over a period (``since``, ``until``; whole hours) and the
+        top keys, teams, models or providers (``by``) by spend, from the ledger's rollups. A user key
+        sees its own."""
+        key = require_key()
+        if isinstance(key, Response):
+            return key
+        args = request.args
+        by = args.get("by", "key_name")
+        if by not in ("key_name", "team", "model", "provider"):
+            return _json_error(400, "invalid_by", "by is key_name, team, model or provider")
+        since, until = parse_time(args.get("since")), parse_time(args.get("until"))
+        if (args.get("since") and since is None) or (args.get("until") and until is None):
+            return _json_error(400, "invalid_time", "since and until are ISO 8601 times, e.g. 2026-01-01T00:00:00Z")
+        try:
+            top = min(max(int(args.get("top", "10")), 1), 1000)
+        except ValueError:
+            return _json_error(400, "invalid_number", "top is a whole number")
+        flt = SpendFilter(key_name=None if key.is_admin else key.name, since=since, until=until,
+                          provider=args.get("provider") or None)
+        answered = await ledger_reads.totals(flt, by, top=top)
+        if answered is None:
+            return _json_error(503, "ledger_unavailable", "the spend ledger cannot be reached; retry later",
+                               "server_error")
+        return answered
 
     @quart.get("/admin/sessions")
     async def admin_sessions() -> Any:
@@ -674,20 +717,42 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         for name, raw, parsed in (("since", args.get("since"), since), ("until", args.get("until"), until)):
             if raw and parsed is None:
                 return _json_error(400, "invalid_time", f"{name} must be an ISO-8601 time")
+        source = args.get("source", "ledger")
+        if source not in ("ledger", "log"):
+            return _json_error(400, "invalid_source", "source is ledger (every server's records, the default) "
+                                                      "or log (this server's spend log, scanned)")
+        flt = SpendFilter(session_id=args.get("session_id"), key_name=key_name, model=args.get("model"),
+                          record=args.get("record"), status=args.get("status"), since=since, until=until,
+                          key_prefix=args.get("key_prefix") or None, model_prefix=args.get("model_prefix") or None,
+                          provider=args.get("provider") or None)
+        if source == "ledger" and args.get("file_id") in (None, LEDGER_FILE_ID):
+            try:
+                limit = int(args.get("limit", "100"))
+                after = int(args["after"]) if "after" in args else None
+            except ValueError:
+                return _json_error(400, "invalid_number", "limit and after are whole numbers")
+            cursor_text = args.get("cursor")
+            if limit < 1 or (after is not None and not 0 <= after < 2 ** 62):
+                return _json_error(400, "invalid_number", "limit must be at least 1, after a previous answer's "
+                                                          "end_offset")
+            answered = await ledger_reads.logs(flt, limit=min(limit, MAX_LEDGER_PAGE), cursor=cursor_text,
+                                               after=after)
+            if answered is not None:
+                return answered
+            if cursor_text is not None or after is not None:  # a ledger position means nothing in the log
+                return _json_error(503, "ledger_unavailable", "the spend ledger cannot be reached: page again "
+                                   "from the start (the log is read meanwhile)", "server_error")
         try:
             limit = int(args.get("limit", "100"))
             cursor = int(args["cursor"]) if "cursor" in args else None
             after = int(args["after"]) if "after" in args else None
         except ValueError:
-            return _json_error(400, "invalid_number", "limit, cursor and after are whole numbers")
+            return _json_error(400, "invalid_number", "limit, cursor and after are whole numbers (source=log: "
+                                                      "byte offsets in the log)")
         if limit < 1:
             return _json_error(400, "invalid_number", "limit must be at least 1")
         if (cursor is not None and cursor < 0) or (after is not None and after < 0):
             return _json_error(400, "invalid_number", "cursor and after are byte offsets in the log: 0 or more")
-        flt = SpendFilter(session_id=args.get("session_id"), key_name=key_name, model=args.get("model"),
-                          record=args.get("record"), status=args.get("status"), since=since, until=until,
-                          key_prefix=args.get("key_prefix") or None, model_prefix=args.get("model_prefix") or None,
-                          provider=args.get("provider") or None)
         return await scanned(key, ScanRequest("logs", str(gateway.spend.path), flt, limit=limit, cursor=cursor,
                                               after=after, file_id=args.get("file_id")))
 

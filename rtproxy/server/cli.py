@@ -245,12 +245,13 @@ def _header() -> str:
     return "  ".join(h.ljust(w) for h, w, _ in _COLUMNS) + f"  {'cost (USD)':>{_COST_WIDTH}}"
 
 
-def _no_records(args: argparse.Namespace, path: Path) -> str:
+def _no_records(args: argparse.Namespace, path: Path | str, *, ledger: bool = False) -> str:
     """What ``rtproxy logs`` says when it printed no record."""
+    where = f"the ledger {path}" if ledger else str(path)
     asked = [f"{what} {value!r}" for what, value in (("session", args.session), ("key", args.key)) if value]
     if asked:
-        return f"no records for {' and '.join(asked)} in {path}"
-    return f"no records in {path} (a record is written when a response or a session ends)"
+        return f"no records for {' and '.join(asked)} in {where}"
+    return f"no records in {where} (a record is written when a response or a session ends)"
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -259,7 +260,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"rtproxy: {config_failure(exc)}", file=sys.stderr)
         return 2
-    path = cfg.resolve_path(cfg.spend_log.path)
+    path = cfg.resolve_path(args.file or cfg.spend_log.path)
     printed = 0
 
     def wanted(r: dict[str, Any]) -> bool:
@@ -277,6 +278,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
     try:
         if not args.json and args.follow:  # the header at once: the rows come as they are written
             print(_header(), flush=True)
+        if args.file is None:
+            return _logs_from_ledger(cfg, args, emit, lambda: printed)
         cursor = LogCursor()
         for _, record in iter_records(path, cursor=cursor):
             if wanted(record):
@@ -299,6 +302,31 @@ def cmd_logs(args: argparse.Namespace) -> int:
         # Python's own flush at exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _logs_from_ledger(cfg: Any, args: argparse.Namespace, emit: Any, printed: Any) -> int:
+    from ..ledger.logs_command import LedgerError, follow, open_for_reading, read_records
+
+    try:
+        ledger = open_for_reading(cfg)
+    except LedgerError as exc:
+        print(f"rtproxy: {exc} (rtproxy logs --file reads the spend log itself)", file=sys.stderr)
+        return 1
+    try:
+        records, head = read_records(ledger, args.session, args.key)
+        for record in records:
+            emit(record)
+        if args.follow:
+            follow(cfg, ledger, args.session, args.key, head(), emit)
+        if printed() == 0:
+            print(f"rtproxy: {_no_records(args, ledger.target.display, ledger=True)}", file=sys.stderr)
+            return 1
+        return 0
+    except LedgerError as exc:
+        print(f"rtproxy: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
 
 
 def cmd_hash_key(args: argparse.Namespace) -> int:
@@ -331,6 +359,8 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     from ..ledger.key_commands import keys_command, teams_command
+
+    logging.getLogger("rtproxy.ledger").setLevel(logging.WARNING)  # the command's answer, not the migrations
 
     try:
         cfg = load_config(args.config)
@@ -404,12 +434,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "turns it on too)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("logs", help="print the spend log as a table (or JSON)",
-                       description="Print the spend log ([spend_log].path of the config) as a table, "
-                                   "oldest first; a session's row comes when it ended. The table fits 120 "
+    p = sub.add_parser("logs", help="print the spend records as a table (or JSON)",
+                       description="Print the spend records of the ledger ([ledger] url: every server's, "
+                                   "every rotated log's; this host's spend log is shipped to it first when no "
+                                   "gateway here does) as a table, oldest first; a session's row comes when it "
+                                   "ended. --file reads a spend log (JSONL) itself instead. The table fits 120 "
                                    "columns; --json has every field (tokens, response ids, ...). Exit status: "
                                    "0, 1 if no record matched (said on stderr), 2 for a config error.")
     p.add_argument("--config", default=default_config, help=config_help)
+    p.add_argument("--file", nargs="?", const="", default=None, metavar="PATH",
+                   help="read a spend log file directly, not the ledger (PATH: default [spend_log].path)")
     p.add_argument("--follow", "-f", action="store_true",
                    help="keep printing records as they are written (across log rotations)")
     p.add_argument("--session", metavar="ID", help="only this session's records (a prefix of the id is enough)")
