@@ -197,3 +197,39 @@ async def test_a_server_whose_clock_runs_ahead_sweeps_no_other_servers_lease(
         monkeypatch.setattr(time, "time", real)
         await server_a.aclose()
         await server_b.aclose()
+
+
+async def test_a_store_rebuilt_after_a_rotation_counts_the_rotated_records_from_the_ledger(
+        nursery: trio.Nursery, tmp_path: Path) -> None:
+    """The ledger holds what rotated away: a Redis emptied after the spend log was rotated gets
+    the rotated records back (from the ledger, once) and the new log's (from the host), each booked
+    to its month."""
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    old = (now - timedelta(minutes=30)).isoformat()
+    with redis_server(tmp_path / "redis") as redis:
+        log = tmp_path / "spend.jsonl"
+        log.write_text("".join(json.dumps({"record": "response", "id": f"rec_old_{i}", "key_name": "limited",
+                                           "cost_usd": 0.25, "end_time": old}) + "\n" for i in range(4)))
+        cfg = make_config(tmp_path, state={"backend": "redis", "url": redis.url},
+                          keys=[{"name": "limited", "key": LIMITED_KEY, "max_budget_usd": 100,
+                                 "budget_period": "monthly"}])
+        srv = await start_server(nursery, cfg)
+        assert await srv.gateway.shipper.flush()  # the four old records are in the ledger
+        log.rename(tmp_path / "spend.jsonl.1")  # rotated away, as logrotate does, then SIGHUP
+        srv.gateway.reopen_spend_log()
+        srv.gateway.spend.write({"record": "response", "id": "rec_new", "key_name": "limited", "cost_usd": 0.5,
+                                 "end_time": now.isoformat()})
+        months = {f"limited\x1fp:{t.date().replace(day=1).isoformat()}": 0.0
+                  for t in (now, now - timedelta(minutes=30))}
+        months[f"limited\x1fp:{(now - timedelta(minutes=30)).date().replace(day=1).isoformat()}"] += 1.0
+        months[f"limited\x1fp:{now.date().replace(day=1).isoformat()}"] += 0.5  # (one month but on the 1st)
+        store = RedisStore(redis.url)
+        await store._call([["FLUSHALL"]])
+
+        async def rebuilt() -> bool:
+            got = await store.spent(["limited", *months])
+            return got["limited"] == pytest.approx(1.5) and all(got[m] == pytest.approx(v) for m, v in months.items())
+        await _until(rebuilt)
+        await store.aclose()

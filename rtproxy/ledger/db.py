@@ -134,8 +134,10 @@ def _connect(target: LedgerTarget, timeout_s: float) -> Conn:
     return Conn(pg, "postgres")
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
+def _driver_errors(kind: str) -> tuple[type[BaseException], ...]:
     errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+    if kind != "postgres":  # psycopg and libpq (about 20 MiB) only for a Postgres ledger
+        return errors
     try:
         import psycopg
     except ImportError:  # the Postgres driver is needed only for a postgresql:// ledger
@@ -162,7 +164,7 @@ class Ledger:
         self._idle: list[Conn] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._errors = _driver_errors()
+        self._errors = _driver_errors(target.kind)
         #: Calls made (for the bench).
         self.calls = 0
 

@@ -1,5 +1,6 @@
-"""The built-in offline realtime model (``provider = "local"``)."""
+"""The built-in offline realtime model (``provider = "local"``).
 
-from .model import OfflineModel
-
-__all__ = ["OfflineModel"]
+Nothing is imported here: a gateway that serves only remote providers never loads the model's
+hearing, speech, numpy or WebRTC stacks (rtproxy/server/gateway.py imports them only when a
+``local`` model is configured). Import the submodules: ``rtproxy.offline.model``, ``.server``, …
+"""

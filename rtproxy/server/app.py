@@ -302,6 +302,10 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     async def logs_page() -> Any:
         return await send_from_directory(WEB_DIR, "logs.html")
 
+    @quart.get("/usage")
+    async def usage_page() -> Any:
+        return await send_from_directory(WEB_DIR, "usage.html")
+
     @quart.get("/keys")
     async def keys_page() -> Any:
         return await send_from_directory(WEB_DIR, "keys.html")

@@ -31,8 +31,6 @@ from ..auth.keys import KeyStore, VirtualKey
 from ..auth.tokens import MAX_INLINE_TOKEN_CHARS, TokenClaims, TokenError, TokenSigner
 from ..config import Config, ModelConfig
 from ..errors import StartupFailed, UpstreamError
-from ..offline.rtc_process import RtcPeerProcess
-from ..offline.server import serve_offline_model
 from ..protocols.gemini import GEMINI, SetupLock, SetupRefused, parse_setup
 from ..protocols.live import LIVE, StartRefused, parse_start
 from ..protocols.live.messages import error_event as live_error_event
@@ -164,6 +162,15 @@ async def _unbilled(record: dict[str, Any]) -> None:
 #: How often the spend of keys and teams with a soft budget is read into /metrics.
 SOFT_BUDGET_CHECK_S = 15.0
 
+
+def _rtc_peer(secret: str, config: Config) -> Any:
+    """The offline model's WebRTC peer process (not started yet), when a local model is configured."""
+    if not any(m.provider == "local" for m in config.models):
+        return None
+    from ..offline.rtc_process import RtcPeerProcess
+
+    return RtcPeerProcess(secret, config.local.stream_delay_ms / 1000.0, config.local.speech)
+
 class Gateway:
     def __init__(self, config: Config, *, dial: DialFn = dial_upstream,
                  upstream_ssl_context: ssl.SSLContext | None = None, reuse_port: bool = False) -> None:
@@ -199,8 +206,7 @@ class Gateway:
         #: Set when the services have stopped (the state store closed).
         self.stopped = trio.Event()
         #: The offline model's WebRTC peer (a child process started by the first local call).
-        self.rtc_peer = RtcPeerProcess(self.local_secret, config.local.stream_delay_ms / 1000.0, config.local.speech) \
-            if any(m.provider == "local" for m in config.models) else None
+        self.rtc_peer = _rtc_peer(self.local_secret, config)
         self.calls = CallBroker(self)
         #: Spend-log scans (/spend/logs, /spend/summary) and the processes that run them.
         self.scans = ScanSlots()
@@ -209,6 +215,7 @@ class Gateway:
         #: Keeps the ledger's keys in self.keys (rtproxy/ledger/registry.py).
         self.registry = KeyRegistry(self.shipper.ledger, self.keys)
         self.limits.book = lambda: book_of(self.keys)
+        self.limits.ledger = self.shipper.ledger  # the store's totals are rebuilt from it
 
     @property
     def upstream_ssl(self) -> ssl.SSLContext:
@@ -252,6 +259,9 @@ class Gateway:
             nursery.start_soon(self._housekeeping)
             nursery.start_soon(self.shipper.run)
             if any(m.provider == "local" for m in cfg.models):
+                # imported here: a gateway of remote providers only never loads the offline model
+                from ..offline.server import serve_offline_model
+
                 port = await nursery.start(functools.partial(
                     serve_offline_model, "127.0.0.1", cfg.local.port, self.local_secret,
                     cfg.local.stream_delay_ms / 1000.0,

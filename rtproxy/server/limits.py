@@ -25,6 +25,7 @@ Store errors are counted, logged at most once per :data:`ERROR_LOG_INTERVAL_S`, 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -39,6 +40,8 @@ import trio
 
 from ..auth.keys import KeyStore, VirtualKey
 from ..config import Config
+from ..ledger.db import Ledger, LedgerError
+from ..ledger.rebuild import batch_head, ledger_totals, shipped_ids
 from ..periods import window
 from ..spend.budgets import LIFETIME, Book, Terms, audio_account, booked_accounts, period_account, spend_ledger, \
     team_account
@@ -48,6 +51,20 @@ from ..state.store import MAX_REBUILD_IDS, Charge
 log = logging.getLogger("rtproxy.state")
 
 T = TypeVar("T")
+
+#: A rebuilt store takes from the ledger the records written before this long before the rebuild
+#: began (every server has shipped them by then), and from each host's log the records since.
+REBUILD_CUT_BACK_S = 300.0
+
+
+def epoch_cut(epoch: str) -> tuple[int, int] | None:
+    """The cut-off an epoch names — (µs since the epoch, the ledger's shipping batch) — or None:
+    an epoch without one."""
+    parts = epoch.split(":")
+    if len(parts) != 3 or not all(p.isdigit() and len(p) < 19 for p in parts[:2]):
+        return None
+    return int(parts[0]), int(parts[1])
+
 
 #: How often the gateway checks the store's epoch, renews leases (when due) and refreshes budgets.
 TICK_S = 1.0
@@ -171,6 +188,8 @@ class Limits:
         self.clock: Callable[[], float] = time.time
         #: The keys' and teams' budget periods, as a rebuild books old records (the gateway's keys).
         self.book: Callable[[], Book] = Book
+        #: The ledger the store's totals are rebuilt from (None: from the spend log alone).
+        self.ledger: Ledger | None = None
 
     @property
     def healthy(self) -> bool:
@@ -222,18 +241,39 @@ class Limits:
         await self.fallback.rebuild("local", older, [], epoch="local")
 
     async def rebuild(self) -> None:
-        """Add this host's spend log to the store if its current epoch lacks it (starting an epoch
-        on a store that lost its data). One at a time; the log is read in a worker thread. Raises
-        StateStoreError."""
+        """Add this host's spend to the store if its current epoch lacks it (starting an epoch on a
+        store that lost its data). One at a time; logs are read in a worker thread. Raises
+        StateStoreError.
+
+        With a ledger (:attr:`ledger`), an epoch names a cut-off time (``<µs>:<random>``,
+        :data:`REBUILD_CUT_BACK_S` before the epoch began): the ledger adds every server's records
+        written before it — every rotated file's too — once per epoch (contributor ``ledger``),
+        and each host adds the records of its spend log written since. Without one (or while it
+        cannot be read when an epoch starts), the epoch has no cut-off and each host adds its whole
+        log, as before the ledger."""
         if self.log_path is None:
             return
         async with self._rebuilding:
             current = await self.store.epoch()
             if current is not None and current == self._epoch:
                 return  # done meanwhile, by the call this one waited for
-            older, recent = await trio.to_thread.run_sync(spend_ledger, self.log_path, MAX_REBUILD_IDS, self.book())
+            epoch = current or await self._propose_epoch()
+            cut = await self._add_ledger(epoch)
+            shipped = None
+            if cut is not None and self.ledger is not None:
+                ledger, cut_us, head = self.ledger, cut[0], cut[1]
+
+                def shipped(ids: list[str]) -> set[str]:  # in the worker thread that reads the log
+                    return ledger.call(lambda conn: shipped_ids(conn, ids, cut_us, head))
+            try:
+                older, recent = await trio.to_thread.run_sync(functools.partial(
+                    spend_ledger, self.log_path, MAX_REBUILD_IDS, self.book(),
+                    since_s=None if cut is None else cut[0] / 1_000_000, shipped=shipped))
+            except LedgerError as exc:
+                raise StateStoreError(f"the store's spend is rebuilt with the ledger, which cannot be read: {exc}") \
+                    from None
             added, self._epoch = await self.store.rebuild(
-                self.contributor, older, [Charge(k, c, rid) for rid, k, c in recent], epoch=secrets.token_hex(8))
+                self.contributor, older, [Charge(k, c, rid) for rid, k, c in recent], epoch=epoch)
             self._ok()
             if added:
                 self.rebuilds += 1
@@ -242,6 +282,42 @@ class Limits:
                 log.log(logging.INFO if self.rebuilds == 1 else logging.WARNING,
                         "state store (%s): spend totals %s from %s (%d key(s), epoch %s)", self.store.name,
                         how, self.log_path, len(older) + len({k for _, k, _ in recent}), self._epoch)
+
+    async def _propose_epoch(self) -> str:
+        """A new epoch's name: with a cut-off time when the ledger can be read now."""
+        if self.ledger is None:
+            return secrets.token_hex(8)
+        try:
+            with trio.fail_after(self.ledger.timeout_s):
+                head = await self.ledger.run(batch_head)
+        except (LedgerError, trio.TooSlowError) as exc:
+            log.error("state store (%s): the ledger cannot be read (%s): each server adds its whole spend log "
+                      "(records in rotated logs are not counted)", self.store.name, exc)
+            return secrets.token_hex(8)
+        # a whole second: a record's time read as seconds (the log) and as µs (the ledger) falls on
+        # the same side of it
+        cut_us = int(self.clock() - REBUILD_CUT_BACK_S) * 1_000_000
+        return f"{max(cut_us, 0)}:{head}:{secrets.token_hex(8)}"
+
+    async def _add_ledger(self, epoch: str) -> tuple[int, int] | None:
+        """Add the ledger's records before ``epoch``'s cut-off (once per epoch, whoever adds them):
+        the cut-off (µs, shipping batch) from which this host's log is added, or None (an
+        epoch without one: the whole log). Raises StateStoreError when the ledger cannot be read."""
+        cut = epoch_cut(epoch)
+        if cut is None or self.ledger is None:
+            return None
+        cut_us, head = cut
+        book = self.book()
+        try:
+            totals = await self.ledger.run(lambda conn: ledger_totals(conn, cut_us, head, book))
+        except LedgerError as exc:
+            raise StateStoreError(f"the store's spend is rebuilt from the ledger, which cannot be read: {exc}") \
+                from None
+        added, _ = await self.store.rebuild("ledger", totals, [], epoch=epoch)
+        if added:
+            log.info("state store (%s): %d account(s) added from the ledger (records before %s)", self.store.name,
+                     len(totals), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cut_us / 1e6)))
+        return cut_us, head
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """A store call that a store without its data refuses: rebuilt, then called once more."""

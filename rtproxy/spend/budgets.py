@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -164,16 +164,42 @@ def spend_totals(path: Path) -> dict[str, float]:
     return totals
 
 
-def spend_ledger(path: Path, recent: int, book: Book | None = None
+#: Record ids asked of the ledger at once (``shipped`` in :func:`spend_ledger`).
+SHIPPED_CHUNK = 500
+
+
+def spend_ledger(path: Path, recent: int, book: Book | None = None, *, since_s: float | None = None,
+                 shipped: Callable[[list[str]], set[str]] | None = None
                  ) -> tuple[dict[str, float], list[tuple[str | None, str, float]]]:
     """What a state store is rebuilt from: per-account sums of every billed record's charges
     (:func:`record_charges`: its cost, its audio) but the newest ``recent``, and those newest as
     (charge id, account, amount), so the store can count each of them once against a charge of the
     same record that lands while it is being rebuilt. Records are deduplicated by ``id`` as in
-    :func:`spend_totals`."""
+    :func:`spend_totals`. ``since_s``: the records written before it are left to the ledger (a
+    rebuild whose older records come from there) — but for those ``shipped`` (asked with their ids,
+    :data:`SHIPPED_CHUNK` at a time) says the ledger does not hold."""
     older: dict[str, float] = {}
     newest: deque[tuple[str | None, str, float]] = deque()
     seen: set[str] = set()
+    held: list[dict[str, object]] = []  # older than since_s: asked about in chunks, in order
+
+    def add(record: dict[str, object]) -> None:
+        for charge in record_charges(record, book):
+            newest.append(charge)
+            if len(newest) > recent:
+                _, k, c = newest.popleft()
+                older[k] = older.get(k, 0.0) + c
+
+    def flush_held() -> None:
+        if not held:
+            return
+        ids = [str(r["id"]) for r in held]
+        known = shipped(ids) if shipped is not None else set(ids)
+        for r in held:
+            if r["id"] not in known:
+                add(r)
+        held.clear()
+
     for _, record in iter_records(path):
         if record.get("record") not in BILLED_RECORDS:
             continue
@@ -182,9 +208,15 @@ def spend_ledger(path: Path, recent: int, book: Book | None = None
             if rid in seen:
                 continue
             seen.add(rid)
-        for charge in record_charges(record, book):
-            newest.append(charge)
-            if len(newest) > recent:
-                _, k, c = newest.popleft()
-                older[k] = older.get(k, 0.0) + c
+        if since_s is not None:
+            when = record_time_s(record)
+            if when is None or when < since_s:
+                if isinstance(rid, str):  # an id-less record is in the ledger under another id
+                    held.append(record)
+                    if len(held) >= SHIPPED_CHUNK:
+                        flush_held()
+                continue
+        flush_held()
+        add(record)
+    flush_held()
     return older, list(newest)

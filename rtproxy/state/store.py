@@ -20,8 +20,9 @@ and the gateway ends that session (``session_lease_lost``): a cap holds, whateve
 Time is the store's: Redis scripts read ``TIME`` (every server sharing it agrees, whatever its
 own clock says), the embedded store its one host's clock. ``now`` is only passed by tests.
 
-Spend totals are rebuilt from the JSONL spend log (the audit record) when the store holds none:
-a first start, a new Redis, a Redis that restarted empty. A store that has been rebuilt carries
+Spend totals are rebuilt from the ledger and the JSONL spend logs (the audit record) when the
+store holds none: a first start, a new Redis, a Redis that restarted empty (how the two are split:
+rtproxy/server/limits.py ``Limits.rebuild``). A store that has been rebuilt carries
 an **epoch** marker; a store without one refuses admissions and charges (:class:`StoreLostData`)
 until it is rebuilt, so nothing is ever counted against a total that starts again from zero.
 Each spend log is added once per epoch (its *contributor* name: host and path, shared by the
