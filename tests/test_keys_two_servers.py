@@ -134,6 +134,16 @@ async def test_on_the_embedded_ledger_four_workers_share_keys_as_two_servers_do(
     ledger = tmp_path / "ledger.sqlite3"
     async with servers(tmp_path, str(ledger), count=1, workers=4) as [(port, rt)]:
         await the_key_moves_between_servers(tmp_path, (port, rt), (port, rt))
+        # one worker ships the shared log; whichever worker answers, the spend API shows it all
+        logged = {r["id"] for r in _records(tmp_path / "s0") if r.get("key_name") == "shared"
+                  and r["record"] == "response"}
+        assert len(logged) == 2
+        with trio.fail_after(10):
+            while True:
+                page = (await admin(port, "GET", "/spend/logs?key_name=shared&record=response")).json()
+                if {r["id"] for r in page["data"]} == logged:
+                    break
+                await trio.sleep(0.1)
         # each new connection may land on any worker: every one of them knows the key is gone
         made = (await admin(port, "POST", "/admin/keys", {"name": "everywhere"})).json()["secret"]
         await trio.sleep(PROPAGATION_S)
