@@ -135,8 +135,9 @@ async def test_revoking_a_key_ends_its_open_session_and_refuses_it_after(server:
     assert got["revoked_at"]
     listed = {k["name"] for k in (await call(server, "GET", "/admin/keys")).json()["data"]}
     assert "app-5" not in listed
-    # the name can be given to a new key
-    assert (await create(server, name="app-5"))["secret"] != secret
+    # the name is not given again: a new key would inherit its spend and records
+    again = await call(server, "POST", "/admin/keys", body={"name": "app-5"})
+    assert again.status_code == 409 and "was revoked" in again.json()["error"]["message"]
 
 
 async def test_an_expired_key_is_refused_and_its_session_ends(server: RunningServer) -> None:
@@ -191,3 +192,61 @@ async def test_a_soft_budget_reached_shows_in_the_metrics_and_refuses_nothing(
         while line not in (await call(server, "GET", "/metrics")).text:
             await trio.sleep(0.1)
     assert (await call(server, "GET", "/admin/keys/soft")).json()["spend"]["soft_budget_exceeded"] is True
+
+
+async def mint(server: RunningServer, secret: str) -> str:
+    r = await call(server, "POST", "/v1/realtime/client_secrets", key=secret,
+                   body={"session": {"type": "realtime", "model": "gpt-realtime"}})
+    assert r.status_code == 200, r.text
+    return r.json()["value"]  # type: ignore[no-any-return]
+
+
+async def test_an_ephemeral_token_opens_nothing_once_its_key_is_rotated_past_grace_or_revoked(
+        server: RunningServer) -> None:
+    secret = (await create(server, name="tok"))["secret"]
+    token = await mint(server, secret)
+    async with ws_connect(server.ws_url("realtime"), headers=auth_headers(token)) as ws:
+        await events_until(ws, "session.created")  # it works while its secret does
+    await call(server, "POST", "/admin/keys/tok/rotate", body={"grace_period": "1h"})
+    async with ws_connect(server.ws_url("realtime"), headers=auth_headers(token)) as ws:
+        await events_until(ws, "session.created")  # within the grace period too
+    newest = (await call(server, "POST", "/admin/keys/tok/rotate", body={})).json()["secret"]
+    with pytest.raises(ConnectionRejected) as refused:  # its secret is no longer accepted: nor is it
+        async with ws_connect(server.ws_url("realtime"), headers=auth_headers(token)):
+            pass
+    assert refused.value.status_code == 401 and b"invalid_ephemeral_token" in (refused.value.body or b"")
+    fresh = await mint(server, newest)
+    await call(server, "POST", "/admin/keys/tok/revoke")
+    with pytest.raises(ConnectionRejected) as refused:
+        async with ws_connect(server.ws_url("realtime"), headers=auth_headers(fresh)):
+            pass
+    assert refused.value.status_code == 401
+
+
+async def test_a_revoked_key_s_last_records_still_reach_its_team_and_period(server: RunningServer) -> None:
+    await call(server, "POST", "/admin/teams", body={"name": "last", "max_budget_usd": 10, "budget_period": "1d"})
+    await create(server, name="leaving", team="last", max_budget_usd=5, budget_period="1d")
+    session_key = server.gateway.keys.by_name("leaving")
+    assert session_key is not None
+    await call(server, "POST", "/admin/keys/leaving/revoke")
+    assert server.gateway.keys.by_name("leaving") is None
+    # a response that ends after the revocation, written by the session that began before it
+    await server.gateway.write_record({"record": "response", "id": "rec_after_revoke", "key_name": "leaving",
+                                       "cost_usd": 0.25}, key=session_key)
+    (record,) = [r for r in server.records() if r.get("id") == "rec_after_revoke"]
+    assert record["team"] == "last"
+    limits = server.gateway.limits
+    accounts = limits.limited_accounts(session_key)  # the key's day, its team's day
+    got = await limits.store.spent([*accounts, "\x1fteam:last"])
+    assert all(v == pytest.approx(0.25) for v in got.values()), got
+
+
+def test_no_key_reaches_a_log_line_through_litellm_s_regenerate_path_and_names_are_one_line() -> None:
+    from rtproxy.ledger.key_admin import InvalidInput, check_name
+    from rtproxy.server.app import _loggable
+
+    assert _loggable("/key/sk-rtp-secretsecretsecret/regenerate") == "/key/…/regenerate"
+    assert _loggable("/key/generate") == "/key/generate"
+    for bad in ("user\n", "a b", "", "x" * 101, "\x1fteam"):
+        with pytest.raises(InvalidInput):
+            check_name(bad)

@@ -249,6 +249,10 @@ def _verify(token: str | None, keys: KeyStore, tokens: TokenSigner | None, now: 
         parent = keys.by_name(claims.key_name)
         if parent is None:
             return _Unverified("invalid_ephemeral_token", "the key that minted this token no longer exists")
+        at = time.time() if now is None else now
+        if parent.expired(at) or not keys.accepts_minter(parent, claims.key_digest, at):
+            return _Unverified("invalid_ephemeral_token", "the key that minted this token was revoked, rotated "
+                                                          "or has expired")
         return parent, claims
     key = keys.lookup(token)
     if key is None:

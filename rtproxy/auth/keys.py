@@ -173,6 +173,18 @@ class KeyStore:
 
     def replace_live(self, keys: Iterable[LiveKey], version: int | None = None) -> None:
         """The ledger's keys, all of them, as read at ``version`` (a config key's name wins)."""
+        self.install(self.prepare_live(keys), version)
+
+    def install(self, prepared: tuple[dict[bytes, tuple[VirtualKey, float | None]], dict[str, VirtualKey]],
+                version: int | None) -> None:
+        """Swap in what :meth:`prepare_live` built (on the event loop: two assignments)."""
+        self._live, self._live_by_name = prepared
+        self.version = version
+
+    def prepare_live(self, keys: Iterable[LiveKey]
+                     ) -> tuple[dict[bytes, tuple[VirtualKey, float | None]], dict[str, VirtualKey]]:
+        """The lookup tables of the ledger's keys (pure: built in a worker thread, where the
+        registry reads the keys, so a reload of many keys never holds the event loop)."""
         configured = {k.name for k in self._keys}
         live: dict[bytes, tuple[VirtualKey, float | None]] = {}
         by_name: dict[str, VirtualKey] = {}
@@ -183,7 +195,7 @@ class KeyStore:
             live[bytes.fromhex(lk.key.sha256)] = (lk.key, None)
             if lk.previous_sha256 and lk.previous_until is not None:
                 live.setdefault(bytes.fromhex(lk.previous_sha256), (lk.key, lk.previous_until))
-        self._live, self._live_by_name, self.version = live, by_name, version
+        return live, by_name
 
     def accepts_digest(self, sha256: str, now: float) -> bool:
         """Whether a key with this (hex) digest is still accepted: a current key's, or a rotated
@@ -193,6 +205,21 @@ class KeyStore:
         except ValueError:
             return False
         return entry is not None and (entry[1] is None or now < entry[1])
+
+    def accepts_minter(self, key: VirtualKey, digest_prefix: str, now: float) -> bool:
+        """Whether a token minted by a secret whose sha256 starts ``digest_prefix`` may still act
+        for ``key``: the key's current secret, or its previous one within the grace period (a
+        token without the claim, from before it existed: only for a config key)."""
+        if not digest_prefix:
+            return key.source == "config"
+        if key.sha256.startswith(digest_prefix):
+            return True
+        return any(k is key and (until is None or now < until) and d.hex().startswith(digest_prefix)
+                   for d, (k, until) in self._live.items() if until is not None)
+
+    @property
+    def live_count(self) -> int:
+        return len(self._live_by_name)
 
     @property
     def configured(self) -> list[VirtualKey]:

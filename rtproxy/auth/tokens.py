@@ -58,6 +58,9 @@ class TokenClaims:
     #: The name the session config is kept under in the state store (instead of ``session``).
     session_ref: str | None = None
     nonce: str = ""
+    #: The first hex digits of the minting key's sha256: a token opens nothing once that secret
+    #: stops being accepted (the key rotated past its grace period, revoked and made anew).
+    key_digest: str = ""
 
 
 class TokenError(Exception):
@@ -94,6 +97,8 @@ class TokenSigner:
             body["s"] = claims.session
         if claims.session_ref:
             body["r"] = claims.session_ref
+        if claims.key_digest:
+            body["kd"] = claims.key_digest
         payload = _b64(json.dumps(body, separators=(",", ":")).encode("utf-8"))
         return f"{TOKEN_PREFIX}{payload}.{self._sign(payload)}"
 
@@ -116,6 +121,7 @@ class TokenSigner:
                 key_name=str(body["k"]), model=str(body["m"]), expires_at=int(body["exp"]),
                 issued_at=int(body["iat"]), dialect=str(body.get("d", "ga")), end_user=body.get("u"),
                 session=body.get("s"), session_ref=body.get("r"), nonce=str(body.get("n", "")),
+                key_digest=str(body.get("kd", "")),
             )
             if claims.session_ref is not None and not isinstance(claims.session_ref, str):
                 raise TypeError

@@ -28,6 +28,8 @@ MAX_METADATA_BYTES = 8 * 1024
 MAX_TAGS = 32
 MAX_TAG_CHARS = 64
 MAX_USER_CHARS = 200
+#: The largest number a limit takes (budgets, minutes, counts).
+MAX_NUMBER = 1e12
 #: A rotated key's old secret stays valid at most this long.
 MAX_GRACE_S = 30 * 86_400.0
 #: What a generated secret starts with (the rest: 32 random bytes, base64url).
@@ -45,23 +47,34 @@ class InvalidInput(ValueError):
 
 
 def check_name(value: object, field: str = "name") -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise InvalidInput(field, "1 to 100 characters: letters, digits and . _ : @ + - (starting with a letter "
                                   "or digit)")
     return value
 
 
+#: The longest duration (an expiry, a grace period) taken: 100 years.
+MAX_DURATION_S = 100 * 365 * 86_400.0
+
+
 def parse_duration_s(value: object, field: str) -> float:
-    """``"30d"``, ``"12h"``, ``"15m"``, ``"45s"``, ``"1mo"`` (30 days), or a number of seconds."""
+    """``"30d"``, ``"12h"``, ``"15m"``, ``"45s"``, ``"1mo"`` (30 days), or a number of seconds
+    (also as text: ``"0"``)."""
+    seconds: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise InvalidInput(field, "must not be negative")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value.strip().lower())
+        seconds = float(value)
+    elif isinstance(value, str) and len(value) < 40:
+        text = value.strip().lower()
+        m = _DURATION.fullmatch(text)
         if m:
-            return float(m.group(1)) * _UNIT_S[m.group(2)]
-    raise InvalidInput(field, 'a duration such as "30d", "12h", "15m", "45s", or seconds')
+            seconds = float(m.group(1)) * _UNIT_S[m.group(2)]
+        elif text.isdigit():
+            seconds = float(text)
+    if seconds is None or seconds != seconds:
+        raise InvalidInput(field, 'a duration such as "30d", "12h", "15m", "45s", or seconds')
+    if seconds < 0 or seconds > MAX_DURATION_S:
+        raise InvalidInput(field, "from 0 to 100 years")
+    return seconds
 
 
 def parse_expiry(value: object, field: str = "expires", *, now: float | None = None) -> int | None:
@@ -76,8 +89,15 @@ def parse_expiry(value: object, field: str = "expires", *, now: float | None = N
             raise InvalidInput(field, "an ISO 8601 time (2027-01-01T00:00:00Z) or a duration (30d)") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.timezone.utc)
+        if when.timestamp() <= at:
+            raise InvalidInput(field, "is in the past: a key that expired already is no key (revoke it instead)")
+        if when.timestamp() > at + MAX_DURATION_S:
+            raise InvalidInput(field, "at most 100 years from now")
         return int(when.timestamp() * 1_000_000)
-    return int((at + parse_duration_s(value, field)) * 1_000_000)
+    seconds = parse_duration_s(value, field)
+    if seconds <= 0:
+        raise InvalidInput(field, "a duration longer than 0")
+    return int((at + seconds) * 1_000_000)
 
 
 def _number(body: Mapping[str, Any], field: str, *, minimum: float = 0.0) -> float | None:
@@ -85,10 +105,12 @@ def _number(body: Mapping[str, Any], field: str, *, minimum: float = 0.0) -> flo
     if value is None:
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value or value in (
-            float("inf"), float("-inf")):
-        raise InvalidInput(field, "a number or null")
+            float("inf"), float("-inf")) or abs(value) > MAX_NUMBER:
+        raise InvalidInput(field, f"a number (at most {MAX_NUMBER:g}) or null")
     if value < minimum:
         raise InvalidInput(field, f"must be at least {minimum:g}")
+    if field == "soft_budget_usd" and value <= 0:
+        raise InvalidInput(field, "more than 0 (or null: none)")
     return float(value)
 
 
@@ -96,7 +118,7 @@ def _count(body: Mapping[str, Any], field: str) -> int | None:
     value = body[field]
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_NUMBER:
         raise InvalidInput(field, "a whole number, at least 1, or null")
     return value
 
@@ -109,6 +131,8 @@ def _names(body: Mapping[str, Any], field: str, known_models: Collection[str], *
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) > 1000:
         raise InvalidInput(field, "a list of model names (\"*\": any)" + (", or null" if nullable else ""))
     if field == "models":
+        if not value:
+            raise InvalidInput(field, 'at least one model ("*": any)')
         for v in value:
             if v != "*" and v not in known_models:
                 raise InvalidInput(field, f"model {v[:80]!r} is not one this gateway serves")
@@ -179,7 +203,10 @@ def parse_key_terms(body: Mapping[str, Any], known_models: Collection[str], base
                 value = []
             if not isinstance(value, list) or len(value) > MAX_TAGS:
                 raise InvalidInput(field, f"a list of at most {MAX_TAGS} tags")
-            changes[field] = tuple(_text(v, field, MAX_TAG_CHARS) or "" for v in value)
+            tags = tuple(_text(v, field, MAX_TAG_CHARS) for v in value)
+            if None in tags:
+                raise InvalidInput(field, "tags are text, not null")
+            changes[field] = tags
         elif field == "metadata":
             changes[field] = _metadata(value)
     return attrs.evolve(terms, **changes)
@@ -206,16 +233,20 @@ def new_secret() -> str:
 
 
 def check_secret(value: object, field: str = "key") -> str:
-    """An operator's own secret for a key (LiteLLM lets one be given): long enough, printable."""
+    """An operator's own secret for a key (LiteLLM lets one be given): long enough, printable, and
+    not shaped as an ephemeral token (``ek_``: it could never authenticate)."""
     if not isinstance(value, str) or len(value) < MIN_KEY_CHARS or len(value) > 256 or not value.isprintable() \
             or " " in value:
         raise InvalidInput(field, f"a key of {MIN_KEY_CHARS} to 256 printable characters without spaces")
+    if value.startswith("ek_"):
+        raise InvalidInput(field, "ek_ starts an ephemeral token, never a key")
     return value
 
 
 def secret_hint(secret: str) -> str:
-    """How a key is shown once its secret is gone: ``sk-...wXyZ`` (its start and its last 4)."""
-    return f"{secret[:3]}...{secret[-4:]}"
+    """How a key is shown once its secret is gone: its last 4 characters (``sk-...wXyZ`` for an
+    ``sk-`` key, as LiteLLM shows it; ``...wXyZ`` for another: nothing of its start)."""
+    return f"{'sk-' if secret.startswith('sk-') else ''}...{secret[-4:]}"
 
 
 def new_key_row(name: str, secret: str, *, team: str | None, terms: KeyTerms, expires_us: int | None) -> KeyRow:

@@ -192,17 +192,20 @@ def list_keys(conn: Conn, *, team: str | None = None, include_revoked: bool = Fa
 
 
 def insert_key(conn: Conn, row: KeyRow) -> KeyRow:
-    """Add ``row`` (replacing a revoked key of the same name). Raises RegistryConflict."""
+    """Add ``row``. Raises RegistryConflict: a key of that name exists, or existed — a revoked key's
+    name is not given again (its spend totals and records are under that name; a new key would
+    inherit them), and its row stays for the audit."""
     with conn.transaction():
         existing = conn.execute("SELECT revoked_us FROM api_keys WHERE name = ?", (row.name,))
         if existing and existing[0][0] is None:
             raise RegistryConflict(f"a key named {row.name!r} exists")
+        if existing:
+            raise RegistryConflict(f"a key named {row.name!r} was revoked: a name is not reused (its spend and "
+                                   "records stay under it); choose another")
         if conn.execute("SELECT 1 FROM api_keys WHERE sha256 = ? OR previous_sha256 = ?", (row.sha256, row.sha256)):
             raise RegistryConflict("that secret is already some key's")
         if row.team is not None and not conn.execute("SELECT 1 FROM teams WHERE name = ?", (row.team,)):
             raise RegistryNotFound(f"no team named {row.team!r}")
-        if existing:
-            conn.execute("DELETE FROM api_keys WHERE name = ?", (row.name,))
         conn.execute(f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (row.name, row.sha256, row.hint, row.team, row.terms.to_json(), row.created_us,
                       row.updated_us, row.anchor_us, row.expires_us, row.revoked_us, row.previous_sha256,

@@ -54,6 +54,7 @@ class KeyRegistry:
         #: Called after each load with the rows read (the gateway's metrics).
         self.on_load: Callable[[list[KeyRow], list[TeamRow]], None] | None = None
         self.teams: list[TeamRow] = []
+        self._loading = trio.Lock()
         #: Set once the keys were read at least once.
         self.loaded = trio.Event()
 
@@ -62,22 +63,29 @@ class KeyRegistry:
         return self.last_error is None
 
     def status(self) -> dict[str, Any]:
-        return {"ok": self.healthy, "version": self.version, "ledger_keys": len(list(self.keys)) - len(
-            self.keys.configured), "loads": self.loads, "failures": self.failures, "error": self.last_error}
+        return {"ok": self.healthy, "version": self.version, "ledger_keys": self.keys.live_count, "loads": self.loads,
+                "failures": self.failures, "error": self.last_error}
 
     async def load(self) -> bool:
-        """Read the keys if the version moved (or never read): whether they were. Raises LedgerError."""
-        version = await self.ledger.run(registry_version)
-        if version == self.version:
-            return False
+        """Read the keys if the version moved (or never read): whether they were. One load at a
+        time (the poll and an admin change); the rows are read and the lookup tables built in a
+        worker thread, and only swapped in here. Raises LedgerError."""
+        async with self._loading:
+            version = await self.ledger.run(registry_version)
+            if version == self.version:
+                return False
+            keys = self.keys
 
-        def read(conn: Conn) -> tuple[int, list[KeyRow], list[TeamRow]]:
-            return load_registry(conn)
+            def read(conn: Conn) -> tuple[int, list[KeyRow], list[TeamRow], Any]:
+                version, rows, teams = load_registry(conn)
+                by_name = {t.name: t for t in teams}
+                return version, rows, teams, keys.prepare_live([live_key(r, by_name) for r in rows])
 
-        version, rows, teams = await self.ledger.run(read)
-        by_name = {t.name: t for t in teams}
-        self.keys.replace_live([live_key(r, by_name) for r in rows], version)
-        self.version, self.teams = version, teams
+            version, rows, teams, prepared = await self.ledger.run(read)
+            if self.version is not None and version < self.version:
+                return False  # an older read than the one in force
+            self.keys.install(prepared, version)
+            self.version, self.teams = version, teams
         self.loads += 1
         self.loaded_at = time.monotonic()
         if self.on_load is not None:

@@ -158,6 +158,8 @@ class AdminApi:
         team = None if body.get("team") is None else check_name(body.get("team"), "team")
         expires = parse_expiry(body.get("expires"), "expires")
         secret = check_secret(body["key"]) if body.get("key") is not None else new_secret()
+        if self.gateway.keys.lookup(secret) is not None:
+            raise RegistryConflict("that secret is already some key's")
         row = new_key_row(name, secret, team=team, terms=terms, expires_us=expires)
         await self.run(lambda conn: insert_key(conn, row))
         await self.changed()
@@ -191,10 +193,11 @@ class AdminApi:
         log.info("key %s rotated (the old secret valid for %g s more)", name, grace)
         return row, secret
 
-    async def revoke_key(self, name: str) -> KeyRow:
+    async def revoke_key(self, name: str, *, reload: bool = True) -> KeyRow:
         self._writable(name)
         row = await self.run(lambda conn: revoke_key(conn, name))
-        await self.changed()
+        if reload:
+            await self.changed()
         log.warning("key %s revoked", name)
         return row  # type: ignore[no-any-return]
 
@@ -214,6 +217,8 @@ def register(quart: QuartTrio, gateway: Any, *, require_admin: Callable[[], Any]
             return await fn()
         except InvalidInput as exc:
             return json_error(400, "invalid_field", str(exc))
+        except (RecursionError, OverflowError, ValueError) as exc:  # a number or a nesting no field takes
+            return json_error(400, "invalid_field", f"a value out of range ({type(exc).__name__})")
         except ReadOnly as exc:
             return json_error(409, "read_only_key", str(exc))
         except RegistryConflict as exc:
@@ -235,6 +240,8 @@ def register(quart: QuartTrio, gateway: Any, *, require_admin: Callable[[], Any]
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput("body", "not JSON") from None
+        except RecursionError:
+            raise InvalidInput("body", "nested too deeply") from None
         if not isinstance(body, dict):
             raise InvalidInput("body", "a JSON object")
         return body
@@ -271,7 +278,7 @@ def register(quart: QuartTrio, gateway: Any, *, require_admin: Callable[[], Any]
                 offset = int(args.get("offset", "0"))
             except ValueError:
                 raise InvalidInput("limit", "limit and offset are whole numbers") from None
-            if limit < 1 or offset < 0:
+            if limit < 1 or not 0 <= offset < 2 ** 62:
                 raise InvalidInput("limit", "limit at least 1, offset 0 or more")
             team = args.get("team") or None
             revoked = args.get("include_revoked") in ("1", "true")

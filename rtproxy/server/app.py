@@ -100,6 +100,8 @@ def _may_use(key: VirtualKey, model: ModelConfig) -> bool:
     return key.allows_model(model.name)
 
 
+#: Hex digits of the minting key's sha256 a token carries (rtproxy/auth/tokens.py key_digest).
+TOKEN_DIGEST_CHARS = 16
 #: An operation on a call (hangup, accept, reject, refer) carries a small JSON body at most.
 MAX_CALL_OP_BODY_BYTES = 64 * 1024
 
@@ -111,7 +113,11 @@ def _json_error(status: int, code: str, message: str, error_type: str = "invalid
 
 
 def _loggable(path: str) -> str:
-    """A request path as a log line may hold it: clipped, one line (Quart has decoded %0A)."""
+    """A request path as a log line may hold it: clipped, one line (Quart has decoded %0A), and
+    never a key: LiteLLM's ``/key/<key>/regenerate`` names one in its path."""
+    if path.startswith("/key/") and path not in ("/key/generate", "/key/info", "/key/update", "/key/delete",
+                                                 "/key/list", "/key/regenerate"):
+        path = "/key/…" + ("/regenerate" if path.endswith("/regenerate") else "")
     return "".join(c if c.isprintable() else "?" for c in path[:MAX_LOGGED_PATH_CHARS])
 
 
@@ -279,7 +285,7 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         # Pages and their modules revalidate (an upgrade is seen at once); API answers are not kept.
-        static = request.path in ("/", "/logs") or request.path.startswith(("/js/", "/css/"))
+        static = request.path in ("/", "/logs", "/keys", "/usage") or request.path.startswith(("/js/", "/css/"))
         response.headers["Cache-Control"] = "no-cache" if static else "no-store"
         return response
 
@@ -445,7 +451,8 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
         try:
             token = await gateway.mint_token(TokenClaims(
                 key_name=key.name, model=model.name if model is not None else "", expires_at=expires_at, issued_at=now,
-                dialect=shape, end_user=end_user[:256] if end_user else None, session=config or None))
+                dialect=shape, end_user=end_user[:256] if end_user else None, session=config or None,
+                key_digest=key.sha256[:TOKEN_DIGEST_CHARS]))
         except TokenStoreUnavailable as exc:
             return _json_error(503, "state_store_unavailable", str(exc), "server_error")
         except TokenQuotaExceeded as exc:
@@ -505,7 +512,7 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
             token = await gateway.mint_token(TokenClaims(
                 key_name=key.name, model=model.name, expires_at=asked.new_session_expires_at, issued_at=now,
                 dialect=GEMINI_TOKEN_DIALECT, end_user=end_user[:256] if end_user else None,
-                session=asked.lock.claims()))
+                session=asked.lock.claims(), key_digest=key.sha256[:TOKEN_DIGEST_CHARS]))
         except TokenStoreUnavailable as exc:
             return _google_error(TokenRefused(503, "UNAVAILABLE", str(exc)))
         except TokenQuotaExceeded as exc:

@@ -22,6 +22,7 @@ made the call only (any instance sharing the state store knows it).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -240,7 +241,7 @@ class CallBroker:
     async def _observe(self, plan: SessionPlan, call_id: str, upstream: CallUpstream) -> None:
         gw = self.gateway
         key = plan.key
-        session = Session(plan, SessionPorts(dial=gw.dial, write_record=gw.write_record,
+        session = Session(plan, SessionPorts(dial=gw.dial, write_record=functools.partial(gw.write_record, key=key),
                                              over_limit=lambda: gw.limits.stop_reason(key),
                                              audio_left_ms=lambda: gw.limits.audio_left_ms(key)))
         hs = ObserverHandshake(HandshakeRequest(path="/v1/realtime", query_string=f"call_id={call_id}", headers=(),

@@ -477,7 +477,8 @@ class Gateway:
             plan = attrs.evolve(plan, target=target, meta=attrs.evolve(plan.meta, transport="webrtc"))
         key = plan.key
         session = Session(plan, SessionPorts(
-            dial=self.dial if predial is None else predial.take, write_record=self.write_record if target is None else _unbilled,
+            dial=self.dial if predial is None else predial.take,
+            write_record=functools.partial(self.write_record, key=key) if target is None else _unbilled,
             over_limit=lambda: self.limits.stop_reason(self.keys.by_name(key.name) or key),
             audio_left_ms=lambda: self.limits.audio_left_ms(self.keys.by_name(key.name) or key),
             upstream_session_opened=functools.partial(self._live_opened, key.name, plan.model.name)
@@ -861,13 +862,23 @@ class Gateway:
                                           dialect=session_model.dialect)
         return self.price_of(model)
 
-    async def write_record(self, record: dict[str, Any]) -> None:
+    def record_key(self, name: object, session_key: VirtualKey | None) -> VirtualKey | None:
+        """The key a record is stamped and charged by: the key of that name as it stands now, or
+        the session's own when the name no longer stands for it (revoked, rotated past its grace,
+        or given to a new key): its last records still reach its team's and period's totals."""
+        current = self.keys.by_name(name) if isinstance(name, str) else None
+        if session_key is not None and (current is None or (
+                current.sha256 != session_key.sha256 and not self.keys.accepts_digest(session_key.sha256, time.time()))):
+            return session_key
+        return current
+
+    async def write_record(self, record: dict[str, Any], key: VirtualKey | None = None) -> None:
         """Append to the spend log, then add a billed record's cost to its key's shared total.
 
         Charging never depends on the write: a record the log cannot take (disk full, or one that
         cannot be serialised at all) is still charged, and counted in ``/health`` and ``/metrics``."""
         unwritable = self.spend.unwritable
-        key = self.keys.by_name(record.get("key_name"))  # type: ignore[arg-type]
+        key = self.record_key(record.get("key_name"), key)
         if key is not None and (key.team is not None or key.user is not None or key.tags):
             fields = key.record_fields()
             if "tags" in fields and isinstance(record.get("tags"), list):  # the request's tags too
@@ -882,13 +893,14 @@ class Gateway:
             self.metrics.record(record)
         except Exception:  # a metric is not worth a charge: count what can be, bill regardless
             log.exception("metrics: could not count a %s record", str(record.get("record"))[:20])
+        terms = key
         cost, key = record.get("cost_usd"), record.get("key_name")
         if record.get("record") in BILLED_RECORDS and isinstance(key, str):
             rid = record.get("id")
             cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0
             team = record.get("team")
             await self.limits.charge(key, cost, rid if isinstance(rid, str) else None,
-                                     audio_ms=record_audio_ms(record), terms=self.keys.by_name(key),
+                                     audio_ms=record_audio_ms(record), terms=terms,
                                      team=team if isinstance(team, str) else None)
 
     def health(self) -> dict[str, Any]:

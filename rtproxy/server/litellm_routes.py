@@ -18,7 +18,7 @@ from quart import Response, jsonify, request
 
 from ..auth.keys import VirtualKey
 from ..ledger.db import LedgerError
-from ..ledger.key_admin import InvalidInput, new_secret
+from ..ledger.key_admin import InvalidInput, check_secret, new_secret, parse_duration_s
 from ..ledger.keys import KeyRow, RegistryConflict, RegistryNotFound, get_key, get_key_by_digest, list_keys
 from .admin_common import Answered, ReadOnly
 from ..ledger.litellm_shapes import (
@@ -77,6 +77,8 @@ def register(quart: Any, api: Any, *, body_of: Callable[[], Awaitable[dict[str, 
                 return answer(error(500, "the key ledger cannot be reached; retry later", "no_db_connection"), 500)
             except ReadOnly as exc:
                 return answer(error(400, str(exc), "bad_request_error", "key"), 400)
+            except (RecursionError, OverflowError, ValueError) as exc:
+                return answer(error(400, f"a value out of range ({type(exc).__name__})", "bad_request_error"), 400)
         inner.__name__ = fn.__name__
         return inner
 
@@ -98,6 +100,8 @@ def register(quart: Any, api: Any, *, body_of: Callable[[], Awaitable[dict[str, 
     async def generate() -> Any:
         raw = await body_of()
         ours = to_rtproxy(raw)
+        if ours.get("key") is not None and not isinstance(ours["key"], str):
+            raise InvalidInput("key", "a string")
         secret = ours.get("key") or new_secret()
         ours["key"] = secret
         if "name" not in ours:
@@ -140,16 +144,23 @@ def register(quart: Any, api: Any, *, body_of: Callable[[], Awaitable[dict[str, 
         if not names:
             raise RegistryNotFound("No keys found")
         for name in names:
-            await api.revoke_key(name)
+            await api.revoke_key(name, reload=False)
+        await api.changed()  # one reload for them all
         return answer({"deleted_keys": keys or aliases})
 
     async def listing() -> Any:
         page, size, full = page_args(request.args)
+        unsupported = [p for p in ("organization_id", "project_id", "access_group_id", "status", "sort_by")
+                       if request.args.get(p)]
+        if unsupported:  # a filter ignored would list (and a script then delete) every key
+            raise InvalidInput(unsupported[0], "not supported by this gateway's /key/list")
+        key_hash = request.args.get("key_hash") or None
         team = request.args.get("team_id") or None
         user = request.args.get("user_id") or None
         alias = request.args.get("key_alias") or None
         rows, _ = await api.run(lambda conn: list_keys(conn, team=team, limit=1_000_000))
-        rows = [r for r in rows if (user is None or r.terms.user == user) and (alias is None or r.name == alias)]
+        rows = [r for r in rows if (user is None or r.terms.user == user) and (alias is None or r.name == alias)
+                and (key_hash is None or r.sha256 == key_hash)]
         rows.sort(key=lambda r: (r.created_us, r.sha256), reverse=True)  # LiteLLM's order: newest first
         chosen = rows[(page - 1) * size: page * size]
         live = [k for r in chosen if (k := gateway.keys.by_name(r.name)) is not None]
@@ -160,6 +171,10 @@ def register(quart: Any, api: Any, *, body_of: Callable[[], Awaitable[dict[str, 
     async def regenerate(reference: str | None = None) -> Any:
         raw = await body_of()
         row = await row_by_reference(raw.get("key") or reference)
+        # what the rotation takes is checked first: a refused regenerate changes nothing
+        if raw.get("new_key") is not None:
+            check_secret(raw["new_key"], "new_key")
+        parse_duration_s(raw.get("grace_period") or 0, "grace_period")
         changes = to_rtproxy(raw, for_update=True)
         changes.pop("name", None)
         if changes:
