@@ -1,7 +1,8 @@
-"""Regenerate docs/playground.png, docs/logs.png and docs/dashboard.png: a real server, real
-Chromium, real sessions.
+"""Regenerate docs/playground.png, docs/logs.png, docs/dashboard.png and docs/usage.png: a real
+server, real Chromium, real sessions.
 
-    .venv/bin/python scripts/screenshots.py
+    .venv/bin/python scripts/screenshots.py          # all four
+    .venv/bin/python scripts/screenshots.py usage    # docs/usage.png alone
 """
 
 from __future__ import annotations
@@ -29,7 +30,57 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def main() -> None:
+def session(page, url: str, key: str, text: str | None) -> None:  # type: ignore[no-untyped-def]
+    """A session through the playground with ``key``: a typed turn (``text``), or the microphone's
+    sentence, its tool call answered (``None``)."""
+    page.goto("about:blank")  # from the playground to the playground with another #key= would not load the page again
+    page.goto(f"{url}/#key={key}")
+    if text is not None:
+        page.select_option("#modalities", "text")
+    page.click("#connect")
+    expect(page.locator("#status")).to_have_attribute("data-state", "ok")
+    if text is None:
+        page.click("#mic")
+        card = page.locator(".tool-card").first
+        expect(card.locator(".tool-name")).to_have_text("get_weather", timeout=20000)
+        page.click("#mic")
+        card.locator(".tool-result").fill('{"temp_c": 18}')
+        card.locator(".tool-send").click()
+        expect(page.locator('.entry[data-role="assistant"]').last).to_contain_text("returned", timeout=20000)
+    else:
+        page.fill("#text-input", text)
+        page.click("#send")
+        expect(page.locator('.entry[data-role="assistant"]').last).to_contain_text("You said")
+    page.click("#disconnect")
+    expect(page.locator("#status")).to_contain_text("Disconnected")
+
+
+def usage_picture(page, url: str) -> None:  # type: ignore[no-untyped-def]
+    """The Usage page this month: keys of a team (made through the admin API) and the demo key,
+    each with sessions of its own."""
+    admin = {"Authorization": f"Bearer {KEY}"}
+    httpx.post(f"{url}/admin/teams", headers=admin, timeout=10,
+               json={"name": "support", "max_budget_usd": 25, "budget_period": "monthly"}).raise_for_status()
+    secrets = {}
+    for name, terms in (("support-bot", {"team": "support", "max_budget_usd": 10, "budget_period": "monthly"}),
+                        ("voice-agent", {"team": "support"}), ("batch-jobs", {})):
+        r = httpx.post(f"{url}/admin/keys", headers=admin, timeout=10, json={"name": name, **terms})
+        r.raise_for_status()
+        secrets[name] = r.json()["secret"]
+    session(page, url, secrets["voice-agent"], None)  # spoken: audio minutes too
+    for name, texts in (("support-bot", ("Where is my order?", "Can I change the address?", "Thanks!")),
+                        ("batch-jobs", ("Summarise the call",)), ("voice-agent", ("Hello again",))):
+        for text in texts:
+            session(page, url, secrets[name], text)
+    session(page, url, KEY, "How are you?")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto(f"{url}/usage#key={KEY}")
+    expect(page.locator("#top-keys tbody tr")).to_have_count(4)
+    expect(page.locator("#chart-latency svg")).to_have_count(1)
+    page.screenshot(path=str(ROOT / "docs" / "usage.png"), full_page=True)
+
+
+def main(only: set[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp())
     port, rt = free_port(), free_port()
     (tmp / "config.toml").write_text(textwrap.dedent(f"""
@@ -71,6 +122,10 @@ def main() -> None:
                 f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync"])
             page = browser.new_page(viewport={"width": 1440, "height": 900})
+            if only == {"usage"}:
+                usage_picture(page, url)
+                browser.close()
+                return
             page.goto(f"{url}/#key={KEY}")
             page.click("#connect")
             expect(page.locator("#status")).to_have_attribute("data-state", "ok")
@@ -105,6 +160,7 @@ def main() -> None:
             page.select_option("#dash-by", "model")
             expect(page.locator("#chart-latency svg")).to_have_count(1)
             page.locator("#dashboard").screenshot(path=str(ROOT / "docs" / "dashboard.png"))
+            usage_picture(page, url)
             browser.close()
     finally:
         server.terminate()
@@ -112,4 +168,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    wanted = set(sys.argv[1:])
+    if wanted - {"usage"}:
+        sys.exit(f"usage: {sys.argv[0]} [usage]   (no argument: every picture)")
+    main(wanted or None)
