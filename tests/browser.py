@@ -17,6 +17,7 @@ import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -129,3 +130,29 @@ def launch_browser(playwright, wav: Path | None):  # type: ignore[no-untyped-def
     if wav is not None:
         args.append(f"--use-file-for-fake-audio-capture={wav}")
     return playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+
+
+def module_browser(fake_audio: Path | None = None) -> Iterator[Any]:
+    """Headless Chromium for a test module (``fake_audio``: what its microphone hears)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_browser(p, fake_audio)
+        yield b
+        b.close()
+
+
+def checked_page(browser: Any, width: int = 1440, height: int = 900, *, timeout_ms: int = 15_000,
+                 clipboard: bool = False) -> Iterator[Any]:
+    """A page in a fresh context (its clipboard readable with ``clipboard``); the test fails if the
+    page threw an uncaught error."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    if clipboard:
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(timeout_ms)
+    yield page
+    context.close()
+    assert errors == []

@@ -15,9 +15,9 @@ import httpx
 import pytest
 import trio
 
-from playwright.sync_api import Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
-from .browser import LiveServer, launch_browser, live_server
+from .browser import LiveServer, checked_page as shared_checked_page, module_browser, live_server
 from .conftest import ADMIN_KEY, USER_KEY
 from .helpers import auth_headers, text_turn, ws_connect
 
@@ -32,23 +32,11 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    with sync_playwright() as p:
-        b = launch_browser(p, None)
-        yield b
-        b.close()
+    yield from module_browser()
 
 
 def checked_page(browser, width: int = 1440, height: int = 900) -> Iterator[Page]:  # type: ignore[no-untyped-def]
-    """A page in a fresh context (its clipboard readable); the test fails if the page threw."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
-    assert errors == []
+    yield from shared_checked_page(browser, width, height, timeout_ms=10_000, clipboard=True)
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from .browser import LiveServer, launch_browser, live_server
+from .browser import LiveServer, checked_page, module_browser, live_server
 from .conftest import ADMIN_KEY, USER_KEY
 
 
@@ -27,22 +27,7 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    with sync_playwright() as p:
-        b = launch_browser(p, None)
-        yield b
-        b.close()
-
-
-def checked_page(browser, width: int = 1440, height: int = 900) -> Iterator[Page]:  # type: ignore[no-untyped-def]
-    """A page in a fresh context; the test fails if the page threw an uncaught error."""
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-    assert errors == []
+    yield from module_browser()
 
 
 @pytest.fixture
