@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from .browser import (
+    checked_page as shared_checked_page,
     CHROMIUM,
     CHROMIUM_ARGS,
     LiveServer,
@@ -47,15 +48,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
 
 def checked_page(browser, width: int = 1400) -> Iterator[Page]:  # type: ignore[no-untyped-def]
-    """A page in a fresh context; the test fails if the page threw an uncaught error."""
-    context = browser.new_context(viewport={"width": width, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.set_default_timeout(TIMEOUT_MS)
-    yield page
-    context.close()
-    assert errors == []
+    yield from shared_checked_page(browser, width, 900, timeout_ms=TIMEOUT_MS)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -43,22 +43,11 @@ class KeyTerms:
     metadata: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     def to_json(self) -> str:
-        d = attrs.asdict(self, recurse=False)
-        for name in ("models", "transcription_models", "delegation_models", "tags"):
-            if d[name] is not None:
-                d[name] = list(d[name])
-        d["metadata"] = dict(self.metadata)
-        return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+        return _terms_json(self)
 
     @classmethod
     def from_json(cls, text: str) -> KeyTerms:
-        d = json.loads(text)
-        known = {f.name for f in attrs.fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}  # a newer server's extra terms are ignored
-        for name in ("models", "transcription_models", "delegation_models", "tags"):
-            if d.get(name) is not None:
-                d[name] = tuple(d[name])
-        return cls(**d)
+        return _terms_from_json(cls, text)
 
 
 @attrs.frozen
@@ -69,15 +58,28 @@ class TeamTermsData:
     metadata: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
     def to_json(self) -> str:
-        d = attrs.asdict(self, recurse=False)
-        d["metadata"] = dict(self.metadata)
-        return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+        return _terms_json(self)
 
     @classmethod
     def from_json(cls, text: str) -> TeamTermsData:
-        d = json.loads(text)
-        known = {f.name for f in attrs.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return _terms_from_json(cls, text)
+
+
+T = TypeVar("T")
+
+
+def _terms_json(terms: Any) -> str:
+    """Terms as the JSON the row holds: tuples as lists, the metadata as a plain object."""
+    d = {k: list(v) if isinstance(v, tuple) else dict(v) if k == "metadata" else v
+         for k, v in attrs.asdict(terms, recurse=False).items()}
+    return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+
+
+def _terms_from_json(cls: type[T], text: str) -> T:
+    """A row's JSON as terms; a newer server's extra terms are ignored, lists become tuples."""
+    known = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
+    d = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(text).items() if k in known}
+    return cls(**d)
 
 
 @attrs.frozen
