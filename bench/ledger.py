@@ -44,8 +44,7 @@ from rtproxy.ledger.query import (  # noqa: E402
 )
 from rtproxy.ledger.rollup import rollups  # noqa: E402
 from rtproxy.ledger.rows import ROW_COLUMNS, line_to_row  # noqa: E402
-from rtproxy.ledger.shipper import _HOURLY_UPSERT as HOURLY_UPSERT  # noqa: E402
-from rtproxy.ledger.shipper import _LATENCY_UPSERT as LATENCY_UPSERT  # noqa: E402
+from rtproxy.ledger.shipper import HOURLY_UPSERT, LATENCY_UPSERT  # noqa: E402
 from rtproxy.spend.query import SpendFilter  # noqa: E402
 from rtproxy.ledger.schema import MIGRATIONS  # noqa: E402
 from rtproxy.ledger.shipper import Shipper  # noqa: E402

@@ -20,7 +20,6 @@ import trio
 
 from .conftest import ADMIN_KEY
 from .helpers import auth_headers, events_until, expect_error_then_close, text_turn, ws_connect
-from .ledger_fixtures import pg_server  # noqa: F401 - the session's PostgreSQL
 from .postgres_server import PostgresServer
 from .redis_server import redis_server
 from .test_processes import BIN, free_port, server_process
@@ -95,7 +94,7 @@ async def the_key_moves_between_servers(tmp_path: Path, a: tuple[int, int], b: t
 
 
 async def test_a_key_made_on_one_server_works_on_the_other_and_revoked_there_ends_the_first_s_session(
-        tmp_path: Path, pg_server: PostgresServer) -> None:  # noqa: F811
+        tmp_path: Path, pg_server: PostgresServer) -> None:
     url = pg_server.create_database(f"keys_{os.getpid()}_{time.monotonic_ns()}")
     with redis_server(tmp_path / "redis") as redis:
         async with servers(tmp_path, url, count=2, redis_url=redis.url) as (a, b):

@@ -18,7 +18,6 @@ from rtproxy.spend.log import SpendLogWriter
 from rtproxy.spend.query import SpendFilter
 from rtproxy.spend.summary import summarize
 
-from .ledger_fixtures import ledger, ledger_backend, ledger_config, pg_server  # noqa: F401
 
 T0 = datetime(2026, 11, 30, 22, 0, tzinfo=timezone.utc)
 
@@ -54,7 +53,7 @@ async def shipped(cfg: Config, led: Ledger, recs: list[dict[str, Any]]) -> Shipp
     return shipper
 
 
-async def test_pages_newest_first_cover_every_matching_record_once(ledger_config: Config, ledger: Ledger) -> None:  # noqa: F811
+async def test_pages_newest_first_cover_every_matching_record_once(ledger_config: Config, ledger: Ledger) -> None:
     recs = records(300)
     await shipped(ledger_config, ledger, recs)
     for flt in (SpendFilter(), SpendFilter(key_prefix="ALPHA"), SpendFilter(status="cancelled", record="response"),
@@ -72,7 +71,7 @@ async def test_pages_newest_first_cover_every_matching_record_once(ledger_config
         assert seen == expected, flt
 
 
-async def test_a_follow_by_shipping_batch_gets_each_new_record_once(ledger_config: Config, ledger: Ledger) -> None:  # noqa: F811
+async def test_a_follow_by_shipping_batch_gets_each_new_record_once(ledger_config: Config, ledger: Ledger) -> None:
     recs = records(200)
     shipper = await shipped(ledger_config, ledger, recs[:100])
     head = ledger.call(lambda c: read_logs(c, SpendFilter(), limit=1)).end_offset
@@ -93,7 +92,7 @@ async def test_a_follow_by_shipping_batch_gets_each_new_record_once(ledger_confi
 
 
 @pytest.mark.parametrize("bucket", ["hour", "day"])
-async def test_the_summary_from_the_rollups_is_the_spend_log_s_own(ledger_config: Config, ledger: Ledger,  # noqa: F811
+async def test_the_summary_from_the_rollups_is_the_spend_log_s_own(ledger_config: Config, ledger: Ledger,
                                                                    bucket: str) -> None:
     recs = records(400)
     shipper = await shipped(ledger_config, ledger, recs)
@@ -118,7 +117,7 @@ async def shipped_again(shipper: Shipper) -> None:
     assert shipper.ledger.call(lambda c: store_batch(c, rows, "again", None)) == 0
 
 
-async def test_totals_by_key_team_model_and_provider_add_up(ledger_config: Config, ledger: Ledger) -> None:  # noqa: F811
+async def test_totals_by_key_team_model_and_provider_add_up(ledger_config: Config, ledger: Ledger) -> None:
     recs = records(300)
     await shipped(ledger_config, ledger, recs)
     billed = [r for r in recs if r["record"] != "session"]

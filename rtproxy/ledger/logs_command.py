@@ -33,19 +33,7 @@ SHIP_FIRST_S = 30.0
 def ship_local_log(cfg: Config, ledger: Ledger) -> None:
     """Ship this host's spend log to the ledger, unless a running gateway ships it already."""
     shipper = shipper_for(cfg, ledger)
-
-    async def main() -> None:
-        if not shipper.log_path.is_file() or not shipper._try_lock():  # noqa: SLF001 - the same lock as the gateway's
-            return
-        try:
-            with trio.move_on_after(SHIP_FIRST_S):
-                await shipper.prepare()
-                while await shipper.ship_once():
-                    pass
-        finally:
-            shipper._unlock()  # noqa: SLF001
-
-    trio.run(main)
+    trio.run(shipper.ship_if_unclaimed, SHIP_FIRST_S)
 
 
 def _where(session: str | None, key: str | None) -> tuple[str, list[Any]]:

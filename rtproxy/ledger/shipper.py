@@ -74,7 +74,7 @@ def load_cursor(conn: Conn, name: str) -> TailCursor | None:
 
 #: Ids looked up at once when a batch checks which of its records are stored already.
 _ID_CHUNK = 500
-_HOURLY_UPSERT = (
+HOURLY_UPSERT = (
     "INSERT INTO spend_hourly (hour_us, key_name, team, model, provider, cost_usd, billed, responses, sessions, "
     "unpriced, audio_in_ms, audio_out_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (hour_us, key_name, team, model, provider) DO UPDATE SET "
@@ -83,7 +83,7 @@ _HOURLY_UPSERT = (
     "unpriced = spend_hourly.unpriced + excluded.unpriced, "
     "audio_in_ms = spend_hourly.audio_in_ms + excluded.audio_in_ms, "
     "audio_out_ms = spend_hourly.audio_out_ms + excluded.audio_out_ms")
-_LATENCY_UPSERT = (
+LATENCY_UPSERT = (
     "INSERT INTO spend_hourly_latency (hour_us, key_name, team, model, provider, bin, responses) "
     "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hour_us, key_name, team, model, provider, bin) DO UPDATE SET "
     "responses = spend_hourly_latency.responses + excluded.responses")
@@ -115,9 +115,9 @@ def store_batch(conn: Conn, rows: list[tuple[Any, ...]], name: str, cursor: Tail
             added = conn.executemany(INSERT_SQL, fresh) if fresh else 0
             sums, latency = rollups(fresh)
             if sums:
-                conn.executemany(_HOURLY_UPSERT, [(*g, *s) for g, s in sums.items()])
+                conn.executemany(HOURLY_UPSERT, [(*g, *s) for g, s in sums.items()])
             if latency:
-                conn.executemany(_LATENCY_UPSERT, [(*g, b, n) for (g, b), n in latency.items()])
+                conn.executemany(LATENCY_UPSERT, [(*g, b, n) for (g, b), n in latency.items()])
         if cursor is not None:
             conn.execute(_UPSERT_CURSOR, (name, cursor.file_id, cursor.head, cursor.offset,
                                           int(time.time() * 1e6)))
@@ -297,6 +297,22 @@ class Shipper:
         self.schema_version, _ = await self.ledger.run(migrate)
         self._open_tail(await self.ledger.run(lambda conn: load_cursor(conn, self.name)))
         self.shipping = True
+
+    async def ship_if_unclaimed(self, timeout_s: float) -> bool:
+        """Ship this log once, up to now, unless a running gateway on this host ships it (its lock
+        is held): for a command that reads the ledger (``rtproxy logs``). Whether it shipped."""
+        if not self.log_path.is_file() or not self._try_lock():
+            return False
+        try:
+            with trio.move_on_after(timeout_s):
+                await self.prepare()
+                while await self.ship_once():
+                    pass
+                return True
+            return False
+        finally:
+            self._unlock()
+            self.shipping = False
 
     async def flush(self, timeout_s: float = FLUSH_S) -> bool:
         """Ship what this process's log holds now, before a spend query reads the ledger (so a

@@ -158,10 +158,14 @@ def register(quart: Any, api: Any, *, body_of: Callable[[], Awaitable[dict[str, 
         team = request.args.get("team_id") or None
         user = request.args.get("user_id") or None
         alias = request.args.get("key_alias") or None
-        rows, _ = await api.run(lambda conn: list_keys(conn, team=team, limit=1_000_000))
-        rows = [r for r in rows if (user is None or r.terms.user == user) and (alias is None or r.name == alias)
-                and (key_hash is None or r.sha256 == key_hash)]
-        rows.sort(key=lambda r: (r.created_us, r.sha256), reverse=True)  # LiteLLM's order: newest first
+        def matching(conn: Any) -> list[KeyRow]:  # in the worker thread: every key may be many
+            rows, _ = list_keys(conn, team=team, limit=1_000_000)
+            rows = [r for r in rows if (user is None or r.terms.user == user) and (alias is None or r.name == alias)
+                    and (key_hash is None or r.sha256 == key_hash)]
+            rows.sort(key=lambda r: (r.created_us, r.sha256), reverse=True)  # LiteLLM's order: newest first
+            return rows
+
+        rows = await api.run(matching)
         chosen = rows[(page - 1) * size: page * size]
         live = [k for r in chosen if (k := gateway.keys.by_name(r.name)) is not None]
         spent = await api.spend_of(live) if full else {}
