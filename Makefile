@@ -31,7 +31,10 @@ $(VENV)/.installed-bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	touch $@
 
+# The gateway's bytecode compiled first, as `pip install` leaves an installed package (and the
+# peers' are): an editable install under PYTHONDONTWRITEBYTECODE would compile at every start-up.
 bench: $(VENV)/.installed-bench
+	$(PY) -m compileall -q rtproxy
 	$(PY) bench/run.py
 	@echo "== the same connect and voice scenarios with the Redis state store =="
 	$(PY) bench/run.py --state redis --scenarios s3,s5 --s3-sessions 50,200
@@ -41,6 +44,7 @@ bench: $(VENV)/.installed-bench
 # .cache/peers/ (never part of `make test`), runs make bench's scenarios against each and writes
 # docs/benchmarks.md (about 20 minutes).
 bench-peers: $(VENV)/.installed-bench
+	$(PY) -m compileall -q rtproxy
 	$(PY) bench/peers.py
 
 # The spend ledger at scale (bench/ledger.py): SQLite with 2 million records, then a throwaway

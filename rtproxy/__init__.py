@@ -17,8 +17,20 @@ The packages, lowest layer first (a module imports only from its own layer or lo
 
 from .config import Config, load_config
 from .errors import ConfigError, RtproxyError, UpstreamError, UpstreamRejected, UpstreamUnreachable
-from .server.app import create_app
-from .server.gateway import Gateway
+
+# The server's modules load on first use (PEP 562): ``rtproxy.<anything>`` imports this package
+# first, and a command, a test or the offline model's process must not pay for the Quart app, the
+# gateway and everything they import (a third of a second, tens of MiB) unless it uses them.
+_LAZY = {"create_app": ".server.app", "Gateway": ".server.gateway"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 __all__ = [

@@ -15,6 +15,7 @@ import trio
 from rtproxy.app import create_app
 from rtproxy.auth.admission import is_session_path
 from rtproxy.server.front import serve_main_port
+from rtproxy.server.http_leg import ready as http_ready
 from rtproxy.config import Config, parse_config
 from rtproxy.server.gateway import Gateway
 
@@ -81,7 +82,7 @@ async def start_server(nursery: trio.Nursery, config: Config, **gateway_kwargs: 
     app = create_app(gateway=gateway)
     stop = trio.Event()
     port = await nursery.start(functools.partial(
-        serve_main_port, config, app, gateway.run_session, gateway.connections, is_session_path,
+        serve_main_port, config, http_ready(config, app), gateway.run_session, gateway.connections, is_session_path,
         gateway.server_ssl_context(), shutdown_trigger=stop.wait))
     return RunningServer(gateway, port, stop)
 

@@ -200,9 +200,11 @@ class _Quart(QuartTrio):
             super().log_exception(exc_info)
 
 
-def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
+def build_quart(gateway: Gateway, *, standalone: bool = False, owns_services: bool = True) -> QuartTrio:
     """The pages and REST endpoints. ``standalone``: launched by hypercorn, not ``rtproxy serve``
-    (the app then prints the banner, and exits 2 on a start-up failure)."""
+    (the app then prints the banner, and exits 2 on a start-up failure). ``owns_services``: the
+    app's lifespan starts and stops the gateway's services; ``rtproxy serve`` runs them itself,
+    before the app is loaded (by the first HTTP request: front.py)."""
     quart = _Quart("rtproxy", static_folder=None)
     quart.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = gateway.config.server.shutdown_grace_s
     quart.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BODY_BYTES
@@ -213,6 +215,8 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
 
     @quart.before_serving
     async def start_services() -> None:
+        if not owns_services:
+            return
         try:
             await quart.nursery.start(gateway.run)
         except BaseException as exc:
@@ -233,6 +237,8 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
 
     @quart.after_serving
     async def stop_services() -> None:
+        if not owns_services:
+            return
         await gateway.shutdown()
         await scans.aclose()
 
@@ -771,11 +777,13 @@ def build_quart(gateway: Gateway, *, standalone: bool = False) -> QuartTrio:
     return quart
 
 
-def create_app(config: Config | None = None, *, gateway: Gateway | None = None) -> RtproxyApp:
-    """The ASGI app for hypercorn. The config path comes from ``$RTPROXY_CONFIG`` when not given."""
+def create_app(config: Config | None = None, *, gateway: Gateway | None = None,
+               owns_services: bool = True) -> RtproxyApp:
+    """The ASGI app for hypercorn. The config path comes from ``$RTPROXY_CONFIG`` when not given.
+    ``owns_services``: as for :func:`build_quart` (with a ``gateway`` given)."""
     if gateway is None:
         if config is None:
             config = load_config(os.environ.get("RTPROXY_CONFIG", DEFAULT_CONFIG))
         standalone = Gateway(config)  # launched by hypercorn: the app prints the banner and exits 2 on failure
         return RtproxyApp(standalone, build_quart(standalone, standalone=True))
-    return RtproxyApp(gateway, build_quart(gateway))
+    return RtproxyApp(gateway, build_quart(gateway, owns_services=owns_services))

@@ -27,11 +27,10 @@ import json
 import logging
 import re
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 import attrs
-import httpx
 import trio
 
 from ..auth.admission import Admission, HandshakeRequest, Rejection, admit, authenticate
@@ -51,6 +50,10 @@ from ..providers import CallUpstream, LocalEndpoint, Unsupported, call_upstream
 from ..relay.observer import ObserverHandshake
 from ..relay.plan import SessionPlan, SessionPorts, new_session_id
 from ..relay.session import Session
+from .lazy_import import import_off_loop
+
+if TYPE_CHECKING:  # httpx (and the CLI it imports, some 60 ms) loads with the first call made
+    import httpx  # noqa: F401 - annotations only
 
 log = logging.getLogger("rtproxy.calls")
 
@@ -208,6 +211,7 @@ class CallBroker:
                 return _error(403, str(error.get("code", "model_not_allowed")), str(error.get("message", "")),
                               "permission_error")
         content_type, body = provider_body(offer, model.target_model, admission.initial_session)
+        httpx = await import_off_loop("httpx")
         try:
             async with httpx.AsyncClient(timeout=PROVIDER_TIMEOUT_S, verify=gw.upstream_ssl) as http:
                 response = await http.post(upstream.calls_url, content=body, headers={
@@ -267,6 +271,7 @@ class CallBroker:
 
     async def _provider_op(self, upstream: CallUpstream, call_id: str, op: str, body: bytes = b"",
                            content_type: str = "application/json") -> httpx.Response | None:
+        httpx = await import_off_loop("httpx")
         try:
             async with httpx.AsyncClient(timeout=PROVIDER_TIMEOUT_S, verify=self.gateway.upstream_ssl) as http:
                 return await http.post(upstream.op_url(call_id, op), content=body,
@@ -345,6 +350,7 @@ class CallBroker:
         gw = self.gateway
         model = admission.model
         assert model is not None
+        httpx = await import_off_loop("httpx")
         try:
             async with httpx.AsyncClient(timeout=PROVIDER_TIMEOUT_S, verify=gw.upstream_ssl) as http:
                 response = await http.post(upstream.calls_url, json=forwarded, headers=dict(upstream.headers))

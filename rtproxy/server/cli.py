@@ -7,7 +7,6 @@ import errno
 import functools
 import gc
 import getpass
-import importlib.metadata
 import json
 import logging
 import os
@@ -18,7 +17,7 @@ import sys
 import time
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -28,7 +27,12 @@ from ..config import Config, ServerConfig, is_loopback_host, load_config, parse_
 from ..errors import ConfigError, StartupFailed
 from ..spend.log import LogCursor, iter_records
 from .ports import bind_main_port, check_other_ports
+from .lazy_import import import_off_loop
 from .startup import banner, config_failure, startup_failure
+
+if TYPE_CHECKING:  # loaded by the first HTTP request (serve_main)
+    from . import app as _app  # noqa: F401
+    from .http_leg import HttpSide
 
 log = logging.getLogger("rtproxy")
 
@@ -64,12 +68,19 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
         check_other_ports(cfg.server)
 
     from ..auth.admission import is_session_path
-    from .app import create_app
     from .front import serve_main_port
     from .gateway import Gateway
 
     gateway = Gateway(cfg, reuse_port=worker is not None)
-    app = create_app(gateway=gateway)
+
+    async def load_http() -> HttpSide:
+        """The pages and REST endpoints, loaded by the first HTTP request (front.py): Quart, its
+        routes and hypercorn's HTTP server are imported off the event loop, the app built on it."""
+        http_leg = await import_off_loop("rtproxy.server.http_leg")
+        app_module = await import_off_loop("rtproxy.server.app")
+        side = http_leg.HttpSide(cfg, app_module.create_app(gateway=gateway, owns_services=False))
+        gc.freeze()  # as at start-up (below): what was just loaded lives as long as the process
+        return side  # type: ignore[no-any-return]
 
     async def shutdown_trigger() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
@@ -84,20 +95,24 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
 
     ssl_context = gateway.server_ssl_context()
     async with trio.open_nursery() as nursery:
-        # the banner only once both ports listen: a port in use fails before anything is printed
-        await nursery.start(functools.partial(
-            serve_main_port, cfg, app, gateway.run_session, gateway.connections, is_session_path, ssl_context,
-            socks=main_sockets, shutdown_trigger=shutdown_trigger))
-        await gateway.started.wait()
-        # Everything loaded so far (modules, config, the price database, the offline model's
-        # libraries: some 70,000 objects) lives as long as the process: moved out of the cyclic
-        # collector's reach, a full collection under load pauses the event loop half as long
-        # (98 → 54 ms at 200 voice sessions, bench/PROFILE.md).
-        gc.collect()
-        gc.freeze()
-        if not worker:  # worker None (single process) or 0
-            _print_banner(cfg, gateway)
-        task_status.started(gateway)
+        await nursery.start(gateway.run)  # the state store, the realtime listener, the offline model
+        async with trio.open_nursery() as main_port:
+            # the banner only once both ports listen: a port in use fails before anything is printed
+            await main_port.start(functools.partial(
+                serve_main_port, cfg, load_http, gateway.run_session, gateway.connections, is_session_path,
+                ssl_context, socks=main_sockets, shutdown_trigger=shutdown_trigger, http_on_demand=True))
+            # Everything loaded so far (modules, config, the price database, the offline model's
+            # libraries: some 70,000 objects) lives as long as the process: moved out of the cyclic
+            # collector's reach, a full collection under load pauses the event loop half as long
+            # (98 → 54 ms at 200 voice sessions, bench/PROFILE.md).
+            gc.collect()
+            gc.freeze()
+            if not worker:  # worker None (single process) or 0
+                _print_banner(cfg, gateway)
+            task_status.started(gateway)
+        # the main port has stopped, its sessions closed (shutdown_trigger): now the services
+        await gateway.shutdown()
+        await gateway.scans.aclose()
 
 
 def _print_banner(cfg: Config, gateway: Any) -> None:
@@ -399,15 +414,30 @@ def _address_in_use(exc: BaseException) -> bool:
 
 
 def _version() -> str:
+    import importlib.metadata  # only for --version: some 20 ms of every start-up otherwise
+
     try:
         return importlib.metadata.version("rtproxy")
     except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
         return "unknown (not installed: pip install -e .)"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtproxy", description="Gateway for realtime voice + text LLM sessions.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     default_config = os.environ.get("RTPROXY_CONFIG", "config.toml")
     config_help = "the config file (default: $RTPROXY_CONFIG, else config.toml in this directory; here: %(default)s)"

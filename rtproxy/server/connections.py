@@ -24,6 +24,8 @@ log = logging.getLogger("rtproxy.connections")
 #: Descriptors kept for everything that is not a client connection or its upstream: listening
 #: sockets, the spend log, the state store, the offline model, the event loop, the Python runtime.
 RESERVED_DESCRIPTORS = 64
+#: How long closing a client connection may take (a TLS close_notify included).
+CLOSE_TIMEOUT_S = 1.0
 #: Refusals being written at once; beyond that a connection over the cap is just closed.
 MAX_REFUSING = 32
 #: How long a refusal waits for the client to take its 503 and to finish sending its request

@@ -12,9 +12,15 @@ HTTP/1.1 connection server, which serves the Quart app (pages, REST) with keep-a
 later head on a kept-alive connection within ``keep_alive_timeout_s``: hypercorn's idle timer
 runs until a head is whole). TLS, when configured, is done here for both (ALPN ``http/1.1``).
 
-This drives hypercorn below its public ``serve()`` (its ``TCPServer``, ``Lifespan`` and
+The HTTP side (hypercorn's connection server and the app: :mod:`rtproxy.server.http_leg`) is
+given as a loader. ``rtproxy serve`` loads it with the first HTTP request (``http_on_demand``),
+so a gateway that only relays sessions never imports Quart, its routes or hypercorn's HTTP
+server; requests that come while it loads wait for it, sessions do not.
+
+http_leg drives hypercorn below its public ``serve()`` (its ``TCPServer``, ``Lifespan`` and
 ``WorkerContext``, as its own ``worker_serve`` does), so ``pyproject.toml`` pins hypercorn's
-minor version; ``tests/test_front.py`` covers the hand-off (keep-alive, pipelining, TLS).
+minor version; ``tests/test_front.py`` covers the hand-off (keep-alive, pipelining, TLS) and
+``tests/test_pay_for_what_you_use.py`` the loading.
 """
 
 from __future__ import annotations
@@ -26,21 +32,14 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.events import Closed, Event, Updated
-from hypercorn.trio.lifespan import Lifespan
-from hypercorn.trio.tcp_server import TCPServer
-from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import AppWrapper, ConnectionState
-from hypercorn.utils import wrap_app
 
 from ..config import Config, ServerConfig
 from ..relay.wsleg import RECEIVE_CHUNK_BYTES
-from .connections import ConnectionSlots
+from .connections import CLOSE_TIMEOUT_S, ConnectionSlots
 from .listener import LISTEN_BACKLOG, RunSession, serve_websocket
 from .ports import main_port_in_use
 
@@ -53,22 +52,81 @@ MAX_REQUEST_LINE_BYTES = 8192
 MAX_HEAD_BYTES = 16 * 1024
 #: Where a head ends, as h11 finds it (a blank line, CRLF or bare LF).
 _HEAD_END = re.compile(rb"\n\r?\n")
-#: How long closing a connection handed to hypercorn may take (a TLS close_notify included).
-CLOSE_TIMEOUT_S = 1.0
+#: How long an HTTP request may wait for the HTTP side to load (the first one after start-up:
+#: some 0.3 s on an idle machine); past it, or if loading failed, the request is answered 503.
+HTTP_LOAD_TIMEOUT_S = 30.0
+#: What a request gets when the HTTP side could not be loaded (the log says why).
+_UNAVAILABLE_BODY = (b'{"error": {"type": "server_error", "code": "http_unavailable", '
+                     b'"message": "the gateway\'s HTTP side (pages, REST) is not available; see its log"}}')
+_UNAVAILABLE = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(_UNAVAILABLE_BODY), _UNAVAILABLE_BODY))
 
 
-def hypercorn_config(cfg: Config) -> HypercornConfig:
-    """hypercorn's settings for the HTTP connections the main port hands it."""
-    s = cfg.server
-    hc = HypercornConfig()
-    hc.websocket_max_message_size = s.max_message_bytes
-    hc.keep_alive_timeout = s.keep_alive_timeout_s
-    hc.read_timeout = s.http_read_timeout_s  # type: ignore[assignment]
-    hc.h11_max_incomplete_size = MAX_HEAD_BYTES
-    hc.graceful_timeout = s.shutdown_grace_s
-    hc.accesslog = None
-    hc.errorlog = logging.getLogger("hypercorn.error")
-    return hc
+class HttpServing(Protocol):
+    """The main port's HTTP side (:class:`rtproxy.server.http_leg.HttpSide`): hypercorn's
+    connection server and the ASGI app it serves, with the app's lifespan."""
+
+    async def start(self, nursery: trio.Nursery) -> None: ...
+
+    async def serve(self, conn: Any, head: bytes) -> None: ...
+
+    async def stop_idle(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+#: Builds the HTTP side (imports what it needs, off the event loop).
+HttpLoader = Callable[[], Awaitable[HttpServing]]
+
+
+class _Http:
+    """The HTTP side, loaded before the port opens or, ``on_demand``, by the first HTTP request:
+    a gateway that only relays sessions then never loads Quart, hypercorn's HTTP server and the
+    REST routes (a third of a second of start-up and some 25 MiB, docs/benchmarks.md). Requests
+    that arrive while it loads wait for it (:data:`HTTP_LOAD_TIMEOUT_S`); sessions do not."""
+
+    def __init__(self, load: HttpLoader, nursery: trio.Nursery) -> None:
+        self._load = load
+        self._nursery = nursery
+        self._ready = trio.Event()
+        self._loading = False
+        self.side: HttpServing | None = None
+
+    async def load_now(self) -> None:
+        self._loading = True
+        side = await self._load()
+        await side.start(self._nursery)
+        self.side = side
+        self._ready.set()
+
+    async def get(self) -> HttpServing | None:
+        """The HTTP side, loading it if this is the first request; None if it cannot be had."""
+        if self.side is not None:
+            return self.side
+        if not self._loading:
+            self._loading = True
+            self._nursery.start_soon(self._load_in_background)
+        with trio.move_on_after(HTTP_LOAD_TIMEOUT_S):
+            await self._ready.wait()
+        return self.side
+
+    async def _load_in_background(self) -> None:
+        try:
+            side = await self._load()
+            await side.start(self._nursery)
+            self.side = side
+        except Exception:  # noqa: BLE001 - a bug or a broken install: told once, requests get 503
+            log.exception("the HTTP side (pages, REST) failed to load; HTTP requests are answered 503")
+        finally:
+            self._ready.set()
+
+    async def stop_idle(self) -> None:
+        if self.side is not None:
+            await self.side.stop_idle()
+
+    async def shutdown(self) -> None:
+        if self.side is not None:
+            await self.side.shutdown()
 
 
 def realtime_request_line(head: bytes, is_session_path: Callable[[str], bool]) -> bool:
@@ -81,90 +139,6 @@ def realtime_request_line(head: bytes, is_session_path: Callable[[str], bool]) -
     return is_session_path(target.decode("latin-1"))
 
 
-class _Replay:
-    """A plain connection for hypercorn, replaying the bytes the front already read."""
-
-    def __init__(self, stream: Any, head: bytes, send_timeout_s: float) -> None:
-        self._stream = stream
-        self._head = head
-        self.send_timeout_s = send_timeout_s
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self._head:
-            data, self._head = self._head, b""
-            return data
-        return await self._stream.receive_some(max_bytes)  # type: ignore[no-any-return]
-
-    async def send_all(self, data: bytes) -> None:
-        # hypercorn shields its writes: without a deadline of our own, a client that stops
-        # reading would hold this connection (and its task) for as long as TCP keeps it
-        with trio.move_on_after(self.send_timeout_s) as waited:
-            await self._stream.send_all(data)
-        if waited.cancelled_caught:
-            raise trio.BrokenResourceError(f"the client took no data for {self.send_timeout_s:g} s")
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self._stream.wait_send_all_might_not_block()
-
-    # hypercorn closes a connection that must close (``Connection: close``) from the app's task,
-    # which is being cancelled as it finishes: unshielded, the half-close raises Cancelled and the
-    # socket is never closed (one descriptor held per request). Closing is bounded instead.
-    async def send_eof(self) -> None:
-        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
-            await self._stream.send_eof()
-
-    async def aclose(self) -> None:
-        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
-            await self._stream.aclose()
-        await trio.lowlevel.checkpoint_if_cancelled()
-
-    @property
-    def socket(self) -> Any:
-        return self._stream.socket
-
-
-class _ReplayTLS(_Replay):
-    """The same over TLS: hypercorn sees an SSL stream whose handshake is already done."""
-
-    async def do_handshake(self) -> None:
-        pass
-
-    def selected_alpn_protocol(self) -> str | None:
-        return self._stream.selected_alpn_protocol()  # type: ignore[no-any-return]
-
-    @property
-    def transport_stream(self) -> Any:
-        return self._stream.transport_stream
-
-    async def send_eof(self) -> None:  # TLS has no half-close: hypercorn expects this
-        raise AttributeError("send_eof")
-
-
-class _HttpConnection(TCPServer):
-    """hypercorn's HTTP/1.1 connection server, with its bookkeeping made cancel-proof.
-
-    hypercorn sends "idle again" (which restarts the keep-alive timer) and "close" from the
-    app's task as that task finishes and is cancelled, so both were lost: a keep-alive
-    connection was never timed out and a ``Connection: close`` one never closed. Both are quick
-    and bounded (the close by :data:`CLOSE_TIMEOUT_S`), so they run shielded.
-    """
-
-    async def protocol_send(self, event: Event) -> None:
-        if isinstance(event, (Closed, Updated)):
-            with trio.CancelScope(shield=True):
-                await super().protocol_send(event)
-        else:
-            await super().protocol_send(event)
-
-    async def _read_data(self) -> None:
-        try:
-            await super()._read_data()
-        finally:
-            # the client is gone: no keep-alive timer may hold the connection open any longer
-            with trio.CancelScope(shield=True):
-                await self.idle_task.stop()
-
-
 @attrs.define
 class MainPort:
     """What each main-port connection needs."""
@@ -173,10 +147,7 @@ class MainPort:
     run_session: RunSession
     slots: ConnectionSlots
     is_session_path: Callable[[str], bool]
-    app: AppWrapper
-    hc: HypercornConfig
-    context: WorkerContext
-    state: dict[str, Any]
+    http: _Http
     ssl_context: ssl.SSLContext | None
 
     async def handle(self, stream: trio.SocketStream) -> None:
@@ -217,10 +188,16 @@ class MainPort:
             # the head did not end in time (or the client left): nothing to answer, as above
             await _close(conn)
             return
-        head = whole
-        timeout = self.server.client_send_timeout_s
-        replay = _ReplayTLS(conn, head, timeout) if isinstance(conn, trio.SSLStream) else _Replay(conn, head, timeout)
-        await _HttpConnection(self.app, self.hc, self.context, ConnectionState(self.state.copy()), replay)  # type: ignore[arg-type]
+        http = await self.http.get()
+        if http is None:
+            with trio.move_on_after(CLOSE_TIMEOUT_S):
+                try:
+                    await conn.send_all(_UNAVAILABLE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+            await _close(conn)
+            return
+        await http.serve(conn, whole)
 
 
 async def _close(conn: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
@@ -266,24 +243,21 @@ async def open_main_listeners(host: str, port: int, socks: list[socket.socket] |
         raise
 
 
-async def serve_main_port(cfg: Config, asgi_app: Any, run_session: RunSession, slots: ConnectionSlots,
+async def serve_main_port(cfg: Config, load_http: HttpLoader, run_session: RunSession, slots: ConnectionSlots,
                           is_session_path: Callable[[str], bool], ssl_context: ssl.SSLContext | None, *,
                           socks: list[socket.socket] | None = None,
                           shutdown_trigger: Callable[[], Awaitable[None]],
+                          http_on_demand: bool = False,
                           task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve the main port until ``shutdown_trigger`` returns, with the app's lifespan around it
-    (its startup starts the gateway's services; its shutdown closes the sessions)."""
-    hc = hypercorn_config(cfg)
-    app = wrap_app(asgi_app, hc.wsgi_max_body_size, None)
-    state: dict[str, Any] = {}
-    lifespan = Lifespan(app, hc, state)
-    context = WorkerContext(None)
+    """Serve the main port until ``shutdown_trigger`` returns, with the HTTP side's app lifespan
+    around it: started before the port opens, or ``http_on_demand`` by the first HTTP request."""
     if ssl_context is not None:
         ssl_context.set_alpn_protocols(["http/1.1"])
-    main = MainPort(cfg.server, run_session, slots, is_session_path, app, hc, context, state, ssl_context)
     async with trio.open_nursery() as lifespan_nursery:
-        await lifespan_nursery.start(lifespan.handle_lifespan)
-        await lifespan.wait_for_startup()
+        http = _Http(load_http, lifespan_nursery)
+        if not http_on_demand:
+            await http.load_now()
+        main = MainPort(cfg.server, run_session, slots, is_session_path, http, ssl_context)
         listeners = await open_main_listeners(cfg.server.host, cfg.server.port, socks)
         async with trio.open_nursery() as connections:
             try:
@@ -294,7 +268,7 @@ async def serve_main_port(cfg: Config, asgi_app: Any, run_session: RunSession, s
                     await shutdown_trigger()
                     accepting.cancel_scope.cancel()
             finally:
-                await context.terminated.set()  # idle keep-alive connections close now
-                connections.cancel_scope.deadline = trio.current_time() + hc.graceful_timeout
-        await lifespan.wait_for_shutdown()
+                await http.stop_idle()  # idle keep-alive connections close now
+                connections.cancel_scope.deadline = trio.current_time() + cfg.server.shutdown_grace_s
+        await http.shutdown()
         lifespan_nursery.cancel_scope.cancel()

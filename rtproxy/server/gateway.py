@@ -203,6 +203,8 @@ class Gateway:
         self._shutting_down = False
         self._warned_unpriced: set[str] = set()
         self.started = trio.Event()
+        #: Set once every configured model's price is looked up (_look_up_prices).
+        self.prices_known = trio.Event()
         #: Set when the services have stopped (the state store closed).
         self.stopped = trio.Event()
         #: The offline model's WebRTC peer (a child process started by the first local call).
@@ -245,9 +247,6 @@ class Gateway:
             await self.registry.prime()
             nursery.start_soon(self.registry.run)
             await self.limits.seed(self.spend.path)
-            # look every model's price up now (the price database loads once, in a thread), so
-            # no session waits for it and an unpriced model is warned about at start-up
-            await trio.to_thread.run_sync(lambda: [self.price_of(m) for m in cfg.models])
             for model in cfg.models:
                 # credentials a provider fetches (Vertex AI's OAuth token): before any session needs them
                 provider = provider_for(model)
@@ -281,8 +280,18 @@ class Gateway:
                 self.metrics_port = await nursery.start(functools.partial(
                     serve_metrics, cfg.server.metrics_host, cfg.server.metrics_port, self._scrape,
                     CONTENT_TYPE_LATEST, reuse_port=self.reuse_port))
+            # every model's price, looked up once the ports are open (the price database, some
+            # 0.1 s and 20 MiB, loads in a thread): an unpriced model is still warned about at
+            # start-up, and a session admitted meanwhile waits for it (_run_session)
+            nursery.start_soon(self._look_up_prices)
             self.started.set()
             task_status.started()
+
+    async def _look_up_prices(self) -> None:
+        try:
+            await trio.to_thread.run_sync(lambda: [self.price_of(m) for m in self.config.models])
+        finally:
+            self.prices_known.set()
 
     def _scrape(self) -> bytes:
         self.metrics.ledger(self.shipper.status())
@@ -464,6 +473,7 @@ class Gateway:
                 await self.limits.release(session_id)
                 return
             hs, decision, initial = opened
+        await self.prices_known.wait()  # set within a moment of start-up, before most sessions arrive
         try:
             planned = self.plan(decision, hs.request.client_ip, hs.request.user_agent, session_id=session_id,
                                 initial_frames=initial)
