@@ -56,7 +56,7 @@ from ..ledger import shipper_for
 from ..ledger.shipper import FINAL_FLUSH_S
 from ..ledger.registry import KeyRegistry
 from ..spend.log import SpendLogWriter
-from ..spend.pricing import Price, price_for
+from ..spend.pricing import UNPRICED, Price, price_for, table_price
 from ..spend.budgets import period_account, record_audio_ms, team_account
 from ..spend.records import BILLED_RECORDS, SessionMeta
 from ..spend.scans import ScanSlots
@@ -75,6 +75,9 @@ DialFn = Callable[..., Awaitable[WebSocketLeg]]
 WORKER_TOKEN_SECRET_ENV = "RTPROXY_WORKER_TOKEN_SECRET"
 #: Largest session config a token may carry by reference (instructions and tools included).
 MAX_TOKEN_SESSION_BYTES = 256 * 1024
+#: Model names whose price lookup is remembered (as database_price's cache: sessions name
+#: transcription models of their own; past it, the least recent is looked up again).
+MAX_PRICED_NAMES = 256
 #: The close a refused google-genai client gets (Google's policy-violation code), and the one a
 #: gateway-side failure gets (internal error).
 GEMINI_POLICY_CLOSE = 1008
@@ -205,6 +208,8 @@ class Gateway:
         self.started = trio.Event()
         #: Set once every configured model's price is looked up (_look_up_prices).
         self.prices_known = trio.Event()
+        #: Where prices are looked up: the exported table once loaded (_look_up_prices), else the database.
+        self._database: Callable[[str, str], Price | None] | None = None
         #: Set when the services have stopped (the state store closed).
         self.stopped = trio.Event()
         #: The offline model's WebRTC peer (a child process started by the first local call).
@@ -288,8 +293,25 @@ class Gateway:
             task_status.started()
 
     async def _look_up_prices(self) -> None:
+        """The price table (rtproxy/spend/price_table.py: the database's rows for the providers
+        configured, exported by a child process, so the database never loads here), then every
+        model's price from it. No table (the child failed): the database, in this process."""
+        providers = {"openai"} | {provider_for(m).price_provider(m) for m in self.config.models
+                                  if m.price is None}
+        providers.discard(UNPRICED)
+
+        def look_up() -> None:
+            from ..spend import price_table
+
+            table = price_table.load(sorted(providers))
+            if table is not None:
+                self._database = functools.lru_cache(maxsize=MAX_PRICED_NAMES)(
+                    functools.partial(table_price, table))
+            for m in self.config.models:
+                self.price_of(m)
+
         try:
-            await trio.to_thread.run_sync(lambda: [self.price_of(m) for m in self.config.models])
+            await trio.to_thread.run_sync(look_up)
         finally:
             self.prices_known.set()
 
@@ -856,7 +878,8 @@ class Gateway:
         return self.config.spend_log.store_prompts if key.store_prompts is None else key.store_prompts
 
     def price_of(self, model: ModelConfig) -> Price | None:
-        price = price_for(model, provider_for(model).price_provider(model))  # the lookup is cached per model name
+        # the lookup is cached per model name
+        price = price_for(model, provider_for(model).price_provider(model), self._database)
         if price is None and model.name not in self._warned_unpriced:
             self._warned_unpriced.add(model.name)
             log.warning("model %r (%s) has no price: its records get cost_usd null; add [models.price]",

@@ -19,12 +19,17 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import types
+from collections.abc import Callable
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ..config import ModelConfig, PriceConfig
+
+if TYPE_CHECKING:
+    from .price_table import PriceTable
 
 log = logging.getLogger("rtproxy.pricing")
 
@@ -180,10 +185,23 @@ def database_price(provider: str, model_name: str) -> Price | None:
     return price_from_database(model.get_prices(datetime.now(UTC)), metered=provider in METERED_PRICE_PROVIDERS)
 
 
-def price_for(model: ModelConfig, provider_id: str | None = None) -> Price | None:
+def table_price(table: PriceTable, provider: str, model_name: str) -> Price | None:
+    """:func:`database_price` answered from an exported table (price_table.py): the same price,
+    without the database in this process. A provider the table was not exported for: the database."""
+    if not table.knows(provider):
+        return database_price(provider, model_name)
+    rates = table.rates(provider, model_name)
+    if rates is None:
+        return None
+    return price_from_database(types.SimpleNamespace(**rates), metered=provider in METERED_PRICE_PROVIDERS)
+
+
+def price_for(model: ModelConfig, provider_id: str | None = None,
+              database: Callable[[str, str], Price | None] | None = None) -> Price | None:
     """The config override, else the database price for the provider's model name (with and
     without a date suffix), else for the gateway's name for it, else None. ``provider_id``: the
-    genai-prices provider to look in (default: by ``model.provider``)."""
+    genai-prices provider to look in (default: by ``model.provider``); ``database``: where to look
+    (default :func:`database_price`; a gateway's: its exported table, rtproxy/spend/price_table.py)."""
     if model.price is not None:
         return price_from_config(model.price)
     provider = provider_id or _PRICE_PROVIDER.get(model.provider, "openai")
@@ -194,8 +212,9 @@ def price_for(model: ModelConfig, provider_id: str | None = None) -> Price | Non
     if provider == "azure":  # a deployment name is the operator's; Azure lists OpenAI's prices
         candidates += [("openai", upstream), ("openai", _DATE_SUFFIX.sub("", upstream))]
     candidates.append(("openai", model.name))
+    look_up = database or database_price
     for provider_id, name in dict.fromkeys(candidates):
-        price = database_price(provider_id, name)
+        price = look_up(provider_id, name)
         if price is not None:
             return price
     return None
