@@ -7,7 +7,15 @@ Speaks just enough of the protocol, cheaply, so the proxy is what gets measured:
 - ``input_audio_buffer.append`` → one ``response.output_audio.delta`` with the same audio and
   ``event_id`` (S2, S3: the reply is as large as the request);
 - ``response.create`` → ``response.created`` + ``response.done`` with usage, so the proxy's
-  collector writes real spend records during the run.
+  collector writes real spend records during the run;
+- a ``response.create`` whose ``event_id`` starts with ``s6_stream`` (S6) → ``response.created``,
+  then a steady stream of ``response.output_audio.delta`` (40 ms of 24 kHz PCM16 each, one every
+  ``response.metadata.s6_period_ms``, ``response.metadata.s6_deltas`` of them), then the same
+  ``response.done`` with usage. Each delta's ``event_id`` is ``s6_`` and the sender's
+  ``time.monotonic_ns()`` (CLOCK_MONOTONIC, one clock for every process on the machine) in 20
+  digits, taken just before it is written, so the client reads the one-way latency off each
+  delta without parsing it. The pace is kept against the stream's start (no drift); a delta late
+  for its slot goes at once.
 
 GPT-Live (``/v1/live/sessions``): ``session.start`` → ``session.started``; each
 ``session.input_audio.append`` → one ``session.output_audio.delta`` of the same audio, carrying
@@ -22,8 +30,11 @@ The event_id sits at a fixed place right after the type, so no JSON is parsed he
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import itertools
 import json
+import time
 
 
 SESSION_CREATED = json.dumps({"type": "session.created", "event_id": "event_0",
@@ -47,6 +58,38 @@ def response_pair() -> tuple[str, str]:
         "id": rid, "status": "completed", "usage": USAGE,
         "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_audio", "transcript": "ok"}]}]}})
     return created, done
+
+
+#: S6: what marks a response.create as a stream request, and the stream's defaults and bounds.
+S6_MARK = '"s6_stream'
+S6_PERIOD_MS = 20
+S6_DELTAS = 750
+S6_MAX_DELTAS = 100_000
+#: 40 ms of PCM16 mono at 24 kHz, base64 (loadgen.AUDIO_40MS): each S6 delta's audio.
+S6_AUDIO = base64.b64encode(bytes(range(256)) * 7 + bytes(128)).decode()
+
+
+def s6_params(msg: str) -> tuple[int, float]:
+    """How many deltas an S6 stream request asks for, and how often (seconds)."""
+    meta = (json.loads(msg).get("response") or {}).get("metadata") or {}
+    count = min(max(int(meta.get("s6_deltas", S6_DELTAS)), 1), S6_MAX_DELTAS)
+    return count, max(float(meta.get("s6_period_ms", S6_PERIOD_MS)), 1.0) / 1000
+
+
+async def s6_stream(ws, count: int, period_s: float) -> None:  # type: ignore[no-untyped-def]
+    created, done = response_pair()
+    rid = json.loads(created)["response"]["id"]
+    mid = '","response_id":"' + rid + '","item_id":"item_s6","output_index":0,"content_index":0,"delta":"'
+    tail = mid + S6_AUDIO + '"}'
+    await ws.send(created)
+    start = time.monotonic()
+    for i in range(count):
+        # against the start, not after the last send: a slow send does not push every later slot
+        delay = start + i * period_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await ws.send(DELTA_HEAD + "s6_%020d" % time.monotonic_ns() + tail)
+    await ws.send(done)
 
 
 LIVE_APPEND = '{"type":"session.input_audio.append","event_id":"'
@@ -96,6 +139,9 @@ async def handler(ws) -> None:  # type: ignore[no-untyped-def]
             elif msg.startswith(PING):
                 await ws.send('{"type":"input_audio_buffer.cleared"' + msg[len('{"type":"input_audio_buffer.clear"'):])
             elif '"response.create"' in msg[:40]:
+                if S6_MARK in msg:  # inline: S6's client sends nothing more until response.done
+                    await s6_stream(ws, *s6_params(msg))
+                    continue
                 for event in response_pair():
                     await ws.send(event)
     except Exception:

@@ -1,6 +1,9 @@
 """Load generator for the benchmarks (asyncio + websockets + uvloop). One scenario per run:
 
-    python bench/loadgen.py s1|s2|s3|s4|s5|l2|l3|g3|gd3|o3 URL [--key K] [--sessions N] [--seconds S] [--rss-pid PID]
+    python bench/loadgen.py s1|s2|s3|s4|s5|s6|l2|l3|g3|gd3|o3 URL [--key K] [--sessions N] [--seconds S] [--rss-pid PID]
+
+(s6: streamed deltas, one-way latency: the fake upstream streams audio deltas stamped with its
+clock, the client times each on arrival; see :func:`s6`.)
 
 (l2, l3: GPT-Live: pipelined 50 ms appends, and N sessions of 50 ms appends at real-time pace.
 g3: S3's OpenAI Realtime voice client on a model rtproxy translates to Gemini Live, against
@@ -276,6 +279,85 @@ async def s5(url: str, key: str | None, connects: int = 200) -> dict[str, Any]:
             "mean_ms": round(statistics.fmean(times), 3)}
 
 
+#: S6: one 40 ms audio delta every 20 ms (twice real time: a model streams its answer faster
+#: than it is played), and one session unless told.
+S6_PERIOD_MS = 20
+S6_SESSIONS = 1
+#: S6: how long after its last delta is due a stream may still finish (its response.done).
+S6_GRACE_S = 5.0
+#: Where the sender's CLOCK_MONOTONIC (ns, 20 digits) sits in an S6 delta: the fake upstream's
+#: event_id ``s6_<ns>``, read by slicing (no JSON parse on the client's clock).
+_S6_HEAD = '{"type":"response.output_audio.delta","event_id":"s6_'
+_S6_SENT = slice(len(_S6_HEAD), len(_S6_HEAD) + 20)
+
+
+def s6_request(deltas: int) -> str:
+    """The response.create that asks bench/fake_upstream.py for an S6 stream (its event_id marks it)."""
+    return json.dumps({"type": "response.create", "event_id": "s6_stream", "response": {
+        "metadata": {"s6_deltas": str(deltas), "s6_period_ms": str(S6_PERIOD_MS)}}}, separators=(",", ":"))
+
+
+async def s6(url: str, key: str | None, sessions: int = S6_SESSIONS, seconds: float = 15.0,
+             deltas: int = 0) -> dict[str, Any]:
+    """Streamed deltas, one-way latency. Each of ``sessions`` sessions sends one response.create
+    that bench/fake_upstream.py answers with response.created, a steady stream of
+    response.output_audio.delta (40 ms of audio every S6_PERIOD_MS, for ``seconds``, or ``deltas``
+    of them) and response.done with usage (so a gateway bills it). Each delta carries the fake's
+    CLOCK_MONOTONIC as it was written, and the client reads its own on arrival: the difference is
+    the one-way latency upstream → (gateway →) client, the path a model's answer takes, with
+    nothing flowing the other way. One session (the default) measures the per-event delay alone,
+    including each process's wake-up from idle between deltas (what a lone conversation sees);
+    more sessions (``sessions``, their streams spread over one period) keep the processes busy
+    and add load. On the 2-core bench box, 15 s of one session (750 deltas) gave a direct p50
+    within ±10 % run to run, and a p99 (the 8th worst delta) that varied up to 2.5×; ten sessions
+    were no steadier, so one is the default. Figures over every delta: p50, p99, max; ``lost``:
+    asked for and not heard by response.done or the deadline."""
+    count = deltas or max(1, round(seconds * 1000 / S6_PERIOD_MS))
+    latencies: list[float] = []
+    heard = lost = errors = done = 0
+    start = asyncio.Event()
+
+    async def session(idx: int) -> None:
+        nonlocal heard, lost, errors, done
+        got = 0
+        try:
+            ws = await open_ws(url, key)
+        except Exception:
+            errors += 1
+            lost += count
+            return
+        try:
+            await start.wait()
+            await asyncio.sleep(S6_PERIOD_MS / 1000 * idx / sessions)  # spread the streams over one period
+            await ws.send(s6_request(count))
+            async with asyncio.timeout(count * S6_PERIOD_MS / 1000 + S6_GRACE_S):
+                async for msg in ws:
+                    now = time.monotonic_ns()
+                    if msg.startswith(_S6_HEAD):
+                        latencies.append((now - int(msg[_S6_SENT])) / 1e6)
+                        got += 1
+                    elif '"response.done"' in msg[:40]:
+                        done += 1
+                        break
+        except Exception:
+            errors += 1
+        heard += got
+        lost += count - got
+        try:
+            await ws.close()
+        except Exception:
+            pass
+
+    tasks = [asyncio.create_task(session(i)) for i in range(sessions)]
+    await asyncio.sleep(0.5)  # every session open (or failed) before the streams start
+    start.set()
+    await asyncio.gather(*tasks)
+    return {"sessions": sessions, "deltas_per_session": count, "period_ms": S6_PERIOD_MS, "events": heard,
+            "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99),
+            "max_ms": round(max(latencies), 3) if latencies else None, "lost": lost, "done": done,
+            "errors": errors}
+
+
 #: 50 ms of PCM16 mono at 24 kHz, base64 (3,200 characters): GPT-Live's usual append.
 AUDIO_50MS = base64.b64encode(bytes(range(256)) * 9 + bytes(96)).decode()
 assert len(base64.b64decode(AUDIO_50MS)) == 2400
@@ -384,15 +466,19 @@ def gemini_wire() -> Wire:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5", "l2", "l3", "g3", "gd3", "o3"])
+    ap.add_argument("scenario", choices=["s1", "s2", "s3", "s4", "s5", "s6", "l2", "l3", "g3", "gd3", "o3"])
     ap.add_argument("url")
     ap.add_argument("--key")
-    ap.add_argument("--sessions", type=int, default=200)
+    ap.add_argument("--sessions", type=int, default=None, help=f"default 200 (s6: {S6_SESSIONS})")
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--events", type=int, default=0)
     ap.add_argument("--rss-pid", type=int, default=0)
     ap.add_argument("--ramp-seconds", type=float, default=5.0, help="s3, l3, g3, gd3, o3: how long sessions take to open")
     a = ap.parse_args()
+    if a.scenario == "s6":
+        a.sessions = S6_SESSIONS if a.sessions is None else a.sessions
+    elif a.sessions is None:
+        a.sessions = 200
     if a.scenario == "s1":
         coro = s1(a.url, a.key, a.events or 3000)
     elif a.scenario == "s2":
@@ -411,6 +497,8 @@ def main() -> None:
         coro = s3(a.url, a.key, a.sessions, a.seconds, a.ramp_seconds, wire=offline_wire())
     elif a.scenario == "s4":
         coro = s4(a.url, a.key, a.sessions, a.rss_pid)
+    elif a.scenario == "s6":
+        coro = s6(a.url, a.key, a.sessions, a.seconds, a.events)
     else:
         coro = s5(a.url, a.key, a.events or 200)
     try:

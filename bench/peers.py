@@ -3,23 +3,27 @@
     make bench-peers                                   # install the peers if needed, run, write docs/benchmarks.md
     .venv/bin/python bench/peers.py --quick            # a short smoke run of the harness (writes no doc)
     .venv/bin/python bench/peers.py --targets direct,realtime,portkey --scenarios s1,s5 --quick
+    .venv/bin/python bench/peers.py --targets direct,realtime,main,litellm,portkey --scenarios s6 --quick
 
 Targets: *direct* (the load generator talks to the fake upstream, bench/fake_upstream.py, itself),
 rtproxy's *realtime* listener and its *main* port (run.py's Stack: spend log and store_prompts on),
 *LiteLLM* (its proxy, one worker, no database, the model routed to the fake with ``api_base``) and
-the *Portkey* gateway (its Node server, the fake named per connection by ``x-portkey-provider:
-openai`` and ``x-portkey-custom-host``). The peers are installed pinned under ``.cache/peers/``
-(LiteLLM in its own venv, Portkey with npm), never by ``make test``. A peer that cannot be
-installed, started or made to relay a realtime session to the fake gets a row saying why.
+the *Portkey* gateway (its Node server, ``x-portkey-provider: openai`` per connection; its
+realtime route dials the provider's fixed wss://api.openai.com, which a ``--require`` shim,
+NODE_LOOPBACK, redirects to the fake and whose start-of-session race it closes). The peers are
+installed pinned under ``.cache/peers/`` (LiteLLM in its own venv, Portkey with npm), never by
+``make test``. A peer that cannot be installed, started or made to relay a realtime session to
+the fake gets a row saying why.
 
 Every target of every scenario gets a fresh fake upstream and a fresh gateway; targets run
 interleaved (direct, realtime, main, LiteLLM, Portkey, then again) ``--repeat`` times, and each
 figure is the median over the repetitions. The scenarios are run.py's (``make bench``), run by the
 same load generator (bench/loadgen.py) with the same sizes: S1 sequential round trips, S2 pipelined
 audio events, S3 voice sessions at real-time pace (50 and 200), S4 idle sessions (RSS before the
-sessions and KiB per session), S5 connects; and per gateway the start-up time (process start to
-its port accepting connections) over every start of the run. Gateway CPU is read from /proc
-around each run (the process and its children).
+sessions and KiB per session), S5 connects, S6 streamed deltas (one-way latency upstream →
+client, one stream of 40 ms audio deltas every 20 ms); and per gateway the start-up time
+(process start to its port accepting connections) over every start of the run. Gateway CPU is
+read from /proc around each run (the process and its children).
 """
 
 from __future__ import annotations
@@ -58,15 +62,94 @@ PROVIDER_KEY = "sk-bench-provider-000000"
 TARGETS = ["direct", "realtime", "main", "litellm", "portkey"]
 LABELS = {"direct": "direct", "realtime": "rtproxy realtime listener", "main": "rtproxy main port",
           "litellm": f"LiteLLM {LITELLM_VERSION}", "portkey": f"Portkey gateway {PORTKEY_VERSION}"}
-#: Forces a Node server onto 127.0.0.1 (Portkey's start-server.js listens on every interface).
-NODE_LOOPBACK = """\
+#: The environment variable that carries the fake upstream's port to NODE_LOOPBACK's redirect.
+REDIRECT_PORT_ENV = "BENCH_OPENAI_REDIRECT_PORT"
+#: Preloaded into Portkey's Node server (``node --require``). First, it forces the server onto
+#: 127.0.0.1 (Portkey's start-server.js listens on every interface).
+#:
+#: Second, it points Portkey's realtime upstream at the fake. The Node route /v1/realtime builds
+#: the upstream URL from the provider's getBaseURL (openai: the fixed https://api.openai.com/v1,
+#: made wss://) and never reads x-portkey-custom-host, then dials it with ``new WebSocket(url,
+#: {headers})`` from the ``ws`` package (``import v from "ws"``). The shim loads ws's WebSocket
+#: class (the one module every ``ws`` import resolves to) first and makes that module export a
+#: Proxy of it, which the server's ESM import then receives: constructing one for
+#: wss://api.openai.com dials ws://127.0.0.1:$BENCH_OPENAI_REDIRECT_PORT instead, same path, query,
+#: options and headers, Host aside (so the fake sees Portkey's handshake, Authorization with the
+#: provider key).
+#: Any other URL, and the server side's instances (no URL), pass through untouched.
+#:
+#: Third, it closes a race in that route, which would otherwise lose most sessions: the route
+#: forwards an upstream event only once its client socket is open (``onOpen``, after the route has
+#: returned and @hono/node-ws has answered the client's upgrade) and drops the events before; the
+#: fake sends session.created as soon as its handshake is done, as OpenAI does, and over loopback
+#: it lands in that gap (in a 40-connect check 34 lost it, and S5 and most sessions hung). The shim
+#: pauses the upstream socket's reads (ws's pause) from its open until one event-loop turn after
+#: the client's upgrade (found by the request, carried in an AsyncLocalStorage from the server's
+#: 'upgrade' listener to the route's ``new WebSocket``), so the event waits in the socket instead.
+NODE_LOOPBACK = f"""\
+const Module = require('module');
+const http = require('http');
 const net = require('net');
+const path = require('path');
 const listen = net.Server.prototype.listen;
-net.Server.prototype.listen = function (...args) {
-  if (typeof args[0] === 'number') { args.splice(1, 0, '127.0.0.1'); if (typeof args[2] === 'number') args.splice(2, 1); }
-  else if (args[0] && typeof args[0] === 'object' && !args[0].path) args[0] = { ...args[0], host: '127.0.0.1' };
+net.Server.prototype.listen = function (...args) {{
+  if (typeof args[0] === 'number') {{ args.splice(1, 0, '127.0.0.1'); if (typeof args[2] === 'number') args.splice(2, 1); }}
+  else if (args[0] && typeof args[0] === 'object' && !args[0].path) args[0] = {{ ...args[0], host: '127.0.0.1' }};
   return listen.apply(this, args);
-};
+}};
+const port = process.env.{REDIRECT_PORT_ENV};
+if (port) {{
+  // resolved from the server's own file (the shim sits in a temporary directory); ws's exports
+  // hide lib/, so its files are found beside the package's main
+  const req = Module.createRequire(path.resolve(process.argv[1]));
+  const lib = path.join(path.dirname(req.resolve('ws')), 'lib');
+  const file = path.join(lib, 'websocket.js');
+  const redirect = (address) => {{
+    const url = new URL(String(address));
+    if (url.protocol !== 'wss:' || url.hostname !== 'api.openai.com') return address;
+    return `ws://127.0.0.1:${{port}}${{url.pathname}}${{url.search}}`;
+  }};
+  // the client's upgrade request while Portkey handles it, and the upstream socket it dialed
+  const upgrading = new (require('async_hooks').AsyncLocalStorage)();
+  const held = new WeakMap();
+  const on = http.Server.prototype.on;
+  http.Server.prototype.on = function (event, listener) {{
+    if (event !== 'upgrade') return on.call(this, event, listener);
+    return on.call(this, event, function (request, ...rest) {{
+      return upgrading.run(request, () => listener.call(this, request, ...rest));
+    }});
+  }};
+  // The class is swapped for its Proxy while the file loads (Node snapshots a module's exports for
+  // the ESM loader as it finishes loading, so replacing module.exports afterwards is not seen)
+  const compile = Module._extensions['.js'];
+  Module._extensions['.js'] = function (module, filename) {{
+    compile.call(this, module, filename);
+    if (filename === file) module.exports = new Proxy(module.exports, {{
+      construct(target, args, newTarget) {{
+        const to = typeof args[0] === 'string' || args[0] instanceof URL ? redirect(args[0]) : args[0];
+        if (to === args[0]) return Reflect.construct(target, args, newTarget);
+        const upstream = Reflect.construct(target, [to, ...args.slice(1)], newTarget);
+        const request = upgrading.getStore();
+        if (request) {{
+          held.set(request, upstream);
+          upstream.once('open', () => upstream.pause());  // before Portkey's listeners
+        }}
+        return upstream;
+      }},
+    }});
+  }};
+  try {{ req(file); }} finally {{ Module._extensions['.js'] = compile; }}
+  const Server = req(path.join(lib, 'websocket-server.js'));
+  const handleUpgrade = Server.prototype.handleUpgrade;
+  Server.prototype.handleUpgrade = function (request, socket, head, cb) {{
+    return handleUpgrade.call(this, request, socket, head, (...opened) => {{
+      cb(...opened);  // @hono/node-ws: 'connection', then Portkey's onOpen a few microtasks later
+      const upstream = held.get(request);
+      held.delete(request);
+      if (upstream) setImmediate(() => upstream.resume());
+    }});
+  }};
+}}
 """
 
 
@@ -255,7 +338,7 @@ class PeerStack:
         server = CACHE / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
         shim = self.workdir / "loopback.cjs"
         shim.write_text(NODE_LOOPBACK)
-        env = {**os.environ, "NODE_ENV": "production"}
+        env = {**os.environ, "NODE_ENV": "production", REDIRECT_PORT_ENV: str(self.up_port)}
         self._start(["node", "--require", str(shim), str(server), f"--port={self.gw_port}", "--headless"], env,
                     timeout=60)
 
@@ -387,6 +470,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
         out.append(("S4", "s4", {"sessions": 50 if quick else 300}))
     if "s5" in scen:
         out.append(("S5", "s5", {"events": 50 if quick else 200}))
+    if "s6" in scen:
+        out.append(("S6", "s6", {"sessions": args.s6_sessions, "seconds": 5 if quick else args.s6_seconds}))
     return out
 
 
@@ -417,12 +502,6 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 why = probe(stack, name)
                 if why:
                     tail = stack.log_tail()
-                    if name == "portkey" and "api.openai.com" in (stack.workdir / "gateway.log").read_text(errors="replace"):
-                        why = ("its Node realtime route takes the upstream from the provider's fixed base URL "
-                               "(openai: api.openai.com) and ignores x-portkey-custom-host (and a config's "
-                               "custom_host), so it cannot be pointed at the fake upstream: it dialed "
-                               "api.openai.com instead and the handshake timed out")
-                        tail = ""
                     unavailable[name] = why + (f" (log: {tail})" if tail else "")
             finally:
                 stack.close()
@@ -430,7 +509,9 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     live = [t for t in targets if t not in unavailable]
     results: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(),
                                "versions": versions, "unavailable": unavailable, "repeat": args.repeat,
-                               "quick": args.quick, "rows": [], "startup_s": {}}
+                               "quick": args.quick, "rows": [], "startup_s": {},
+                               "s6": {"sessions": args.s6_sessions,
+                                      "seconds": 5 if args.quick else args.s6_seconds}}
     startups: dict[str, list[float]] = {}
     for rep in range(args.repeat):
         for name, scenario, opts in plan(args):
@@ -527,6 +608,8 @@ FIGURES = [
     ("S4 RSS before the sessions, MiB", "S4", "rss_rest_mib"),
     ("S5 connect p50 ms", "S5", "p50_ms"),
     ("S5 connect p99 ms", "S5", "p99_ms"),
+    ("S6 streamed deltas, one-way p50 ms", "S6", "p50_ms"),
+    ("S6 streamed deltas, one-way p99 ms", "S6", "p99_ms"),
 ]
 
 
@@ -588,6 +671,8 @@ def table(results: dict[str, Any]) -> str:
 def doc(results: dict[str, Any], tbl: str, argv: str) -> str:
     m, v = results["machine"], results["versions"]
     gw = ", ".join([f"rtproxy {v.get('rtproxy', '?')}"] + [f"{LABELS[k]}" for k in ("litellm", "portkey") if k in v])
+    s6 = results.get("s6", {"sessions": 1, "seconds": 15})
+    streams = "one stream at a time" if s6["sessions"] == 1 else f"{s6['sessions']} streams at once"
     return textwrap.dedent(f"""\
         # Benchmarks: rtproxy beside other realtime gateways
 
@@ -604,12 +689,27 @@ def doc(results: dict[str, Any], tbl: str, argv: str) -> str:
         - Targets: rtproxy's realtime listener and its main port (spend log and `store_prompts` on, as in
           `make bench`); LiteLLM's proxy (`litellm --config …`, one worker, no database, master key set,
           the model `openai/gpt-realtime` with `api_base` at the fake); the Portkey gateway
-          (`node build/start-server.js --headless`, the upstream named per connection by
-          `x-portkey-provider: openai` and `x-portkey-custom-host: http://127.0.0.1:PORT/v1`). The peers are
+          (`node build/start-server.js --headless`, the provider named per connection by
+          `x-portkey-provider: openai`, the provider key as the client's `Authorization`). The peers are
           installed pinned under `.cache/peers/` (LiteLLM in its own venv, with its proxy server's
           dependencies named one by one since its `proxy` extra requires a `litellm-proxy` package the
           registry does not serve; Portkey with npm). Every server binds 127.0.0.1 (Portkey's through a
           `--require` shim, as its start script listens on every interface).
+        - Portkey's upstream is redirected, and one race in it closed, by that shim. Its Node realtime
+          route builds the upstream URL from the provider's fixed base URL (openai:
+          `wss://api.openai.com/v1/realtime?model=…`) and does not read `x-portkey-custom-host` (sent
+          anyway, as `http://127.0.0.1:PORT/v1`) nor a config's `custom_host`. First, the shim wraps the
+          WebSocket constructor of the `ws` package, which the route dials with, so that a
+          `wss://api.openai.com` URL is dialed as `ws://127.0.0.1:PORT` with the same path, query and
+          headers (Host aside): the fake sees Portkey's own handshake (`Authorization: Bearer` the
+          provider key), over plain WebSocket on loopback where the real one would be TLS to OpenAI.
+          Second, the route forwards upstream events only once its client socket is open and drops the
+          ones before; the fake sends `session.created` as soon as its handshake is done (as OpenAI
+          does), which over loopback lands in that gap (in a 40-connect check, 34 connects never got
+          it). The shim pauses the upstream socket's reads from its open until one event-loop turn after
+          Portkey has answered the client's upgrade (the turn in which Portkey's own `onOpen` runs), so
+          no event is dropped, at the cost of at most that turn on a session's first events (S5
+          includes it); Portkey's code is otherwise unchanged.
         - Every target of every scenario gets a fresh fake upstream and a fresh gateway. Targets are
           interleaved (direct, rtproxy realtime, rtproxy main, LiteLLM, Portkey, then the next scenario),
           and the whole plan runs {results['repeat']} time(s); each figure is the median over the
@@ -618,12 +718,16 @@ def doc(results: dict[str, Any], tbl: str, argv: str) -> str:
           (round trip); S2 pipelined 40 ms audio events, 64 in flight (events/s, gateway CPU per event);
           S3 N voice sessions at real-time pace, one 40 ms append each way every 40 ms (round trip, late
           or lost, gateway CPU per event); S4 idle sessions (RSS of the gateway's process tree before the
-          sessions, and KiB per open session); S5 sequential connects to `session.created`; start-up:
+          sessions, and KiB per open session); S5 sequential connects to `session.created`; S6 streamed
+          deltas: one `response.create` that the fake answers with `response.created`, one
+          `response.output_audio.delta` (40 ms of 24 kHz audio) every 20 ms for {s6['seconds']:g} s, and a
+          billed `response.done`; each delta carries the fake's CLOCK_MONOTONIC at sending in its
+          `event_id`, read against the client's on arrival (one machine, one clock): the one-way latency
+          upstream → gateway → client, {streams}, with nothing flowing the other way; start-up:
           process start until its port accepts a connection (the fake already up), over every start in the
           run. Gateway CPU is read from /proc (the process and its children) around each run.
         - A peer that cannot be installed, started or made to relay a realtime session to the fake gets a
           row that says why.
-        - S6 (streamed deltas) is not in `make bench`'s load generator in this tree, so it is not here yet.
 
         ## The machine
 
@@ -646,9 +750,11 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--targets", default=",".join(TARGETS))
-    ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5")
+    ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5,s6")
     ap.add_argument("--s3-sessions", default="50,200")
     ap.add_argument("--s3-seconds", type=float, default=15.0)
+    ap.add_argument("--s6-sessions", type=int, default=run.S6_SESSIONS, help="S6: streams at once")
+    ap.add_argument("--s6-seconds", type=float, default=15.0, help="S6: how long each stream lasts")
     ap.add_argument("--repeat", type=int, default=2, help="the interleaved plan runs this many times; medians")
     ap.add_argument("--timeout", type=float, default=300.0, help="per load generator run, seconds")
     ap.add_argument("--quick", action="store_true", help="short runs, one repetition; writes no doc")

@@ -2,6 +2,7 @@
 
     make bench                        # everything (about 15 minutes; G3 alone about 7)
     .venv/bin/python bench/run.py --scenarios s1,s2 --quick
+    .venv/bin/python bench/run.py --scenarios s6 --quick                      # streamed deltas, one-way
     .venv/bin/python bench/run.py --scenarios l2,l3 --s3-sessions 50,200   # GPT-Live
     .venv/bin/python bench/run.py --scenarios g3 --s3-sessions 10,50         # translated to Gemini Live
 
@@ -9,6 +10,10 @@ Each scenario gets a fresh fake upstream and a fresh ``rtproxy serve`` (spend lo
 store_prompts on: the real configuration), then runs the load generator against the upstream
 directly and through the proxy's listeners. Proxy CPU is read from /proc around each run. Results
 go to bench/results/ as JSON and as a markdown table, which is also printed.
+
+S6, streamed deltas: the fake upstream streams 40 ms audio deltas every 20 ms (``--s6-seconds``,
+``--s6-sessions`` streams at once) stamped with its CLOCK_MONOTONIC, and the load generator
+reads the one-way latency upstream → client off each (bench/loadgen.py's ``s6``).
 
 G3, a translated voice session (issue #27): S3's voice client (an OpenAI Realtime client, 40 ms
 appends at real-time pace, N sessions; ``--g3-sessions``, by default the ``--s3-sessions`` up to
@@ -56,6 +61,9 @@ ROOT = HERE.parent
 PY = sys.executable
 BENCH_KEY = "bench-key-0123456789abcdef"
 TICKS = os.sysconf("SC_CLK_TCK")
+#: S6's streams at once unless told (bench/loadgen.py's S6_SESSIONS; this file does not import the
+#: load generator, which it runs as a process).
+S6_SESSIONS = 1
 #: The LiteLLM target, when given, is assumed to be already running against `--upstream-port`.
 
 
@@ -265,6 +273,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                                             "seconds": 5 if quick else args.s3_seconds}))
     if "s5" in scen:
         plan.append(("S5", "s5", ["direct", "realtime", "main"], {"events": 50 if quick else 200}))
+    if "s6" in scen:
+        s6 = {"sessions": args.s6_sessions, "seconds": 5 if quick else args.s6_seconds}
+        plan.append(("S6", "s6", ["direct", "realtime", "main"], s6))
     if "g3" in scen:
         g3 = args.g3_sessions or ",".join(x for x in args.s3_sessions.split(",") if int(x) <= 200) or "50"
         for n in [int(x) for x in g3.split(",")]:
@@ -412,6 +423,8 @@ def markdown(results: dict[str, Any]) -> str:
         "S4": [("rss_rest_mib", "RSS at rest MiB"), ("kib_per_session", "KiB per idle session"),
                ("rss_kept_after_close_mib", "RSS kept after close MiB")],
         "S5": [("p50_ms", "connect p50 ms"), ("p99_ms", "connect p99 ms")],
+        "S6": [("p50_ms", "one-way p50 ms"), ("p99_ms", "one-way p99 ms"), ("max_ms", "one-way max ms"),
+               ("lost", "deltas lost"), ("cpu_ms_per_event", "CPU-ms / delta")],
     }
     metrics["L2"] = metrics["S2"]  # GPT-Live: the same figures, 50 ms appends
     metrics["L3"] = metrics["S3"]
@@ -428,7 +441,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5,l2,l3,g3")
+    ap.add_argument("--scenarios", default="s1,s2,s3,s4,s5,s6,l2,l3,g3")
     ap.add_argument("--s3-sessions", default="50,200,500")
     ap.add_argument("--g3-sessions", default="",
                     help="G3's session counts (default: the --s3-sessions up to 200)")
@@ -436,6 +449,8 @@ def main() -> None:
                     help="G3: pass-through and translated alternate this many times each (medians are printed)")
     ap.add_argument("--g3-targets", default="", help=f"G3's targets, some of {','.join(G3_TARGETS)} (default: all)")
     ap.add_argument("--s3-seconds", type=float, default=15.0)
+    ap.add_argument("--s6-sessions", type=int, default=S6_SESSIONS, help="S6: streams at once")
+    ap.add_argument("--s6-seconds", type=float, default=15.0, help="S6: how long each stream lasts")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--state", choices=["sqlite", "redis"], default="sqlite",
                     help="the proxy's state store: the embedded SQLite file, or a local redis-server")

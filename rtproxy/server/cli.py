@@ -107,6 +107,7 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
             # (98 → 54 ms at 200 voice sessions, bench/PROFILE.md).
             gc.collect()
             gc.freeze()
+            gc.enable()  # off while starting when launched by the command (rtproxy/__main__.py)
             if not worker:  # worker None (single process) or 0
                 _print_banner(cfg, gateway)
             task_status.started(gateway)
@@ -558,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("RTPROXY_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.func is not cmd_serve or args.workers > 1:
+        gc.enable()  # off for the start-up (rtproxy/__main__.py): serve_main turns it back on
     return int(args.func(args) or 0)
 
 

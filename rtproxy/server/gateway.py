@@ -183,8 +183,11 @@ class Gateway:
         self.keys = KeyStore.from_config(config)
         self._dial = dial
         ca_file = config.server.upstream_ca_file
-        self._upstream_ssl = upstream_ssl_context or default_ssl_context(
-            str(config.resolve_path(ca_file)) if ca_file else None)
+        # A CA file of the operator's is read now (a wrong path fails the start); the system's
+        # CA bundle (some 30 ms to load) once the ports are open (_run_services), or by the first
+        # TLS dial if that comes first.
+        self._upstream_ssl: ssl.SSLContext | None = upstream_ssl_context or (
+            default_ssl_context(str(config.resolve_path(ca_file))) if ca_file else None)
         secret = config.server.token_secret or os.environ.get(WORKER_TOKEN_SECRET_ENV)
         self.tokens = TokenSigner(secret.encode()) if secret else TokenSigner.generate()
         #: The offline model's secret: only this process can open sessions on it.
@@ -226,7 +229,15 @@ class Gateway:
 
     @property
     def upstream_ssl(self) -> ssl.SSLContext:
+        if self._upstream_ssl is None:
+            self._upstream_ssl = default_ssl_context()
         return self._upstream_ssl
+
+    async def _load_upstream_ssl(self) -> None:
+        if self._upstream_ssl is None:
+            context = await trio.to_thread.run_sync(default_ssl_context)
+            if self._upstream_ssl is None:
+                self._upstream_ssl = context
 
     async def rtc_url(self) -> str:
         """The offline WebRTC peer's base URL (started now if need be). Raises UpstreamError."""
@@ -289,6 +300,7 @@ class Gateway:
             # 0.1 s and 20 MiB, loads in a thread): an unpriced model is still warned about at
             # start-up, and a session admitted meanwhile waits for it (_run_session)
             nursery.start_soon(self._look_up_prices)
+            nursery.start_soon(self._load_upstream_ssl)
             self.started.set()
             task_status.started()
 
@@ -870,7 +882,7 @@ class Gateway:
         s = self.config.server
         return await self._dial(target, max_message_bytes=s.max_message_bytes,
                                 connect_timeout_s=s.upstream_connect_timeout_s,
-                                close_timeout_s=s.close_timeout_s, ssl_context=self._upstream_ssl)
+                                close_timeout_s=s.close_timeout_s, ssl_context=self.upstream_ssl)
 
     # -- spend ---------------------------------------------------------------------------------
 

@@ -389,6 +389,18 @@ class _SessionConfig:
 class Collector:
     """Frames of one session in, spend records out."""
 
+    # one open session's state: slots, not a per-instance dict (some 1 KiB of every session)
+    __slots__ = (
+        "_audio_in", "_audio_in_at_last", "_audio_out", "_awaiting_created", "_awaiting_transcripts",
+        "_billing_unit", "_cancel_sent", "_ended_in_flight", "_instructions_sent", "_last_usage",
+        "_metered_only", "_new_id", "_now", "_observing", "_open_responses", "_pending",
+        "_pending_tool_items", "_requested_overrides", "_response_overrides", "_settling", "_text_in_chars",
+        "_text_items_unbilled", "_transcription_session", "_triage", "_updates", "config", "cost_usd",
+        "dropped_messages", "estimated_responses", "last_error", "meta", "meter", "responses",
+        "settled_responses", "started_at", "text_items", "transcription_usage", "transcriptions",
+        "unreported_transcriptions", "untracked_responses", "upstream_session_id", "usage",
+    )
+
     def __init__(self, meta: SessionMeta, *, now: Callable[[], datetime] = utc_now,
                  new_id: Callable[[], str] = new_record_id) -> None:
         self.meta = meta
@@ -453,28 +465,6 @@ class Collector:
         self.unreported_transcriptions = 0
         #: MCP items seen outside a response (tool lists, approval answers), for the next record.
         self._pending_tool_items: list[dict[str, Any]] = []
-        self._client = {
-            "session.update": self._on_session_update,
-            "transcription_session.update": self._on_session_update,
-            "conversation.item.create": self._on_item_create,
-            "response.create": self._on_response_create,
-        }
-        self._server = {
-            "session.created": self._on_session_created,
-            "session.updated": self._on_session_updated,
-            "transcription_session.updated": self._on_session_updated,
-            "conversation.item.input_audio_transcription.completed": self._on_transcript,
-            "conversation.item.input_audio_transcription.failed": self._on_transcript_failed,
-            "input_audio_buffer.committed": self._on_committed,
-            "conversation.item.done": self._on_item_done,
-            "response.created": self._on_response_created,
-            "response.done": self._on_response_done,
-            "error": self._on_error,
-        }
-        for t in TEXT_DELTA_TYPES:
-            self._server[t] = self._on_text_delta
-        for t in TRANSCRIPT_DELTA_TYPES:
-            self._server[t] = self._on_transcript_delta
         #: response.cancel frames sent while settling: their response.done is "settled"
         self._settling = False
 
@@ -499,11 +489,10 @@ class Collector:
         if event is None:
             return []
         etype = event["type"]
-        handlers = self._client if direction == "client" else self._server
-        handler = handlers.get(etype)
+        handler = (_CLIENT_HANDLERS if direction == "client" else _SERVER_HANDLERS).get(etype)
         if handler is None:
             return []
-        return handler(event) or []
+        return handler(self, event) or []
 
     def _on_session_update(self, event: dict[str, Any]) -> None:
         # held, bounded, until the provider answers: a refused update is never recorded
@@ -958,3 +947,27 @@ class Collector:
             "messages_dropped": self.dropped_messages,
         })
         return record
+
+
+# The handlers by event type, shared by every collector (bound methods in a dict per instance
+# cost some 3 KiB of each open session).
+_CLIENT_HANDLERS: dict[str, Callable[[Collector, dict[str, Any]], list[Record] | None]] = {
+    "session.update": Collector._on_session_update,
+    "transcription_session.update": Collector._on_session_update,
+    "conversation.item.create": Collector._on_item_create,
+    "response.create": Collector._on_response_create,
+}
+_SERVER_HANDLERS: dict[str, Callable[[Collector, dict[str, Any]], list[Record] | None]] = {
+    "session.created": Collector._on_session_created,
+    "session.updated": Collector._on_session_updated,
+    "transcription_session.updated": Collector._on_session_updated,
+    "conversation.item.input_audio_transcription.completed": Collector._on_transcript,
+    "conversation.item.input_audio_transcription.failed": Collector._on_transcript_failed,
+    "input_audio_buffer.committed": Collector._on_committed,
+    "conversation.item.done": Collector._on_item_done,
+    "response.created": Collector._on_response_created,
+    "response.done": Collector._on_response_done,
+    "error": Collector._on_error,
+    **dict.fromkeys(TEXT_DELTA_TYPES, Collector._on_text_delta),
+    **dict.fromkeys(TRANSCRIPT_DELTA_TYPES, Collector._on_transcript_delta),
+}
