@@ -84,6 +84,24 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+#: How often start-up timing tries the ports (a connect refused costs some 50 µs).
+STARTUP_POLL_S = 0.002
+
+
+def time_ports_open(ports: list[int], started: float, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> float:
+    """Seconds from ``started`` until every port in ``ports`` accepts a TCP connection."""
+    waiting = list(ports)
+    while waiting:
+        if time.monotonic() - started > timeout or proc.poll() is not None:
+            raise RuntimeError(f"nothing listens on {waiting[0]}")
+        try:
+            with socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.5):
+                waiting.pop(0)
+        except OSError:
+            time.sleep(STARTUP_POLL_S)
+    return time.monotonic() - started
+
+
 def cpu_seconds(pid: int) -> float:
     total = 0.0
     pids = [pid]
@@ -177,14 +195,23 @@ class Stack:
         argv = [str(Path(PY).parent / "rtproxy"), "serve", "--config", str(workdir / "config.toml")]
         if workers > 1:
             argv += ["--workers", str(workers)]
-        self.proxy = subprocess.Popen(argv, cwd=workdir, env=env, stdout=open(workdir / "proxy.log", "ab"),
-                                      stderr=subprocess.STDOUT)
-        try:
+        try:  # the fakes first, so that the gateway's start-up is timed alone
             wait_port(self.up_port)
             if self.gem_port is not None:
                 wait_port(self.gem_port)
-            wait_port(self.port)
-            wait_port(self.rt_port)
+        except RuntimeError:
+            self.proxy = None
+            self.close()
+            raise
+        # What start-up includes: exec, imports, the config, both ports listening (the price table
+        # and the CA bundle load in threads after that; rtproxy/server/gateway.py).
+        started = time.monotonic()
+        self.proxy: subprocess.Popen[bytes] | None = subprocess.Popen(
+            argv, cwd=workdir, env=env, stdout=open(workdir / "proxy.log", "ab"), stderr=subprocess.STDOUT)
+        #: Seconds from the gateway's exec until both its ports accept a connection (None: not timed).
+        self.startup_s: float | None = None
+        try:
+            self.startup_s = time_ports_open([self.port, self.rt_port], started, self.proxy)
         except RuntimeError:
             self.close()  # nothing left running
             raise RuntimeError(f"the stack did not start; proxy log:\n{(workdir / 'proxy.log').read_text()[-2000:]}")
@@ -288,7 +315,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     targets += [t] * (max(args.g3_repeat, 1) if t in ("passthrough", "translated") else 1)
             plan.append((f"G3 N={n}", "g3", targets, {"sessions": n, "seconds": 5 if quick else args.s3_seconds}))
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                               "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": []}
+                               "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": [], "startup_s": []}
     for name, scenario, targets, opts in plan:
         row: dict[str, Any] = {"scenario": name}
         runs: dict[str, list[dict[str, Any]]] = {}
@@ -298,6 +325,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 stack = Stack(Path(tmp), workers=args.workers, state=args.state,
                               gemini=g3 and target in ("translated", "gemini-direct"),
                               offline=g3 and target.startswith("offline"))
+                if not (g3 and target not in ("direct", "passthrough")) and stack.startup_s is not None:
+                    # a gateway of remote providers only (the offline model's stacks load it)
+                    results["startup_s"].append(round(stack.startup_s, 4))
                 try:
                     o = dict(opts)
                     if scenario == "s4":
@@ -426,6 +456,10 @@ def markdown(results: dict[str, Any]) -> str:
         "S6": [("p50_ms", "one-way p50 ms"), ("p99_ms", "one-way p99 ms"), ("max_ms", "one-way max ms"),
                ("lost", "deltas lost"), ("cpu_ms_per_event", "CPU-ms / delta")],
     }
+    starts = results.get("startup_s") or []
+    if starts:  # every rtproxy start of the run, each timed from exec to both ports accepting
+        lines.append(f"| start-up | to both ports open, s (median of {len(starts)} starts; min–max) | – | "
+                     f"{statistics.median(starts):.3f} ({min(starts):.3f}–{max(starts):.3f}) | – | – | – |")
     metrics["L2"] = metrics["S2"]  # GPT-Live: the same figures, 50 ms appends
     metrics["L3"] = metrics["S3"]
     for row in results["rows"]:

@@ -270,3 +270,37 @@ def test_hostile_frame_streams_end_as_websockets_own_parser_says(specs: list[tup
     got, code = relay_through_a_leg(wire, cuts, masked)
     assert got == want
     assert code == want_code
+
+
+async def test_the_send_lock_hands_over_in_order_and_a_cancelled_waiter_never_holds_it() -> None:
+    from rtproxy.relay.wsleg import SendLock
+
+    lock = SendLock()
+    assert lock.acquire_nowait()
+    assert not lock.acquire_nowait()
+    got: list[str] = []
+    cancelled = trio.CancelScope()
+
+    async def writer(name: str, scope: trio.CancelScope | None = None) -> None:
+        with scope or trio.CancelScope():
+            await lock.acquire()
+            got.append(name)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer, "first")
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(writer, "cancelled", cancelled)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(writer, "second")
+        await trio.testing.wait_all_tasks_blocked()
+        cancelled.cancel()  # gives up waiting: leaves the queue
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == []
+        lock.release()  # handed over to "first": still held
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == ["first"] and not lock.acquire_nowait()
+        lock.release()  # to "second", not to the one that gave up
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == ["first", "second"] and not lock.acquire_nowait()
+    lock.release()
+    assert lock.acquire_nowait()  # free again

@@ -65,6 +65,11 @@ CollectItem = tuple[str, Any, int, int]
 class Session:
     """One planned session: :meth:`run` relays it until it is over and recorded."""
 
+    # thousands open at once: slots, not a dict each (S4)
+    __slots__ = ("_collect_ch", "_failed_leg", "_scope", "_stop_reason", "_turn_started", "_upstream", "audio_bytes",
+                 "batches", "collector", "collector_errors", "connect_s", "end", "first_audio_s", "frames", "id",
+                 "payload_bytes", "plan", "ports")
+
     def __init__(self, plan: SessionPlan, ports: SessionPorts) -> None:
         self.plan = plan
         self.ports = ports
@@ -86,6 +91,11 @@ class Session:
         self.connect_s: float | None = None
         self.first_audio_s: list[float] = []
         self._turn_started: float | None = None
+        self._failed_leg: tuple[str, LegClosed] | None = None
+        self._upstream: ClientLeg | None = None
+        #: Frames the collector raised on (never expected; counted, logged once, skipped).
+        self.collector_errors = 0
+        self._collect_ch: trio.MemorySendChannel[CollectItem] | None = None
 
     def stop(self, code: int, error_code: str, message: str) -> None:
         """End the session from outside: the client gets an error event and ``code``."""
@@ -94,9 +104,10 @@ class Session:
         if self._scope is not None:
             self._scope.cancel()
 
-    def _stoppable_scope(self) -> trio.CancelScope:
-        """A new scope that :meth:`stop` cancels (already cancelled if stop came first)."""
-        scope = self._scope = trio.CancelScope()
+    def _stoppable_scope(self, scope: trio.CancelScope | None = None) -> trio.CancelScope:
+        """``scope`` (default: a new one) as the one :meth:`stop` cancels (already cancelled if
+        stop came first)."""
+        scope = self._scope = scope if scope is not None else trio.CancelScope()
         if self._stop_reason is not None:
             scope.cancel()
         return scope
@@ -145,22 +156,21 @@ class Session:
                 nursery.start_soon(self._collect, recv_ch)
                 async with send_ch:
                     try:
-                        with self._stoppable_scope() as scope:
+                        # One scope for stop(), the maximum duration and a pump's end (it cancels
+                        # the other): an open session holds as few as it can (S4: each active
+                        # scope is some 650 bytes). A pump that ends has recorded why (self.end),
+                        # stop() its reason: a cancel with neither is the deadline.
+                        async with trio.open_nursery() as pumps:
+                            scope = self._stoppable_scope(pumps.cancel_scope)
                             limit = plan.limits.max_duration_s
                             if limit:
                                 scope.deadline = trio.current_time() + limit
-                            for initial in plan.initial_frames:
-                                # e.g. the session config a token was minted with, before any client frame
-                                await upstream.send_text(initial)
-                                await send_ch.send(("client", initial.encode(), 0, 0))
-                            async with trio.open_nursery() as pumps:
-                                pumps.start_soon(self._pump, client, upstream, "client", send_ch, pumps.cancel_scope)
-                                pumps.start_soon(self._pump, upstream, client, "upstream", send_ch, pumps.cancel_scope)
+                            if await self._send_initial_frames(upstream, send_ch):
+                                pumps.start_soon(self._pump, client, upstream, "client", send_ch, scope)
+                                pumps.start_soon(self._pump, upstream, client, "upstream", send_ch, scope)
                         if scope.cancelled_caught and self.end is None and self._stop_reason is None:
                             self._stop_reason = (1008, "session_expired",
                                                  f"the session reached its maximum duration of {limit:g} s")
-                    except LegClosed as exc:  # an initial frame could not be sent
-                        self._ended(SessionEnd("upstream", exc.code, exc.reason))
                     finally:
                         with trio.CancelScope(shield=True):
                             await self._close_legs(client, upstream)
@@ -170,6 +180,19 @@ class Session:
         finally:
             log.info("session %s closed by %s (%s)", self.id, self.end.by if self.end else "?",
                      self.end.code if self.end else "?")
+
+    async def _send_initial_frames(self, upstream: ClientLeg,
+                                   collect: trio.MemorySendChannel[CollectItem]) -> bool:
+        """The plan's frames before any client frame (e.g. the session config a token was minted
+        with); False if the upstream is gone (its end recorded)."""
+        for initial in self.plan.initial_frames:
+            try:
+                await upstream.send_text(initial)
+            except LegClosed as exc:
+                self._ended(SessionEnd("upstream", exc.code, exc.reason))
+                return False
+            await collect.send(("client", initial.encode(), 0, 0))
+        return True
 
     async def _pump(self, src: ClientLeg, dst: ClientLeg, side: str,
                     collect: trio.MemorySendChannel[CollectItem], scope: trio.CancelScope) -> None:
@@ -265,11 +288,6 @@ class Session:
         finally:
             scope.cancel()
 
-    _failed_leg: tuple[str, LegClosed] | None = None
-    _upstream: ClientLeg | None = None
-    #: Frames the collector raised on (never expected; counted, logged once, skipped).
-    collector_errors = 0
-    _collect_ch: trio.MemorySendChannel[CollectItem] | None = None
 
     async def _collector_caught_up(self) -> None:
         """Wait until the collector has taken every frame handed to it so far."""

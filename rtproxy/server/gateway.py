@@ -458,15 +458,27 @@ class Gateway:
         except Unsupported:  # not dialed: refused when the session is planned, saying why
             await self._run_session(hs, decision, None)
             return
-        # the upstream's handshake overlaps the state store's checks (relay/predial.py)
+        # the upstream's handshake overlaps the state store's checks (relay/predial.py), in the
+        # gateway's nursery: a nursery of its own would stay open, and cost some 1.2 KiB, for
+        # as long as the session (S4)
         predial = Predial(self.dial, target)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(predial.run)
-            try:
-                await self._run_session(hs, decision, predial)
-            finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(self.config.server.close_timeout_s + 1):
-                    await predial.discard()
+        try:
+            self.spawn(self._predial, predial)
+        except RuntimeError:  # the services are stopping: dialed in turn, as without a predial
+            await self._run_session(hs, decision, None)
+            return
+        try:
+            await self._run_session(hs, decision, predial)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(self.config.server.close_timeout_s + 1):
+                await predial.discard()
+
+    @staticmethod
+    async def _predial(predial: Predial) -> None:
+        try:
+            await predial.run()
+        except Exception:  # a bug in a dial must end its session, never the gateway's services
+            log.exception("the upstream dial to %s failed", predial.target.api_base or predial.target.provider)
 
     def _may_predial(self, admission: Admission) -> bool:
         """A plain realtime session (GPT-Live reads its first frame, a WebRTC sideband asks its
