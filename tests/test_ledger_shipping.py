@@ -271,6 +271,34 @@ async def test_one_process_per_log_ships(ledger_config: Config) -> None:
     assert a.shipped == 10 and b.shipped == 0
 
 
+async def test_a_reader_waits_for_the_shipping_gateway_to_have_shipped_the_log_as_it_ends_now(
+        ledger_config: Config) -> None:
+    path = _log(ledger_config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(line(record(i)) for i in range(3)))
+    gateway, reader = shipper_for(ledger_config), shipper_for(ledger_config)
+    assert await gateway.ship_if_unclaimed(10)  # the ledger exists, the first 3 are in it
+    assert await gateway.ship_if_unclaimed(10)
+    assert gateway._try_lock()  # the running gateway holds the lock from here on
+    try:
+        with path.open("ab") as f:  # a session just ended: its record is in the log, not yet shipped
+            f.write(line(record(3)))
+        assert not await reader.ship_if_unclaimed(10)
+        assert not await reader.wait_caught_up(0.2)  # nothing ships it: the reader gives up, bounded
+        async with trio.open_nursery() as nursery:
+            async def ship_soon() -> None:
+                await trio.sleep(0.1)
+                await gateway.prepare()
+                await _ship_all(gateway)
+
+            nursery.start_soon(ship_soon)
+            with trio.fail_after(5):
+                assert await reader.wait_caught_up(5)
+        assert count(gateway.ledger) == 4
+    finally:
+        gateway._unlock()
+
+
 async def test_a_spend_log_that_is_no_regular_file_is_not_shipped(nursery: trio.Nursery, tmp_path: Path) -> None:
     cfg = make_config(tmp_path, spend_log={"path": "/dev/full"})
     server = await start_server(nursery, cfg)

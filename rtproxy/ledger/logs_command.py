@@ -28,12 +28,21 @@ FOLLOW_POLL_S = 0.5
 PAGE = 500
 #: Shipping this host's log before reading waits at most this long.
 SHIP_FIRST_S = 30.0
+#: How long to wait for a running gateway that ships this host's log to have shipped what the log
+#: holds now (it ships every half second): past it, the ledger is read as it is.
+CATCH_UP_S = 3.0
 
 
 def ship_local_log(cfg: Config, ledger: Ledger) -> None:
-    """Ship this host's spend log to the ledger, unless a running gateway ships it already."""
+    """Ship this host's spend log to the ledger, or, when a running gateway ships it, wait for that
+    gateway to have shipped what the log holds now: a session just ended is in what is read."""
     shipper = shipper_for(cfg, ledger)
-    trio.run(shipper.ship_if_unclaimed, SHIP_FIRST_S)
+
+    async def ship() -> None:
+        if not await shipper.ship_if_unclaimed(SHIP_FIRST_S):
+            await shipper.wait_caught_up(CATCH_UP_S)
+
+    trio.run(ship)
 
 
 def _where(session: str | None, key: str | None) -> tuple[str, list[Any]]:

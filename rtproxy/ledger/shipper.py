@@ -34,7 +34,7 @@ import trio
 from .db import Conn, Ledger, LedgerError, migrate
 from .rollup import rollups
 from .rows import INSERT_SQL, line_to_row
-from .tail import LogTail, Read, TailCursor
+from .tail import LogTail, Read, TailCursor, file_id
 
 log = logging.getLogger("rtproxy.ledger")
 
@@ -55,6 +55,8 @@ LOCK_RETRY_S = 2.0
 FINAL_FLUSH_S = 2.0
 #: A spend query waits at most this long for this process's log to be shipped first.
 FLUSH_S = 1.0
+#: How often :meth:`Shipper.wait_caught_up` reads the cursor another process stores.
+CATCH_UP_POLL_S = 0.05
 
 _UPSERT_CURSOR = ("INSERT INTO ledger_cursors (name, file_id, head, file_offset, updated_us) "
                   "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET file_id = excluded.file_id, "
@@ -297,6 +299,27 @@ class Shipper:
         self.schema_version, _ = await self.ledger.run(migrate)
         self._open_tail(await self.ledger.run(lambda conn: load_cursor(conn, self.name)))
         self.shipping = True
+
+    async def wait_caught_up(self, timeout_s: float) -> bool:
+        """Wait until the ledger holds this log up to where it ends now, shipped by the running
+        gateway that holds its lock (it ships every :data:`SHIP_INTERVAL_S`): so ``rtproxy logs``
+        just after a session shows it. Whether it caught up in time (a ledger that cannot be
+        read: False at once)."""
+        try:
+            st = os.stat(self.log_path)
+        except OSError:
+            return True  # no log: nothing to wait for
+        fid, end = file_id(st), st.st_size
+        with trio.move_on_after(timeout_s):
+            while True:
+                try:
+                    cursor = await self.ledger.run(lambda conn: load_cursor(conn, self.name))
+                except LedgerError:
+                    return False
+                if cursor is not None and cursor.file_id == fid and cursor.offset >= end:
+                    return True
+                await trio.sleep(CATCH_UP_POLL_S)
+        return False
 
     async def ship_if_unclaimed(self, timeout_s: float) -> bool:
         """Ship this log once, up to now, unless a running gateway on this host ships it (its lock

@@ -55,7 +55,7 @@ class TailCursor:
     offset: int
 
 
-def _fid(st: os.stat_result) -> str:
+def file_id(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}"
 
 
@@ -98,7 +98,7 @@ def _open(path: Path) -> tuple[int, str] | None:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-    return fd, _fid(os.fstat(fd))
+    return fd, file_id(os.fstat(fd))
 
 
 @attrs.define
