@@ -161,10 +161,16 @@ async def test_requests_that_arrive_while_the_http_side_loads_wait_for_it_and_it
     await gateway.shutdown()
 
 
-async def test_a_http_side_that_cannot_load_answers_503_and_sessions_go_on(
+async def test_a_http_side_that_cannot_load_answers_503_sessions_go_on_and_the_next_request_tries_again(
         nursery: trio.Nursery, tmp_path: Path) -> None:
+    attempts: list[int] = []
+
     async def load() -> HttpServing:
-        raise ImportError("a broken install")
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ImportError("a broken install")
+        _SlowSide.loads = len(attempts)
+        return _SlowSide(None)
 
     gateway, port, stop = await _serve(nursery, tmp_path, load)
     status, body = await _get(port)
@@ -173,5 +179,27 @@ async def test_a_http_side_that_cannot_load_answers_503_and_sessions_go_on(
     url = f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
     async with ws_connect(url, headers=auth_headers(USER_KEY)) as ws:
         await events_until(ws, "session.created")
+    assert await _get(port) == (200, {"loads": 2})  # loaded on the next request
+    assert await _get(port) == (200, {"loads": 2}) and len(attempts) == 2
     stop.set()
     await gateway.shutdown()
+
+
+async def test_callers_that_import_a_module_while_it_loads_get_it_whole(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from rtproxy.server.lazy_import import import_off_loop
+
+    (tmp_path / "slow_to_load_mod.py").write_text("import time\ntime.sleep(0.2)\nWHOLE = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    got: list[Any] = []
+
+    async def load() -> None:
+        got.append(await import_off_loop("slow_to_load_mod"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(load)
+        await trio.sleep(0.05)  # the first is inside the module's body, already in sys.modules
+        assert "slow_to_load_mod" in sys.modules
+        nursery.start_soon(load)
+    assert [m.WHOLE for m in got] == [True, True]
+    monkeypatch.delitem(sys.modules, "slow_to_load_mod")

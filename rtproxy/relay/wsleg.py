@@ -145,11 +145,12 @@ class SendLock:
         return True
 
     async def acquire(self) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()  # as trio.Lock: a cancel never leaves it held
         if self._held:
             await self._waiting.park()  # release() hands the lock over: held on waking
         else:
             self._held = True
-            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     def release(self) -> None:
         if self._waiting:

@@ -369,6 +369,7 @@ def build_quart(gateway: Gateway, *, standalone: bool = False, owns_services: bo
         key = _presented_key(gateway)
         if key is not None:
             models_out = []
+            await gateway.prices_known.wait()  # the price table, loaded just after start-up
             for m in gateway.config.models:
                 if _may_use(key, m):
                     price = gateway.price_of(m)

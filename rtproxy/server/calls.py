@@ -193,9 +193,13 @@ class CallBroker:
         admitted = await gw.check_admission(decision, session_id)
         if isinstance(admitted, Rejection):
             return _refusal(admitted)
-        answer = await self._offer(admitted, offer, upstream, session_id, request)
-        if answer.status != 201:
-            await gw.limits.release(session_id)
+        answer: Answer | None = None
+        try:
+            answer = await self._offer(admitted, offer, upstream, session_id, request)
+        finally:  # not a call (refused, or a failure on the way): its lease goes back at once
+            if answer is None or answer.status != 201:
+                with trio.CancelScope(shield=True):
+                    await gw.limits.release(session_id)
         return answer
 
     async def _offer(self, admission: Admission, offer: Any, upstream: CallUpstream, session_id: str,
@@ -203,6 +207,7 @@ class CallBroker:
         gw = self.gateway
         model = admission.model
         assert model is not None
+        await gw.prices_known.wait()  # as a session's plan (gateway._run_session)
         plan = gw.plan(admission, request.client_ip, request.header("user-agent") or "", session_id=session_id)
         if offer.session and plan.gate is not None:
             refusal = plan.gate.check(json.dumps({"type": "session.update", "session": offer.session}).encode())
@@ -340,9 +345,13 @@ class CallBroker:
         if isinstance(admitted, Rejection):
             return _refusal(admitted)
         forwarded = {"session": json.loads(start.frame)["session"], "transport": {"type": "webrtc", "sdp": sdp}}
-        answer = await self._start_live(admitted, forwarded, upstream, session_id, request)
-        if answer.status != 200:
-            await gw.limits.release(session_id)
+        answer: Answer | None = None
+        try:
+            answer = await self._start_live(admitted, forwarded, upstream, session_id, request)
+        finally:  # not a session (refused, or a failure on the way): its lease goes back at once
+            if answer is None or answer.status != 200:
+                with trio.CancelScope(shield=True):
+                    await gw.limits.release(session_id)
         return answer
 
     async def _start_live(self, admission: Admission, forwarded: dict[str, Any], upstream: CallUpstream,
@@ -372,6 +381,7 @@ class CallBroker:
                             "rtc": await gw.rtc_url() if model.provider == "local" else None})
         if not await gw.limits.keep_live_session(live_id, owner, CALL_OWNER_TTL_S):
             log.warning("GPT-Live session %s: the state store is unavailable; its sidebands will be refused", live_id)
+        await gw.prices_known.wait()  # as a session's plan (gateway._run_session)
         plan = gw.plan(admission, request.client_ip, request.header("user-agent") or "", session_id=session_id)
         observed = attrs.evolve(
             plan, target=upstream.sideband(live_id), listener="webrtc", browser=False, subprotocol=None, observer=True,

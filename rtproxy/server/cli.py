@@ -78,9 +78,8 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
         routes and hypercorn's HTTP server are imported off the event loop, the app built on it."""
         http_leg = await import_off_loop("rtproxy.server.http_leg")
         app_module = await import_off_loop("rtproxy.server.app")
-        side = http_leg.HttpSide(cfg, app_module.create_app(gateway=gateway, owns_services=False))
-        gc.freeze()  # as at start-up (below): what was just loaded lives as long as the process
-        return side  # type: ignore[no-any-return]
+        # not frozen as start-up's modules are (below): sessions open now would be frozen with it
+        return http_leg.HttpSide(cfg, app_module.create_app(gateway=gateway, owns_services=False))  # type: ignore[no-any-return]
 
     async def shutdown_trigger() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:

@@ -106,19 +106,24 @@ class _Http:
         if not self._loading:
             self._loading = True
             self._nursery.start_soon(self._load_in_background)
+        ready = self._ready
         with trio.move_on_after(HTTP_LOAD_TIMEOUT_S):
-            await self._ready.wait()
+            await ready.wait()
         return self.side
 
     async def _load_in_background(self) -> None:
+        ready = self._ready
         try:
             side = await self._load()
             await side.start(self._nursery)
             self.side = side
-        except Exception:  # noqa: BLE001 - a bug or a broken install: told once, requests get 503
-            log.exception("the HTTP side (pages, REST) failed to load; HTTP requests are answered 503")
+        except Exception:  # noqa: BLE001 - a bug or a broken install: the waiting requests get 503
+            log.exception("the HTTP side (pages, REST) failed to load; HTTP requests are answered 503 "
+                          "(the next one tries again)")
+            self._loading = False  # the next request tries again, with a fresh event to wait on
+            self._ready = trio.Event()
         finally:
-            self._ready.set()
+            ready.set()
 
     async def stop_idle(self) -> None:
         if self.side is not None:

@@ -308,14 +308,19 @@ class Gateway:
         """The price table (rtproxy/spend/price_table.py: the database's rows for the providers
         configured, exported by a child process, so the database never loads here), then every
         model's price from it. No table (the child failed): the database, in this process."""
-        providers = {"openai"} | {provider_for(m).price_provider(m) for m in self.config.models
-                                  if m.price is None}
+        # every configured model's provider, priced by a table or not: the other models a session
+        # names (transcription, delegation) are looked up under it
+        providers = {"openai"} | {provider_for(m).price_provider(m) for m in self.config.models}
         providers.discard(UNPRICED)
 
         def look_up() -> None:
             from ..spend import price_table
 
-            table = price_table.load(sorted(providers))
+            try:
+                table = price_table.load(sorted(providers))
+            except Exception:  # noqa: BLE001 - a bug or an odd host: priced as before, never down
+                log.exception("the price table could not be loaded; the price database loads in-process")
+                table = None
             if table is not None:
                 self._database = functools.lru_cache(maxsize=MAX_PRICED_NAMES)(
                     functools.partial(table_price, table))
@@ -323,7 +328,8 @@ class Gateway:
                 self.price_of(m)
 
         try:
-            await trio.to_thread.run_sync(look_up)
+            # a shutdown does not wait for a child still exporting (bounded by EXPORT_TIMEOUT_S)
+            await trio.to_thread.run_sync(look_up, abandon_on_cancel=True)
         finally:
             self.prices_known.set()
 

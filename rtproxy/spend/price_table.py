@@ -175,9 +175,9 @@ def _cache_path(provider_ids: list[str], today: dt.date) -> Path | None:
         from importlib.metadata import version
 
         db_version = version("genai-prices")
-    except Exception:  # noqa: BLE001 - no version: no cache
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rtproxy"
+    except Exception:  # noqa: BLE001 - no version, or no home (a uid without a passwd entry): no cache
         return None
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rtproxy"
     key = hashlib.sha256(json.dumps([FORMAT, db_version, sorted(provider_ids)]).encode()).hexdigest()[:16]
     return root / f"price-table-{today.isoformat()}-{key}.json"
 
@@ -192,10 +192,11 @@ def load(provider_ids: list[str]) -> PriceTable | None:
     if cache is not None:
         try:
             return PriceTable(json.loads(cache.read_text()))
-        except (OSError, ValueError, KeyError):
-            pass
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # none yet, or not one of ours: exported again
     try:
-        out = subprocess.run([sys.executable, "-m", __name__, *provider_ids], capture_output=True,
+        # -P: the gateway's working directory is not on the child's path (a json.py there)
+        out = subprocess.run([sys.executable, "-P", "-m", __name__, *provider_ids], capture_output=True,
                              timeout=EXPORT_TIMEOUT_S, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("the price table could not be exported (%s); the price database loads in-process", exc)
@@ -208,7 +209,7 @@ def load(provider_ids: list[str]) -> PriceTable | None:
     try:
         data = json.loads(out.stdout)
         table = PriceTable(data)
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         log.warning("the price table export was unreadable (%s); the price database loads in-process", exc)
         return None
     if cache is not None:
