@@ -324,3 +324,28 @@ def test_an_api_base_keeps_its_path_but_not_its_trailing_slashes() -> None:
     from rtproxy.providers.base import http_base as _http_base
     assert _http_base("wss://h.example/proxyX//") == "https://h.example/proxyX"
     assert _http_base("ws://127.0.0.1:9/v1") == "http://127.0.0.1:9/v1"
+
+
+async def test_a_call_that_fails_on_the_way_gives_its_lease_back_as_a_refused_one_does() -> None:
+    from types import SimpleNamespace
+
+    from rtproxy.server.calls import Answer, CallBroker
+
+    released: list[str] = []
+
+    async def release(session_id: str) -> None:
+        released.append(session_id)
+
+    broker = CallBroker(SimpleNamespace(limits=SimpleNamespace(release=release)))  # type: ignore[arg-type]
+
+    async def answer(status: int) -> Answer:
+        return Answer(status, b"", "application/sdp")
+
+    async def failing() -> Answer:
+        raise AttributeError("a bug on the way")
+
+    assert (await broker._holding_lease("sess_on", 201, answer(201))).status == 201
+    assert (await broker._holding_lease("sess_refused", 201, answer(502))).status == 502
+    with pytest.raises(AttributeError):
+        await broker._holding_lease("sess_failed", 200, failing())
+    assert released == ["sess_refused", "sess_failed"]

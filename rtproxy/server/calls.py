@@ -23,6 +23,7 @@ made the call only (any instance sharing the state store knows it).
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable
 import json
 import logging
 import re
@@ -193,13 +194,18 @@ class CallBroker:
         admitted = await gw.check_admission(decision, session_id)
         if isinstance(admitted, Rejection):
             return _refusal(admitted)
+        return await self._holding_lease(session_id, 201, self._offer(admitted, offer, upstream, session_id, request))
+
+    async def _holding_lease(self, session_id: str, started: int, answering: Awaitable[Answer]) -> Answer:
+        """``answering``'s answer; unless it is ``started`` (the call or session is on), the
+        admission's lease goes back at once: refused, or failed on the way (an exception too)."""
         answer: Answer | None = None
         try:
-            answer = await self._offer(admitted, offer, upstream, session_id, request)
-        finally:  # not a call (refused, or a failure on the way): its lease goes back at once
-            if answer is None or answer.status != 201:
+            answer = await answering
+        finally:
+            if answer is None or answer.status != started:
                 with trio.CancelScope(shield=True):
-                    await gw.limits.release(session_id)
+                    await self.gateway.limits.release(session_id)
         return answer
 
     async def _offer(self, admission: Admission, offer: Any, upstream: CallUpstream, session_id: str,
@@ -345,14 +351,8 @@ class CallBroker:
         if isinstance(admitted, Rejection):
             return _refusal(admitted)
         forwarded = {"session": json.loads(start.frame)["session"], "transport": {"type": "webrtc", "sdp": sdp}}
-        answer: Answer | None = None
-        try:
-            answer = await self._start_live(admitted, forwarded, upstream, session_id, request)
-        finally:  # not a session (refused, or a failure on the way): its lease goes back at once
-            if answer is None or answer.status != 200:
-                with trio.CancelScope(shield=True):
-                    await gw.limits.release(session_id)
-        return answer
+        return await self._holding_lease(session_id, 200,
+                                         self._start_live(admitted, forwarded, upstream, session_id, request))
 
     async def _start_live(self, admission: Admission, forwarded: dict[str, Any], upstream: CallUpstream,
                           session_id: str, request: HandshakeRequest) -> Answer:
