@@ -44,10 +44,9 @@ from rtproxy.ledger.query import (  # noqa: E402
 )
 from rtproxy.ledger.rollup import rollups  # noqa: E402
 from rtproxy.ledger.rows import ROW_COLUMNS, line_to_row  # noqa: E402
-from rtproxy.ledger.shipper import HOURLY_UPSERT, LATENCY_UPSERT  # noqa: E402
 from rtproxy.spend.query import SpendFilter  # noqa: E402
 from rtproxy.ledger.schema import MIGRATIONS  # noqa: E402
-from rtproxy.ledger.shipper import Shipper  # noqa: E402
+from rtproxy.ledger.shipper import HOURLY_UPSERT, LATENCY_UPSERT, Shipper  # noqa: E402
 from rtproxy.ledger.url import LedgerTarget  # noqa: E402
 
 KEYS = 500

@@ -187,19 +187,31 @@ async def test_a_http_side_that_cannot_load_answers_503_sessions_go_on_and_the_n
 
 async def test_callers_that_import_a_module_while_it_loads_get_it_whole(
         tmp_path: Path, monkeypatch: Any) -> None:
+    import threading
+    import types
+
     from rtproxy.server.lazy_import import import_off_loop
 
-    (tmp_path / "slow_to_load_mod.py").write_text("import time\ntime.sleep(0.2)\nWHOLE = True\n")
+    # the module's body signals it has started, then waits for the test: the first caller's import
+    # is held half done (already in sys.modules) while a second caller asks for it
+    gate = types.ModuleType("half_loaded_gate")
+    gate.entered, gate.release = threading.Event(), threading.Event()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "half_loaded_gate", gate)
+    (tmp_path / "half_loaded_mod.py").write_text(
+        "import half_loaded_gate as g\ng.entered.set()\ng.release.wait(30)\nWHOLE = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     got: list[Any] = []
 
     async def load() -> None:
-        got.append(await import_off_loop("slow_to_load_mod"))
+        got.append(await import_off_loop("half_loaded_mod"))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(load)
-        await trio.sleep(0.05)  # the first is inside the module's body, already in sys.modules
-        assert "slow_to_load_mod" in sys.modules
+        assert await trio.to_thread.run_sync(gate.entered.wait, 30)  # type: ignore[attr-defined]
+        assert "half_loaded_mod" in sys.modules
         nursery.start_soon(load)
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == []  # the second caller waits for the first import, not for a half module
+        gate.release.set()  # type: ignore[attr-defined]
     assert [m.WHOLE for m in got] == [True, True]
-    monkeypatch.delitem(sys.modules, "slow_to_load_mod")
+    monkeypatch.delitem(sys.modules, "half_loaded_mod")

@@ -54,7 +54,7 @@ from ..relay.session import Session
 from .lazy_import import import_off_loop
 
 if TYPE_CHECKING:  # httpx (and the CLI it imports, some 60 ms) loads with the first call made
-    import httpx  # noqa: F401 - annotations only
+    import httpx
 
 log = logging.getLogger("rtproxy.calls")
 

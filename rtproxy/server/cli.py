@@ -30,7 +30,9 @@ from .ports import bind_main_port, check_other_ports
 from .lazy_import import import_off_loop
 from .startup import banner, config_failure, startup_failure
 
-if TYPE_CHECKING:  # loaded by the first HTTP request (serve_main)
+if TYPE_CHECKING:
+    # what serve_main loads by name with the first HTTP request, named here too: for type
+    # checkers, and for tests/test_architecture.py, which sees imports, not module names in strings
     from . import app as _app  # noqa: F401
     from .http_leg import HttpSide
 
@@ -75,11 +77,14 @@ async def serve_main(cfg: Config, *, worker: int | None = None,
 
     async def load_http() -> HttpSide:
         """The pages and REST endpoints, loaded by the first HTTP request (front.py): Quart, its
-        routes and hypercorn's HTTP server are imported off the event loop, the app built on it."""
+        routes and hypercorn's HTTP server imported, and the app built (some 17 ms of route
+        registration), off the event loop; sessions may be running. Not frozen as start-up's
+        modules are (below): the sessions open now would be frozen with it."""
         http_leg = await import_off_loop("rtproxy.server.http_leg")
         app_module = await import_off_loop("rtproxy.server.app")
-        # not frozen as start-up's modules are (below): sessions open now would be frozen with it
-        return http_leg.HttpSide(cfg, app_module.create_app(gateway=gateway, owns_services=False))  # type: ignore[no-any-return]
+        app = await trio.to_thread.run_sync(functools.partial(app_module.create_app, gateway=gateway,
+                                                              owns_services=False))
+        return http_leg.HttpSide(cfg, app)  # type: ignore[no-any-return]
 
     async def shutdown_trigger() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:

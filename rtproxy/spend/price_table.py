@@ -171,12 +171,12 @@ class PriceTable:
 
 
 def _cache_path(provider_ids: list[str], today: dt.date) -> Path | None:
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         db_version = version("genai-prices")
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rtproxy"
-    except Exception:  # noqa: BLE001 - no version, or no home (a uid without a passwd entry): no cache
+    except (PackageNotFoundError, RuntimeError, KeyError):  # no version; no home (a uid without a passwd entry)
         return None
     key = hashlib.sha256(json.dumps([FORMAT, db_version, sorted(provider_ids)]).encode()).hexdigest()[:16]
     return root / f"price-table-{today.isoformat()}-{key}.json"
